@@ -1,0 +1,204 @@
+//! Reads one layer file: permission checks, located parse errors, and a key -> line map for provenance.
+
+use super::settings::Settings;
+use crate::error::ConfigError;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One config file as read from disk, validated on its own so that errors point into it.
+#[derive(Debug, Clone)]
+pub struct LayerFile {
+    pub path: PathBuf,
+    /// The file alone, every missing key defaulted.
+    pub settings: Settings,
+    /// The file's own keys as a YAML tree (only what it sets), for merging and provenance.
+    pub value: serde_yaml::Value,
+    /// Dotted key path (`process_config.commands[0].rules[1].rule`) -> 1-based line.
+    pub lines: BTreeMap<String, usize>,
+}
+
+/// Which permission rule a file is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Organisation policy: refused when group- or world-writable.
+    Org,
+    /// The user's own file: warn when others can read secrets in it.
+    User,
+}
+
+/// Reads and validates `path`. `Ok(None)` when it does not exist. Warnings (loose permissions on a user
+/// file holding keys) are pushed to `warnings`.
+pub fn read(path: &Path, trust: Trust, warnings: &mut Vec<String>) -> Result<Option<LayerFile>, ConfigError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ConfigError::Io { path: path.into(), msg: e.to_string() }),
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Io { path: path.into(), msg: format!("cannot read: {e}") })?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+    if trust == Trust::Org {
+        check_not_writable_by_others(path, mode, "policy file")?;
+    }
+    let layer = parse(path, &text)?;
+    if trust == Trust::User
+        && mode & 0o044 != 0
+        && (layer.settings.connection_config.api_key.is_some()
+            || layer.settings.connection_config.app_key.is_some())
+    {
+        warnings.push(format!(
+            "{}: holds Datadog keys but is readable by others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(Some(layer))
+}
+
+/// Refuses org policy that someone other than its owner could rewrite.
+pub fn check_not_writable_by_others(path: &Path, mode: u32, what: &'static str) -> Result<(), ConfigError> {
+    if mode & 0o022 != 0 {
+        return Err(ConfigError::Insecure { path: path.into(), what, mode: mode & 0o7777 });
+    }
+    Ok(())
+}
+
+/// Parses YAML text as a layer; errors carry file, line, column and the key path.
+pub fn parse(path: &Path, text: &str) -> Result<LayerFile, ConfigError> {
+    let value: serde_yaml::Value = if text.trim().is_empty() {
+        serde_yaml::Value::Null
+    } else {
+        serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?
+    };
+    let value = match value {
+        serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+        v @ serde_yaml::Value::Mapping(_) => v,
+        _ => {
+            return Err(ConfigError::invalid(
+                path,
+                Some(1),
+                Some(1),
+                "the top level must be a mapping of keys",
+            ));
+        }
+    };
+    let settings: Settings = serde_yaml::from_str(if text.trim().is_empty() { "{}" } else { text })
+        .map_err(|e| yaml_error(path, &e))?;
+    Ok(LayerFile { path: path.into(), settings, value, lines: line_map(text) })
+}
+
+/// Turns serde_yaml's `a.b[1]: message at line L column C` into a located, key-naming error.
+pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> ConfigError {
+    let loc = e.location();
+    let mut msg = e.to_string();
+    if let Some(i) = msg.rfind(" at line ") {
+        msg.truncate(i);
+    }
+    let msg = match msg.split_once(": ") {
+        Some((key, rest)) if !key.contains(' ') && !key.is_empty() => format!("key `{key}`: {rest}"),
+        _ => msg,
+    };
+    ConfigError::invalid(path, loc.as_ref().map(|l| l.line()), loc.as_ref().map(|l| l.column()), msg)
+}
+
+/// Maps each key path to the line it is written on; empty when the YAML uses features the marked parser
+/// does not support (provenance then shows the file without a line).
+pub fn line_map(text: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    if let Ok(node) = marked_yaml::parse_yaml(0, text) {
+        walk(&node, String::new(), &mut out);
+    }
+    out
+}
+
+fn walk(node: &marked_yaml::Node, prefix: String, out: &mut BTreeMap<String, usize>) {
+    match node {
+        marked_yaml::Node::Mapping(m) => {
+            for (k, v) in m.iter() {
+                let key = if prefix.is_empty() {
+                    k.as_str().to_string()
+                } else {
+                    format!("{prefix}.{}", k.as_str())
+                };
+                if let Some(s) = k.span().start() {
+                    out.insert(key.clone(), s.line());
+                }
+                walk(v, key, out);
+            }
+        }
+        marked_yaml::Node::Sequence(s) => {
+            for (i, v) in s.iter().enumerate() {
+                let key = format!("{prefix}[{i}]");
+                if let Some(st) = v.span().start() {
+                    out.insert(key.clone(), st.line());
+                }
+                walk(v, key, out);
+            }
+        }
+        marked_yaml::Node::Scalar(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("/etc/ddcoterm/config.yaml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_path() {
+        let e = err("process_config:\n  commands:\n    - command: kubectl\n      lintz: []\n");
+        assert!(e.starts_with("/etc/ddcoterm/config.yaml:4:7: key `process_config.commands[0]`"), "{e}");
+        assert!(e.contains("unknown field `lintz`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let e = err("connection_config:\n  port: https\n");
+        assert!(e.contains(":2:9: key `connection_config.port`: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn unknown_action_is_rejected() {
+        let e = err("process_config:\n  default_actions: [record, recrod]\n");
+        assert!(e.contains("key `process_config.default_actions[1]`"), "{e}");
+        assert!(e.contains("unknown variant `recrod`"), "{e}");
+    }
+
+    #[test]
+    fn bad_yaml_is_located() {
+        let e = err("a: [\n");
+        assert!(e.starts_with("/etc/ddcoterm/config.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn top_level_must_be_mapping() {
+        assert!(err("- a\n- b\n").contains("top level must be a mapping"));
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_are_empty_layers() {
+        for t in ["", "# nothing\n", "\n\n"] {
+            let l = parse(Path::new("x.yaml"), t).unwrap();
+            assert_eq!(l.settings, Settings::default());
+        }
+    }
+
+    #[test]
+    fn line_map_points_at_keys_and_items() {
+        let m = line_map("a:\n  b: 1\n  c:\n    - x\n    - y: 2\n");
+        assert_eq!(m["a"], 1);
+        assert_eq!(m["a.b"], 2);
+        assert_eq!(m["a.c[1]"], 5);
+        assert_eq!(m["a.c[1].y"], 5);
+    }
+
+    #[test]
+    fn coterm_rule_true_is_a_snippet() {
+        let l = parse(Path::new("x"), "process_config:\n  commands:\n    - command: k\n      rules:\n        - rule: true\n          actions: []\n").unwrap();
+        assert_eq!(l.settings.process_config.commands[0].rules[0].rule, "true");
+    }
+}

@@ -1,0 +1,371 @@
+//! The one place that knows the layer order. Lowest to highest:
+//!
+//! 1. built-in defaults (`Settings::default()`)
+//! 2. system `<system>/config.yaml`
+//! 3. rule bundles `<system>/bundles/*.yaml` (policy only, signature-verified)
+//! 4. team files `<system>/teams/<team>.yaml` for each team whose unix groups the user is in
+//! 5. user `<home>/config.yaml`
+//! 6. environment `DDCOTERM_*` (`__` nests), `DD_API_KEY`, `DD_APP_KEY`, `DD_SITE`
+//! 7. flags (`--set key=value`)
+//!
+//! figment merges values (later wins). On top: the policy floor ([`PolicySet::compose`]) for lints, rules and
+//! default actions; `locked:` keys of the system layer are restored from layers 1-4 with a warning; `teams`,
+//! `locked` and `bundles.trusted_keys` are honoured from the system layer only.
+
+use super::bundle_layer::{self, BundleFile};
+use super::file_layer::{self, LayerFile, Trust};
+use super::policy_set::{PolicyLayer, PolicySet};
+use super::settings::{ProcessConfig, Settings};
+use crate::dirs::Dirs;
+use crate::error::ConfigError;
+use crate::model::Origin;
+use figment::providers::{Env, Serialized};
+use figment::Figment;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `DDCOTERM_*` variables that are not config keys.
+pub const NON_CONFIG_ENV: [&str; 5] = ["home", "system_dir", "session", "shim_active", "log"];
+
+/// Inputs to [`load`]: where the layers are and the flag layer.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub dirs: Dirs,
+    /// `KEY=VALUE` pairs from `--set`.
+    pub sets: Vec<String>,
+}
+
+impl LoadOptions {
+    pub fn from_env() -> Self {
+        LoadOptions { dirs: Dirs::from_env(), sets: Vec::new() }
+    }
+}
+
+/// A layer file that was looked for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerInfo {
+    pub layer: String,
+    pub path: PathBuf,
+    pub exists: bool,
+}
+
+/// The merged result with provenance.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Merged settings; `process_config` holds the composed policy (org commands first).
+    pub settings: Settings,
+    pub policy: PolicySet,
+    /// Leaf key path -> where its effective value came from.
+    pub origins: BTreeMap<String, Origin>,
+    /// Problems that did not stop loading (shown once on stderr).
+    pub warnings: Vec<String>,
+    /// Files looked for, in layer order.
+    pub layers: Vec<LayerInfo>,
+    /// Installed bundles that are in force.
+    pub bundles: Vec<BundleFile>,
+    pub dirs: Dirs,
+}
+
+/// Loads and merges every layer. Errors name file, line, column and key; they map to exit 78.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let dirs = &opts.dirs;
+    let mut warnings = Vec::new();
+    let mut infos = Vec::new();
+    let mut origins = BTreeMap::new();
+    flatten_into(
+        &mut origins,
+        &to_yaml(&Settings::default()),
+        "",
+        &Origin::new("default", "built-in", None),
+        None,
+    );
+
+    let system = file_layer::read(&dirs.system_config(), Trust::Org, &mut warnings)?;
+    infos.push(LayerInfo { layer: "system".into(), path: dirs.system_config(), exists: system.is_some() });
+    let sys_settings = system.as_ref().map(|s| s.settings.clone()).unwrap_or_default();
+    validate_locked(&sys_settings, dirs)?;
+
+    let bundles = bundle_layer::load_dir(&dirs.bundles(), &sys_settings.bundles.trusted_keys)?;
+    for b in &bundles {
+        infos.push(LayerInfo { layer: "bundle".into(), path: b.path.clone(), exists: true });
+    }
+
+    let mut teams = Vec::new();
+    let groups = if sys_settings.teams.is_empty() { Vec::new() } else { user_groups() };
+    for (team, team_groups) in &sys_settings.teams {
+        if team_groups.iter().any(|g| groups.contains(g)) {
+            let path = dirs.teams().join(format!("{team}.yaml"));
+            let file = file_layer::read(&path, Trust::Org, &mut warnings)?;
+            infos.push(LayerInfo { layer: "team".into(), path: path.clone(), exists: file.is_some() });
+            teams.extend(file);
+        }
+    }
+
+    let user = file_layer::read(&dirs.user_config(), Trust::User, &mut warnings)?;
+    infos.push(LayerInfo { layer: "user".into(), path: dirs.user_config(), exists: user.is_some() });
+
+    // figment: values, later wins.
+    let mut org = Figment::from(Serialized::defaults(Settings::default()));
+    let mut files: Vec<(&str, &LayerFile)> = Vec::new();
+    if let Some(s) = &system {
+        files.push(("system", s));
+    }
+    for t in &teams {
+        files.push(("team", t));
+    }
+    for (name, f) in &files {
+        org = org.merge(Serialized::defaults(&f.value));
+        flatten_into(
+            &mut origins,
+            &f.value,
+            "",
+            &Origin::new(name, f.path.display().to_string(), None),
+            Some(&f.lines),
+        );
+    }
+    let mut full = org.clone();
+    if let Some(u) = &user {
+        full = full.merge(Serialized::defaults(&u.value));
+        flatten_into(
+            &mut origins,
+            &u.value,
+            "",
+            &Origin::new("user", u.path.display().to_string(), None),
+            Some(&u.lines),
+        );
+    }
+    let (top, top_origins) = env_and_flags(&opts.sets)?;
+    full = full.merge(top.clone());
+    origins.extend(top_origins);
+
+    // Locked keys: the organisation's value stands.
+    for key in &sys_settings.locked {
+        let want = org.find_value(key).ok();
+        let have = full.find_value(key).ok();
+        if want != have {
+            if let Some(o) = origins
+                .iter()
+                .find(|(k, _)| k.as_str() == key || k.starts_with(&format!("{key}.")))
+                .map(|(_, o)| o.clone())
+            {
+                warnings.push(format!(
+                    "{o}: `{key}` is locked by {}; the lower-layer value is ignored",
+                    dirs.system_config().display()
+                ));
+            }
+            full = match want {
+                Some(v) => full.merge(Serialized::default(key, v)),
+                None => full,
+            };
+            let sys_origin = Origin::new("system", dirs.system_config().display().to_string(), None);
+            origins.retain(|k, _| !(k == key || k.starts_with(&format!("{key}."))));
+            origins.insert(key.clone(), sys_origin);
+        }
+    }
+
+    let mut settings: Settings = full.extract().map_err(figment_error)?;
+
+    // System-only keys.
+    for (key, differs) in [
+        ("teams", settings.teams != sys_settings.teams),
+        ("locked", settings.locked != sys_settings.locked),
+        ("bundles.trusted_keys", settings.bundles.trusted_keys != sys_settings.bundles.trusted_keys),
+    ] {
+        if differs {
+            warnings.push(format!(
+                "`{key}` is honoured from {} only; other layers' values are ignored",
+                dirs.system_config().display()
+            ));
+        }
+    }
+    settings.teams = sys_settings.teams.clone();
+    settings.locked = sys_settings.locked.clone();
+    settings.bundles.trusted_keys = sys_settings.bundles.trusted_keys.clone();
+
+    // Policy floor.
+    let mut layers = Vec::new();
+    if let Some(s) = &system {
+        layers.push(policy_layer(
+            "system",
+            s.path.display().to_string(),
+            &s.settings.process_config,
+            &s.lines,
+        ));
+    }
+    for b in &bundles {
+        let src = format!("{} (bundle {} r{})", b.path.display(), b.doc.name, b.doc.revision);
+        layers.push(policy_layer("bundle", src, &b.doc.process_config, &b.lines));
+    }
+    for t in &teams {
+        layers.push(policy_layer("team", t.path.display().to_string(), &t.settings.process_config, &t.lines));
+    }
+    let lock_cmds = is_locked(&sys_settings, "process_config.commands");
+    let lock_defaults = is_locked(&sys_settings, "process_config.default_actions");
+    let mut below = Vec::new();
+    if let Some(u) = &user {
+        below.push(policy_layer("user", u.path.display().to_string(), &u.settings.process_config, &u.lines));
+    }
+    if let Ok(pc) = top.extract_inner::<ProcessConfig>("process_config") {
+        below.push(policy_layer("env", "environment/flags".into(), &pc, &BTreeMap::new()));
+    }
+    for mut l in below {
+        if lock_cmds && !l.process_config.commands.is_empty() {
+            warnings.push(format!(
+                "{}: `process_config.commands` is locked by the system layer; ignored",
+                l.source
+            ));
+            l.process_config.commands.clear();
+        }
+        if lock_defaults && l.process_config.default_actions.is_some() {
+            warnings.push(format!(
+                "{}: `process_config.default_actions` is locked by the system layer; ignored",
+                l.source
+            ));
+            l.process_config.default_actions = None;
+        }
+        layers.push(l);
+    }
+    let policy = PolicySet::compose(&layers);
+    settings.process_config = effective_process_config(&layers, &policy);
+    if settings.enable_ptrace {
+        warnings.push("enable_ptrace is accepted for CoTerm compatibility; ddcoterm takes process events from shell integration instead".into());
+    }
+
+    Ok(Loaded { settings, policy, origins, warnings, layers: infos, bundles, dirs: dirs.clone() })
+}
+
+fn policy_layer(
+    layer: &str,
+    source: String,
+    pc: &ProcessConfig,
+    lines: &BTreeMap<String, usize>,
+) -> PolicyLayer {
+    PolicyLayer { layer: layer.into(), source, process_config: pc.clone(), lines: lines.clone() }
+}
+
+/// The composed policy written back as config (org commands first), for `config show`.
+fn effective_process_config(layers: &[PolicyLayer], policy: &PolicySet) -> ProcessConfig {
+    let (org, mine): (Vec<&PolicyLayer>, Vec<&PolicyLayer>) =
+        layers.iter().partition(|l| Origin::new(&l.layer, "", None).is_org());
+    ProcessConfig {
+        default_actions: Some(policy.default_actions.iter().collect()),
+        commands: org.into_iter().chain(mine).flat_map(|l| l.process_config.commands.clone()).collect(),
+    }
+}
+
+fn is_locked(sys: &Settings, key: &str) -> bool {
+    sys.locked.iter().any(|l| l == key || l == "process_config" || key.starts_with(&format!("{l}.")))
+}
+
+/// A locked key must exist in the schema: a typo would silently lock nothing.
+fn validate_locked(sys: &Settings, dirs: &Dirs) -> Result<(), ConfigError> {
+    let schema = to_yaml(&Settings::default());
+    for (i, key) in sys.locked.iter().enumerate() {
+        let mut node = &schema;
+        for part in key.split('.') {
+            node = match node.get(part) {
+                Some(n) => n,
+                None => {
+                    return Err(ConfigError::invalid(
+                        dirs.system_config(),
+                        None,
+                        None,
+                        format!("key `locked[{i}]`: `{key}` is not a config key"),
+                    ))
+                }
+            };
+        }
+    }
+    Ok(())
+}
+
+/// The env and flag layers as one figment, with the origin of each key they set.
+fn env_and_flags(sets: &[String]) -> Result<(Figment, BTreeMap<String, Origin>), ConfigError> {
+    let env = Env::prefixed("DDCOTERM_").split("__").ignore(&NON_CONFIG_ENV);
+    let mut origins = BTreeMap::new();
+    for (k, _) in env.iter() {
+        let var = format!("DDCOTERM_{}", k.as_str().to_uppercase().replace('.', "__"));
+        origins.insert(k.as_str().to_string(), Origin::new("env", var, None));
+    }
+    let mut fig = Figment::new().merge(env);
+    for (var, key) in [
+        ("DD_SITE", "connection_config.host"),
+        ("DD_API_KEY", "connection_config.api_key"),
+        ("DD_APP_KEY", "connection_config.app_key"),
+    ] {
+        // Read as raw strings: a numeric-looking key must stay a string.
+        if let Some(v) = Env::var(var).filter(|v| !v.is_empty()) {
+            fig = fig.merge(Serialized::default(key, v));
+            origins.insert(key.to_string(), Origin::new("env", var, None));
+        }
+    }
+    for s in sets {
+        let (key, raw) = s.split_once('=').ok_or_else(|| ConfigError::Env {
+            source_name: "--set".into(),
+            key: s.clone(),
+            msg: "expected KEY=VALUE, e.g. --set recording.input=true".into(),
+        })?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(raw).unwrap_or(serde_yaml::Value::String(raw.into()));
+        fig = fig.merge(Serialized::default(key.trim(), value));
+        origins.insert(key.trim().to_string(), Origin::new("flags", format!("--set {}", key.trim()), None));
+    }
+    // Validate now so that the error names the variable or flag rather than the merged result.
+    let check = Figment::from(Serialized::defaults(Settings::default())).merge(fig.clone());
+    check.extract::<Settings>().map_err(figment_error)?;
+    Ok((fig, origins))
+}
+
+fn figment_error(e: figment::Error) -> ConfigError {
+    let source_name = e
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(s) => format!("{} ({s})", m.name),
+            None => m.name.to_string(),
+        })
+        .unwrap_or_else(|| "configuration".into());
+    ConfigError::Env { source_name, key: e.path.join("."), msg: e.kind.to_string() }
+}
+
+fn to_yaml<T: serde::Serialize>(v: &T) -> serde_yaml::Value {
+    serde_yaml::to_value(v).unwrap_or(serde_yaml::Value::Null)
+}
+
+/// Records `origin` for every leaf under `prefix` (lists count as one leaf).
+fn flatten_into(
+    out: &mut BTreeMap<String, Origin>,
+    v: &serde_yaml::Value,
+    prefix: &str,
+    origin: &Origin,
+    lines: Option<&BTreeMap<String, usize>>,
+) {
+    match v {
+        serde_yaml::Value::Mapping(m) if !m.is_empty() || prefix.is_empty() => {
+            for (k, v) in m {
+                let Some(k) = k.as_str() else { continue };
+                let key = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+                flatten_into(out, v, &key, origin, lines);
+            }
+        }
+        _ => {
+            // A new value replaces every origin recorded beneath it.
+            out.retain(|k, _| !k.starts_with(&format!("{prefix}.")));
+            let mut o = origin.clone();
+            o.line = lines.and_then(|l| l.get(prefix).copied());
+            out.insert(prefix.to_string(), o);
+        }
+    }
+}
+
+/// Names of the unix groups of this process (primary and supplementary).
+fn user_groups() -> Vec<String> {
+    let mut gids = nix::unistd::getgroups().unwrap_or_default();
+    gids.push(nix::unistd::getgid());
+    if let Ok(Some(u)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        gids.push(u.gid);
+    }
+    gids.sort_by_key(|g| g.as_raw());
+    gids.dedup();
+    gids.into_iter().filter_map(|g| nix::unistd::Group::from_gid(g).ok().flatten().map(|g| g.name)).collect()
+}

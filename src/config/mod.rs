@@ -1,0 +1,13 @@
+//! Layered configuration: settings schema, per-file parsing with locations, the layer loader and the policy
+//! floor. Only `load.rs` knows the layer order.
+
+pub mod bundle_layer;
+pub mod durations;
+pub mod file_layer;
+pub mod load;
+pub mod policy_set;
+pub mod settings;
+
+pub use load::{load, LayerInfo, LoadOptions, Loaded};
+pub use policy_set::{PolicySet, SnippetKind, SnippetRef, SourcedLint, SourcedRule};
+pub use settings::Settings;

@@ -1,0 +1,242 @@
+//! The plain serde shape of `config.yaml`: CoTerm's keys plus our own sections, every field defaulted.
+//!
+//! `deny_unknown_fields` everywhere: a typo in a fleet config must be an error that names the key, not a
+//! silently ignored policy.
+
+use crate::model::Action;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Everything a layer may set. Each layer file is deserialized into this alone first (for located errors),
+/// then all layers are merged by figment into one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub connection_config: ConnectionConfig,
+    /// CoTerm's telemetry switch; accepted for compatibility, ddcoterm sends no telemetry of its own.
+    pub enable_telemetry: bool,
+    /// CoTerm's ptrace switch; accepted, process events come from shell integration instead.
+    pub enable_ptrace: bool,
+    pub process_config: ProcessConfig,
+    pub recording: RecordingSettings,
+    pub redaction: RedactionSettings,
+    pub approval: ApprovalSettings,
+    pub break_glass: BreakGlassSettings,
+    pub spool: SpoolSettings,
+    pub bundles: BundleSettings,
+    pub shims: ShimSettings,
+    pub lints: LintSettings,
+    pub policy: PolicySettings,
+    /// Team name -> unix groups whose members load `teams/<team>.yaml`. Read from the system layer only.
+    pub teams: BTreeMap<String, Vec<String>>,
+    /// Dotted key paths (`redaction.enabled`) that layers below the system layer cannot change.
+    pub locked: Vec<String>,
+}
+
+/// Where Datadog is and how to authenticate. **[compat]**
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// Site UI host (`https://app.datadoghq.com`, `app.datadoghq.eu`...) or `http://127.0.0.1:PORT` for a fake.
+    pub host: String,
+    pub port: u16,
+    pub api_key: Option<String>,
+    pub app_key: Option<String>,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig { host: "https://app.datadoghq.com".into(), port: 443, api_key: None, app_key: None }
+    }
+}
+
+/// Lints and rules per command. **[compat]**
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// Actions when no rule matches. `None` = not set in this layer (built-in default applies).
+    pub default_actions: Option<Vec<Action>>,
+    pub commands: Vec<CommandPolicy>,
+}
+
+/// Policy for one executable (matched on basename).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandPolicy {
+    pub command: String,
+    pub lints: Vec<String>,
+    pub rules: Vec<RuleConfig>,
+}
+
+/// One rule: a Lua snippet returning `applicable, user_message, approver_message`, and its actions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Lua source. YAML `true`/`false` are accepted as the snippets `true`/`false` (CoTerm writes `rule: true`).
+    #[serde(deserialize_with = "de_snippet")]
+    pub rule: String,
+    pub actions: Vec<Action>,
+}
+
+fn de_snippet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Snip {
+        S(String),
+        B(bool),
+    }
+    Ok(match Snip::deserialize(d)? {
+        Snip::S(s) => s,
+        Snip::B(b) => b.to_string(),
+    })
+}
+
+/// Terminal recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingSettings {
+    /// Where `.cast` files go; default `~/.ddcoterm/recordings`.
+    pub dir: Option<PathBuf>,
+    /// Shell for interactive sessions; default `$SHELL`, else `/bin/bash`.
+    pub shell: Option<String>,
+    /// Record keystrokes (`i` events); never while the terminal has echo off.
+    pub input: bool,
+    /// Merge PTY reads into one event for at most this long (e.g. `10ms`).
+    pub merge_window: String,
+    /// ...or until this many bytes are buffered.
+    pub merge_bytes: usize,
+    /// Inject shell-integration markers (per-command process events for bash/zsh).
+    pub shell_integration: bool,
+}
+
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        RecordingSettings {
+            dir: None,
+            shell: None,
+            input: false,
+            merge_window: "10ms".into(),
+            merge_bytes: 64 * 1024,
+            shell_integration: true,
+        }
+    }
+}
+
+/// Secret redaction before anything reaches disk or network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionSettings {
+    pub enabled: bool,
+    /// Extra patterns: `{ name, regex }`, replaced by `[REDACTED:<name>]`.
+    pub patterns: Vec<RedactionPattern>,
+}
+
+impl Default for RedactionSettings {
+    fn default() -> Self {
+        RedactionSettings { enabled: true, patterns: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionPattern {
+    pub name: String,
+    pub regex: String,
+}
+
+/// Case Management approvals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalSettings {
+    pub project_id: Option<String>,
+    pub request_ttl: String,
+    pub grant_ttl: String,
+    pub poll_interval: String,
+    pub offer_incidents: bool,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            project_id: None,
+            request_ttl: "30m".into(),
+            grant_ttl: "0s".into(),
+            poll_interval: "2s".into(),
+            offer_incidents: false,
+        }
+    }
+}
+
+/// Break glass; there is deliberately no switch to turn its audit off.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakGlassSettings {
+    pub require_reason: bool,
+}
+
+/// The durable outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolSettings {
+    /// Default `~/.ddcoterm/spool`.
+    pub dir: Option<PathBuf>,
+    pub max_bytes: u64,
+    /// How long a finished command may wait for uploads before leaving the rest spooled.
+    pub flush_timeout: String,
+}
+
+impl Default for SpoolSettings {
+    fn default() -> Self {
+        SpoolSettings { dir: None, max_bytes: 512 * 1024 * 1024, flush_timeout: "3s".into() }
+    }
+}
+
+/// Signed rule bundles (trusted keys are honoured from the system layer only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BundleSettings {
+    pub sources: Vec<String>,
+    /// Base64 ed25519 public keys.
+    pub trusted_keys: Vec<String>,
+}
+
+/// Shim locations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShimSettings {
+    /// Override the user shim dir (default `~/.ddcoterm/overrides`).
+    pub dir: Option<PathBuf>,
+}
+
+/// Lint prompting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LintSettings {
+    /// With no terminal to ask on: `deny` (abort, default) or `allow` (print warnings and go on).
+    pub non_interactive: NonInteractive,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonInteractive {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// Lua sandbox limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Wall-clock budget per snippet.
+    pub snippet_timeout: String,
+    /// Memory limit of the Lua state, bytes.
+    pub memory_limit: usize,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings { snippet_timeout: "50ms".into(), memory_limit: 16 * 1024 * 1024 }
+    }
+}

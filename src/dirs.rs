@@ -1,0 +1,89 @@
+//! Where things live on disk, relocatable by `DDCOTERM_SYSTEM_DIR` and `DDCOTERM_HOME` (tests, containers).
+
+use std::path::PathBuf;
+
+/// Environment variable that moves the organisation layers (system config, bundles, teams).
+pub const ENV_SYSTEM_DIR: &str = "DDCOTERM_SYSTEM_DIR";
+/// Environment variable that moves the user's layer and state (config, overrides, recordings, spool).
+pub const ENV_HOME: &str = "DDCOTERM_HOME";
+/// Set inside a recorded session: nested ddcoterm calls do not record twice.
+pub const ENV_SESSION: &str = "DDCOTERM_SESSION";
+/// Set by the shim path before exec'ing the real binary: stops shim recursion.
+pub const ENV_SHIM_ACTIVE: &str = "DDCOTERM_SHIM_ACTIVE";
+
+/// Default system-wide shim directory (root-owned; put on PATH by /etc/profile.d/ddcoterm.sh).
+pub const SYSTEM_SHIM_DIR: &str = "/usr/local/lib/ddcoterm/overrides";
+
+/// Resolved locations for one process; computed once from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirs {
+    /// `/etc/ddcoterm` unless relocated.
+    pub system: PathBuf,
+    /// `~/.ddcoterm` unless relocated.
+    pub home: PathBuf,
+}
+
+impl Dirs {
+    /// Reads the two relocation variables; falls back to `/etc/ddcoterm` and `$HOME/.ddcoterm`.
+    pub fn from_env() -> Dirs {
+        let system = std::env::var_os(ENV_SYSTEM_DIR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/etc/ddcoterm"));
+        let home = std::env::var_os(ENV_HOME)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| user_home().join(".ddcoterm"));
+        Dirs { system, home }
+    }
+
+    pub fn system_config(&self) -> PathBuf {
+        self.system.join("config.yaml")
+    }
+    pub fn bundles(&self) -> PathBuf {
+        self.system.join("bundles")
+    }
+    pub fn teams(&self) -> PathBuf {
+        self.system.join("teams")
+    }
+    pub fn user_config(&self) -> PathBuf {
+        self.home.join("config.yaml")
+    }
+    pub fn user_shims(&self) -> PathBuf {
+        self.home.join("overrides")
+    }
+    pub fn recordings(&self) -> PathBuf {
+        self.home.join("recordings")
+    }
+    pub fn spool(&self) -> PathBuf {
+        self.home.join("spool")
+    }
+}
+
+/// The user's home directory: `$HOME`, else the passwd entry, else `/`.
+pub fn user_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The login name: passwd entry of the real uid, else `$USER`, else the numeric uid.
+pub fn user_name() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// This host's name, as sent in events and bound into approvals.
+pub fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}

@@ -1,0 +1,14 @@
+//! ddcoterm: record terminal sessions and guard commands with CoTerm-compatible Lua policy.
+//!
+//! Layers (DESIGN.md §2): `config`/`dirs`/`model`/`error` at the bottom; `policy`, `datadog`, `spool`,
+//! `redact`, `audit` above them; `shim`, `recorder`, `approval`, `bundle` above those; `cli`/`cmd` on top.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod dirs;
+pub mod error;
+pub mod model;
+pub mod policy;
+pub mod redact;
+pub mod shim;

@@ -1,0 +1,189 @@
+//! Plain data shared across layers: actions, decisions and the records a session produces.
+//!
+//! Kept free of behaviour so that every module (policy, recorder, datadog, spool) can agree on shapes
+//! without depending on each other.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What ddcoterm does around a guarded command. Names are CoTerm's, so existing configs parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Record the terminal session (asciicast, streamed upload).
+    Record,
+    /// Send searchable terminal snapshots to the Logs API.
+    Logs,
+    /// Send one process event per command (Events API).
+    ProcessInfo,
+    /// Require a second person's approval through Case Management before running.
+    Approval,
+    /// Offer to link the approval case / session to an active incident.
+    Incidents,
+}
+
+impl Action {
+    /// Every action, in the order they are displayed.
+    pub const ALL: [Action; 5] =
+        [Action::Record, Action::Logs, Action::ProcessInfo, Action::Approval, Action::Incidents];
+
+    /// The config spelling (`process_info`), used in messages and tags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Record => "record",
+            Action::Logs => "logs",
+            Action::ProcessInfo => "process_info",
+            Action::Approval => "approval",
+            Action::Incidents => "incidents",
+        }
+    }
+
+    /// Parses the config spelling; used for CLI flags where serde is not in the loop.
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s.trim())
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of actions kept sorted and de-duplicated, so comparisons and unions are order-independent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionSet(Vec<Action>);
+
+impl ActionSet {
+    pub fn new(actions: impl IntoIterator<Item = Action>) -> Self {
+        let mut v: Vec<Action> = actions.into_iter().collect();
+        v.sort();
+        v.dedup();
+        ActionSet(v)
+    }
+    pub fn contains(&self, a: Action) -> bool {
+        self.0.contains(&a)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn insert(&mut self, a: Action) {
+        if !self.contains(a) {
+            self.0.push(a);
+            self.0.sort();
+        }
+    }
+    pub fn union(&self, other: &ActionSet) -> ActionSet {
+        ActionSet::new(self.0.iter().chain(other.0.iter()).copied())
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Action> + '_ {
+        self.0.iter().copied()
+    }
+    pub fn as_slice(&self) -> &[Action] {
+        &self.0
+    }
+    /// True when the command must run under the recorder rather than be exec'd directly.
+    pub fn needs_recorder(&self) -> bool {
+        self.contains(Action::Record) || self.contains(Action::Logs) || self.contains(Action::ProcessInfo)
+    }
+}
+
+impl fmt::Display for ActionSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("[] (run without recording)");
+        }
+        let names: Vec<&str> = self.0.iter().map(|a| a.as_str()).collect();
+        write!(f, "[{}]", names.join(", "))
+    }
+}
+
+/// Where a piece of policy came from: shown by `check`, `config show --origin` and sent with approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Layer name: `default`, `system`, `bundle`, `team`, `user`, `env`, `flags`.
+    pub layer: String,
+    /// The file (or env var / flag) that set it.
+    pub source: String,
+    /// 1-based line in `source` when known.
+    pub line: Option<usize>,
+}
+
+impl Origin {
+    pub fn new(layer: &str, source: impl Into<String>, line: Option<usize>) -> Self {
+        Origin { layer: layer.to_string(), source: source.into(), line }
+    }
+    /// Organisation layers are under the policy floor (DESIGN.md §3.2).
+    pub fn is_org(&self) -> bool {
+        matches!(self.layer.as_str(), "system" | "bundle" | "team")
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{} ({})", self.source, l, self.layer),
+            None => write!(f, "{} ({})", self.source, self.layer),
+        }
+    }
+}
+
+/// Session metadata written in the cast header and sent to Datadog.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    pub session_id: String,
+    /// The command line as typed (already redacted).
+    pub command: String,
+    pub user: String,
+    pub hostname: String,
+    pub cwd: String,
+    pub actions: Vec<Action>,
+    /// `file:index` of the rule that decided the actions, when one did.
+    pub rule: Option<String>,
+    /// Unix seconds.
+    pub started_at: u64,
+    pub width: u16,
+    pub height: u16,
+    /// Extra tags (incident, ssh client, break_glass...).
+    pub tags: Vec<String>,
+}
+
+/// One command's life, from the wrapper or from shell-integration markers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessEvent {
+    pub session_id: String,
+    /// Redacted command line.
+    pub command: String,
+    pub executable: String,
+    pub cwd: String,
+    pub user: String,
+    pub hostname: String,
+    pub exit_code: Option<i32>,
+    pub started_at_ms: u64,
+    pub duration_ms: u64,
+    pub tags: Vec<String>,
+}
+
+/// A de-duplicated text snapshot of the virtual screen, for the `logs` action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub session_id: String,
+    /// Unix milliseconds.
+    pub timestamp_ms: u64,
+    pub lines: Vec<String>,
+}
+
+/// Receives what a session produces, already redacted. Implementations: the local event log, the spool-backed
+/// Datadog outputs. Each output fails on its own: the recorder logs an output's error and carries on.
+pub trait Output: Send {
+    /// Once, before any chunk.
+    fn session_start(&mut self, meta: &SessionMeta) -> anyhow::Result<()>;
+    /// Newline-terminated asciicast v2 event lines (`[t, "o", "..."]\n`...), in order; `seq` counts from 0.
+    fn cast_chunk(&mut self, seq: u64, lines: &[u8]) -> anyhow::Result<()>;
+    /// One finished command.
+    fn process_event(&mut self, event: &ProcessEvent) -> anyhow::Result<()>;
+    /// A terminal text snapshot (the `logs` action).
+    fn snapshot(&mut self, snapshot: &Snapshot) -> anyhow::Result<()>;
+    /// Once, when the session ends (also on error paths, so that nothing stays half-open).
+    fn session_end(&mut self, meta: &SessionMeta, exit_code: i32, duration_ms: u64) -> anyhow::Result<()>;
+}
