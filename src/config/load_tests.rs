@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 fn dirs(jail: &Jail) -> Dirs {
-    Dirs { system: jail.directory().join("etc"), home: jail.directory().join("home") }
+    Dirs::at(jail.directory().join("etc"), jail.directory().join("home"))
 }
 
 fn write(path: &Path, text: &str) {
