@@ -186,7 +186,7 @@ async fn source_down_keeps_the_last_good_bundle() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/sre.yaml", l.local_addr().unwrap())
     };
-    f.configure(&[dead.clone()]);
+    f.configure(std::slice::from_ref(&dead));
     let out = f.run(&["bundle", "pull"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(&dead) && stderr(&out).contains("fetch failed"), "{}", stderr(&out));
@@ -198,7 +198,7 @@ async fn source_down_keeps_the_last_good_bundle() {
     );
 
     // A 503 from the real source is a failure too, and so is the state file's record of it.
-    f.configure(&[url.clone()]);
+    f.configure(std::slice::from_ref(&url));
     server.reset().await;
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
     let out = f.run(&["bundle", "pull"]);
