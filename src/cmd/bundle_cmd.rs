@@ -58,7 +58,7 @@ fn sign(file: &Path, key_path: &Path) -> anyhow::Result<i32> {
     let key = keys::read_signing_key(key_path).map_err(|e| Exit::new(exit::USAGE, e.to_string()))?;
     let sig = keys::sign(&key, &data);
     let out = sig_path(file);
-    std::fs::write(&out, &sig).map_err(|e| Exit::new(exit::IOERR, format!("{}: {e}", out.display())))?;
+    bundle::fsutil::atomic_write(&out, sig.as_bytes(), 0o644).map_err(refused_io)?;
     println!(
         "signed bundle {} r{} with key {}: {}",
         b.doc.name,
