@@ -279,13 +279,21 @@ async fn tampered_file_on_disk_falls_back_then_fails_closed_then_pull_repairs() 
     );
     assert_eq!(ddcoterm::error::exit_code(&anyhow::Error::from(err)), 78);
 
-    // 3. pull does not trust its ETag for a broken install: it refetches and repairs.
+    // 3. pull does not trust its ETag for a broken install: it refetches and repairs (a 304 would not).
+    Mock::given(method("GET"))
+        .and(path("/sre.yaml"))
+        .and(header("If-None-Match", "\"r1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(1)
+        .expect(0)
+        .mount(&server)
+        .await;
     let out = f.run(&["bundle", "pull"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("repaired bundle sre r1"), "{}", stdout(&out));
     assert_eq!(std::fs::read_to_string(&installed).unwrap(), bundle_text("sre", 1));
     assert_eq!(f.in_force("sre").0, 1);
-    drop(server);
+    server.verify().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
