@@ -60,6 +60,9 @@ async fn first_pull_installs_verified_bundle_as_org_layer() {
     for p in [f.installed("sre"), f.bundles().join("sre.yaml.sig"), f.bundles().join(".last-good/sre.yaml")] {
         assert_eq!(mode(&p), 0o644, "{}", p.display());
     }
+    for d in [f.bundles(), f.bundles().join(".last-good")] {
+        assert_eq!(mode(&d), 0o755, "{}", d.display());
+    }
     let list = f.list_json();
     let e = &list[0];
     assert_eq!(e["status"], "ok");
@@ -70,6 +73,14 @@ async fn first_pull_installs_verified_bundle_as_org_layer() {
         serde_json::from_slice(&std::fs::read(f.bundles().join(".state.json")).unwrap()).unwrap();
     assert_eq!(state["sources"][&url]["etag"], "\"r1\"");
     assert_eq!(state["installed"]["sre"]["revision"], 1);
+
+    // --dir installs elsewhere (e.g. a staging copy for a ConfigMap), with its own state.
+    let other = f.tmp.path().join("staging");
+    let out = f.run(&["bundle", "pull", "--dir", other.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("installed bundle sre r1"), "{}", stdout(&out));
+    assert_eq!(std::fs::read_to_string(other.join("sre.yaml")).unwrap(), bundle_text("sre", 1));
+    assert!(other.join("sre.yaml.sig").exists() && other.join(".state.json").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

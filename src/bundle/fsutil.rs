@@ -30,12 +30,14 @@ pub fn sync_dir(dir: &Path) -> Result<(), BundleError> {
     fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| BundleError::io(dir, e))
 }
 
-/// Creates `dir` (and parents) as 0755 when missing; an existing dir is left as it is.
+/// Creates `dir` (and parents) as 0755 when missing, whatever the umask (every user's shim must read the
+/// bundles); an existing dir is left as it is.
 pub fn ensure_dir(dir: &Path) -> Result<(), BundleError> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| BundleError::io(dir, e))
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| BundleError::io(dir, e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| BundleError::io(dir, e))
 }
 
 /// Creates a new file with `mode` (never overwriting one), for key material.
