@@ -103,7 +103,9 @@ pub fn pull(opts: &PullOptions) -> Result<Vec<SourceReport>, BundleError> {
         let outcome = match pull_one(opts, &fetcher, url, &mut state) {
             Ok(o) => o,
             Err(e) => {
-                let error = e.to_string();
+                // The report and the state file are keyed by URL already: do not repeat it.
+                let full = e.to_string();
+                let error = full.strip_prefix(&format!("{url}: ")).map(str::to_string).unwrap_or(full);
                 state.record_failure(url, &error);
                 Outcome::Failed { error }
             }

@@ -145,7 +145,11 @@ fn run_list(json: bool) -> anyhow::Result<i32> {
             "{:<20} {:>8} {:<16} {:<7} {:<20} {}",
             e.name,
             e.revision.map(|r| format!("r{r}")).unwrap_or_else(|| "-".into()),
-            e.signer.as_deref().unwrap_or("unsigned"),
+            match (&e.signer, e.revision) {
+                (Some(s), _) => s.as_str(),
+                (None, Some(_)) => "unsigned",
+                (None, None) => "-",
+            },
             e.status,
             e.fetched_at.as_deref().unwrap_or("-"),
             e.source.as_deref().unwrap_or("-")
