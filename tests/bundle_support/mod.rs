@@ -79,7 +79,7 @@ impl Fleet {
     /// Loads the layered configuration the way every command does.
     pub fn load(&self) -> Result<ddcoterm::config::Loaded, ddcoterm::error::ConfigError> {
         let opts = ddcoterm::config::LoadOptions {
-            dirs: ddcoterm::dirs::Dirs { system: self.system.clone(), home: self.home.clone() },
+            dirs: ddcoterm::dirs::Dirs::at(self.system.clone(), self.home.clone()),
             sets: Vec::new(),
         };
         ddcoterm::config::load(&opts)
