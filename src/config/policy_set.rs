@@ -1,11 +1,12 @@
 //! The policy floor: composes lints, rules and default actions from every layer so that organisation
 //! policy (system, bundles, teams) cannot be removed or reordered by the user, env or flags.
 
+use super::lines::Lines;
 use super::settings::{CommandPolicy, ProcessConfig};
 use crate::model::{Action, ActionSet, Origin};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Lint or rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,8 +88,21 @@ pub struct PolicyLayer {
     /// File, env var or flag that holds it.
     pub source: String,
     pub process_config: ProcessConfig,
-    /// Key path -> line, from the file (empty for env/flags).
-    pub lines: BTreeMap<String, usize>,
+    /// The file's lines, resolved lazily (none for env/flags).
+    pub lines: Option<Arc<Lines>>,
+    /// Extra label for the origin (a bundle's `name rN`).
+    pub detail: Option<String>,
+}
+
+impl PolicyLayer {
+    /// The origin of `key` in this layer; its line is looked up only if displayed.
+    pub fn origin(&self, key: String) -> Origin {
+        let o = Origin::new(&self.layer, self.source.clone(), None).at_key(self.lines.as_ref(), key);
+        match &self.detail {
+            Some(d) => o.with_detail(d.clone()),
+            None => o,
+        }
+    }
 }
 
 impl PolicySet {
@@ -106,8 +120,7 @@ impl PolicySet {
             if let Some(d) = &layer.process_config.default_actions {
                 any_default = true;
                 set.default_actions = set.default_actions.union(&ActionSet::new(d.iter().copied()));
-                let line = layer.lines.get("process_config.default_actions").copied();
-                set.default_actions_from.push(Origin::new(&layer.layer, layer.source.clone(), line));
+                set.default_actions_from.push(layer.origin("process_config.default_actions".into()));
             }
         }
         if !any_default {
@@ -143,12 +156,11 @@ impl PolicySet {
 fn add_command(set: &mut PolicySet, layer: &PolicyLayer, ci: usize, cmd: &CommandPolicy) {
     let at = |kind: SnippetKind, index: usize| {
         let list = if kind == SnippetKind::Lint { "lints" } else { "rules" };
-        let line = layer.lines.get(&format!("process_config.commands[{ci}].{list}[{index}]")).copied();
         SnippetRef {
             command: cmd.command.clone(),
             kind,
             index,
-            origin: Origin::new(&layer.layer, layer.source.clone(), line),
+            origin: layer.origin(format!("process_config.commands[{ci}].{list}[{index}]")),
         }
     };
     for (i, lua) in cmd.lints.iter().enumerate() {
@@ -186,7 +198,8 @@ mod tests {
                     rules: vec![RuleConfig { rule: rule.into(), actions: actions.to_vec() }],
                 }],
             },
-            lines: BTreeMap::new(),
+            lines: None,
+            detail: None,
         }
     }
 
@@ -226,8 +239,8 @@ mod tests {
     #[test]
     fn snippet_ref_names_command_list_index_and_file() {
         let mut l = layer("team", "terraform", "true", &[], None);
-        l.lines.insert("process_config.commands[0].rules[0]".into(), 7);
+        l.lines = Some(Lines::new("\n\n\n\nprocess_config:\n  commands:\n    - rules:\n        - x\n"));
         let set = PolicySet::compose(&[l]);
-        assert_eq!(set.rules[0].at.to_string(), "terraform rules[0] at team.yaml:7 (team)");
+        assert_eq!(set.rules[0].at.to_string(), "terraform rules[0] at team.yaml:8 (team)");
     }
 }

@@ -16,7 +16,8 @@ fn layer(name: &str, yaml: &str) -> PolicyLayer {
         layer: name.into(),
         source: path,
         process_config: f.settings.process_config,
-        lines: f.lines,
+        lines: Some(f.lines),
+        detail: None,
     }
 }
 
