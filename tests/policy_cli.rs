@@ -164,6 +164,8 @@ fn check_failing_rule_fails_closed_and_says_so() {
         .stdout("error:     kubectl rules[0]")
         .stdout("time budget")
         .stdout("actions:   [approval] (from rule)");
+    t.user_config("process_config:\n  commands:\n    - command: helm\n      rules:\n        - rule: if then\n          actions: []\n");
+    t.run(&["check", "--", "kubectl", "get"]).code(0).stderr("helm rules[0] at ").stderr("does not compile");
 }
 
 #[test]
