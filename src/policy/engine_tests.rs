@@ -347,6 +347,8 @@ fn cases() -> Vec<Case> {
         attack("string.rep bomb hits the memory limit", "return #string.rep('x', 1e9) > 0", "memory"),
         attack("table growth bomb hits the memory limit", "local t = {} for i = 1, 1e9 do t[i] = i end", ""),
         attack("pattern bomb times out", "return string.find(string.rep('a', 1e5), '.-.-.-.-.-b')", "time budget"),
+        attack("unbounded recursion is stopped", "local function f() return f() + 1 end return f()", ""),
+        attack("string concatenation bomb", "local s = 'x' while true do s = s .. s end", ""),
         attack("io is absent", "return io.open('/etc/passwd')", "nil"),
         attack("os.execute is absent", "return os.execute('touch /tmp/pwned')", "nil"),
         attack("load is absent", "return load('return 1')()", "nil"),
