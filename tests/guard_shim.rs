@@ -83,6 +83,21 @@ fn lint_without_a_terminal_aborts_with_a_clear_message() {
 }
 
 #[test]
+fn docs_lint_example_warns_even_without_any_kubeconfig() {
+    let w = World::new();
+    w.system_config(&format!("{NO_RECORDING}lints:\n  non_interactive: allow\n"))
+        .user_config(&reference("coterm-lint.yaml"))
+        .fake("kubectl");
+    let out = no_tty(w.cmd(w.shim("kubectl")).args(["scale", "foo"]).to_owned_cmd());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Warning from CoTerm: No kubectl context specified (effective context: 'nil')"),
+        "{err}"
+    );
+    assert!(out.status.success(), "{err}");
+}
+
+#[test]
 fn lint_without_a_terminal_runs_when_config_allows() {
     let w = World::new();
     w.system_config(&format!("{NO_RECORDING}lints:\n  non_interactive: allow\n"))
