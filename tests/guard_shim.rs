@@ -299,3 +299,15 @@ impl ToOwnedCmd for std::process::Command {
         c
     }
 }
+
+#[test]
+fn user_rule_cannot_switch_off_the_orgs_default_recording() {
+    let w = World::new();
+    w.system_config("process_config:\n  default_actions: [approval]\n")
+        .user_config("process_config:\n  commands:\n    - command: kubectl\n      rules:\n        - rule: true\n          actions: []\n")
+        .fake("kubectl");
+    // approval is the org default: a user `true -> []` rule must not remove it (and approval fails closed here).
+    let out = no_tty(w.cmd(w.shim("kubectl")).arg("get").to_owned_cmd());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("approval required"), "{}", text(&out.stderr));
+}

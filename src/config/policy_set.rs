@@ -62,6 +62,9 @@ pub struct PolicySet {
     pub default_actions: ActionSet,
     /// The layers that contributed to `default_actions` (empty: built-in).
     pub default_actions_from: Vec<Origin>,
+    /// Union of the organisation layers' `default_actions`: the floor under any decision that no organisation
+    /// rule made (a user rule `true -> []` must not switch off the org's default recording).
+    pub org_default_actions: ActionSet,
 }
 
 /// The built-in actions when nothing else decides (CoTerm's default).
@@ -76,6 +79,7 @@ impl Default for PolicySet {
             rules: Vec::new(),
             default_actions: builtin_default_actions(),
             default_actions_from: Vec::new(),
+            org_default_actions: ActionSet::default(),
         }
     }
 }
@@ -119,7 +123,11 @@ impl PolicySet {
             }
             if let Some(d) = &layer.process_config.default_actions {
                 any_default = true;
-                set.default_actions = set.default_actions.union(&ActionSet::new(d.iter().copied()));
+                let d = ActionSet::new(d.iter().copied());
+                if layer_is_org(layer) {
+                    set.org_default_actions = set.org_default_actions.union(&d);
+                }
+                set.default_actions = set.default_actions.union(&d);
                 set.default_actions_from.push(layer.origin("process_config.default_actions".into()));
             }
         }
@@ -151,6 +159,10 @@ impl PolicySet {
         v.dedup();
         v
     }
+}
+
+fn layer_is_org(layer: &PolicyLayer) -> bool {
+    Origin::new(&layer.layer, "", None).is_org()
 }
 
 fn add_command(set: &mut PolicySet, layer: &PolicyLayer, ci: usize, cmd: &CommandPolicy) {
@@ -221,6 +233,14 @@ mod tests {
         let set = PolicySet::compose(&[sys, user]);
         assert_eq!(set.default_actions, ActionSet::new([Action::Record]));
         assert_eq!(set.default_actions_from.len(), 2);
+    }
+
+    #[test]
+    fn org_default_actions_form_a_floor_only_from_org_layers() {
+        let sys = layer("system", "x", "false", &[], Some(vec![Action::Record]));
+        let user = layer("user", "x", "false", &[], Some(vec![Action::Logs]));
+        let set = PolicySet::compose(&[sys, user]);
+        assert_eq!(set.org_default_actions, ActionSet::new([Action::Record]));
     }
 
     #[test]
