@@ -59,10 +59,14 @@ impl Redactor {
         Ok(Redactor { engine: Arc::new(scan::Engine::new(user)), enabled: s.enabled })
     }
 
-    /// Redacts a complete buffer (command lines, event fields): a stream fed once and finished.
+    /// Redacts a complete buffer (command lines, event fields): a stream fed in reads and finished, which
+    /// keeps the working set in cache for large buffers.
     pub fn redact_bytes(&self, data: &[u8]) -> Vec<u8> {
         let mut s = self.stream();
-        let mut out = s.push(data);
+        let mut out = Vec::with_capacity(data.len() + 64);
+        for chunk in data.chunks(64 * 1024) {
+            s.push_into(chunk, &mut out);
+        }
         out.extend(s.finish());
         out
     }

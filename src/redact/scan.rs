@@ -1,6 +1,6 @@
 //! Finds secret spans in a view: literal-anchor prefilter, anchored regex per hit, PEM blocks, wrapped tokens.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
 use regex::bytes::Regex;
 
 use super::kinds::{KindDef, KINDS, PEM_END, PRIVATE_KEY};
@@ -9,6 +9,8 @@ use super::kinds::{KindDef, KINDS, PEM_END, PRIVATE_KEY};
 pub(crate) const PEM_MAX: usize = 64 * 1024;
 /// Longest token run followed across hard-wrapped lines.
 pub(crate) const WRAP_MAX: usize = 4096;
+/// A line narrower than this is not taken for one a program hard-wrapped.
+const WRAP_MIN_WIDTH: usize = 32;
 /// At most this many line breaks are joined inside one wrapped token.
 const WRAP_LINES: usize = 64;
 
@@ -17,7 +19,7 @@ const WRAP_LINES: usize = 64;
 pub(crate) struct Found {
     pub start: usize,
     pub end: usize,
-    /// Priority: lower wins when two spans start at the same byte.
+    /// Priority: lower wins when two spans start at the same byte (user patterns, then built-ins in order).
     pub prio: usize,
     /// Index into `Engine::names`.
     pub name: usize,
@@ -65,9 +67,60 @@ impl Anchors {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .ascii_case_insensitive(ci)
+            .start_kind(if ci { StartKind::Anchored } else { StartKind::Unanchored })
             .build(&literals)
             .expect("built-in anchors are valid literals");
         Anchors { ac, kinds }
+    }
+}
+
+/// Finds the case-insensitive anchors (`password`, `Bearer`, `API_KEY`...) quickly.
+///
+/// An ASCII-case-insensitive automaton gets no SIMD prefilter, which made it most of the cost. Instead a
+/// SIMD (packed) search looks for the 3-byte prefixes of the anchors as written in practice (`pas`, `PAS`,
+/// `Pas`: lower, upper or capitalised; camelCase later in the word is fine), and the case-insensitive
+/// automaton only confirms, anchored, at those few places.
+#[derive(Debug)]
+struct CiFinder {
+    prefixes: AhoCorasick,
+}
+
+impl CiFinder {
+    fn build() -> CiFinder {
+        let mut pats: Vec<String> = Vec::new();
+        for def in KINDS.iter().filter(|d| d.ci) {
+            for a in def.anchors {
+                let lower = a[..3].to_ascii_lowercase();
+                let mut cap = lower.clone();
+                cap[..1].make_ascii_uppercase();
+                for p in [lower.clone(), lower.to_ascii_uppercase(), cap] {
+                    if !pats.contains(&p) {
+                        pats.push(p);
+                    }
+                }
+            }
+        }
+        let prefixes = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&pats)
+            .expect("anchor prefixes are valid literals");
+        CiFinder { prefixes }
+    }
+
+    /// Calls `f(start, end, pattern)` for each case-insensitive anchor, leftmost-longest, non-overlapping.
+    fn each(&self, anchors: &Anchors, v: &[u8], mut f: impl FnMut(usize, usize, usize)) {
+        let mut at = 0;
+        while at < v.len() {
+            let Some(pre) = self.prefixes.find(Input::new(v).range(at..)) else { return };
+            let q = pre.start();
+            match anchors.ac.find(Input::new(v).range(q..).anchored(Anchored::Yes)) {
+                Some(m) => {
+                    f(m.start(), m.end(), m.pattern().as_usize());
+                    at = m.end();
+                }
+                None => at = q + 1,
+            }
+        }
     }
 }
 
@@ -77,6 +130,7 @@ pub(crate) struct Engine {
     kinds: Vec<Kind>,
     cs: Anchors,
     ci: Anchors,
+    ci_finder: CiFinder,
     pem_end: Regex,
     user: Vec<(Regex, usize)>,
     /// Kind names: built-in names first (deduplicated), then user pattern names.
@@ -110,6 +164,7 @@ impl Engine {
             kinds,
             cs: Anchors::build(false),
             ci: Anchors::build(true),
+            ci_finder: CiFinder::build(),
             pem_end: Regex::new(PEM_END).expect("built-in regex compiles"),
             user,
             names,
@@ -130,19 +185,21 @@ impl Engine {
     pub(crate) fn scan(&self, v: &[u8], from: usize) -> Scan {
         let mut scan = Scan::default();
         let mut found = Vec::new();
-        for anchors in [&self.cs, &self.ci] {
-            for m in anchors.ac.find_iter(v) {
-                for &k in &anchors.kinds[m.pattern().as_usize()] {
-                    self.try_kind(v, m.start(), k, from, &mut found, &mut scan.open_pem);
-                }
+        for m in self.cs.ac.find_iter(v) {
+            for &k in &self.cs.kinds[m.pattern().as_usize()] {
+                self.try_kind(v, m.start(), k, from, &mut found, &mut scan.open_pem);
             }
         }
-        let prio_base = self.kinds.len();
+        self.ci_finder.each(&self.ci, v, |start, _, pat| {
+            for &k in &self.ci.kinds[pat] {
+                self.try_kind(v, start, k, from, &mut found, &mut scan.open_pem);
+            }
+        });
         for (i, (re, name)) in self.user.iter().enumerate() {
             for caps in re.captures_iter(v) {
                 let m = secret_group(&caps);
                 if m.0 < m.1 {
-                    found.push(Found { start: m.0, end: m.1, prio: prio_base + i, name: *name });
+                    found.push(Found { start: m.0, end: m.1, prio: i, name: *name });
                 }
             }
         }
@@ -177,10 +234,10 @@ impl Engine {
         }
         let hay = &v[p..v.len().min(p + def.max_len)];
         if let Some((s, e)) = self.primary(kind, hay) {
-            found.push(Found { start: p + s, end: p + e, prio: k, name: kind.name });
+            found.push(Found { start: p + s, end: p + e, prio: self.user.len() + k, name: kind.name });
         } else if def.token {
             if let Some((s, e)) = self.joined(kind, v, p) {
-                found.push(Found { start: s, end: e, prio: k, name: kind.name });
+                found.push(Found { start: s, end: e, prio: self.user.len() + k, name: kind.name });
             }
         }
     }
@@ -196,10 +253,7 @@ impl Engine {
     /// A token hard-wrapped by a program: its run of token bytes continues at the start of the next line.
     /// Only accepted when the match really crosses a line break and the unjoined text did not match.
     fn joined(&self, kind: &Kind, v: &[u8], p: usize) -> Option<(usize, usize)> {
-        let (text, map) = join_run(v, p, kind.def.max_len);
-        if map.last().is_none_or(|&last| last + 1 - p == map.len()) {
-            return None; // no line break crossed
-        }
+        let (text, map) = join_run(v, p, kind.def.max_len)?;
         let (s, e) = self.primary(kind, &text)?;
         let (vs, ve) = (map[s], map[e - 1] + 1);
         (ve - vs > e - s).then_some((vs, ve))
@@ -222,7 +276,7 @@ impl Engine {
         while let Some(i) = memchr::memmem::find(&v[at..limit], b"-----END ") {
             let q = at + i;
             if let Some(m) = self.pem_end.find(&v[q..v.len().min(q + 128)]) {
-                found.push(Found { start: p, end: q + m.end(), prio: k, name: kind.name });
+                found.push(Found { start: p, end: q + m.end(), prio: self.user.len() + k, name: kind.name });
                 return;
             }
             at = q + 1;
@@ -241,6 +295,10 @@ impl Engine {
             e -= 1;
         }
         let floor = e.saturating_sub(WRAP_MAX);
+        let last_start = memchr::memrchr(b'\n', &v[floor..e]).map_or(floor, |i| floor + i + 1);
+        if e - last_start < WRAP_MIN_WIDTH {
+            return None; // a short line ends any wrap
+        }
         let mut s = e;
         loop {
             while s > floor && is_tok(v[s - 1]) {
@@ -278,7 +336,9 @@ impl Engine {
 
     /// Whether `v` contains an anchor of any kind (used to decide what an idle flush may emit).
     pub(crate) fn has_anchor(&self, v: &[u8]) -> bool {
-        self.cs.ac.is_match(v) || self.ci.ac.is_match(v)
+        let mut any = false;
+        self.ci_finder.each(&self.ci, v, |_, _, _| any = true);
+        any || self.cs.ac.is_match(v)
     }
 }
 
@@ -287,9 +347,14 @@ pub(crate) fn is_tok(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+' | b'/' | b'=')
 }
 
-/// The run of token bytes from `p`, joined across `\n` / `\r\n` line breaks when the next line starts with
-/// a token byte; returns the joined text and, for each of its bytes, its offset in `v`.
-fn join_run(v: &[u8], p: usize, max: usize) -> (Vec<u8>, Vec<usize>) {
+/// The run of token bytes from `p`, joined across `\n` / `\r\n` line breaks the way a program hard-wraps
+/// at a fixed width: the first line is at least `WRAP_MIN_WIDTH` wide, every joined middle line has the
+/// same width, the last fragment is no wider, and each continuation starts with a token byte. Returns the
+/// joined text and, for each of its bytes, its offset in `v`; `None` when no break was crossed.
+fn join_run(v: &[u8], p: usize, max: usize) -> Option<(Vec<u8>, Vec<usize>)> {
+    let floor = p.saturating_sub(WRAP_MAX);
+    let mut line_start = memchr::memrchr(b'\n', &v[floor..p]).map_or(floor, |i| floor + i + 1);
+    let mut width: Option<usize> = None;
     let mut text = Vec::new();
     let mut map = Vec::new();
     let mut i = p;
@@ -306,13 +371,21 @@ fn join_run(v: &[u8], p: usize, max: usize) -> (Vec<u8>, Vec<usize>) {
             _ if v.get(i) == Some(&b'\n') => i + 1,
             _ => break,
         };
-        if breaks == WRAP_LINES || !v.get(after).is_some_and(|&b| is_tok(b)) {
+        let w = i - line_start;
+        let same = match width {
+            None => w >= WRAP_MIN_WIDTH,
+            Some(first) => w == first,
+        };
+        if !same || breaks == WRAP_LINES || !v.get(after).is_some_and(|&b| is_tok(b)) {
             break;
         }
+        width = Some(width.unwrap_or(w));
         breaks += 1;
         i = after;
+        line_start = after;
     }
-    (text, map)
+    let width = width?;
+    (i - line_start <= width).then_some((text, map))
 }
 
 /// The first participating capture group, else the whole match.

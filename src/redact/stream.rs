@@ -45,15 +45,22 @@ impl StreamRedactor {
     /// Feeds bytes; returns the redacted bytes that are now safe to emit (possibly fewer than fed: the
     /// current partial line and any unfinished secret are held back until more arrives).
     pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.push_into(data, &mut out);
+        out
+    }
+
+    /// `push`, appending to `out` (saves a copy when redacting a large buffer).
+    pub(crate) fn push_into(&mut self, data: &[u8], out: &mut Vec<u8>) {
         if !self.enabled {
-            return data.to_vec();
+            out.extend_from_slice(data);
+            return;
         }
         self.buf.extend_from_slice(data);
         let breaks = memchr::memchr2(b'\n', b'\r', data).is_some();
-        if !breaks && !self.pending_break && self.held_back() <= LINE_MAX {
-            return Vec::new();
+        if breaks || self.pending_break || self.held_back() > LINE_MAX {
+            self.process(Mode::Push, out);
         }
-        self.process(Mode::Push)
     }
 
     /// Output has been idle (the recorder's merge window passed): emits what can be emitted without knowing
@@ -70,7 +77,9 @@ impl StreamRedactor {
         if !self.enabled || self.held_back() == 0 {
             return Vec::new();
         }
-        self.process(Mode::Idle)
+        let mut out = Vec::new();
+        self.process(Mode::Idle, &mut out);
+        out
     }
 
     /// Flushes everything held back (end of stream); an unfinished private key block is redacted whole.
@@ -79,7 +88,8 @@ impl StreamRedactor {
         if !self.enabled {
             return Vec::new();
         }
-        let out = self.process(Mode::Finish);
+        let mut out = Vec::new();
+        self.process(Mode::Finish, &mut out);
         self.buf.clear();
         self.emitted = 0;
         self.pending_break = false;
@@ -91,7 +101,7 @@ impl StreamRedactor {
         self.buf.len() - self.emitted
     }
 
-    fn process(&mut self, mode: Mode) -> Vec<u8> {
+    fn process(&mut self, mode: Mode, out: &mut Vec<u8>) {
         let engine = &*self.engine;
         let view = View::new(&self.buf);
         let v: &[u8] = &view.bytes;
@@ -129,7 +139,7 @@ impl StreamRedactor {
         }
 
         let raw_cut = view.raw_at(cut);
-        let mut out = Vec::with_capacity(raw_cut - self.emitted + 64);
+        out.reserve(raw_cut - self.emitted + 64);
         let mut pos = self.emitted;
         for f in &found {
             let (a, b) = view.raw_span(f.start, f.end);
@@ -147,7 +157,6 @@ impl StreamRedactor {
         self.buf.drain(..keep);
         self.emitted = raw_cut - keep;
         self.pending_break = memchr::memchr2(b'\n', b'\r', &self.buf[self.emitted..]).is_some();
-        out
     }
 }
 
