@@ -75,7 +75,7 @@ fn log_text(color: bool) -> Vec<u8> {
             rng.hex(12),
             rng.next() % 5000,
             rng.hex(40),
-            if n % 500 == 0 { rng.pick(SECRETS) } else { rng.pick(&messages) },
+            if n.is_multiple_of(500) { rng.pick(SECRETS) } else { rng.pick(&messages) },
         );
         out.extend_from_slice(line.as_bytes());
     }

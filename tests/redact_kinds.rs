@@ -157,6 +157,7 @@ const TABLE: &[Case] = &[
             ("DD_API_KEY=5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e", "5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e"),
             ("  api_key: 5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e", "5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e"),
             ("curl -H \"DD-API-KEY: 5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e\"", "5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e"),
+            (r#"{"apiKey": "5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e"}"#, "5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e"),
         ],
         keep: &[
             "md5 5f2b8c9d1e3a4f6b7c8d9e0a1b2c3d4e",
@@ -233,6 +234,8 @@ const TABLE: &[Case] = &[
             ("GITLAB_TOKEN=some-opaque-value", "some-opaque-value"),
             (r#"{"api_key": "not-hex-value-123"}"#, "not-hex-value-123"),
             ("SECRET_KEY='django-insecure-x1y2z3'", "django-insecure-x1y2z3"),
+            (r#"{"accessToken": "opaque.value.1"}"#, "opaque.value.1"),
+            ("Token: 0f3c9a77e1", "0f3c9a77e1"),
         ],
         keep: &[
             "secrets:",
