@@ -99,7 +99,11 @@ pub fn to_call(rec: &Stored) -> Result<(Call, Vec<u8>), Failure> {
                 .map_err(|e| Failure::permanent(format!("audit record {} is not valid JSON: {e}", rec.id)))?;
             return Ok((Call::Event, payload::audit_event(what, &a)));
         }
-        other => return Err(Failure::permanent(format!("unknown record kind `{other}` (written by a newer ddcoterm?)"))),
+        other => {
+            return Err(Failure::permanent(format!(
+                "unknown record kind `{other}` (written by a newer ddcoterm?)"
+            )))
+        }
     };
     Ok((call, rec.body.clone()))
 }
@@ -110,7 +114,9 @@ pub fn failure(e: &ApiError) -> Failure {
         Retry::Later { after } => {
             Failure { permanent: false, retry_after: after, status: e.status(), message: e.to_string() }
         }
-        Retry::Never => Failure { permanent: true, retry_after: None, status: e.status(), message: e.to_string() },
+        Retry::Never => {
+            Failure { permanent: true, retry_after: None, status: e.status(), message: e.to_string() }
+        }
     }
 }
 
@@ -156,7 +162,10 @@ fn sink(loaded: &Loaded) -> anyhow::Result<Sink> {
         Ok(d) => Sink::Sending(Arc::new(Sender::spawn(spool, Arc::new(d), SenderOptions::default()))),
         Err(e) => {
             let why = format!("{e:#}");
-            tracing::warn!("not sending to Datadog ({why}); the session is kept in {}", spool.dir().display());
+            tracing::warn!(
+                "not sending to Datadog ({why}); the session is kept in {}",
+                spool.dir().display()
+            );
             Sink::SpoolOnly { spool, why, written: Arc::new(Mutex::new(0)) }
         }
     };
@@ -291,7 +300,12 @@ impl Output for DatadogOutput {
     fn session_start(&mut self, meta: &SessionMeta) -> anyhow::Result<()> {
         self.meta = Some(meta.clone());
         if self.actions.contains(Action::Record) {
-            let rec = self.session_record(KIND_SESSION_CREATE, Class::Normal, &meta.session_id, payload::session_create(meta));
+            let rec = self.session_record(
+                KIND_SESSION_CREATE,
+                Class::Normal,
+                &meta.session_id,
+                payload::session_create(meta),
+            );
             self.sink.enqueue(rec)?;
         }
         Ok(())
@@ -374,12 +388,14 @@ mod tests {
 
     #[test]
     fn record_kinds_map_to_calls() {
-        let (c, _) = to_call(&stored(KIND_SESSION_CHUNK, &[("session_id", "s1"), ("seq", "4")], b"")).unwrap();
+        let (c, _) =
+            to_call(&stored(KIND_SESSION_CHUNK, &[("session_id", "s1"), ("seq", "4")], b"")).unwrap();
         assert_eq!(c, Call::SessionChunk { session_id: "s1".into(), seq: 4 });
         let (c, _) = to_call(&stored(KIND_SESSION_END, &[("session_id", "s1")], b"")).unwrap();
         assert_eq!(c, Call::SessionEnd { session_id: "s1".into() });
         assert_eq!(to_call(&stored(KIND_LOGS, &[], b"")).unwrap().0, Call::Logs);
-        let (c, body) = to_call(&stored("audit.break_glass", &[], br#"{"user":"ana","command":"rm -rf /"}"#)).unwrap();
+        let (c, body) =
+            to_call(&stored("audit.break_glass", &[], br#"{"user":"ana","command":"rm -rf /"}"#)).unwrap();
         assert_eq!(c, Call::Event);
         assert!(String::from_utf8(body).unwrap().contains("break_glass:true"));
         assert!(to_call(&stored("mystery.kind", &[], b"")).unwrap_err().permanent);
@@ -399,7 +415,13 @@ mod tests {
         let f = failure(&e);
         assert!(!f.permanent);
         assert_eq!(f.retry_after, Some(Duration::from_secs(3)));
-        let e = ApiError::Http { method: "POST".into(), url: "/x".into(), status: 403, msg: "Forbidden".into(), retry_after: None };
+        let e = ApiError::Http {
+            method: "POST".into(),
+            url: "/x".into(),
+            status: 403,
+            msg: "Forbidden".into(),
+            retry_after: None,
+        };
         let f = failure(&e);
         assert!(f.permanent && f.message.contains("Forbidden") && f.status == Some(403));
     }

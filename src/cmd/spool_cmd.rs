@@ -107,7 +107,10 @@ fn status(spool: &Spool, json: bool) -> anyhow::Result<i32> {
         }
     }
     if v.dropped > 0 {
-        println!("{} record(s) were dropped because the spool was full (see {}/dropped.log)", v.dropped, v.dir);
+        println!(
+            "{} record(s) were dropped because the spool was full (see {}/dropped.log)",
+            v.dropped, v.dir
+        );
     }
     let failed: Vec<&RecordView> = v.records.iter().filter(|r| r.last_error.is_some()).collect();
     if !failed.is_empty() {
@@ -181,7 +184,10 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
         let last = report.pending.last().map(|(_, e)| e.clone()).unwrap_or_default();
         anyhow::bail!(Exit::new(
             EXIT_TEMPFAIL,
-            format!("{} record(s) are still waiting (last error: {last}); try again later", report.pending.len())
+            format!(
+                "{} record(s) are still waiting (last error: {last}); try again later",
+                report.pending.len()
+            )
         ));
     }
     Ok(0)
