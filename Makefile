@@ -18,7 +18,7 @@ tools: ## Install the Debian packages tests and benchmarks use (root, idempotent
 	@bash scripts/install-tools.sh
 
 test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --check
