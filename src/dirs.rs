@@ -21,20 +21,33 @@ pub struct Dirs {
     pub system: PathBuf,
     /// `~/.ddcoterm` unless relocated.
     pub home: PathBuf,
+    /// Set when `DDCOTERM_SYSTEM_DIR` was ignored because a real system config exists and the caller is not
+    /// root: otherwise any user could point the organisation layers at an empty directory.
+    pub system_override_refused: bool,
 }
 
 impl Dirs {
     /// Reads the two relocation variables; falls back to `/etc/ddcoterm` and `$HOME/.ddcoterm`.
     pub fn from_env() -> Dirs {
-        let system = std::env::var_os(ENV_SYSTEM_DIR)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/etc/ddcoterm"));
+        let default_system = PathBuf::from("/etc/ddcoterm");
+        let requested = std::env::var_os(ENV_SYSTEM_DIR).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let refuse = requested.as_ref().is_some_and(|r| *r != default_system)
+            && !nix::unistd::geteuid().is_root()
+            && default_system.join("config.yaml").exists();
+        let system = match requested {
+            Some(r) if !refuse => r,
+            _ => default_system,
+        };
         let home = std::env::var_os(ENV_HOME)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| user_home().join(".ddcoterm"));
-        Dirs { system, home }
+        Dirs { system, home, system_override_refused: refuse }
+    }
+
+    /// Dirs rooted at explicit paths (tests, `policy test`).
+    pub fn at(system: impl Into<PathBuf>, home: impl Into<PathBuf>) -> Dirs {
+        Dirs { system: system.into(), home: home.into(), system_override_refused: false }
     }
 
     pub fn system_config(&self) -> PathBuf {

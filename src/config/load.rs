@@ -70,6 +70,12 @@ pub struct Loaded {
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let dirs = &opts.dirs;
     let mut warnings = Vec::new();
+    if dirs.system_override_refused {
+        warnings.push(format!(
+            "DDCOTERM_SYSTEM_DIR is ignored: {} exists and only root may move the organisation layers",
+            dirs.system_config().display()
+        ));
+    }
     let mut infos = Vec::new();
     let mut origins = BTreeMap::new();
     flatten_into(

@@ -11,3 +11,6 @@ pub mod settings;
 pub use load::{load, LayerInfo, LoadOptions, Loaded};
 pub use policy_set::{PolicySet, SnippetKind, SnippetRef, SourcedLint, SourcedRule};
 pub use settings::Settings;
+
+#[cfg(test)]
+mod load_tests;

@@ -207,6 +207,10 @@ pub struct BundleSettings {
 pub struct ShimSettings {
     /// Override the user shim dir (default `~/.ddcoterm/overrides`).
     pub dir: Option<PathBuf>,
+    /// System-wide shim dir for `--system` (default `/usr/local/lib/ddcoterm/overrides`).
+    pub system_dir: Option<PathBuf>,
+    /// Profile script that puts the system shim dir on PATH (default `/etc/profile.d/ddcoterm.sh`).
+    pub profile_script: Option<PathBuf>,
 }
 
 /// Lint prompting.

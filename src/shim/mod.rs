@@ -1,4 +1,9 @@
-//! Shims: symlinks named after a guarded command that point at the ddcoterm binary.
+//! Shims: symlinks named after a guarded command that point at the ddcoterm binary, the PATH blocks that put
+//! them first, and finding the real binary behind them.
+
+pub mod manage;
+pub mod path_block;
+pub mod resolve;
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -7,9 +12,28 @@ use std::path::Path;
 /// Called first thing in `main`, so it only looks at the string.
 pub fn shim_name(argv0: &OsStr) -> Option<String> {
     let base = Path::new(argv0).file_name()?.to_str()?;
-    if base.is_empty() || base == "ddcoterm" || base.starts_with("ddcoterm-") || base.starts_with("ddcoterm.")
-    {
+    if base.is_empty() || base == "ddcoterm" || base.starts_with("ddcoterm-") || base.starts_with("ddcoterm.") {
         return None;
     }
     Some(base.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv0_dispatch() {
+        for (argv0, want) in [
+            ("kubectl", Some("kubectl")),
+            ("/home/u/.ddcoterm/overrides/kubectl", Some("kubectl")),
+            ("ddcoterm", None),
+            ("/usr/local/bin/ddcoterm", None),
+            ("target/debug/ddcoterm-3f2a", None),
+            ("ddcoterm.bak", None),
+            ("", None),
+        ] {
+            assert_eq!(shim_name(OsStr::new(argv0)).as_deref(), want, "{argv0}");
+        }
+    }
 }

@@ -1,0 +1,38 @@
+# ddcoterm: `make help` lists the targets. `make ci` runs exactly what .ci/run runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help build release test lint fmt bench ci tools demo
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## Debug build of the ddcoterm binary
+	$(CARGO) build --locked
+
+release: ## Optimised build (target/release/ddcoterm)
+	$(CARGO) build --locked --release
+
+tools: ## Install the Debian packages tests and benchmarks use (root, idempotent)
+	@bash scripts/install-tools.sh
+
+test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers
+	$(CARGO) test --locked --all-targets
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+bench: tools release ## Benchmarks with ratios against baselines measured in the same run
+	@bash bench/run.sh
+
+demo: release ## Record `echo hello` offline with the embedded defaults (no Datadog account)
+	./target/release/ddcoterm -- sh -c 'echo hello from ddcoterm'
+
+ci: lint test ## What CI runs
+
+-include mk/*.mk

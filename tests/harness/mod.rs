@@ -1,0 +1,122 @@
+//! One harness for integration tests: an isolated HOME, system dir, shim dir and fake real binaries.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// An isolated world: `etc/` (system layer), `home/` (HOME and DDCOTERM_HOME's parent), `real/` (the real
+/// binaries behind shims), `shims/` (the user shim dir, first on PATH).
+pub struct World {
+    pub root: tempfile::TempDir,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ddcoterm"))
+}
+
+pub fn reference(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+impl World {
+    pub fn new() -> World {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["etc", "home/.ddcoterm", "real", "shims"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        std::fs::set_permissions(root.path().join("etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        World { root }
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+    pub fn ddhome(&self) -> PathBuf {
+        self.path("home/.ddcoterm")
+    }
+    pub fn write(&self, rel: &str, text: &str, mode: u32) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+    pub fn system_config(&self, text: &str) -> &Self {
+        self.write("etc/config.yaml", text, 0o644);
+        self
+    }
+    pub fn user_config(&self, text: &str) -> &Self {
+        self.write("home/.ddcoterm/config.yaml", text, 0o600);
+        self
+    }
+    pub fn kubeconfig(&self, context: &str) -> &Self {
+        self.write("home/.kube/config", &format!("apiVersion: v1\nkind: Config\ncurrent-context: {context}\n"), 0o600);
+        self
+    }
+    /// A fake real binary: a shell script in `real/` (prints `REAL <name> <args>` and exits with $FAKE_EXIT).
+    pub fn fake(&self, name: &str) -> &Self {
+        self.fake_script(name, &format!("#!/bin/sh\nprintf 'REAL {name}'\nfor a in \"$@\"; do printf ' [%s]' \"$a\"; done\nprintf '\\n'\nexit ${{FAKE_EXIT:-0}}\n"))
+    }
+    pub fn fake_script(&self, name: &str, script: &str) -> &Self {
+        self.write(&format!("real/{name}"), script, 0o755);
+        self
+    }
+    /// A shim in `shims/` pointing at the ddcoterm under test.
+    pub fn shim(&self, name: &str) -> PathBuf {
+        let link = self.path(&format!("shims/{name}"));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(bin(), &link).unwrap();
+        link
+    }
+    /// A command with the world's environment (and nothing of the caller's DDCOTERM_*/DD_* variables).
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("DDCOTERM_") || k.starts_with("DD_") || k.starts_with("COTERM_") || k == "KUBECONFIG" {
+                c.env_remove(k);
+            }
+        }
+        c.env("HOME", self.home())
+            .env("DDCOTERM_HOME", self.ddhome())
+            .env("DDCOTERM_SYSTEM_DIR", self.path("etc"))
+            .env("DDCOTERM_SHIMS__DIR", self.path("shims"))
+            .env("PATH", format!("{}:{}:/usr/local/bin:/usr/bin:/bin", self.path("shims").display(), self.path("real").display()))
+            .env("TERM", "xterm")
+            .current_dir(self.root.path());
+        c
+    }
+    pub fn ddcoterm(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd(bin());
+        c.args(args);
+        c
+    }
+}
+
+/// Runs without a controlling terminal (setsid), stdin closed: the CI situation.
+pub fn no_tty(mut c: Command) -> Output {
+    let prog = c.get_program().to_owned();
+    let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+    let mut s = Command::new("setsid");
+    s.arg("-w").arg(prog).args(args);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => s.env(k, v),
+            None => s.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        s.current_dir(d);
+    }
+    s.stdin(std::process::Stdio::null());
+    let _ = &mut c;
+    s.output().unwrap()
+}
+
+pub fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
