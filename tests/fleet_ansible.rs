@@ -16,14 +16,21 @@ use testcontainers::runners::SyncRunner;
 use testcontainers::{Container, GenericImage};
 
 const BASTIONS: usize = 3;
-const LINT: &str = "No kubectl context specified";
+const LINT: &str = "No kubectl context specified (effective context: 'dev-cluster')";
 const SRE_LINT: &str = "`kubectl delete --all` removes every object";
 const FAKE_KUBECTL: &str = "#!/bin/sh\necho \"fake-kubectl $*\"\n";
+/// Bastion users have a kubeconfig; the lint reads its current-context (never by running kubectl).
+const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\ncurrent-context: dev-cluster\ncontexts: []\n";
 
 fn venv_bin(tool: &str) -> PathBuf {
-    let venv = std::env::var_os("FLEET_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".build/venv"));
+    let venv =
+        std::env::var_os("FLEET_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".build/venv"));
     let p = venv.join("bin").join(tool);
-    assert!(p.exists(), "{} is missing: run scripts/py-tools.sh (make ansible-lint installs it)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/py-tools.sh (make ansible-lint installs it)",
+        p.display()
+    );
     p
 }
 
@@ -46,7 +53,9 @@ fn start_bastion(i: usize) -> Container<GenericImage> {
             "-ec",
             &format!(
                 "groupadd sre && useradd -m -s /bin/bash -G sre alice && useradd -m -s /bin/bash bob \
-                 && printf '%s' '{FAKE_KUBECTL}' > /usr/bin/kubectl && chmod 0755 /usr/bin/kubectl"
+                 && printf '%s' '{FAKE_KUBECTL}' > /usr/bin/kubectl && chmod 0755 /usr/bin/kubectl \
+                 && for u in alice bob; do install -d -o $u -g $u /home/$u/.kube \
+                 && printf '%s' '{KUBECONFIG}' > /home/$u/.kube/config && chown $u /home/$u/.kube/config; done"
             ),
         ],
     )
@@ -120,7 +129,8 @@ fn write_inventory(dir: &Path, containers: &[Container<GenericImage>]) -> PathBu
 }
 
 fn assert_installed(c: &str) {
-    let stat = |p: &str| exec(c, "root", &[], &["stat", "-c", "%a %U:%G %F", p]).ok(p).stdout.trim().to_string();
+    let stat =
+        |p: &str| exec(c, "root", &[], &["stat", "-c", "%a %U:%G %F", p]).ok(p).stdout.trim().to_string();
     assert_eq!(stat("/usr/local/bin/ddcoterm"), "755 root:root regular file");
     assert_eq!(stat("/etc/ddcoterm/config.yaml"), "644 root:root regular file");
     assert_eq!(stat("/etc/ddcoterm/teams/sre.yaml"), "644 root:root regular file");
@@ -179,7 +189,8 @@ fn assert_policy_floor(c: &str) {
     assert_ne!(r.code, 0, "locked lints.non_interactive: deny still refuses without a tty: {r:?}");
     assert!(!r.stdout.contains("fake-kubectl"), "{r:?}");
 
-    let r = login_shell(c, "alice", &[("DDCOTERM_LINTS__NON_INTERACTIVE", "allow")], "kubectl scale deploy/web");
+    let r =
+        login_shell(c, "alice", &[("DDCOTERM_LINTS__NON_INTERACTIVE", "allow")], "kubectl scale deploy/web");
     assert_ne!(r.code, 0, "the environment cannot unlock a locked key either: {r:?}");
     assert!(!r.stdout.contains("fake-kubectl"), "{r:?}");
 

@@ -5,8 +5,8 @@
 
 mod fleet_common;
 
-use fleet_common::*;
 use flate2::read::GzDecoder;
+use fleet_common::*;
 use std::io::Read;
 use std::process::Command;
 use testcontainers::core::wait::ExitWaitStrategy;
@@ -28,7 +28,8 @@ async fn datadog_fake() -> MockServer {
         .respond_with(move |req: &Request| {
             let v: serde_json::Value = serde_json::from_slice(&decoded(req)).unwrap_or_default();
             let id = v["session_id"].as_str().unwrap_or("unknown").to_string();
-            ResponseTemplate::new(201).set_body_json(serde_json::json!({"data": {"id": id, "type": "coterm_session"}}))
+            ResponseTemplate::new(201)
+                .set_body_json(serde_json::json!({"data": {"id": id, "type": "coterm_session"}}))
         })
         .mount(&server)
         .await;
@@ -47,7 +48,11 @@ async fn datadog_fake() -> MockServer {
         .respond_with(json(202, serde_json::json!({"status": "ok"})))
         .mount(&server)
         .await;
-    Mock::given(method("POST")).and(path("/api/v2/logs")).respond_with(json(202, serde_json::json!({}))).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/logs"))
+        .respond_with(json(202, serde_json::json!({})))
+        .mount(&server)
+        .await;
     server
 }
 
@@ -89,7 +94,8 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
 
     // ~/.ddcoterm of the container user is a host directory, so the recording outlives the container.
     let home = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(home.path(), Some(UID), Some(UID)).expect("chown the mounted home (run as root)");
+    std::os::unix::fs::chown(home.path(), Some(UID), Some(UID))
+        .expect("chown the mounted home (run as root)");
 
     let container = GenericImage::new(IMAGE.0, IMAGE.1)
         .with_wait_for(WaitFor::Exit(ExitWaitStrategy::new()))
@@ -106,7 +112,11 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
     let code = container.exit_code().await.unwrap();
     let stdout = String::from_utf8_lossy(&container.stdout_to_vec().await.unwrap()).into_owned();
     let stderr = String::from_utf8_lossy(&container.stderr_to_vec().await.unwrap()).into_owned();
-    assert_eq!(code, Some(0), "ddcoterm -- sh -c 'echo hi' in the image:\nstdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "ddcoterm -- sh -c 'echo hi' in the image:\nstdout: {stdout}\nstderr: {stderr}"
+    );
     assert!(stdout.contains("hi"), "the command's output passes through: {stdout:?}");
 
     // The recording, on disk, as asciicast v2.
