@@ -3,6 +3,7 @@
 //! Layers (DESIGN.md §2): `config`/`dirs`/`model`/`error` at the bottom; `policy`, `datadog`, `spool`,
 //! `redact`, `audit` above them; `shim`, `recorder`, `approval`, `bundle` above those; `cli`/`cmd` on top.
 
+pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -13,4 +14,4 @@ pub mod policy;
 pub mod redact;
 pub mod shim;
 // Added by the parallel work streams (one line each, keep sorted on merge):
-// pub mod approval; pub mod audit; pub mod bundle; pub mod datadog; pub mod recorder; pub mod spool;
+// pub mod approval; pub mod audit; pub mod datadog; pub mod recorder; pub mod spool;

@@ -1,11 +1,13 @@
 //! Subcommand implementations: the only glue between modules, and the only owner of a tokio runtime.
 
+pub mod approval_gate;
 pub mod approve;
 pub mod bundle_cmd;
 pub mod check;
 pub mod config_cmd;
 pub mod context;
 pub mod doctor;
+pub mod guard;
 pub mod init;
 pub mod intercept;
 pub mod lint_prompt;
