@@ -14,8 +14,9 @@ image: base-image ## Runtime image ddcoterm:dev from the release binary; prints 
 py-tools: ## Python venv .build/venv: helm-python-sdk, kubernetes-validate, ansible, ansible-lint, yamllint
 	@bash scripts/py-tools.sh >/dev/null
 
-helm-lint: py-tools ## Lint + render helm/ddcoterm (Helm 4 engine) and validate manifests offline
-	@$(FLEET_VENV)/bin/python scripts/helm-check.py $(if $(wildcard target/release/ddcoterm),--ddcoterm target/release/ddcoterm)
+helm-lint: py-tools ## Lint + render helm/ddcoterm (Helm 4 engine), validate manifests offline, load its configs
+	@$(CARGO) build --locked --quiet --bin ddcoterm
+	@$(FLEET_VENV)/bin/python scripts/helm-check.py --ddcoterm target/debug/ddcoterm
 
 ansible-lint: py-tools ## ansible-lint (production profile, offline) and a syntax check of site.yml
 	@bash scripts/ansible-lint.sh
