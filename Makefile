@@ -33,6 +33,6 @@ bench: tools release ## Benchmarks with ratios against baselines measured in the
 demo: release ## Record `echo hello` offline with the embedded defaults (no Datadog account)
 	./target/release/ddcoterm -- sh -c 'echo hello from ddcoterm'
 
-ci: lint test ## What CI runs
+ci: lint test helm-lint ansible-lint ## What CI runs: fmt, clippy, every test (containers included), chart and role checks
 
 -include mk/*.mk
