@@ -10,6 +10,7 @@ pub mod dirs;
 pub mod error;
 pub mod model;
 pub mod policy;
+pub mod recorder;
 pub mod redact;
 pub mod shim;
 // Added by the parallel work streams (one line each, keep sorted on merge):

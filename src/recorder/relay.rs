@@ -1,0 +1,336 @@
+//! Runs the child and relays its bytes: under a PTY when stdin and stdout are terminals, else through pipes
+//! (byte-exact, stdin inherited so EOF is the caller's). The terminal, the outputs and the recording core are
+//! parameters, so tests can drive it without a terminal.
+
+use super::markers::{Marker, MarkerScanner};
+use super::pipeline::Pipeline;
+use super::tty::{self, SignalEvent};
+use portable_pty::{CommandBuilder, PtySize};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+/// After the child exits, output still in flight is read for at most this long.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// ...and reading stops earlier once nothing arrived for this long.
+const DRAIN_IDLE: Duration = Duration::from_millis(200);
+const READ_BUF: usize = 64 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// argv[0] in pipe mode (the PTY path shows the program path).
+    pub arg0: OsString,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
+}
+
+/// How the child is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A PTY of this size; the real terminal is in raw mode.
+    Pty { cols: u16, rows: u16 },
+    /// stdout and stderr through pipes, stdin inherited.
+    Pipes,
+}
+
+/// The caller's side: where the child's bytes are shown and where keystrokes come from.
+pub struct Io {
+    /// Keystrokes (PTY mode only).
+    pub stdin: Option<Box<dyn Read + Send>>,
+    pub stdout: Box<dyn Write + Send>,
+    pub stderr: Box<dyn Write + Send>,
+    /// Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT and follow SIGWINCH.
+    pub signals: bool,
+    /// Strip (and report) shell-integration markers.
+    pub markers: bool,
+}
+
+enum Msg {
+    Output(Vec<u8>, Vec<Marker>, Instant),
+    OutputEof,
+    Input(Vec<u8>, Instant),
+    Signal(SignalEvent),
+    Exited(i32),
+}
+
+/// The process status as a shell reports it: the exit code, or 128+signal.
+pub fn status_code(status: std::process::ExitStatus) -> i32 {
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+}
+
+/// Runs `launch` to completion, feeding `pipeline`; returns the child's status (128+signal when killed).
+/// An error means the child could not be started.
+pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyhow::Result<i32> {
+    let (tx, rx) = sync_channel::<Msg>(64);
+    let Io { stdin, stdout, stderr, signals, markers } = io;
+    match mode {
+        Mode::Pty { cols, rows } => {
+            let pair = portable_pty::native_pty_system()
+                .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+                .map_err(|e| anyhow::anyhow!("opening a PTY: {e}"))?;
+            let mut cmd = CommandBuilder::new(&launch.program);
+            cmd.args(&launch.args);
+            cmd.cwd(&launch.cwd);
+            for (k, v) in &launch.env {
+                cmd.env(k, v);
+            }
+            let child = pair
+                .slave
+                .spawn_command(cmd)
+                .map_err(|e| anyhow::anyhow!("starting {}: {e}", launch.program.display()))?;
+            drop(pair.slave);
+            let master = pair.master;
+            let pid = child.process_id().map(|p| p as i32).unwrap_or(0);
+            drop(child); // reaped by the waiter below, which keeps the signal number
+            let mut writer = master.take_writer()?;
+            let reader = master.try_clone_reader()?;
+            spawn_reader(reader, stdout, markers, tx.clone(), "ddcoterm-pty-out")?;
+            if let Some(stdin) = stdin {
+                spawn_stdin(stdin, tx.clone())?;
+            }
+            spawn_waitpid(pid, tx.clone())?;
+            if signals {
+                start_signals(tx.clone())?;
+            }
+            drop(tx);
+            let echo_on = || master.get_termios().is_none_or(|t| t.local_flags.bits() & libc::ECHO != 0);
+            let code = event_loop(&rx, pid, pipeline, |ev| match ev {
+                LoopIo::Input(data, at, p) => {
+                    // Keystrokes go to the child first; the echo check is the PTY's state as they are sent.
+                    let echo = echo_on();
+                    if let Err(e) = writer.write_all(&data) {
+                        tracing::debug!("writing to the PTY: {e}");
+                    }
+                    if echo {
+                        p.input(&data, at);
+                    }
+                }
+                LoopIo::Resize(c, r) => {
+                    let _ = master.resize(PtySize { rows: r, cols: c, pixel_width: 0, pixel_height: 0 });
+                }
+            });
+            drop(writer);
+            drop(master);
+            Ok(code)
+        }
+        Mode::Pipes => {
+            drop(stdin);
+            let mut child = std::process::Command::new(&launch.program)
+                .arg0(&launch.arg0)
+                .args(&launch.args)
+                .envs(launch.env.iter().map(|(k, v)| (k, v)))
+                .current_dir(&launch.cwd)
+                .stdin(std::process::Stdio::inherit())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("starting {}: {e}", launch.program.display()))?;
+            let pid = child.id() as i32;
+            let out = child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>);
+            let err = child.stderr.take().map(|o| Box::new(o) as Box<dyn Read + Send>);
+            let (otx, etx) = (tx.clone(), tx.clone());
+            // Two streams: the loop ends after both are done, so count stderr's EOF through stdout's reader.
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            if let Some(o) = out {
+                let d = done_tx.clone();
+                spawn_pipe_reader(o, stdout, otx, d, "ddcoterm-stdout")?;
+            }
+            if let Some(e) = err {
+                spawn_pipe_reader(e, stderr, etx, done_tx.clone(), "ddcoterm-stderr")?;
+            }
+            drop(done_tx);
+            let eof_tx = tx.clone();
+            std::thread::Builder::new().name("ddcoterm-eof".into()).spawn(move || {
+                while done_rx.recv().is_ok() {}
+                let _ = eof_tx.send(Msg::OutputEof);
+            })?;
+            let wtx = tx.clone();
+            std::thread::Builder::new().name("ddcoterm-wait".into()).spawn(move || {
+                let code = child.wait().map(status_code).unwrap_or(1);
+                let _ = wtx.send(Msg::Exited(code));
+            })?;
+            if signals {
+                start_signals(tx.clone())?;
+            }
+            drop(tx);
+            Ok(event_loop(&rx, pid, pipeline, |_| {}))
+        }
+    }
+}
+
+enum LoopIo<'a> {
+    Input(Vec<u8>, Instant, &'a mut Pipeline),
+    Resize(u16, u16),
+}
+
+fn event_loop(rx: &Receiver<Msg>, pid: i32, p: &mut Pipeline, mut io: impl FnMut(LoopIo<'_>)) -> i32 {
+    let mut exit: Option<(i32, Instant)> = None;
+    let mut eof = false;
+    let mut last_msg = Instant::now();
+    loop {
+        if let Some((code, at)) = exit {
+            let now = Instant::now();
+            if eof || now >= at + DRAIN_LIMIT || now >= last_msg.max(at) + DRAIN_IDLE {
+                return code;
+            }
+        }
+        let now = Instant::now();
+        let mut wait =
+            p.deadline().map(|d| d.saturating_duration_since(now)).unwrap_or(Duration::from_secs(1));
+        if exit.is_some() {
+            wait = wait.min(DRAIN_IDLE);
+        }
+        let msg = match rx.recv_timeout(wait) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                p.tick(Instant::now());
+                continue;
+            }
+            // Every sender is gone: the child was reaped and output ended.
+            Err(RecvTimeoutError::Disconnected) => return exit.map(|e| e.0).unwrap_or(1),
+        };
+        match msg {
+            Msg::Output(data, markers, at) => {
+                last_msg = at;
+                p.output(&data, at);
+                for m in markers {
+                    p.marker(m, at);
+                }
+            }
+            Msg::OutputEof => eof = true,
+            Msg::Input(data, at) => io(LoopIo::Input(data, at, p)),
+            Msg::Signal(SignalEvent::Resize(c, r)) => {
+                io(LoopIo::Resize(c, r));
+                p.resize(c, r, Instant::now());
+            }
+            Msg::Signal(SignalEvent::Forward { signal, from_terminal }) => {
+                // A terminal-generated signal already reached the child (same process group, pipe mode).
+                if exit.is_none() && !from_terminal && pid > 0 {
+                    if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+                    }
+                }
+            }
+            Msg::Exited(code) => exit = Some((code, Instant::now())),
+        }
+        p.tick(Instant::now());
+    }
+}
+
+fn start_signals(tx: SyncSender<Msg>) -> anyhow::Result<()> {
+    tty::spawn_signal_thread(move |ev| tx.send(Msg::Signal(ev)).is_ok())
+}
+
+/// PTY output: shown on the caller's terminal as soon as it is read, then handed to the recorder.
+fn spawn_reader(
+    mut reader: Box<dyn Read + Send>,
+    mut screen: Box<dyn Write + Send>,
+    markers: bool,
+    tx: SyncSender<Msg>,
+    name: &str,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut scanner = MarkerScanner::default();
+        let mut screen_ok = true;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break, // EIO: the last holder of the PTY's other side closed it
+            };
+            let at = Instant::now();
+            let mut found = Vec::new();
+            let data = if markers { scanner.scan(&buf[..n], &mut found) } else { buf[..n].to_vec() };
+            if screen_ok && screen.write_all(&data).and_then(|_| screen.flush()).is_err() {
+                screen_ok = false;
+            }
+            if tx.send(Msg::Output(data, found, at)).is_err() {
+                return;
+            }
+        }
+        let rest = scanner.finish();
+        if !rest.is_empty() {
+            let _ = screen.write_all(&rest);
+            let _ = tx.send(Msg::Output(rest, Vec::new(), Instant::now()));
+        }
+        let _ = tx.send(Msg::OutputEof);
+    })?;
+    Ok(())
+}
+
+/// Pipe output: relayed byte for byte. When the caller's side is closed (`| head`), the pipe is closed too,
+/// so the child gets SIGPIPE exactly as it would without ddcoterm.
+fn spawn_pipe_reader(
+    mut reader: Box<dyn Read + Send>,
+    mut sink: Box<dyn Write + Send>,
+    tx: SyncSender<Msg>,
+    done: std::sync::mpsc::Sender<()>,
+    name: &str,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let at = Instant::now();
+            if sink.write_all(&buf[..n]).and_then(|_| sink.flush()).is_err() {
+                break;
+            }
+            if tx.send(Msg::Output(buf[..n].to_vec(), Vec::new(), at)).is_err() {
+                break;
+            }
+        }
+        drop(reader);
+        let _ = done.send(());
+    })?;
+    Ok(())
+}
+
+fn spawn_stdin(mut stdin: Box<dyn Read + Send>, tx: SyncSender<Msg>) -> anyhow::Result<()> {
+    // Never joined: it may sit in read(2) on the terminal after the session ends; process exit ends it.
+    std::thread::Builder::new().name("ddcoterm-stdin".into()).spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(Msg::Input(buf[..n].to_vec(), Instant::now())).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    })?;
+    Ok(())
+}
+
+fn spawn_waitpid(pid: i32, tx: SyncSender<Msg>) -> anyhow::Result<()> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    std::thread::Builder::new().name("ddcoterm-wait".into()).spawn(move || {
+        let code = loop {
+            match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+                Ok(WaitStatus::Exited(_, c)) => break c,
+                Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break 1,
+            }
+        };
+        let _ = tx.send(Msg::Exited(code));
+    })?;
+    Ok(())
+}
