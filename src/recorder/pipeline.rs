@@ -47,6 +47,7 @@ pub struct Pipeline {
     open_command: Option<(String, String, Instant)>,
     text: String,
     lines: Vec<u8>,
+    last_t: f64,
     snaps: Vec<Snapshot>,
 }
 
@@ -85,6 +86,7 @@ impl Pipeline {
             open_command: None,
             text: String::new(),
             lines: Vec::new(),
+            last_t: 0.0,
             snaps: Vec::new(),
         }
     }
@@ -280,7 +282,9 @@ impl Pipeline {
 
     fn emit(&mut self, at: Instant, code: &str, data: &str) {
         self.lines.clear();
-        let t = self.secs(at);
+        // Events are written in order; a time never goes back (asciicast players expect that).
+        let t = self.secs(at).max(self.last_t);
+        self.last_t = t;
         cast::push_event(&mut self.lines, t, code, data);
         if let Some(c) = &mut self.cast {
             if let Err(e) = c.append(&self.lines) {

@@ -55,6 +55,7 @@ enum Msg {
     Output(Vec<u8>, Vec<Marker>, Instant),
     OutputEof,
     Input(Vec<u8>, Instant),
+    InputEof,
     Signal(SignalEvent),
     Exited(i32),
 }
@@ -100,6 +101,7 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
             }
             drop(tx);
             let echo_on = || master.get_termios().is_none_or(|t| t.local_flags.bits() & libc::ECHO != 0);
+            let mut at_line_start = true;
             let code = event_loop(&rx, pid, pipeline, |ev| match ev {
                 LoopIo::Input(data, at, p) => {
                     // Keystrokes go to the child first; the echo check is the PTY's state as they are sent.
@@ -110,6 +112,12 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
                     if echo {
                         p.input(&data, at);
                     }
+                    at_line_start = data.last().is_none_or(|&b| b == b'\n' || b == b'\r');
+                }
+                LoopIo::InputEof => {
+                    // End of keystrokes: ^D (twice when a partial line must be flushed first).
+                    let eof: &[u8] = if at_line_start { b"\x04" } else { b"\x04\x04" };
+                    let _ = writer.write_all(eof);
                 }
                 LoopIo::Resize(c, r) => {
                     let _ = master.resize(PtySize { rows: r, cols: c, pixel_width: 0, pixel_height: 0 });
@@ -166,6 +174,7 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
 
 enum LoopIo<'a> {
     Input(Vec<u8>, Instant, &'a mut Pipeline),
+    InputEof,
     Resize(u16, u16),
 }
 
@@ -205,6 +214,7 @@ fn event_loop(rx: &Receiver<Msg>, pid: i32, p: &mut Pipeline, mut io: impl FnMut
             }
             Msg::OutputEof => eof = true,
             Msg::Input(data, at) => io(LoopIo::Input(data, at, p)),
+            Msg::InputEof => io(LoopIo::InputEof),
             Msg::Signal(SignalEvent::Resize(c, r)) => {
                 io(LoopIo::Resize(c, r));
                 p.resize(c, r, Instant::now());
@@ -304,7 +314,10 @@ fn spawn_stdin(mut stdin: Box<dyn Read + Send>, tx: SyncSender<Msg>) -> anyhow::
         let mut buf = vec![0u8; 4096];
         loop {
             match stdin.read(&mut buf) {
-                Ok(0) => break,
+                Ok(0) => {
+                    let _ = tx.send(Msg::InputEof);
+                    break;
+                }
                 Ok(n) => {
                     if tx.send(Msg::Input(buf[..n].to_vec(), Instant::now())).is_err() {
                         break;
@@ -333,4 +346,107 @@ fn spawn_waitpid(pid: i32, tx: SyncSender<Msg>) -> anyhow::Result<()> {
         let _ = tx.send(Msg::Exited(code));
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::RedactionSettings;
+    use crate::model::{ActionSet, SessionMeta};
+    use crate::recorder::cast::{self, CastFile};
+    use crate::recorder::fanout::Fanout;
+    use crate::recorder::pipeline::PipelineConfig;
+    use crate::redact::Redactor;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Screen(Arc<Mutex<Vec<u8>>>);
+    impl Write for Screen {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn pipeline(dir: &std::path::Path) -> Pipeline {
+        let meta = SessionMeta { session_id: "t".into(), width: 80, height: 24, ..SessionMeta::default() };
+        let cast = CastFile::create(dir.join("t.cast"), &cast::header_line(&meta, "sh", "xterm")).unwrap();
+        let cfg = PipelineConfig {
+            merge_window: Duration::from_millis(10),
+            merge_bytes: 65536,
+            input: true,
+            snapshots: false,
+        };
+        let redactor = Redactor::from_settings(&RedactionSettings::default()).unwrap();
+        Pipeline::new(cfg, meta, redactor, Some(cast), None, Fanout::new(Vec::new(), &ActionSet::default()))
+    }
+
+    fn launch(program: &str, args: &[&str]) -> Launch {
+        Launch {
+            program: program.into(),
+            args: args.iter().map(Into::into).collect(),
+            arg0: program.into(),
+            env: Vec::new(),
+            cwd: "/".into(),
+        }
+    }
+
+    #[test]
+    fn a_real_pty_running_cat_without_a_terminal() {
+        let d = tempfile::tempdir().unwrap();
+        let mut p = pipeline(d.path());
+        let screen = Screen::default();
+        let io = Io {
+            stdin: Some(Box::new(std::io::Cursor::new(b"hello\n".to_vec()))),
+            stdout: Box::new(screen.clone()),
+            stderr: Box::new(std::io::sink()),
+            signals: false,
+            markers: false,
+        };
+        let code = run(&launch("/bin/cat", &[]), Mode::Pty { cols: 80, rows: 24 }, io, &mut p).unwrap();
+        p.finish(code);
+        assert_eq!(code, 0, "cat ends at the ^D sent for the end of input");
+        let shown = String::from_utf8_lossy(&screen.0.lock().unwrap()).into_owned();
+        assert_eq!(shown.matches("hello\r\n").count(), 2, "echo plus cat's copy: {shown:?}");
+        let cast = std::fs::read_to_string(d.path().join("t.cast")).unwrap();
+        assert!(cast.contains("\"i\", \"hello\\n\""), "{cast}");
+        assert!(cast.trim_end().ends_with("\"m\", \"exit 0\"]"), "{cast}");
+    }
+
+    #[test]
+    fn pipes_are_byte_exact_and_signals_give_128_plus() {
+        let d = tempfile::tempdir().unwrap();
+        let mut p = pipeline(d.path());
+        let screen = Screen::default();
+        let io = Io {
+            stdin: None,
+            stdout: Box::new(screen.clone()),
+            stderr: Box::new(std::io::sink()),
+            signals: false,
+            markers: false,
+        };
+        let code =
+            run(&launch("/bin/sh", &["-c", "printf 'a\\nb\\0\\n'; kill -TERM $$"]), Mode::Pipes, io, &mut p)
+                .unwrap();
+        assert_eq!(code, 143);
+        assert_eq!(*screen.0.lock().unwrap(), b"a\nb\0\n".to_vec());
+    }
+
+    #[test]
+    fn a_missing_program_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let mut p = pipeline(d.path());
+        let io = Io {
+            stdin: None,
+            stdout: Box::new(std::io::sink()),
+            stderr: Box::new(std::io::sink()),
+            signals: false,
+            markers: false,
+        };
+        let e = run(&launch("/nonexistent/prog", &[]), Mode::Pipes, io, &mut p).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/prog"), "{e}");
+    }
 }

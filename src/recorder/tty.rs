@@ -31,7 +31,7 @@ fn restore_saved() {
     if let Some(m) = SAVED.get() {
         if let Ok(mut saved) = m.lock() {
             if let Some(t) = saved.take() {
-                let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSAFLUSH, &t);
+                let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &t);
             }
         }
     }
@@ -55,7 +55,7 @@ impl RawGuard {
         termios::cfmakeraw(&mut raw);
         *SAVED.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|e| e.into_inner()) = Some(orig);
         install_panic_hook();
-        termios::tcsetattr(&stdin, SetArg::TCSAFLUSH, &raw)
+        termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw)
             .map_err(|e| anyhow::anyhow!("setting terminal raw mode: {e}"))?;
         Ok(Some(RawGuard(())))
     }
