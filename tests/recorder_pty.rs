@@ -40,8 +40,7 @@ fn exit_status_and_terminal_size_under_a_pty() {
     // The size is in the header, or (when the resize raced the start) in a resize event.
     let last_size = events
         .iter()
-        .filter(|e| e.1 == "r")
-        .next_back()
+        .rfind(|e| e.1 == "r")
         .map(|e| e.2.clone())
         .unwrap_or_else(|| format!("{}x{}", h["width"], h["height"]));
     assert_eq!(last_size, "100x30");

@@ -68,7 +68,6 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// Creates a new file 0600 (never follows or reuses an existing one).
 pub fn create_private(path: &Path) -> anyhow::Result<File> {
     OpenOptions::new()
-        .write(true)
         .append(true)
         .create_new(true)
         .mode(0o600)

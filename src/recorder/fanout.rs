@@ -124,11 +124,14 @@ pub(crate) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    /// Chunks an output received: `(seq, lines)`.
+    pub type Chunks = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
     /// Records every call; `fail` makes every call error.
     #[derive(Clone, Default)]
     pub struct Probe {
         pub calls: Arc<Mutex<Vec<String>>>,
-        pub chunks: Arc<Mutex<Vec<(u64, Vec<u8>)>>>,
+        pub chunks: Chunks,
         pub fail: bool,
     }
 
