@@ -236,3 +236,28 @@ fn asciinema_reads_our_files() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("from ddcoterm"));
 }
+
+#[test]
+fn a_shell_fed_from_a_pipe_is_recorded_and_its_markers_stay_out_of_its_output() {
+    let env = Env::new();
+    let out =
+        run_with_stdin(&env, &["--set", "recording.shell=/bin/bash"], b"echo piped-in\nfalse\nexit 4\n");
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"piped-in\n", "stdout carries the commands' output only");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("133;"), "bash prompts (stderr) lose the markers");
+    let (_, events) = env.only_cast();
+    assert!(!output(&events).contains("133;"));
+    let got: Vec<(String, Option<i64>)> = env
+        .events()
+        .iter()
+        .map(|e| (e["command"].as_str().unwrap().to_string(), e["exit_code"].as_i64()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("echo piped-in".to_string(), Some(0)),
+            ("false".to_string(), Some(1)),
+            ("exit 4".to_string(), None)
+        ]
+    );
+}

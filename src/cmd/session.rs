@@ -86,7 +86,8 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         Some(_) => command_line(&req.display_name, &req.args),
         None => shell_path.display().to_string(),
     };
-    let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let started_at = started_ms / 1000;
     let meta = SessionMeta {
         session_id: session_id.clone(),
         command: redactor.redact_str(&command_line),
@@ -167,7 +168,7 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
             user: pipeline.meta().user.clone(),
             hostname: pipeline.meta().hostname.clone(),
             exit_code: Some(code),
-            started_at_ms: started_at * 1000,
+            started_at_ms: started_ms,
             duration_ms: started.elapsed().as_millis() as u64,
             tags: req.tags.clone(),
         };

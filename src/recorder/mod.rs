@@ -7,6 +7,7 @@ pub mod library;
 pub mod markers;
 pub mod pipeline;
 pub mod player;
+pub mod queue;
 pub mod relay;
 pub mod shell;
 pub mod snapshot;

@@ -95,6 +95,16 @@ impl Pipeline {
         &self.meta
     }
 
+    /// Output waiting for its merge window (the loop wakes on its own timer meanwhile).
+    pub fn output_pending(&self) -> bool {
+        self.pending_at.is_some()
+    }
+
+    /// The merge size: the loop is woken as soon as this much output is queued.
+    pub fn merge_bytes(&self) -> usize {
+        self.cfg.merge_bytes
+    }
+
     /// The redactor, for command lines of process events built outside.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor

@@ -2,8 +2,9 @@
 //! (byte-exact, stdin inherited so EOF is the caller's). The terminal, the outputs and the recording core are
 //! parameters, so tests can drive it without a terminal.
 
-use super::markers::{Marker, MarkerScanner};
+use super::markers::MarkerScanner;
 use super::pipeline::Pipeline;
+use super::queue::OutQueue;
 use super::tty::{self, SignalEvent};
 use portable_pty::{CommandBuilder, PtySize};
 use std::ffi::OsString;
@@ -11,6 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// After the child exits, output still in flight is read for at most this long.
@@ -52,7 +54,8 @@ pub struct Io {
 }
 
 enum Msg {
-    Output(Vec<u8>, Vec<Marker>, Instant),
+    /// Output is waiting in the queue.
+    OutputReady,
     OutputEof,
     Input(Vec<u8>, Instant),
     InputEof,
@@ -69,6 +72,7 @@ pub fn status_code(status: std::process::ExitStatus) -> i32 {
 /// An error means the child could not be started.
 pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyhow::Result<i32> {
     let (tx, rx) = sync_channel::<Msg>(64);
+    let queue = Arc::new(OutQueue::new(pipeline.merge_bytes()));
     let Io { stdin, stdout, stderr, signals, markers } = io;
     match mode {
         Mode::Pty { cols, rows } => {
@@ -91,7 +95,7 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
             drop(child); // reaped by the waiter below, which keeps the signal number
             let mut writer = master.take_writer()?;
             let reader = master.try_clone_reader()?;
-            spawn_reader(reader, stdout, markers, tx.clone(), "ddcoterm-pty-out")?;
+            spawn_reader(reader, stdout, markers, queue.clone(), tx.clone(), "ddcoterm-pty-out")?;
             if let Some(stdin) = stdin {
                 spawn_stdin(stdin, tx.clone())?;
             }
@@ -102,7 +106,7 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
             drop(tx);
             let echo_on = || master.get_termios().is_none_or(|t| t.local_flags.bits() & libc::ECHO != 0);
             let mut at_line_start = true;
-            let code = event_loop(&rx, pid, pipeline, |ev| match ev {
+            let code = event_loop(&rx, &queue, pid, pipeline, |ev| match ev {
                 LoopIo::Input(data, at, p) => {
                     // Keystrokes go to the child first; the echo check is the PTY's state as they are sent.
                     let echo = echo_on();
@@ -147,10 +151,18 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
             let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
             if let Some(o) = out {
                 let d = done_tx.clone();
-                spawn_pipe_reader(o, stdout, otx, d, "ddcoterm-stdout")?;
+                spawn_pipe_reader(o, stdout, markers, queue.clone(), otx, d, "ddcoterm-stdout")?;
             }
             if let Some(e) = err {
-                spawn_pipe_reader(e, stderr, etx, done_tx.clone(), "ddcoterm-stderr")?;
+                spawn_pipe_reader(
+                    e,
+                    stderr,
+                    markers,
+                    queue.clone(),
+                    etx,
+                    done_tx.clone(),
+                    "ddcoterm-stderr",
+                )?;
             }
             drop(done_tx);
             let eof_tx = tx.clone();
@@ -167,7 +179,7 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
                 start_signals(tx.clone())?;
             }
             drop(tx);
-            Ok(event_loop(&rx, pid, pipeline, |_| {}))
+            Ok(event_loop(&rx, &queue, pid, pipeline, |_| {}))
         }
     }
 }
@@ -178,10 +190,27 @@ enum LoopIo<'a> {
     Resize(u16, u16),
 }
 
-fn event_loop(rx: &Receiver<Msg>, pid: i32, p: &mut Pipeline, mut io: impl FnMut(LoopIo<'_>)) -> i32 {
+fn event_loop(
+    rx: &Receiver<Msg>,
+    queue: &OutQueue,
+    pid: i32,
+    p: &mut Pipeline,
+    mut io: impl FnMut(LoopIo<'_>),
+) -> i32 {
     let mut exit: Option<(i32, Instant)> = None;
     let mut eof = false;
     let mut last_msg = Instant::now();
+    let mut scratch = Vec::new();
+    // Takes what the readers queued; afterwards, the next bytes wake the loop only if no merge timer runs.
+    let mut drain = |p: &mut Pipeline, last: &mut Instant| {
+        if let Some(batch) = queue.take(&mut scratch) {
+            *last = Instant::now();
+            p.output(&scratch, batch.first_at);
+            for (m, at) in batch.markers {
+                p.marker(m, at);
+            }
+        }
+    };
     loop {
         if let Some((code, at)) = exit {
             let now = Instant::now();
@@ -198,21 +227,24 @@ fn event_loop(rx: &Receiver<Msg>, pid: i32, p: &mut Pipeline, mut io: impl FnMut
         let msg = match rx.recv_timeout(wait) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => {
+                drain(p, &mut last_msg);
                 p.tick(Instant::now());
+                queue.set_wake_on_data(!p.output_pending());
+                drain(p, &mut last_msg);
                 continue;
             }
             // Every sender is gone: the child was reaped and output ended.
-            Err(RecvTimeoutError::Disconnected) => return exit.map(|e| e.0).unwrap_or(1),
+            Err(RecvTimeoutError::Disconnected) => {
+                drain(p, &mut last_msg);
+                return exit.map(|e| e.0).unwrap_or(1);
+            }
         };
         match msg {
-            Msg::Output(data, markers, at) => {
-                last_msg = at;
-                p.output(&data, at);
-                for m in markers {
-                    p.marker(m, at);
-                }
+            Msg::OutputReady => drain(p, &mut last_msg),
+            Msg::OutputEof => {
+                drain(p, &mut last_msg);
+                eof = true;
             }
-            Msg::OutputEof => eof = true,
             Msg::Input(data, at) => io(LoopIo::Input(data, at, p)),
             Msg::InputEof => io(LoopIo::InputEof),
             Msg::Signal(SignalEvent::Resize(c, r)) => {
@@ -230,6 +262,8 @@ fn event_loop(rx: &Receiver<Msg>, pid: i32, p: &mut Pipeline, mut io: impl FnMut
             Msg::Exited(code) => exit = Some((code, Instant::now())),
         }
         p.tick(Instant::now());
+        queue.set_wake_on_data(!p.output_pending());
+        drain(p, &mut last_msg);
     }
 }
 
@@ -242,6 +276,7 @@ fn spawn_reader(
     mut reader: Box<dyn Read + Send>,
     mut screen: Box<dyn Write + Send>,
     markers: bool,
+    queue: Arc<OutQueue>,
     tx: SyncSender<Msg>,
     name: &str,
 ) -> anyhow::Result<()> {
@@ -258,35 +293,45 @@ fn spawn_reader(
             };
             let at = Instant::now();
             let mut found = Vec::new();
-            let data = if markers { scanner.scan(&buf[..n], &mut found) } else { buf[..n].to_vec() };
-            if screen_ok && screen.write_all(&data).and_then(|_| screen.flush()).is_err() {
+            let scanned;
+            let data: &[u8] = if markers {
+                scanned = scanner.scan(&buf[..n], &mut found);
+                &scanned
+            } else {
+                &buf[..n]
+            };
+            if screen_ok && screen.write_all(data).and_then(|_| screen.flush()).is_err() {
                 screen_ok = false;
             }
-            if tx.send(Msg::Output(data, found, at)).is_err() {
+            if queue.push(data, found, at) && tx.send(Msg::OutputReady).is_err() {
                 return;
             }
         }
         let rest = scanner.finish();
         if !rest.is_empty() {
             let _ = screen.write_all(&rest);
-            let _ = tx.send(Msg::Output(rest, Vec::new(), Instant::now()));
+            queue.push(&rest, Vec::new(), Instant::now());
         }
         let _ = tx.send(Msg::OutputEof);
     })?;
     Ok(())
 }
 
-/// Pipe output: relayed byte for byte. When the caller's side is closed (`| head`), the pipe is closed too,
-/// so the child gets SIGPIPE exactly as it would without ddcoterm.
+/// Pipe output: relayed byte for byte (only ddcoterm's own shell markers are taken out, for a shell whose
+/// stdin is not a terminal). When the caller's side is closed (`| head`), the pipe is closed too, so the
+/// child gets SIGPIPE exactly as it would without ddcoterm.
 fn spawn_pipe_reader(
     mut reader: Box<dyn Read + Send>,
     mut sink: Box<dyn Write + Send>,
+    markers: bool,
+    queue: Arc<OutQueue>,
     tx: SyncSender<Msg>,
     done: std::sync::mpsc::Sender<()>,
     name: &str,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new().name(name.into()).spawn(move || {
         let mut buf = vec![0u8; READ_BUF];
+        let mut scanner = MarkerScanner::default();
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -295,14 +340,26 @@ fn spawn_pipe_reader(
                 Err(_) => break,
             };
             let at = Instant::now();
-            if sink.write_all(&buf[..n]).and_then(|_| sink.flush()).is_err() {
+            let mut found = Vec::new();
+            let scanned;
+            let data: &[u8] = if markers {
+                scanned = scanner.scan(&buf[..n], &mut found);
+                &scanned
+            } else {
+                &buf[..n]
+            };
+            if sink.write_all(data).and_then(|_| sink.flush()).is_err() {
                 break;
             }
-            if tx.send(Msg::Output(buf[..n].to_vec(), Vec::new(), at)).is_err() {
+            if queue.push(data, found, at) && tx.send(Msg::OutputReady).is_err() {
                 break;
             }
         }
         drop(reader);
+        let rest = scanner.finish();
+        if !rest.is_empty() && sink.write_all(&rest).is_ok() {
+            queue.push(&rest, Vec::new(), Instant::now());
+        }
         let _ = done.send(());
     })?;
     Ok(())
