@@ -7,7 +7,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 /// Readers wait when this much is queued (bounds memory whatever the output volume).
-pub const QUEUE_CAP: usize = 512 * 1024;
+pub const QUEUE_CAP: usize = 256 * 1024;
 
 #[derive(Default)]
 struct State {

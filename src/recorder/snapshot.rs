@@ -31,7 +31,7 @@ impl Snapshotter {
             term,
             rows,
             pending: String::new(),
-            tail_cap: 256 * 1024,
+            tail_cap: 128 * 1024,
             sent: HashSet::new(),
             session_id: session_id.to_string(),
         }
@@ -40,7 +40,13 @@ impl Snapshotter {
     /// Adds redacted output. A clear-screen in it first snapshots what was on screen before it.
     pub fn push(&mut self, text: &str, now_ms: u64, out: &mut Vec<Snapshot>) {
         let mut rest = text;
-        while let Some(at) = CLEARS.iter().filter_map(|c| rest.find(c)).min() {
+        // Bulk text rarely holds an ESC at all: one memchr pass decides whether to look for clears.
+        while memchr::memchr(0x1b, rest.as_bytes()).is_some() {
+            let Some(at) =
+                CLEARS.iter().filter_map(|c| memchr::memmem::find(rest.as_bytes(), c.as_bytes())).min()
+            else {
+                break;
+            };
             self.append(&rest[..at]);
             out.extend(self.snapshot(now_ms));
             self.append(&rest[at..at + 1]);
@@ -50,6 +56,16 @@ impl Snapshotter {
     }
 
     fn append(&mut self, text: &str) {
+        if text.len() >= self.tail_cap * 2 {
+            // Only the tail can matter: do not copy the rest.
+            self.pending.clear();
+            let mut cut = text.len() - self.tail_cap;
+            while !text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.pending.push_str(&text[cut..]);
+            return;
+        }
         self.pending.push_str(text);
         if self.pending.len() > self.tail_cap * 2 {
             let mut cut = self.pending.len() - self.tail_cap;
@@ -132,7 +148,7 @@ mod tests {
         for i in 0..200_000 {
             s.push(&format!("log line {i}\r\n"), 1, &mut out);
         }
-        assert!(s.pending.len() <= 2 * 256 * 1024 + 16);
+        assert!(s.pending.len() <= 2 * 128 * 1024 + 16);
         let snap = s.snapshot(2).unwrap();
         assert_eq!(snap.lines.last().unwrap(), "log line 199999");
     }
