@@ -77,17 +77,16 @@ for workload in log seq; do
         seq) cmd="seq 1 5000000"; bytes=$seq_bytes; label="seq 1 5000000" ;;
     esac
     declare -A wall=() cpu=() rss=()
-    for tool in "${tools[@]}"; do
-        best_wall=""; best_cpu=""; best_rss=""
-        for _ in $(seq 1 "$runs"); do
+    # Tools take turns in each round (so they see the same background load); each keeps its fastest round.
+    for _ in $(seq 1 "$runs"); do
+        for tool in "${tools[@]}"; do
             read -r w u s m < <(run_tool "$tool" "$cmd")
             c=$(echo "$u + $s" | bc -l)
-            # Median-free but stable: keep the fastest run (least disturbed by other load).
-            if [ -z "$best_wall" ] || [ "$(echo "$w < $best_wall" | bc -l)" = 1 ]; then
-                best_wall=$w; best_cpu=$c; best_rss=$m
+            if [ -z "${wall[$tool]:-}" ] || [ "$(echo "$w < ${wall[$tool]}" | bc -l)" = 1 ]; then
+                wall[$tool]=$w; cpu[$tool]=$c; rss[$tool]=$m
             fi
+            rm -rf "$DDCOTERM_HOME/recordings" "$work/asciinema.cast"
         done
-        wall[$tool]=$best_wall; cpu[$tool]=$best_cpu; rss[$tool]=$best_rss
     done
     for tool in "${tools[@]}"; do
         name=$tool; [ "$tool" = asciinema ] && name=$asciinema_label
