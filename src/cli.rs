@@ -14,7 +14,13 @@ use std::path::PathBuf;
 ///   ddcoterm shim create kubectl      # guard every `kubectl` call
 ///   ddcoterm check -- kubectl scale deploy/web --replicas=0
 #[derive(Debug, Parser)]
-#[command(name = "ddcoterm", version, propagate_version = true, args_conflicts_with_subcommands = true, verbatim_doc_comment)]
+#[command(
+    name = "ddcoterm",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true,
+    verbatim_doc_comment
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

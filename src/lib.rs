@@ -13,4 +13,6 @@ pub mod policy;
 pub mod redact;
 pub mod shim;
 // Added by the parallel work streams (one line each, keep sorted on merge):
-// pub mod approval; pub mod audit; pub mod bundle; pub mod datadog; pub mod recorder; pub mod spool;
+pub mod datadog;
+pub mod spool;
+// pub mod approval; pub mod audit; pub mod bundle; pub mod recorder;
