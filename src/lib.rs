@@ -13,6 +13,8 @@ pub mod policy;
 pub mod redact;
 pub mod shim;
 // Added by the parallel work streams (one line each, keep sorted on merge):
+pub mod approval;
+pub mod audit;
 pub mod datadog;
 pub mod spool;
-// pub mod approval; pub mod audit; pub mod bundle; pub mod recorder;
+// pub mod bundle; pub mod recorder;
