@@ -16,7 +16,12 @@ pub fn run(g: &GlobalArgs, c: ConfigCommand) -> anyhow::Result<i32> {
         }
         ConfigCommand::Paths => {
             for l in &loaded.layers {
-                println!("{:<7} {} ({})", l.layer, l.path.display(), if l.exists { "found" } else { "absent" });
+                println!(
+                    "{:<7} {} ({})",
+                    l.layer,
+                    l.path.display(),
+                    if l.exists { "found" } else { "absent" }
+                );
             }
             println!("{:<7} DDCOTERM_* environment, DD_API_KEY, DD_APP_KEY, DD_SITE", "env");
             println!("{:<7} --set KEY=VALUE", "flags");
@@ -69,7 +74,14 @@ fn show_origin(loaded: &Loaded, format: Format) -> anyhow::Result<String> {
         let origin = loaded
             .origins
             .get(&key)
-            .or_else(|| loaded.origins.iter().filter(|(k, _)| key.starts_with(&format!("{k}."))).map(|(_, o)| o).last())
+            .or_else(|| {
+                loaded
+                    .origins
+                    .iter()
+                    .filter(|(k, _)| key.starts_with(&format!("{k}.")))
+                    .map(|(_, o)| o)
+                    .last()
+            })
             .map(|o| o.to_string())
             .unwrap_or_else(|| "built-in (default)".into());
         rows.push((key, value, origin));
@@ -80,9 +92,17 @@ fn show_origin(loaded: &Loaded, format: Format) -> anyhow::Result<String> {
     } else {
         p.default_actions_from.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(" + ")
     };
-    rows.push(("process_config.default_actions".into(), serde_json::to_value(&p.default_actions)?, defaults_from));
+    rows.push((
+        "process_config.default_actions".into(),
+        serde_json::to_value(&p.default_actions)?,
+        defaults_from,
+    ));
     for l in &p.lints {
-        rows.push((format!("lint {}[{}]", l.at.command, l.at.index), Value::String(l.lua.trim().to_string()), l.at.origin.to_string()));
+        rows.push((
+            format!("lint {}[{}]", l.at.command, l.at.index),
+            Value::String(l.lua.trim().to_string()),
+            l.at.origin.to_string(),
+        ));
     }
     for r in &p.rules {
         let val = serde_json::json!({ "rule": r.lua.trim(), "actions": r.actions });
@@ -90,8 +110,10 @@ fn show_origin(loaded: &Loaded, format: Format) -> anyhow::Result<String> {
     }
     Ok(match format {
         Format::Json => {
-            let arr: Vec<Value> =
-                rows.into_iter().map(|(k, v, o)| serde_json::json!({ "key": k, "value": v, "origin": o })).collect();
+            let arr: Vec<Value> = rows
+                .into_iter()
+                .map(|(k, v, o)| serde_json::json!({ "key": k, "value": v, "origin": o }))
+                .collect();
             format!("{}\n", serde_json::to_string_pretty(&arr)?)
         }
         Format::Yaml => {

@@ -1,5 +1,6 @@
 //! Subcommand implementations: the only glue between modules, and the only owner of a tokio runtime.
 
+pub mod approval_gate;
 pub mod approve;
 pub mod bundle_cmd;
 pub mod check;

@@ -93,7 +93,10 @@ pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
                 println!("  no shims; create one with `ddcoterm shim create kubectl`");
             }
             for s in shims {
-                let real = s.real.map(|p| p.display().to_string()).unwrap_or_else(|| "(no real binary on PATH)".into());
+                let real = s
+                    .real
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(no real binary on PATH)".into());
                 println!("  {:<16} -> {real}", s.name);
             }
             Ok(0)

@@ -40,7 +40,10 @@ fn nothing_configured_gives_builtin_defaults() {
     Jail::expect_with(|jail| {
         let l = load(&opts(jail, &[])).unwrap();
         assert_eq!(l.settings.connection_config.host, "https://app.datadoghq.com");
-        assert_eq!(l.policy.default_actions, ActionSet::new([Action::Record, Action::Logs, Action::ProcessInfo]));
+        assert_eq!(
+            l.policy.default_actions,
+            ActionSet::new([Action::Record, Action::Logs, Action::ProcessInfo])
+        );
         assert!(l.layers.iter().all(|x| !x.exists));
         assert_eq!(l.origins["spool.max_bytes"].layer, "default");
         Ok(())
@@ -52,7 +55,10 @@ fn scalar_precedence_system_team_user_env_flags() {
     Jail::expect_with(|jail| {
         let d = dirs(jail);
         write(&d.system_config(), &format!("teams:\n  sre: [{}]\nspool:\n  max_bytes: 1\n  flush_timeout: 1s\nrecording:\n  merge_bytes: 1\n  input: false\napproval:\n  poll_interval: 9s\n", primary_group()));
-        write(&d.teams().join("sre.yaml"), "spool:\n  max_bytes: 2\nrecording:\n  merge_bytes: 2\napproval:\n  poll_interval: 8s\n");
+        write(
+            &d.teams().join("sre.yaml"),
+            "spool:\n  max_bytes: 2\nrecording:\n  merge_bytes: 2\napproval:\n  poll_interval: 8s\n",
+        );
         write(&d.user_config(), "spool:\n  max_bytes: 3\nrecording:\n  merge_bytes: 3\n");
         jail.set_env("DDCOTERM_SPOOL__MAX_BYTES", "4");
         let l = load(&opts(jail, &["spool.max_bytes=5"])).unwrap();
@@ -119,7 +125,10 @@ fn env_and_flags_cannot_weaken_policy_either() {
 fn locked_keys_keep_the_org_value_and_warn() {
     Jail::expect_with(|jail| {
         let d = dirs(jail);
-        write(&d.system_config(), "locked: [redaction.enabled, spool.dir]\nspool:\n  dir: /var/spool/ddcoterm\n");
+        write(
+            &d.system_config(),
+            "locked: [redaction.enabled, spool.dir]\nspool:\n  dir: /var/spool/ddcoterm\n",
+        );
         write(&d.user_config(), "redaction:\n  enabled: false\nspool:\n  dir: /tmp/mine\n");
         jail.set_env("DDCOTERM_REDACTION__ENABLED", "false");
         let l = load(&opts(jail, &["redaction.enabled=false"])).unwrap();

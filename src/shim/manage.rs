@@ -40,7 +40,13 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ShimError + '_ {
 
 /// Validates a command name given on the command line.
 pub fn check_name(name: &str) -> Result<(), ShimError> {
-    if name.is_empty() || name.contains('/') || name.starts_with('-') || name == "." || name == ".." || super::shim_name(name.as_ref()).is_none() {
+    if name.is_empty()
+        || name.contains('/')
+        || name.starts_with('-')
+        || name == "."
+        || name == ".."
+        || super::shim_name(name.as_ref()).is_none()
+    {
         return Err(ShimError::BadName(name.to_string()));
     }
     Ok(())
@@ -176,11 +182,14 @@ fn read_or_empty(path: &Path) -> Result<String, ShimError> {
 fn write_keep_mode(path: &Path, text: &str) -> Result<(), ShimError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mode = std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions())).unwrap_or(0o644);
+    let mode = std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+        .unwrap_or(0o644);
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
     io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io_err(path))?;
     tmp.as_file().sync_all().map_err(io_err(path))?;
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777)).map_err(io_err(path))?;
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))
+        .map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| ShimError::Io { path: path.into(), err: e.error })?;
     Ok(())
 }
@@ -194,7 +203,10 @@ mod tests {
         let target = t.path().join("ddcoterm");
         std::fs::write(&target, "#!/bin/sh\n").unwrap();
         let target = std::fs::canonicalize(target).unwrap();
-        let scope = ShimScope { dir: t.path().join("overrides"), rc_files: vec![t.path().join(".bashrc"), t.path().join(".zshrc")] };
+        let scope = ShimScope {
+            dir: t.path().join("overrides"),
+            rc_files: vec![t.path().join(".bashrc"), t.path().join(".zshrc")],
+        };
         std::fs::write(&scope.rc_files[0], "export EDITOR=vi\n").unwrap();
         (t, scope, target)
     }
@@ -210,7 +222,9 @@ mod tests {
         let bashrc = std::fs::read_to_string(&scope.rc_files[0]).unwrap();
         assert!(bashrc.starts_with("export EDITOR=vi\n"));
         assert_eq!(bashrc.matches(">>> ddcoterm shims >>>").count(), 1);
-        assert!(std::fs::read_to_string(&scope.rc_files[1]).unwrap().contains(&scope.dir.display().to_string()));
+        assert!(std::fs::read_to_string(&scope.rc_files[1])
+            .unwrap()
+            .contains(&scope.dir.display().to_string()));
         let listed: Vec<String> = list(&scope, &target).unwrap().into_iter().map(|s| s.name).collect();
         assert_eq!(listed, ["kubectl", "terraform"]);
     }

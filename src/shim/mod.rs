@@ -12,7 +12,8 @@ use std::path::Path;
 /// Called first thing in `main`, so it only looks at the string.
 pub fn shim_name(argv0: &OsStr) -> Option<String> {
     let base = Path::new(argv0).file_name()?.to_str()?;
-    if base.is_empty() || base == "ddcoterm" || base.starts_with("ddcoterm-") || base.starts_with("ddcoterm.") {
+    if base.is_empty() || base == "ddcoterm" || base.starts_with("ddcoterm-") || base.starts_with("ddcoterm.")
+    {
         return None;
     }
     Some(base.to_string())
