@@ -1,5 +1,194 @@
-//! `ddcoterm spool`.
+//! `ddcoterm spool status|flush`: what waits in the spool and why; send it now.
+
+use super::{context, outputs};
 use crate::cli::{GlobalArgs, SpoolCommand};
-pub fn run(_g: &GlobalArgs, _c: SpoolCommand) -> anyhow::Result<i32> {
-    anyhow::bail!("spool: not wired yet")
+use crate::datadog::ClientOptions;
+use crate::error::Exit;
+use crate::spool::{self, Entry, FlushOptions, Outcome, Spool};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// EX_TEMPFAIL: records are left that may go through later (server down, rate limited).
+const EXIT_TEMPFAIL: i32 = 75;
+
+pub fn run(g: &GlobalArgs, c: SpoolCommand) -> anyhow::Result<i32> {
+    let loaded = context::load(g)?;
+    let spool = outputs::open_spool(&loaded)?;
+    match c {
+        SpoolCommand::Status { json } => status(&spool, json),
+        SpoolCommand::Flush { progress } => flush(&loaded, &spool, progress),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RecordView {
+    id: String,
+    kind: String,
+    class: &'static str,
+    group: Option<String>,
+    bytes: u64,
+    created_ms: u64,
+    attempts: u32,
+    permanent: bool,
+    status: Option<u16>,
+    last_error: Option<String>,
+    next_attempt_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct KindCount {
+    count: usize,
+    bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusView {
+    dir: String,
+    count: usize,
+    bytes: u64,
+    max_bytes: u64,
+    oldest_ms: Option<u64>,
+    permanent: usize,
+    dropped: usize,
+    by_kind: BTreeMap<String, KindCount>,
+    records: Vec<RecordView>,
+}
+
+fn view(spool: &Spool, e: &Entry) -> RecordView {
+    let kind = spool.header(e).map(|h| h.kind).unwrap_or_else(|err| format!("? ({err})"));
+    let st = e.state.clone();
+    RecordView {
+        id: e.id.0.clone(),
+        kind,
+        class: e.class.as_str(),
+        group: e.group.clone(),
+        bytes: e.bytes,
+        created_ms: e.id.created_ms(),
+        attempts: st.as_ref().map_or(0, |s| s.attempts),
+        permanent: st.as_ref().is_some_and(|s| s.permanent),
+        status: st.as_ref().and_then(|s| s.status),
+        last_error: st.as_ref().map(|s| s.last_error.clone()),
+        next_attempt_ms: st.as_ref().filter(|s| !s.permanent).map(|s| s.next_attempt_ms),
+    }
+}
+
+fn status(spool: &Spool, json: bool) -> anyhow::Result<i32> {
+    let entries = spool.entries()?;
+    let records: Vec<RecordView> = entries.iter().map(|e| view(spool, e)).collect();
+    let mut by_kind: BTreeMap<String, KindCount> = BTreeMap::new();
+    for r in &records {
+        let k = by_kind.entry(r.kind.clone()).or_default();
+        k.count += 1;
+        k.bytes += r.bytes;
+    }
+    let v = StatusView {
+        dir: spool.dir().display().to_string(),
+        count: records.len(),
+        bytes: records.iter().map(|r| r.bytes).sum(),
+        max_bytes: spool.max_bytes(),
+        oldest_ms: records.iter().map(|r| r.created_ms).min(),
+        permanent: records.iter().filter(|r| r.permanent).count(),
+        dropped: spool.dropped().len(),
+        by_kind,
+        records,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("spool: {}", v.dir);
+    if v.count == 0 {
+        println!("empty: nothing waits");
+    } else {
+        let age = v.oldest_ms.map(|t| fmt_age(spool::now_ms().saturating_sub(t))).unwrap_or_default();
+        println!("{} record(s), {} bytes (max {}), oldest {age} old", v.count, v.bytes, v.max_bytes);
+        for (k, c) in &v.by_kind {
+            println!("  {k:<20} {:>6} record(s) {:>10} bytes", c.count, c.bytes);
+        }
+    }
+    if v.dropped > 0 {
+        println!(
+            "{} record(s) were dropped because the spool was full (see {}/dropped.log)",
+            v.dropped, v.dir
+        );
+    }
+    let failed: Vec<&RecordView> = v.records.iter().filter(|r| r.last_error.is_some()).collect();
+    if !failed.is_empty() {
+        println!("last errors:");
+        for r in failed {
+            let what = if r.permanent { "refused" } else { "will retry" };
+            println!(
+                "  {} {} ({} attempt(s), {what}): {}",
+                r.id,
+                r.kind,
+                r.attempts,
+                r.last_error.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    if v.permanent > 0 {
+        println!("{} record(s) were refused; fix the cause, then run `ddcoterm spool flush`", v.permanent);
+    }
+    Ok(0)
+}
+
+fn fmt_age(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
+}
+
+fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyhow::Result<i32> {
+    let total = spool.entries()?.len();
+    if total == 0 {
+        println!("spool is empty: nothing to send");
+        return Ok(0);
+    }
+    let deliver = outputs::DatadogDeliver::from_loaded(loaded, ClientOptions::default())?;
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} records {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let on = |_e: &Entry, o: &Outcome| {
+        if let Some(b) = &bar {
+            match o {
+                Outcome::Delivered => b.inc(1),
+                Outcome::Failed(f) => b.set_message(format!("(retrying: {})", f.message)),
+            }
+        }
+    };
+    let report = spool::flush(spool, &deliver, &FlushOptions::default(), &on)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    println!("delivered {} record(s)", report.delivered);
+    if !report.permanent.is_empty() {
+        eprintln!("{} record(s) refused and kept in the spool:", report.permanent.len());
+        for (id, err) in &report.permanent {
+            eprintln!("  {id}: {err}");
+        }
+        anyhow::bail!(Exit::new(
+            crate::error::exit::REFUSED,
+            format!(
+                "{} record(s) could not be delivered (permanent error); `ddcoterm spool status` shows them",
+                report.permanent.len()
+            )
+        ));
+    }
+    if !report.pending.is_empty() {
+        let last = report.pending.last().map(|(_, e)| e.clone()).unwrap_or_default();
+        anyhow::bail!(Exit::new(
+            EXIT_TEMPFAIL,
+            format!(
+                "{} record(s) are still waiting (last error: {last}); try again later",
+                report.pending.len()
+            )
+        ));
+    }
+    Ok(0)
 }

@@ -89,7 +89,7 @@ impl Default for FlushOptions {
             deadline: None,
             retry_permanent: true,
             ignore_schedule: true,
-            max_attempts: Some(6),
+            max_attempts: Some(4),
             max_wait: Duration::from_secs(60),
         }
     }
