@@ -140,7 +140,18 @@ impl CaseApi for HttpCaseApi {
                 }
             }
         });
-        let v = self.call(Method::Post, "/api/v2/cases".into(), Some(body))?;
+        let v = match self.call(Method::Post, "/api/v2/cases".into(), Some(body.clone())) {
+            Err(e) if e.status == Some(400) => {
+                // The case type may not define PENDING_APPROVAL: file it in its default status instead.
+                let mut plain = body;
+                if let Some(a) = plain.pointer_mut("/data/attributes").and_then(Value::as_object_mut) {
+                    a.remove("status_name");
+                }
+                tracing::info!("creating the case with status_name {PENDING_STATUS} failed ({e}); retrying without it");
+                self.call(Method::Post, "/api/v2/cases".into(), Some(plain))?
+            }
+            other => other?,
+        };
         self.parse_case(&v)
     }
 
@@ -188,8 +199,17 @@ impl CaseApi for HttpCaseApi {
     }
 
     fn set_status(&self, id: &str, status: &str) -> Result<(), ApiFailure> {
+        let path = format!("/api/v2/cases/{}/status", seg(id));
         let body = json!({ "data": { "type": "case", "attributes": { "status_name": status } } });
-        self.call(Method::Post, format!("/api/v2/cases/{}/status", seg(id)), Some(body)).map(|_| ())
+        match self.call(Method::Post, path.clone(), Some(body)) {
+            // The case type has no such status (the built-in one knows OPEN, IN_PROGRESS, CLOSED): close it,
+            // which every type allows; the comment posted before says why.
+            Err(e) if e.status == Some(400) && status != "CLOSED" => {
+                let body = json!({ "data": { "type": "case", "attributes": { "status": "CLOSED" } } });
+                self.call(Method::Post, path, Some(body)).map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     fn comment(&self, id: &str, text: &str) -> Result<(), ApiFailure> {
@@ -205,12 +225,15 @@ impl CaseApi for HttpCaseApi {
         )?;
         let list =
             v.pointer("/data/attributes/incidents").and_then(Value::as_array).cloned().unwrap_or_default();
+        // Responders are known from each incident's relationships (commander, responders). A response that
+        // carries no relationships at all cannot say who responds: then every active incident is offered.
+        let known = list.iter().any(|i| i.get("data").unwrap_or(i).get("relationships").is_some());
         let mut out = Vec::new();
-        for item in list {
-            let inc = item.get("data").unwrap_or(&item);
+        for item in &list {
+            let inc = item.get("data").unwrap_or(item);
             let rels = inc.get("relationships").unwrap_or(&Value::Null);
             let mine = mentions(rels, &user.id) || (!user.handle.is_empty() && mentions(rels, &user.handle));
-            if !mine {
+            if known && !mine {
                 continue;
             }
             let a = inc.get("attributes").unwrap_or(&Value::Null);

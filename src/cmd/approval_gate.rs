@@ -282,8 +282,8 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
         &req.rule,
         reason,
     );
-    let spool_dir = loaded.settings.spool.dir.clone().unwrap_or_else(|| loaded.dirs.spool());
-    let spool = Spool::open(&spool_dir, loaded.settings.spool.max_bytes).map_err(|e| refuse(e.into()))?;
+    let spool = Spool::open(super::outputs::spool_dir(loaded), loaded.settings.spool.max_bytes)
+        .map_err(|e| refuse(e.into()))?;
     let id = audit::spool_record(&spool, &rec).map_err(refuse)?;
     if let Err(e) = audit::append_log(&loaded.dirs.home, &rec) {
         eprintln!("ddcoterm: warning: cannot append to {}: {e}", loaded.dirs.home.join("audit.log").display());
@@ -303,8 +303,10 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
     Ok(GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags })
 }
 
-/// Delivers one spooled audit record right away; on failure its state is kept for the next flush.
+/// Delivers one spooled audit record right away through the spool deliverer; on failure its state is kept
+/// and `ddcoterm spool flush` sends it later.
 fn send_audit_now(loaded: &Loaded, spool: &Spool, id: &crate::spool::RecordId) -> Result<(), String> {
+    use crate::spool::Deliver;
     let entry = spool
         .entries()
         .map_err(|e| e.to_string())?
@@ -315,26 +317,20 @@ fn send_audit_now(loaded: &Loaded, spool: &Spool, id: &crate::spool::RecordId) -
         return Err("another ddcoterm process is sending it".into());
     };
     let stored = claim.read().map_err(|e| e.to_string())?;
-    let event: crate::datadog::payload::AuditEvent =
-        serde_json::from_slice(&stored.body).map_err(|e| format!("bad audit record: {e}"))?;
-    let what = stored.kind.strip_prefix("audit.").unwrap_or("break_glass");
-    let req = crate::datadog::Call::Event.request(crate::datadog::payload::audit_event(what, &event));
-    let result = Client::from_settings(&loaded.settings.connection_config, client_options())
-        .map_err(|e| e.to_string())
-        .and_then(|c| c.send(&req).map_err(|e| e.to_string()));
-    match result {
-        Ok(_) => claim.delete().map_err(|e| e.to_string()),
-        Err(msg) => {
+    let deliver = super::outputs::DatadogDeliver::from_loaded(loaded, client_options()).map_err(|e| format!("{e:#}"))?;
+    match deliver.deliver(&stored) {
+        Ok(()) => claim.delete().map_err(|e| e.to_string()),
+        Err(f) => {
             let state = State {
                 attempts: 1,
-                last_error: msg.clone(),
-                status: None,
-                permanent: false,
+                last_error: f.message.clone(),
+                status: f.status,
+                permanent: f.permanent,
                 next_attempt_ms: 0,
                 updated_ms: crate::spool::now_ms(),
             };
             let _ = claim.set_state(&state);
-            Err(msg)
+            Err(f.message)
         }
     }
 }
