@@ -542,7 +542,7 @@ impl Home {
     /// The configuration as a command would load it.
     pub fn loaded(&self) -> ddcoterm::config::Loaded {
         let opts = ddcoterm::config::LoadOptions {
-            dirs: ddcoterm::dirs::Dirs { system: self.system(), home: self.home() },
+            dirs: ddcoterm::dirs::Dirs::at(self.system(), self.home()),
             sets: Vec::new(),
         };
         ddcoterm::config::load(&opts).expect("config loads")
