@@ -147,7 +147,9 @@ impl CaseApi for HttpCaseApi {
                 if let Some(a) = plain.pointer_mut("/data/attributes").and_then(Value::as_object_mut) {
                     a.remove("status_name");
                 }
-                tracing::info!("creating the case with status_name {PENDING_STATUS} failed ({e}); retrying without it");
+                tracing::info!(
+                    "creating the case with status_name {PENDING_STATUS} failed ({e}); retrying without it"
+                );
                 self.call(Method::Post, "/api/v2/cases".into(), Some(plain))?
             }
             other => other?,

@@ -4,7 +4,9 @@
 use crate::approval::http::HttpCaseApi;
 use crate::approval::incidents::pick_on_tty;
 use crate::approval::ui::{Progress, Spinner};
-use crate::approval::{ApprovalError, ApprovalRequest, Approver, CaseApprover, CaseInfo, FlowOptions, GrantStore, Incident};
+use crate::approval::{
+    ApprovalError, ApprovalRequest, Approver, CaseApprover, CaseInfo, FlowOptions, GrantStore, Incident,
+};
 use crate::audit::{self, AuditRecord};
 use crate::config::Loaded;
 use crate::datadog::{Client, ClientOptions};
@@ -53,7 +55,12 @@ pub fn rule_name(decision: &Decision) -> String {
 
 /// The approval step (`decision.actions` contains `approval`). Ok = the command may run, with the outcome's
 /// forced actions and tags; Err = refused, with an [`Exit`] status (1 refused, 130 Ctrl-C, 78 configuration).
-pub fn require(loaded: &Loaded, inv: &Invocation, decision: &Decision, rule: &str) -> anyhow::Result<GateOutcome> {
+pub fn require(
+    loaded: &Loaded,
+    inv: &Invocation,
+    decision: &Decision,
+    rule: &str,
+) -> anyhow::Result<GateOutcome> {
     require_with(loaded, inv, decision, rule, None)
 }
 
@@ -70,8 +77,10 @@ pub fn require_with(
         return break_glass(loaded, &req);
     }
     let opts = FlowOptions::from_settings(&loaded.settings.approval)?;
-    let grant_ttl = crate::config::durations::parse("approval.grant_ttl", &loaded.settings.approval.grant_ttl)?;
-    let want_incidents = decision.actions.contains(Action::Incidents) || loaded.settings.approval.offer_incidents;
+    let grant_ttl =
+        crate::config::durations::parse("approval.grant_ttl", &loaded.settings.approval.grant_ttl)?;
+    let want_incidents =
+        decision.actions.contains(Action::Incidents) || loaded.settings.approval.offer_incidents;
     let cancel = Arc::new(AtomicBool::new(false));
     // Ctrl-C while waiting sets the flag (instead of killing us) so that the case is cancelled first.
     let sig = signal_hook::flag::register(signal_hook::consts::SIGINT, cancel.clone())
@@ -159,7 +168,8 @@ pub fn approve_with(deps: &mut GateDeps<'_>, req: &ApprovalRequest) -> Result<Ga
                     g.case_key,
                     g.approver.as_deref().map(|a| format!(" by {a}")).unwrap_or_default()
                 ));
-                let mut tags = vec![format!("approval_case:{}", g.case_key), "approval_reused:true".to_string()];
+                let mut tags =
+                    vec![format!("approval_case:{}", g.case_key), "approval_reused:true".to_string()];
                 if let Some(a) = &g.approver {
                     tags.push(format!("approved_by:{a}"));
                 }
@@ -177,9 +187,11 @@ pub fn approve_with(deps: &mut GateDeps<'_>, req: &ApprovalRequest) -> Result<Ga
     if let Some(a) = &approved.approver {
         tags.push(format!("approved_by:{a}"));
     }
-    if let Err(e) =
-        deps.grants.record((&binding, &approved.case.key, approved.approver.as_deref()), deps.grant_ttl, SystemTime::now())
-    {
+    if let Err(e) = deps.grants.record(
+        (&binding, &approved.case.key, approved.approver.as_deref()),
+        deps.grant_ttl,
+        SystemTime::now(),
+    ) {
         deps.progress.note(&format!("could not save the approval for reuse: {e}"));
     }
     if deps.want_incidents {
@@ -237,11 +249,18 @@ pub fn incidents_only(loaded: &Loaded) -> GateOutcome {
     };
     let mut pick = |list: &[Incident]| pick_on_tty(list).ok().flatten().flatten();
     let mut spinner = Spinner::new();
-    GateOutcome { force: ActionSet::default(), tags: link_incident(approver.as_mut(), None, &mut pick, &mut spinner) }
+    GateOutcome {
+        force: ActionSet::default(),
+        tags: link_incident(approver.as_mut(), None, &mut pick, &mut spinner),
+    }
 }
 
 /// The production approver: keys checked first (the error names the rule), then the HTTP client.
-fn http_approver<'a>(loaded: &Loaded, rule: &str, opts: &FlowOptions) -> Result<Box<dyn Approver + 'a>, ApprovalError> {
+fn http_approver<'a>(
+    loaded: &Loaded,
+    rule: &str,
+    opts: &FlowOptions,
+) -> Result<Box<dyn Approver + 'a>, ApprovalError> {
     let conn = &loaded.settings.connection_config;
     let set = |k: &Option<String>| k.as_deref().is_some_and(|k| !k.trim().is_empty());
     if !set(&conn.api_key) {
@@ -250,8 +269,10 @@ fn http_approver<'a>(loaded: &Loaded, rule: &str, opts: &FlowOptions) -> Result<
     if !set(&conn.app_key) {
         return Err(ApprovalError::MissingAppKey { rule: rule.into() });
     }
-    let client = Client::from_settings(conn, client_options())
-        .map_err(|e| ApprovalError::Rejected { doing: "set up the Datadog client".into(), msg: e.to_string() })?;
+    let client = Client::from_settings(conn, client_options()).map_err(|e| ApprovalError::Rejected {
+        doing: "set up the Datadog client".into(),
+        msg: e.to_string(),
+    })?;
     Ok(Box::new(CaseApprover::new(HttpCaseApi::new(client), opts.clone(), rule)))
 }
 
@@ -263,7 +284,8 @@ fn client_options() -> ClientOptions {
 /// Break glass: reason, audit record durably in the spool *before* the command runs, banner, then an
 /// immediate send attempt (the record stays spooled when Datadog cannot be reached).
 fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOutcome> {
-    let refuse = |e: audit::AuditError| -> anyhow::Error { Exit::new(exit::REFUSED, format!("ddcoterm: {e}")).into() };
+    let refuse =
+        |e: audit::AuditError| -> anyhow::Error { Exit::new(exit::REFUSED, format!("ddcoterm: {e}")).into() };
     let env_reason = std::env::var(audit::ENV_BREAK_GLASS_REASON).ok();
     let required = loaded.settings.break_glass.require_reason;
     let reason = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") {
@@ -286,7 +308,10 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
         .map_err(|e| refuse(e.into()))?;
     let id = audit::spool_record(&spool, &rec).map_err(refuse)?;
     if let Err(e) = audit::append_log(&loaded.dirs.home, &rec) {
-        eprintln!("ddcoterm: warning: cannot append to {}: {e}", loaded.dirs.home.join("audit.log").display());
+        eprintln!(
+            "ddcoterm: warning: cannot append to {}: {e}",
+            loaded.dirs.home.join("audit.log").display()
+        );
     }
     tracing::warn!(user = %rec.user, host = %rec.hostname, rule = %req.rule, "break glass: running without approval");
     eprintln!("{}", audit::banner(&rec));
@@ -317,7 +342,8 @@ fn send_audit_now(loaded: &Loaded, spool: &Spool, id: &crate::spool::RecordId) -
         return Err("another ddcoterm process is sending it".into());
     };
     let stored = claim.read().map_err(|e| e.to_string())?;
-    let deliver = super::outputs::DatadogDeliver::from_loaded(loaded, client_options()).map_err(|e| format!("{e:#}"))?;
+    let deliver = super::outputs::DatadogDeliver::from_loaded(loaded, client_options())
+        .map_err(|e| format!("{e:#}"))?;
     match deliver.deliver(&stored) {
         Ok(()) => claim.delete().map_err(|e| e.to_string()),
         Err(f) => {
@@ -349,10 +375,20 @@ mod tests {
     }
 
     impl Approver for Stub {
-        fn approve(&mut self, req: &ApprovalRequest, _p: &mut dyn Progress, _c: &AtomicBool) -> Result<Approved, ApprovalError> {
+        fn approve(
+            &mut self,
+            req: &ApprovalRequest,
+            _p: &mut dyn Progress,
+            _c: &AtomicBool,
+        ) -> Result<Approved, ApprovalError> {
             self.log.borrow_mut().push(format!("approve {}", req.command_line));
             Ok(Approved {
-                case: CaseInfo { id: "c1".into(), key: "COTERM-7".into(), status: "APPROVED".into(), ..Default::default() },
+                case: CaseInfo {
+                    id: "c1".into(),
+                    key: "COTERM-7".into(),
+                    status: "APPROVED".into(),
+                    ..Default::default()
+                },
                 approver: Some("bob".into()),
             })
         }
@@ -375,7 +411,13 @@ mod tests {
         }
     }
 
-    fn run(home: &std::path::Path, ttl: Duration, r: &ApprovalRequest, incidents: Vec<Incident>, pick: Option<usize>) -> (GateOutcome, Vec<String>) {
+    fn run(
+        home: &std::path::Path,
+        ttl: Duration,
+        r: &ApprovalRequest,
+        incidents: Vec<Incident>,
+        pick: Option<usize>,
+    ) -> (GateOutcome, Vec<String>) {
         let log = std::rc::Rc::new(RefCell::new(Vec::new()));
         let l2 = log.clone();
         let mut make = move || -> Result<Box<dyn Approver>, ApprovalError> {
@@ -433,6 +475,9 @@ mod tests {
     #[test]
     fn outcome_adds_forced_actions() {
         let o = GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags: vec![] };
-        assert_eq!(o.actions(&ActionSet::new([Action::Approval])).to_string(), "[record, process_info, approval]");
+        assert_eq!(
+            o.actions(&ActionSet::new([Action::Approval])).to_string(),
+            "[record, process_info, approval]"
+        );
     }
 }
