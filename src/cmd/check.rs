@@ -1,5 +1,75 @@
-//! `ddcoterm check`.
+//! `ddcoterm check -- CMD...`: prints the policy decision for a command without running anything.
+
 use crate::cli::{CheckArgs, GlobalArgs};
-pub fn run(_g: &GlobalArgs, _a: CheckArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("check: not wired yet")
+use crate::cmd::lint_prompt;
+use crate::error::{exit, Exit};
+use crate::model::{Action, ActionSet};
+use crate::policy::{Decision, Invocation, PolicyEngine};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+
+pub fn run(g: &GlobalArgs, a: CheckArgs) -> anyhow::Result<i32> {
+    let loaded = crate::cmd::context::load(g)?;
+    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?;
+    let cli = parse_actions(a.run.actions.as_deref())?;
+    let args: Vec<OsString> = a.cmd[1..].iter().map(OsString::from).collect();
+    let inv = Invocation::from_process(&a.cmd[0], &args);
+    let d = engine.evaluate(&inv, cli.as_ref());
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!("{}", render(&inv, &d));
+    }
+    Ok(0)
+}
+
+/// `--actions` values (comma-separated, empty entries ignored) into a set; an unknown name is a usage error.
+pub fn parse_actions(list: Option<&[String]>) -> anyhow::Result<Option<ActionSet>> {
+    let Some(list) = list else { return Ok(None) };
+    let mut set = ActionSet::default();
+    for s in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let a = Action::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+            Exit::new(exit::USAGE, format!("--actions: unknown action `{s}` (known: {})", known.join(", ")))
+        })?;
+        set.insert(a);
+    }
+    Ok(Some(set))
+}
+
+/// The human report: command, context, warnings, rule, messages, errors, actions and where they came from.
+pub fn render(inv: &Invocation, d: &Decision) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "command:   {}", inv.command_line());
+    for (k, v) in &d.context {
+        let _ = writeln!(s, "context:   {k} = {v}");
+    }
+    if d.warnings.is_empty() {
+        let _ = writeln!(s, "warnings:  none");
+    }
+    for w in &d.warnings {
+        let _ = writeln!(s, "warning:   {}", lint_prompt::render(w));
+        if !w.failed {
+            let _ = writeln!(s, "           (from {})", w.at);
+        }
+    }
+    match &d.rule {
+        Some(r) => {
+            let _ = writeln!(s, "rule:      {r}");
+        }
+        None => {
+            let _ = writeln!(s, "rule:      none matched");
+        }
+    }
+    if let Some(m) = &d.user_message {
+        let _ = writeln!(s, "user message:     {m}");
+    }
+    if let Some(m) = &d.approver_message {
+        let _ = writeln!(s, "approver message: {m}");
+    }
+    for e in &d.errors {
+        let _ = writeln!(s, "error:     {e}");
+    }
+    let _ = writeln!(s, "actions:   {} (from {})", d.actions, d.source.as_str());
+    s
 }

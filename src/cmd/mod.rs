@@ -9,6 +9,7 @@ pub mod context;
 pub mod doctor;
 pub mod init;
 pub mod intercept;
+pub mod lint_prompt;
 pub mod outputs;
 pub mod play;
 pub mod policy_cmd;
