@@ -3,6 +3,7 @@
 //! Layers (DESIGN.md §2): `config`/`dirs`/`model`/`error` at the bottom; `policy`, `datadog`, `spool`,
 //! `redact`, `audit` above them; `shim`, `recorder`, `approval`, `bundle` above those; `cli`/`cmd` on top.
 
+pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -17,4 +18,4 @@ pub mod approval;
 pub mod audit;
 pub mod datadog;
 pub mod spool;
-// pub mod bundle; pub mod recorder;
+// pub mod recorder;

@@ -80,7 +80,7 @@ fn show_origin(loaded: &Loaded, format: Format) -> anyhow::Result<String> {
                     .iter()
                     .filter(|(k, _)| key.starts_with(&format!("{k}.")))
                     .map(|(_, o)| o)
-                    .last()
+                    .next_back()
             })
             .map(|o| o.to_string())
             .unwrap_or_else(|| "built-in (default)".into());

@@ -1,7 +1,26 @@
-//! The shim path.
+//! The shim path: argv[0] named a guarded command. Config -> policy -> prompt -> approval -> exec/record.
+//! No tokio runtime and no logging set-up here unless an action needs them.
 
+use super::guard::{self, Guarded};
+use crate::cli::RunArgs;
+use crate::error::{exit, Exit};
+use crate::shim::resolve;
 use std::ffi::OsString;
 
-pub fn run(name: &str, _argv0: &OsString, _args: Vec<OsString>) -> anyhow::Result<i32> {
-    anyhow::bail!("shim path for {name} not wired yet")
+/// Runs the shim for `name` with the user's arguments; returns the exit status (or execs).
+pub fn run(name: &str, _argv0: &OsString, args: Vec<OsString>) -> anyhow::Result<i32> {
+    let loaded = super::context::load(&Default::default())?;
+    let skip = [super::shim_cmd::user_dir(&loaded), super::shim_cmd::system_dir(&loaded)];
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let program = resolve::find_real(name, &path_var, &skip, &resolve::self_exe()).ok_or_else(|| {
+        Exit::new(
+            exit::NOT_FOUND,
+            format!("{name}: command not found (ddcoterm shim: no real `{name}` on PATH after skipping the shim directories)"),
+        )
+    })?;
+    let cmd = Guarded { name: name.to_string(), program, args };
+    if guard::already_guarded(name) {
+        return guard::exec(&cmd);
+    }
+    guard::run(&loaded, cmd, &RunArgs::default())
 }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod config_cmd;
 pub mod context;
 pub mod doctor;
+pub mod guard;
 pub mod init;
 pub mod intercept;
 pub mod lint_prompt;

@@ -1,5 +1,43 @@
-//! `ddcoterm` and `ddcoterm -- CMD...`.
+//! `ddcoterm` (record an interactive shell) and `ddcoterm -- CMD...` (guard and record one command).
+
+use super::guard::{self, Guarded};
 use crate::cli::{GlobalArgs, RunArgs};
-pub fn run(_g: &GlobalArgs, _r: &RunArgs, _cmd: Vec<String>) -> anyhow::Result<i32> {
-    anyhow::bail!("record: not wired yet")
+use crate::config::policy_set::builtin_default_actions;
+use crate::error::{exit, Exit};
+use crate::shim::resolve;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<String>) -> anyhow::Result<i32> {
+    let loaded = super::context::load(g)?;
+    let Some((first, rest)) = cmd.split_first() else {
+        // An interactive shell was asked for explicitly: record it even where the org default is [].
+        let actions = match guard::cli_actions(r)? {
+            Some(a) => a,
+            None => builtin_default_actions().union(&loaded.policy.default_actions),
+        };
+        let req = super::session::SessionRequest {
+            program: None,
+            args: Vec::new(),
+            display_name: "shell".into(),
+            actions,
+            rule: None,
+            tags: Vec::new(),
+        };
+        return super::session::run(&loaded, req);
+    };
+    let name = Path::new(first)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| first.clone());
+    let program = if first.contains('/') {
+        PathBuf::from(first)
+    } else {
+        let skip = [super::shim_cmd::user_dir(&loaded), super::shim_cmd::system_dir(&loaded)];
+        let path_var = std::env::var_os("PATH").unwrap_or_default();
+        resolve::find_real(first, &path_var, &skip, &resolve::self_exe())
+            .ok_or_else(|| Exit::new(exit::NOT_FOUND, format!("{first}: command not found on PATH")))?
+    };
+    let cmd = Guarded { name, program, args: rest.iter().map(OsString::from).collect() };
+    guard::run(&loaded, cmd, r)
 }

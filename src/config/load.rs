@@ -92,6 +92,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     validate_locked(&sys_settings, dirs)?;
 
     let bundles = bundle_layer::load_dir(&dirs.bundles(), &sys_settings.bundles.trusted_keys)?;
+    warnings.extend(bundles.iter().filter_map(|b| b.fallback.clone()));
     for b in &bundles {
         infos.push(LayerInfo { layer: "bundle".into(), path: b.path.clone(), exists: true });
     }

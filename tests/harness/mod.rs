@@ -54,7 +54,11 @@ impl World {
         self
     }
     pub fn kubeconfig(&self, context: &str) -> &Self {
-        self.write("home/.kube/config", &format!("apiVersion: v1\nkind: Config\ncurrent-context: {context}\n"), 0o600);
+        self.write(
+            "home/.kube/config",
+            &format!("apiVersion: v1\nkind: Config\ncurrent-context: {context}\n"),
+            0o600,
+        );
         self
     }
     /// A fake real binary: a shell script in `real/` (prints `REAL <name> <args>` and exits with $FAKE_EXIT).
@@ -77,7 +81,11 @@ impl World {
         let mut c = Command::new(program);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
-            if k.starts_with("DDCOTERM_") || k.starts_with("DD_") || k.starts_with("COTERM_") || k == "KUBECONFIG" {
+            if k.starts_with("DDCOTERM_")
+                || k.starts_with("DD_")
+                || k.starts_with("COTERM_")
+                || k == "KUBECONFIG"
+            {
                 c.env_remove(k);
             }
         }
@@ -85,7 +93,14 @@ impl World {
             .env("DDCOTERM_HOME", self.ddhome())
             .env("DDCOTERM_SYSTEM_DIR", self.path("etc"))
             .env("DDCOTERM_SHIMS__DIR", self.path("shims"))
-            .env("PATH", format!("{}:{}:/usr/local/bin:/usr/bin:/bin", self.path("shims").display(), self.path("real").display()))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}:/usr/local/bin:/usr/bin:/bin",
+                    self.path("shims").display(),
+                    self.path("real").display()
+                ),
+            )
             .env("TERM", "xterm")
             .current_dir(self.root.path());
         c

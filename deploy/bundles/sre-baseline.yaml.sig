@@ -1,0 +1,1 @@
+tunnifqjkIssvTmbR52L0iUBgJQosWJodl1eGMRp7rxLf+TQTwWByOXUwBgqzOfGuczu69tHdgdWcRMYYjgmBg==
