@@ -2,6 +2,7 @@
 //! with its decided actions) or for a terminal session (then record it).
 
 use super::approval_gate::{self, GateOutcome};
+use super::guard::{self, Guarded};
 use super::session::{self, SessionRequest};
 use crate::cli::{ApproveArgs, GlobalArgs};
 use crate::config::Loaded;
@@ -12,7 +13,6 @@ use crate::policy::{Decision, DecisionSource, Invocation, PolicyEngine};
 use crate::shim::resolve;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 
 /// Requests approval (Case Management, or break glass), then runs the command or the session.
 pub fn run(g: &GlobalArgs, a: ApproveArgs) -> anyhow::Result<i32> {
@@ -32,8 +32,11 @@ fn approve_command(loaded: &Loaded, cmd: Vec<String>, reason: Option<String>) ->
     for e in &decision.errors {
         eprintln!("ddcoterm: policy error, failing closed: {e}");
     }
-    for w in &decision.warnings {
-        eprintln!("Warning from CoTerm: {}", w.message);
+    if !decision.warnings.is_empty()
+        && !super::lint_prompt::confirm(&decision.warnings, false, loaded.settings.lints.non_interactive)?
+    {
+        eprintln!("ddcoterm: `{name}` not run: you answered no to the warning(s) above");
+        return Ok(exit::REFUSED);
     }
     if let Some(m) = &decision.user_message {
         eprintln!("ddcoterm: {m}");
@@ -69,9 +72,7 @@ fn approve_command(loaded: &Loaded, cmd: Vec<String>, reason: Option<String>) ->
             },
         );
     }
-    mark_active(&display_name);
-    let err = std::process::Command::new(&program).arg0(&display_name).args(&args).exec();
-    Err(Exit::new(126, format!("{name}: cannot execute {}: {err}", program.display())).into())
+    guard::exec(&Guarded { name: display_name, program, args })
 }
 
 fn approve_session(loaded: &Loaded, reason: Option<String>) -> anyhow::Result<i32> {
@@ -112,7 +113,7 @@ fn without_gate_actions(a: ActionSet) -> ActionSet {
     ActionSet::new(a.iter().filter(|x| !matches!(x, Action::Approval | Action::Incidents)))
 }
 
-/// Stops the shim of `name` from guarding the command a second time (same marker as the guard sequence).
+/// Stops the shim of `name` from guarding the recorded command a second time (the guard sequence's marker).
 fn mark_active(name: &str) {
     std::env::set_var(ENV_SHIM_ACTIVE, format!("{name}:{}", std::process::id()));
 }
