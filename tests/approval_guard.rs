@@ -17,11 +17,15 @@ fn docs_rules() -> String {
 }
 
 fn world(fake: &Fake) -> World {
+    world_at(&fake.uri())
+}
+
+fn world_at(host: &str) -> World {
     let w = World::new();
     w.user_config(&format!(
         "{}connection_config:\n  host: {}\n  api_key: {API_KEY}\n  app_key: {APP_KEY}\napproval:\n  poll_interval: 50ms\n",
         docs_rules(),
-        fake.uri()
+        host
     ))
     .kubeconfig("staging-1")
     .fake("kubectl");
@@ -97,4 +101,63 @@ fn docs_rules_example_without_prod_does_not_ask() {
     s.expect("REAL kubectl [get] [pods] [--context] [prod-1]").unwrap();
     assert_eq!(exit_code(&mut s), 0);
     assert!(fake.cases().is_empty(), "no approval asked: {:?}", fake.cases());
+}
+
+/// The fake kubectl reports whether the break-glass audit record is already in the spool when it starts.
+const KUBECTL_CHECKS_SPOOL: &str = "#!/bin/sh\nif grep -qs break_glass \"$DDCOTERM_HOME\"/spool/*~a*.rec; then echo AUDIT-ON-DISK; else echo NO-AUDIT; fi\necho \"REAL kubectl $*\"\n";
+
+#[test]
+fn break_glass_offline_audit_is_on_disk_before_the_command_and_sent_by_spool_flush() {
+    let w = world_at(&support::closed_port_uri());
+    w.fake_script("kubectl", KUBECTL_CHECKS_SPOOL);
+    let mut c = w.cmd(w.shim("kubectl"));
+    c.args(["scale", "deploy/web", "--context", "prod-1"])
+        .env("COTERM_BREAK_GLASS", "true")
+        .env("COTERM_BREAK_GLASS_REASON", "pager: api down");
+    let mut s = expectrl::Session::spawn(c).unwrap();
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    s.expect("BREAK GLASS").unwrap();
+    s.expect("AUDIT-ON-DISK").unwrap();
+    s.expect("REAL kubectl scale deploy/web --context prod-1").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+
+    let fake = Fake::start();
+    w.user_config(&format!(
+        "{}connection_config:\n  host: {}\n  api_key: {API_KEY}\n  app_key: {APP_KEY}\n",
+        docs_rules(),
+        fake.uri()
+    ));
+    let out = w.ddcoterm(&["spool", "flush"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let warnings: Vec<_> = fake
+        .accepted_path_prefix("/api/v1/events")
+        .into_iter()
+        .map(|r| r.json())
+        .filter(|e| e["alert_type"] == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "one break-glass audit event delivered");
+    let tags = warnings[0]["tags"].to_string();
+    assert!(tags.contains("break_glass:true") && tags.contains("rule:kubectl_rules[0]"), "{tags}");
+    assert!(warnings[0]["text"].as_str().unwrap().contains("pager: api down"));
+    assert!(fake.cases().is_empty(), "break glass never waits for a case");
+}
+
+#[test]
+fn break_glass_online_sends_the_audit_and_records_the_run() {
+    let fake = Fake::start();
+    let w = world(&fake);
+    let mut c = w.cmd(w.shim("kubectl"));
+    c.args(["scale", "deploy/web", "--context", "prod-1"]).env("COTERM_BREAK_GLASS", "1");
+    let mut s = expectrl::Session::spawn(c).unwrap();
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    s.expect("BREAK GLASS").unwrap();
+    s.expect("REAL kubectl [scale]").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    let events: Vec<_> = fake.accepted_path_prefix("/api/v1/events").into_iter().map(|r| r.json()).collect();
+    assert!(events
+        .iter()
+        .any(|e| e["alert_type"] == "warning" && e["tags"].to_string().contains("break_glass:true")));
+    assert!(fake.cases().is_empty());
+    let casts: Vec<_> = std::fs::read_dir(w.ddhome().join("recordings")).unwrap().flatten().collect();
+    assert!(!casts.is_empty(), "break glass forces recording");
 }
