@@ -258,7 +258,7 @@ fn api_key_only_config_is_a_clear_error_naming_the_rule() {
     )
     .unwrap();
     let d = finish(spawn(&h, &["scale"]));
-    assert_eq!(d.code, Some(78), "{}", d.stderr);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
     assert!(d.stderr.contains("fakecmd rules[0]") && d.stderr.contains("DD_APP_KEY"), "{}", d.stderr);
     assert!(fake.cases().is_empty());
 }

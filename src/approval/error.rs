@@ -8,14 +8,14 @@ use std::time::Duration;
 pub enum ApprovalError {
     /// Approvals act as a user through the application key; an API key alone cannot create cases.
     #[error(
-        "{rule} requires approval, but no application key is configured (approvals create a Case Management \
-         case as you): set connection_config.app_key or DD_APP_KEY (`ddcoterm init`), or ask for the rule to change"
+        "approval required by {rule}, but no application key is configured (approvals create a Case Management \
+         case as you): set connection_config.app_key or DD_APP_KEY (`ddcoterm init`); not run"
     )]
     MissingAppKey { rule: String },
     /// The API key is missing entirely.
-    #[error("{rule} requires approval, but no Datadog API key is configured: set connection_config.api_key or DD_API_KEY")]
+    #[error("approval required by {rule}, but no Datadog API key is configured: set connection_config.api_key or DD_API_KEY; not run")]
     MissingApiKey { rule: String },
-    #[error("{rule} requires approval, but there is no Case Management project to file it in: set approval.project_id")]
+    #[error("approval required by {rule}, but there is no Case Management project to file it in: set approval.project_id; not run")]
     NoProject { rule: String },
     /// Datadog could not be reached (or kept failing): fail closed, and say how to get out in an emergency.
     #[error(
@@ -55,13 +55,11 @@ fn declined_msg(key: &str, status: &str, by: Option<&str>, comment: Option<&str>
 }
 
 impl ApprovalError {
-    /// The process status: 130 for Ctrl-C, 78 for configuration problems, 1 for every refusal.
+    /// The process status: 130 for Ctrl-C, 1 for every refusal (missing keys included: the command is
+    /// refused, fail closed, like any approval that cannot be obtained).
     pub fn exit_code(&self) -> i32 {
         match self {
             ApprovalError::Cancelled { .. } => exit::INTERRUPTED,
-            ApprovalError::MissingAppKey { .. }
-            | ApprovalError::MissingApiKey { .. }
-            | ApprovalError::NoProject { .. } => exit::CONFIG,
             _ => exit::REFUSED,
         }
     }
@@ -91,6 +89,6 @@ mod tests {
         assert!(key.contains("kubectl rules[0]") && key.contains("DD_APP_KEY"), "{key}");
         assert_eq!(ApprovalError::Cancelled { key: "k".into() }.exit_code(), 130);
         assert_eq!(declined.exit_code(), 1);
-        assert_eq!(ApprovalError::MissingAppKey { rule: "r".into() }.exit_code(), 78);
+        assert_eq!(ApprovalError::MissingAppKey { rule: "r".into() }.exit_code(), 1);
     }
 }

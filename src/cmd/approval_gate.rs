@@ -108,7 +108,7 @@ pub fn require_with(
     };
     let result = approve_with(&mut deps, &req);
     signal_hook::low_level::unregister(sig);
-    result.map_err(|e| Exit::new(e.exit_code(), format!("ddcoterm: {e}")).into())
+    result.map_err(|e| Exit::new(e.exit_code(), e.to_string()).into())
 }
 
 /// Builds the request from the invocation: redacted command line, context, messages, session link.
@@ -284,8 +284,7 @@ fn client_options() -> ClientOptions {
 /// Break glass: reason, audit record durably in the spool *before* the command runs, banner, then an
 /// immediate send attempt (the record stays spooled when Datadog cannot be reached).
 fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOutcome> {
-    let refuse =
-        |e: audit::AuditError| -> anyhow::Error { Exit::new(exit::REFUSED, format!("ddcoterm: {e}")).into() };
+    let refuse = |e: audit::AuditError| -> anyhow::Error { Exit::new(exit::REFUSED, e.to_string()).into() };
     let env_reason = std::env::var(audit::ENV_BREAK_GLASS_REASON).ok();
     let required = loaded.settings.break_glass.require_reason;
     let reason = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") {
