@@ -299,3 +299,25 @@ fn single_use_by_default() {
     assert_eq!(fake.cases().len(), 2);
     assert!(!h.home().join("approvals.json").exists());
 }
+
+#[test]
+fn session_approval_inside_a_recorded_session_reports_and_links_the_session() {
+    let fake = Fake::start();
+    let h = home(&fake.uri(), "");
+    let mut c = h.cmd();
+    c.args(["approve", "--reason", "quarterly failover drill"])
+        .env("DDCOTERM_SESSION", "0193-session-id")
+        .env_remove("COTERM_BREAK_GLASS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let case = wait_case(&fake, 1);
+    assert!(case.description.contains("a whole terminal session"), "{}", case.description);
+    assert!(case.description.contains("quarterly failover drill"), "{}", case.description);
+    assert!(case.description.contains("/terminal-streams/0193-session-id"), "{}", case.description);
+    fake.set_case_status(&case.key, "APPROVED", APPROVER);
+    let d = finish(child);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert!(d.stderr.contains("this session is approved") && d.stderr.contains(&case.key), "{}", d.stderr);
+}
