@@ -92,3 +92,22 @@ fn declining_the_offer_links_nothing() {
     assert_eq!(exit_code(&mut s), 0);
     assert!(fake.cases()[0].incidents.is_empty());
 }
+
+#[test]
+fn incidents_action_without_approval_asks_and_runs_without_a_case() {
+    let fake = Fake::start();
+    fake.add_incident("payments degraded");
+    let h = home(&fake.uri());
+    let mut c = h.cmd();
+    c.args(["--actions", "incidents", "--", "fakecmd", "w"])
+        .env("PATH", format!("{}:/usr/bin:/bin", h.tmp.path().join("bin").display()))
+        .env("TERM", "xterm");
+    let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    s.expect("#1 payments degraded. Link it to this run? (y/n)").unwrap();
+    s.send_line("y").unwrap();
+    s.expect("RAN fakecmd w").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    assert!(fake.cases().is_empty(), "no approval, no case");
+    assert!(fake.requests().iter().any(|r| r.path == "/api/v2/incidents/search"));
+}
