@@ -275,7 +275,7 @@ pub(crate) fn pass(
                         claim.set_state(&st)?;
                         drop(claim);
                         if !f.permanent
-                            && !opts.max_attempts.is_some_and(|m| tried >= m)
+                            && opts.max_attempts.is_none_or(|m| tried < m)
                             && delay <= opts.max_wait
                         {
                             note_wake(Instant::now() + delay);
@@ -363,10 +363,12 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    type FailFn = Box<dyn Fn(&Stored, u64) -> Option<Failure> + Send + Sync>;
+
     /// Records bodies it accepted; fails according to a script keyed by body.
     struct Script {
         accepted: Mutex<Vec<Vec<u8>>>,
-        fail: Box<dyn Fn(&Stored, u64) -> Option<Failure> + Send + Sync>,
+        fail: FailFn,
         calls: AtomicU64,
     }
     impl Deliver for Script {
