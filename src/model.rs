@@ -99,19 +99,40 @@ impl fmt::Display for ActionSet {
 }
 
 /// Where a piece of policy came from: shown by `check`, `config show --origin` and sent with approvals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// Layer name: `default`, `system`, `bundle`, `team`, `user`, `env`, `flags`.
     pub layer: String,
     /// The file (or env var / flag) that set it.
     pub source: String,
-    /// 1-based line in `source` when known.
+    /// 1-based line in `source` when known up front.
     pub line: Option<usize>,
+    /// What else identifies the layer (a bundle's `name rREVISION`).
+    pub detail: Option<String>,
+    /// The key path in `source`, resolved to a line only when displayed.
+    lazy: Option<(std::sync::Arc<crate::config::lines::Lines>, String)>,
 }
 
 impl Origin {
     pub fn new(layer: &str, source: impl Into<String>, line: Option<usize>) -> Self {
-        Origin { layer: layer.to_string(), source: source.into(), line }
+        Origin { layer: layer.to_string(), source: source.into(), line, detail: None, lazy: None }
+    }
+    /// Resolves the line of `key` in the file's text lazily (see `config::lines`).
+    pub fn at_key(
+        mut self,
+        lines: Option<&std::sync::Arc<crate::config::lines::Lines>>,
+        key: impl Into<String>,
+    ) -> Self {
+        self.lazy = lines.map(|l| (l.clone(), key.into()));
+        self
+    }
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+    /// The 1-based line, computing it on first use.
+    pub fn line(&self) -> Option<usize> {
+        self.line.or_else(|| self.lazy.as_ref().and_then(|(l, k)| l.get(k)))
     }
     /// Organisation layers are under the policy floor (DESIGN.md §3.2).
     pub fn is_org(&self) -> bool {
@@ -121,10 +142,26 @@ impl Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{} ({})", self.source, l, self.layer),
-            None => write!(f, "{} ({})", self.source, self.layer),
+        f.write_str(&self.source)?;
+        if let Some(l) = self.line() {
+            write!(f, ":{l}")?;
         }
+        match &self.detail {
+            Some(d) => write!(f, " ({} {d})", self.layer),
+            None => write!(f, " ({})", self.layer),
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Origin", 4)?;
+        st.serialize_field("layer", &self.layer)?;
+        st.serialize_field("source", &self.source)?;
+        st.serialize_field("line", &self.line())?;
+        st.serialize_field("detail", &self.detail)?;
+        st.end()
     }
 }
 

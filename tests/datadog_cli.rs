@@ -183,3 +183,31 @@ fn doctor_reports_a_broken_config_and_still_checks_the_rest() {
     assert!(so.contains("FAIL config") && so.contains("hots"), "{so}");
     assert!(so.contains("shims (user)"), "{so}");
 }
+
+#[test]
+fn init_interactive_prompts_on_the_terminal_without_echoing_keys() {
+    let fake = Fake::start();
+    let home = Home::new();
+    let mut cmd = home.cmd();
+    cmd.arg("init");
+    let mut s = expectrl::Session::spawn(cmd).unwrap();
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(20)));
+    s.expect("Datadog site [app.datadoghq.com]: ").unwrap();
+    s.send_line(fake.uri()).unwrap();
+    s.expect("Datadog API key: ").unwrap();
+    s.send_line(API_KEY).unwrap();
+    let c = s.expect("Application key").unwrap();
+    assert!(!contains(c.before(), API_KEY), "API key echoed");
+    s.send_line(APP_KEY).unwrap();
+    let c = s.expect("wrote ").unwrap();
+    assert!(!contains(c.before(), APP_KEY), "app key echoed");
+    assert!(text(c.before()).contains("acts as requester@example.com"), "{}", text(c.before()));
+    let cfg = home.home().join("config.yaml");
+    let start = std::time::Instant::now();
+    while !cfg.exists() && start.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let l = home.loaded();
+    assert_eq!(l.settings.connection_config.host, fake.uri());
+    assert_eq!(l.settings.connection_config.app_key.as_deref(), Some(APP_KEY));
+}

@@ -83,6 +83,21 @@ fn lint_without_a_terminal_aborts_with_a_clear_message() {
 }
 
 #[test]
+fn docs_lint_example_warns_even_without_any_kubeconfig() {
+    let w = World::new();
+    w.system_config(&format!("{NO_RECORDING}lints:\n  non_interactive: allow\n"))
+        .user_config(&reference("coterm-lint.yaml"))
+        .fake("kubectl");
+    let out = no_tty(w.cmd(w.shim("kubectl")).args(["scale", "foo"]).to_owned_cmd());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Warning from CoTerm: No kubectl context specified (effective context: 'nil')"),
+        "{err}"
+    );
+    assert!(out.status.success(), "{err}");
+}
+
+#[test]
 fn lint_without_a_terminal_runs_when_config_allows() {
     let w = World::new();
     w.system_config(&format!("{NO_RECORDING}lints:\n  non_interactive: allow\n"))
@@ -283,4 +298,16 @@ impl ToOwnedCmd for std::process::Command {
         }
         c
     }
+}
+
+#[test]
+fn user_rule_cannot_switch_off_the_orgs_default_recording() {
+    let w = World::new();
+    w.system_config("process_config:\n  default_actions: [approval]\n")
+        .user_config("process_config:\n  commands:\n    - command: kubectl\n      rules:\n        - rule: true\n          actions: []\n")
+        .fake("kubectl");
+    // approval is the org default: a user `true -> []` rule must not remove it (and approval fails closed here).
+    let out = no_tty(w.cmd(w.shim("kubectl")).arg("get").to_owned_cmd());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("approval required"), "{}", text(&out.stderr));
 }

@@ -111,7 +111,8 @@ fn check_rules_doc_prod_scale_needs_approval_with_file_and_line() {
 #[test]
 fn check_json_is_the_decision() {
     let t = Test::new();
-    t.user_config(RULES_DOC).kubeconfig("prod");
+    t.user_config(RULES_DOC).kubeconfig("dev").write("work/kc", "current-context: prod\n");
+    let t = t.env("KUBECONFIG", "/nonexistent:kc");
     let r = t.run(&["check", "--json", "--", "kubectl", "scale", "x"]);
     r.code(0);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -163,6 +164,8 @@ fn check_failing_rule_fails_closed_and_says_so() {
         .stdout("error:     kubectl rules[0]")
         .stdout("time budget")
         .stdout("actions:   [approval] (from rule)");
+    t.user_config("process_config:\n  commands:\n    - command: helm\n      rules:\n        - rule: if then\n          actions: []\n");
+    t.run(&["check", "--", "kubectl", "get"]).code(0).stderr("helm rules[0] at ").stderr("does not compile");
 }
 
 #[test]

@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 pub fn run(g: &GlobalArgs, a: CheckArgs) -> anyhow::Result<i32> {
     let loaded = crate::cmd::context::load(g)?;
     let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?;
+    for e in engine.validate_all() {
+        eprintln!("ddcoterm: warning: {e}");
+    }
     let cli = parse_actions(a.run.actions.as_deref())?;
     let args: Vec<OsString> = a.cmd[1..].iter().map(OsString::from).collect();
     let inv = Invocation::from_process(&a.cmd[0], &args);

@@ -72,11 +72,11 @@ fn show_origin(loaded: &Loaded, format: Format) -> anyhow::Result<String> {
             continue;
         }
         let origin = loaded
-            .origins
+            .origins()
             .get(&key)
             .or_else(|| {
                 loaded
-                    .origins
+                    .origins()
                     .iter()
                     .filter(|(k, _)| key.starts_with(&format!("{k}.")))
                     .map(|(_, o)| o)

@@ -112,10 +112,13 @@ mod tests {
         (r, text)
     }
 
+    /// (name, --yes, non_interactive, terminal answer or no terminal, Ok(continue) or None for an error)
+    type Row = (&'static str, bool, NonInteractive, Option<&'static str>, Option<bool>);
+
     #[test]
     fn table() {
         let two = [w("No kubectl context specified", false), w("boom", true)];
-        let cases: &[(&str, bool, NonInteractive, Option<&str>, Option<bool>)] = &[
+        let cases: &[Row] = &[
             ("y continues", false, NonInteractive::Deny, Some("y\n"), Some(true)),
             ("YES continues", false, NonInteractive::Deny, Some(" YES \n"), Some(true)),
             ("n stops", false, NonInteractive::Deny, Some("n\n"), Some(false)),

@@ -48,27 +48,34 @@ pub fn flush_timeout(loaded: &Loaded) -> anyhow::Result<Duration> {
     Ok(durations::parse("spool.flush_timeout", &loaded.settings.spool.flush_timeout)?)
 }
 
-/// Delivers spool records to Datadog.
+/// Delivers spool records to Datadog. The HTTP client is built on first use, on the sending thread: reqwest's
+/// blocking client must not be created inside an async runtime, and a session may be driven from one.
 #[derive(Debug)]
 pub struct DatadogDeliver {
-    client: Client,
+    conn: crate::config::settings::ConnectionConfig,
+    opts: ClientOptions,
+    client: std::sync::OnceLock<Result<Client, String>>,
 }
 
 impl DatadogDeliver {
     /// From `connection_config`; fails on a bad host or a missing API key (nothing could be sent).
     pub fn from_loaded(loaded: &Loaded, opts: ClientOptions) -> anyhow::Result<DatadogDeliver> {
-        let client = Client::from_settings(&loaded.settings.connection_config, opts)?;
-        if !client.has_api_key() {
+        let conn = loaded.settings.connection_config.clone();
+        crate::datadog::Site::resolve(&conn.host, conn.port)?;
+        if conn.api_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
             anyhow::bail!(crate::error::Exit::new(
                 crate::error::exit::CONFIG,
                 "no Datadog API key: set connection_config.api_key (ddcoterm init) or DD_API_KEY"
             ));
         }
-        Ok(DatadogDeliver { client })
+        Ok(DatadogDeliver { conn, opts, client: std::sync::OnceLock::new() })
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    fn client(&self) -> Result<&Client, Failure> {
+        self.client
+            .get_or_init(|| Client::from_settings(&self.conn, self.opts).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Failure::permanent(e.clone()))
     }
 }
 
@@ -123,7 +130,7 @@ pub fn failure(e: &ApiError) -> Failure {
 impl Deliver for DatadogDeliver {
     fn deliver(&self, rec: &Stored) -> Result<(), Failure> {
         let (call, body) = to_call(rec)?;
-        self.client.send(&call.request(body)).map(|_| ()).map_err(|e| failure(&e))
+        self.client()?.send(&call.request(body)).map(|_| ()).map_err(|e| failure(&e))
     }
 }
 

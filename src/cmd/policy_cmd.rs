@@ -155,9 +155,10 @@ fn load_files(files: &[PathBuf]) -> anyhow::Result<(PolicySet, PolicySettings)> 
             let b = bundle_layer::parse_verified(path, text.as_bytes(), None, &[])?;
             layers.push(PolicyLayer {
                 layer: "bundle".into(),
-                source: format!("{} (bundle {} r{})", path.display(), b.doc.name, b.doc.revision),
+                source: path.display().to_string(),
+                detail: Some(format!("{} r{}", b.doc.name, b.doc.revision)),
                 process_config: b.doc.process_config,
-                lines: b.lines,
+                lines: Some(b.lines),
             });
         } else {
             let f = file_layer::parse(path, &text)?;
@@ -168,7 +169,8 @@ fn load_files(files: &[PathBuf]) -> anyhow::Result<(PolicySet, PolicySettings)> 
                 layer: "system".into(),
                 source: path.display().to_string(),
                 process_config: f.settings.process_config,
-                lines: f.lines,
+                lines: Some(f.lines),
+                detail: None,
             });
         }
     }

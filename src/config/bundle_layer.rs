@@ -4,14 +4,13 @@
 //! install) builds on these primitives. A bundle whose installed copy no longer verifies falls back to the
 //! last good copy that `bundle pull` keeps in `<bundles>/.last-good/`; with none, loading fails closed.
 
-use super::file_layer::{check_not_writable_by_others, line_map, yaml_error};
+use super::file_layer::{check_not_writable_by_others, yaml_error};
 use super::settings::ProcessConfig;
 use crate::error::ConfigError;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Sub-directory of the bundle dir holding the last copy of each bundle that verified at install time.
@@ -37,7 +36,7 @@ pub struct BundleFile {
     /// The file actually in force (the last-good copy when the installed one failed).
     pub path: PathBuf,
     pub doc: BundleDoc,
-    pub lines: BTreeMap<String, usize>,
+    pub lines: std::sync::Arc<super::lines::Lines>,
     /// Key id of the trusted key that verified it; `None` when unsigned (allowed only with no trusted keys).
     pub signer: Option<String>,
     /// Set when the installed file failed verification and the last good copy is in force instead: the
@@ -146,8 +145,8 @@ pub fn parse_verified(
     let text = std::str::from_utf8(data)
         .map_err(|_| ConfigError::invalid(path, None, None, "bundle is not UTF-8"))?;
     let doc: BundleDoc = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
-    let lines = line_map(text);
-    check_name(&doc.name).map_err(|m| ConfigError::invalid(path, lines.get("name").copied(), None, m))?;
+    let lines = super::lines::Lines::new(text);
+    check_name(&doc.name).map_err(|m| ConfigError::invalid(path, lines.get("name"), None, m))?;
     Ok(BundleFile { path: path.into(), doc, lines, signer, fallback: None })
 }
 

@@ -1,9 +1,11 @@
 //! Reads one layer file: permission checks, located parse errors, and a key -> line map for provenance.
 
+use super::lines::Lines;
 use super::settings::Settings;
 use crate::error::ConfigError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One config file as read from disk, validated on its own so that errors point into it.
 #[derive(Debug, Clone)]
@@ -13,8 +15,8 @@ pub struct LayerFile {
     pub settings: Settings,
     /// The file's own keys as a YAML tree (only what it sets), for merging and provenance.
     pub value: serde_yaml::Value,
-    /// Dotted key path (`process_config.commands[0].rules[1].rule`) -> 1-based line.
-    pub lines: BTreeMap<String, usize>,
+    /// Key path -> line, computed on first use.
+    pub lines: Arc<Lines>,
 }
 
 /// Which permission rule a file is held to.
@@ -83,9 +85,17 @@ pub fn parse(path: &Path, text: &str) -> Result<LayerFile, ConfigError> {
             ));
         }
     };
-    let settings: Settings = serde_yaml::from_str(if text.trim().is_empty() { "{}" } else { text })
-        .map_err(|e| yaml_error(path, &e))?;
-    Ok(LayerFile { path: path.into(), settings, value, lines: line_map(text) })
+    // One parse on the hot path; the located error comes from a second parse only when something is wrong.
+    let settings: Settings = match serde_yaml::from_value(value.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(match serde_yaml::from_str::<Settings>(text) {
+                Err(located) => yaml_error(path, &located),
+                Ok(_) => ConfigError::invalid(path, None, None, e.to_string()),
+            })
+        }
+    };
+    Ok(LayerFile { path: path.into(), settings, value, lines: Lines::new(text) })
 }
 
 /// Turns serde_yaml's `a.b[1]: message at line L column C` into a located, key-naming error.

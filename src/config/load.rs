@@ -14,6 +14,7 @@
 
 use super::bundle_layer::{self, BundleFile};
 use super::file_layer::{self, LayerFile, Trust};
+use super::lines::Lines;
 use super::policy_set::{PolicyLayer, PolicySet};
 use super::settings::{ProcessConfig, Settings};
 use crate::dirs::Dirs;
@@ -23,6 +24,7 @@ use figment::providers::{Env, Serialized};
 use figment::Figment;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `DDCOTERM_*` variables that are not config keys.
 pub const NON_CONFIG_ENV: [&str; 5] = ["home", "system_dir", "session", "shim_active", "log"];
@@ -55,8 +57,9 @@ pub struct Loaded {
     /// Merged settings; `process_config` holds the composed policy (org commands first).
     pub settings: Settings,
     pub policy: PolicySet,
-    /// Leaf key path -> where its effective value came from.
-    pub origins: BTreeMap<String, Origin>,
+    /// What each layer set, for [`Loaded::origins`] (computed only when asked: `config show --origin`).
+    sources: Vec<OriginSource>,
+    origins: std::sync::OnceLock<BTreeMap<String, Origin>>,
     /// Problems that did not stop loading (shown once on stderr).
     pub warnings: Vec<String>,
     /// Files looked for, in layer order.
@@ -64,6 +67,29 @@ pub struct Loaded {
     /// Installed bundles that are in force.
     pub bundles: Vec<BundleFile>,
     pub dirs: Dirs,
+}
+
+/// One layer's values, kept to compute provenance on demand.
+#[derive(Debug, Clone)]
+struct OriginSource {
+    origin: Origin,
+    value: serde_yaml::Value,
+    lines: Option<Arc<Lines>>,
+}
+
+impl Loaded {
+    /// Leaf key path -> where its effective value came from (lists count as one leaf).
+    pub fn origins(&self) -> &BTreeMap<String, Origin> {
+        self.origins.get_or_init(|| origins_of(&self.sources))
+    }
+}
+
+fn origins_of(sources: &[OriginSource]) -> BTreeMap<String, Origin> {
+    let mut out = BTreeMap::new();
+    for src in sources {
+        flatten_into(&mut out, &src.value, "", &src.origin, src.lines.as_ref());
+    }
+    out
 }
 
 /// Loads and merges every layer. Errors name file, line, column and key; they map to exit 78.
@@ -77,14 +103,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         ));
     }
     let mut infos = Vec::new();
-    let mut origins = BTreeMap::new();
-    flatten_into(
-        &mut origins,
-        &to_yaml(&Settings::default()),
-        "",
-        &Origin::new("default", "built-in", None),
-        None,
-    );
+    let mut sources = vec![OriginSource {
+        origin: Origin::new("default", "built-in", None),
+        value: to_yaml(&Settings::default()),
+        lines: None,
+    }];
 
     let system = file_layer::read(&dirs.system_config(), Trust::Org, &mut warnings)?;
     infos.push(LayerInfo { layer: "system".into(), path: dirs.system_config(), exists: system.is_some() });
@@ -122,38 +145,36 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     }
     for (name, f) in &files {
         org = org.merge(Serialized::defaults(&f.value));
-        flatten_into(
-            &mut origins,
-            &f.value,
-            "",
-            &Origin::new(name, f.path.display().to_string(), None),
-            Some(&f.lines),
-        );
+        sources.push(OriginSource {
+            origin: Origin::new(name, f.path.display().to_string(), None),
+            value: f.value.clone(),
+            lines: Some(f.lines.clone()),
+        });
     }
     let mut full = org.clone();
     if let Some(u) = &user {
         full = full.merge(Serialized::defaults(&u.value));
-        flatten_into(
-            &mut origins,
-            &u.value,
-            "",
-            &Origin::new("user", u.path.display().to_string(), None),
-            Some(&u.lines),
-        );
+        sources.push(OriginSource {
+            origin: Origin::new("user", u.path.display().to_string(), None),
+            value: u.value.clone(),
+            lines: Some(u.lines.clone()),
+        });
     }
-    let (top, top_origins) = env_and_flags(&opts.sets)?;
+    let (top, top_sources) = env_and_flags(&opts.sets)?;
     full = full.merge(top.clone());
-    origins.extend(top_origins);
+    sources.extend(top_sources);
 
     // Locked keys: the organisation's value stands.
+    let mut relocked = Vec::new();
     for key in &sys_settings.locked {
         let want = org.find_value(key).ok();
         let have = full.find_value(key).ok();
         if want != have {
-            if let Some(o) = origins
+            let below = origins_of(&sources);
+            if let Some(o) = below
                 .iter()
                 .find(|(k, _)| k.as_str() == key || k.starts_with(&format!("{key}.")))
-                .map(|(_, o)| o.clone())
+                .map(|(_, o)| o)
             {
                 warnings.push(format!(
                     "{o}: `{key}` is locked by {}; the lower-layer value is ignored",
@@ -164,10 +185,20 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
                 Some(v) => full.merge(Serialized::default(key, v)),
                 None => full,
             };
-            let sys_origin = Origin::new("system", dirs.system_config().display().to_string(), None);
-            origins.retain(|k, _| !(k == key || k.starts_with(&format!("{key}."))));
-            origins.insert(key.clone(), sys_origin);
+            relocked.push(key.clone());
         }
+    }
+    if !relocked.is_empty() {
+        let mut value = serde_yaml::Mapping::new();
+        for key in &relocked {
+            // A leaf under the locked key marks it as the system layer's in provenance.
+            value.insert(serde_yaml::Value::String(key.clone()), serde_yaml::Value::Null);
+        }
+        sources.push(OriginSource {
+            origin: Origin::new("system", dirs.system_config().display().to_string(), None),
+            value: serde_yaml::Value::Mapping(value),
+            lines: system.as_ref().map(|s| s.lines.clone()),
+        });
     }
 
     let mut settings: Settings = full.extract().map_err(figment_error)?;
@@ -196,24 +227,36 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
             "system",
             s.path.display().to_string(),
             &s.settings.process_config,
-            &s.lines,
+            Some(&s.lines),
         ));
     }
     for b in &bundles {
-        let src = format!("{} (bundle {} r{})", b.path.display(), b.doc.name, b.doc.revision);
-        layers.push(policy_layer("bundle", src, &b.doc.process_config, &b.lines));
+        let mut l =
+            policy_layer("bundle", b.path.display().to_string(), &b.doc.process_config, Some(&b.lines));
+        l.detail = Some(format!("{} r{}", b.doc.name, b.doc.revision));
+        layers.push(l);
     }
     for t in &teams {
-        layers.push(policy_layer("team", t.path.display().to_string(), &t.settings.process_config, &t.lines));
+        layers.push(policy_layer(
+            "team",
+            t.path.display().to_string(),
+            &t.settings.process_config,
+            Some(&t.lines),
+        ));
     }
     let lock_cmds = is_locked(&sys_settings, "process_config.commands");
     let lock_defaults = is_locked(&sys_settings, "process_config.default_actions");
     let mut below = Vec::new();
     if let Some(u) = &user {
-        below.push(policy_layer("user", u.path.display().to_string(), &u.settings.process_config, &u.lines));
+        below.push(policy_layer(
+            "user",
+            u.path.display().to_string(),
+            &u.settings.process_config,
+            Some(&u.lines),
+        ));
     }
     if let Ok(pc) = top.extract_inner::<ProcessConfig>("process_config") {
-        below.push(policy_layer("env", "environment/flags".into(), &pc, &BTreeMap::new()));
+        below.push(policy_layer("env", "environment/flags".into(), &pc, None));
     }
     for mut l in below {
         if lock_cmds && !l.process_config.commands.is_empty() {
@@ -238,16 +281,26 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         warnings.push("enable_ptrace is accepted for CoTerm compatibility; ddcoterm takes process events from shell integration instead".into());
     }
 
-    Ok(Loaded { settings, policy, origins, warnings, layers: infos, bundles, dirs: dirs.clone() })
+    Ok(Loaded {
+        settings,
+        policy,
+        sources,
+        origins: Default::default(),
+        warnings,
+        layers: infos,
+        bundles,
+        dirs: dirs.clone(),
+    })
 }
 
-fn policy_layer(
-    layer: &str,
-    source: String,
-    pc: &ProcessConfig,
-    lines: &BTreeMap<String, usize>,
-) -> PolicyLayer {
-    PolicyLayer { layer: layer.into(), source, process_config: pc.clone(), lines: lines.clone() }
+fn policy_layer(layer: &str, source: String, pc: &ProcessConfig, lines: Option<&Arc<Lines>>) -> PolicyLayer {
+    PolicyLayer {
+        layer: layer.into(),
+        source,
+        process_config: pc.clone(),
+        lines: lines.cloned(),
+        detail: None,
+    }
 }
 
 /// The composed policy written back as config (org commands first), for `config show`.
@@ -287,12 +340,13 @@ fn validate_locked(sys: &Settings, dirs: &Dirs) -> Result<(), ConfigError> {
 }
 
 /// The env and flag layers as one figment, with the origin of each key they set.
-fn env_and_flags(sets: &[String]) -> Result<(Figment, BTreeMap<String, Origin>), ConfigError> {
+fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), ConfigError> {
     let env = Env::prefixed("DDCOTERM_").split("__").ignore(&NON_CONFIG_ENV);
-    let mut origins = BTreeMap::new();
+    let mut origins = Vec::new();
+    let leaf = |key: &str, origin: Origin| OriginSource { origin, value: nest(key), lines: None };
     for (k, _) in env.iter() {
         let var = format!("DDCOTERM_{}", k.as_str().to_uppercase().replace('.', "__"));
-        origins.insert(k.as_str().to_string(), Origin::new("env", var, None));
+        origins.push(leaf(k.as_str(), Origin::new("env", var, None)));
     }
     let mut fig = Figment::new().merge(env);
     for (var, key) in [
@@ -303,7 +357,7 @@ fn env_and_flags(sets: &[String]) -> Result<(Figment, BTreeMap<String, Origin>),
         // Read as raw strings: a numeric-looking key must stay a string.
         if let Some(v) = Env::var(var).filter(|v| !v.is_empty()) {
             fig = fig.merge(Serialized::default(key, v));
-            origins.insert(key.to_string(), Origin::new("env", var, None));
+            origins.push(leaf(key, Origin::new("env", var, None)));
         }
     }
     for s in sets {
@@ -315,12 +369,21 @@ fn env_and_flags(sets: &[String]) -> Result<(Figment, BTreeMap<String, Origin>),
         let value: serde_yaml::Value =
             serde_yaml::from_str(raw).unwrap_or(serde_yaml::Value::String(raw.into()));
         fig = fig.merge(Serialized::default(key.trim(), value));
-        origins.insert(key.trim().to_string(), Origin::new("flags", format!("--set {}", key.trim()), None));
+        origins.push(leaf(key.trim(), Origin::new("flags", format!("--set {}", key.trim()), None)));
     }
     // Validate now so that the error names the variable or flag rather than the merged result.
     let check = Figment::from(Serialized::defaults(Settings::default())).merge(fig.clone());
     check.extract::<Settings>().map_err(figment_error)?;
     Ok((fig, origins))
+}
+
+/// `a.b.c` as the nested mapping `{a: {b: {c: ~}}}`: a leaf at that path for provenance.
+fn nest(key: &str) -> serde_yaml::Value {
+    key.rsplit('.').fold(serde_yaml::Value::Null, |inner, part| {
+        let mut m = serde_yaml::Mapping::new();
+        m.insert(serde_yaml::Value::String(part.to_string()), inner);
+        serde_yaml::Value::Mapping(m)
+    })
 }
 
 fn figment_error(e: figment::Error) -> ConfigError {
@@ -345,7 +408,7 @@ fn flatten_into(
     v: &serde_yaml::Value,
     prefix: &str,
     origin: &Origin,
-    lines: Option<&BTreeMap<String, usize>>,
+    lines: Option<&Arc<Lines>>,
 ) {
     match v {
         serde_yaml::Value::Mapping(m) if !m.is_empty() || prefix.is_empty() => {
@@ -358,9 +421,7 @@ fn flatten_into(
         _ => {
             // A new value replaces every origin recorded beneath it.
             out.retain(|k, _| !k.starts_with(&format!("{prefix}.")));
-            let mut o = origin.clone();
-            o.line = lines.and_then(|l| l.get(prefix).copied());
-            out.insert(prefix.to_string(), o);
+            out.insert(prefix.to_string(), origin.clone().at_key(lines, prefix));
         }
     }
 }

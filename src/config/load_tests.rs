@@ -47,7 +47,7 @@ fn nothing_configured_gives_builtin_defaults() {
             ActionSet::new([Action::Record, Action::Logs, Action::ProcessInfo])
         );
         assert!(l.layers.iter().all(|x| !x.exists));
-        assert_eq!(l.origins["spool.max_bytes"].layer, "default");
+        assert_eq!(l.origins()["spool.max_bytes"].layer, "default");
         Ok(())
     });
 }
@@ -65,15 +65,15 @@ fn scalar_precedence_system_team_user_env_flags() {
         jail.set_env("DDCOTERM_SPOOL__MAX_BYTES", "4");
         let l = load(&opts(jail, &["spool.max_bytes=5"])).unwrap();
         assert_eq!(l.settings.spool.max_bytes, 5, "flags win");
-        assert_eq!(l.origins["spool.max_bytes"].layer, "flags");
+        assert_eq!(l.origins()["spool.max_bytes"].layer, "flags");
         assert_eq!(l.settings.spool.flush_timeout, "1s", "system value kept where nothing overrides");
         assert_eq!(l.settings.approval.poll_interval, "8s", "team overrides system");
-        assert_eq!(l.origins["approval.poll_interval"].layer, "team");
+        assert_eq!(l.origins()["approval.poll_interval"].layer, "team");
         assert_eq!(l.settings.recording.merge_bytes, 3, "user overrides team");
-        assert_eq!(l.origins["recording.merge_bytes"].line, Some(4));
+        assert_eq!(l.origins()["recording.merge_bytes"].line(), Some(4));
         let l = load(&opts(jail, &[])).unwrap();
         assert_eq!(l.settings.spool.max_bytes, 4, "env overrides user");
-        assert_eq!(l.origins["spool.max_bytes"].source, "DDCOTERM_SPOOL__MAX_BYTES");
+        assert_eq!(l.origins()["spool.max_bytes"].source, "DDCOTERM_SPOOL__MAX_BYTES");
         Ok(())
     });
 }
@@ -137,7 +137,7 @@ fn locked_keys_keep_the_org_value_and_warn() {
         assert!(l.settings.redaction.enabled);
         assert_eq!(l.settings.spool.dir.as_deref(), Some(Path::new("/var/spool/ddcoterm")));
         assert!(l.warnings.iter().any(|w| w.contains("`redaction.enabled` is locked")), "{:?}", l.warnings);
-        assert_eq!(l.origins["redaction.enabled"].layer, "system");
+        assert_eq!(l.origins()["redaction.enabled"].layer, "system");
         Ok(())
     });
 }
@@ -188,7 +188,7 @@ fn dd_env_keys_are_strings_and_site_maps_to_host() {
         let l = load(&opts(jail, &[])).unwrap();
         assert_eq!(l.settings.connection_config.api_key.as_deref(), Some("12345678901234567890123456789012"));
         assert_eq!(l.settings.connection_config.host, "datadoghq.eu");
-        assert_eq!(l.origins["connection_config.api_key"].source, "DD_API_KEY");
+        assert_eq!(l.origins()["connection_config.api_key"].source, "DD_API_KEY");
         Ok(())
     });
 }

@@ -4,6 +4,7 @@
 pub mod bundle_layer;
 pub mod durations;
 pub mod file_layer;
+pub mod lines;
 pub mod load;
 pub mod policy_set;
 pub mod settings;

@@ -1,11 +1,12 @@
 //! The policy floor: composes lints, rules and default actions from every layer so that organisation
 //! policy (system, bundles, teams) cannot be removed or reordered by the user, env or flags.
 
+use super::lines::Lines;
 use super::settings::{CommandPolicy, ProcessConfig};
 use crate::model::{Action, ActionSet, Origin};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Lint or rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,6 +62,9 @@ pub struct PolicySet {
     pub default_actions: ActionSet,
     /// The layers that contributed to `default_actions` (empty: built-in).
     pub default_actions_from: Vec<Origin>,
+    /// Union of the organisation layers' `default_actions`: the floor under any decision that no organisation
+    /// rule made (a user rule `true -> []` must not switch off the org's default recording).
+    pub org_default_actions: ActionSet,
 }
 
 /// The built-in actions when nothing else decides (CoTerm's default).
@@ -75,6 +79,7 @@ impl Default for PolicySet {
             rules: Vec::new(),
             default_actions: builtin_default_actions(),
             default_actions_from: Vec::new(),
+            org_default_actions: ActionSet::default(),
         }
     }
 }
@@ -87,8 +92,21 @@ pub struct PolicyLayer {
     /// File, env var or flag that holds it.
     pub source: String,
     pub process_config: ProcessConfig,
-    /// Key path -> line, from the file (empty for env/flags).
-    pub lines: BTreeMap<String, usize>,
+    /// The file's lines, resolved lazily (none for env/flags).
+    pub lines: Option<Arc<Lines>>,
+    /// Extra label for the origin (a bundle's `name rN`).
+    pub detail: Option<String>,
+}
+
+impl PolicyLayer {
+    /// The origin of `key` in this layer; its line is looked up only if displayed.
+    pub fn origin(&self, key: String) -> Origin {
+        let o = Origin::new(&self.layer, self.source.clone(), None).at_key(self.lines.as_ref(), key);
+        match &self.detail {
+            Some(d) => o.with_detail(d.clone()),
+            None => o,
+        }
+    }
 }
 
 impl PolicySet {
@@ -105,9 +123,12 @@ impl PolicySet {
             }
             if let Some(d) = &layer.process_config.default_actions {
                 any_default = true;
-                set.default_actions = set.default_actions.union(&ActionSet::new(d.iter().copied()));
-                let line = layer.lines.get("process_config.default_actions").copied();
-                set.default_actions_from.push(Origin::new(&layer.layer, layer.source.clone(), line));
+                let d = ActionSet::new(d.iter().copied());
+                if layer_is_org(layer) {
+                    set.org_default_actions = set.org_default_actions.union(&d);
+                }
+                set.default_actions = set.default_actions.union(&d);
+                set.default_actions_from.push(layer.origin("process_config.default_actions".into()));
             }
         }
         if !any_default {
@@ -140,15 +161,18 @@ impl PolicySet {
     }
 }
 
+fn layer_is_org(layer: &PolicyLayer) -> bool {
+    Origin::new(&layer.layer, "", None).is_org()
+}
+
 fn add_command(set: &mut PolicySet, layer: &PolicyLayer, ci: usize, cmd: &CommandPolicy) {
     let at = |kind: SnippetKind, index: usize| {
         let list = if kind == SnippetKind::Lint { "lints" } else { "rules" };
-        let line = layer.lines.get(&format!("process_config.commands[{ci}].{list}[{index}]")).copied();
         SnippetRef {
             command: cmd.command.clone(),
             kind,
             index,
-            origin: Origin::new(&layer.layer, layer.source.clone(), line),
+            origin: layer.origin(format!("process_config.commands[{ci}].{list}[{index}]")),
         }
     };
     for (i, lua) in cmd.lints.iter().enumerate() {
@@ -186,7 +210,8 @@ mod tests {
                     rules: vec![RuleConfig { rule: rule.into(), actions: actions.to_vec() }],
                 }],
             },
-            lines: BTreeMap::new(),
+            lines: None,
+            detail: None,
         }
     }
 
@@ -211,6 +236,14 @@ mod tests {
     }
 
     #[test]
+    fn org_default_actions_form_a_floor_only_from_org_layers() {
+        let sys = layer("system", "x", "false", &[], Some(vec![Action::Record]));
+        let user = layer("user", "x", "false", &[], Some(vec![Action::Logs]));
+        let set = PolicySet::compose(&[sys, user]);
+        assert_eq!(set.org_default_actions, ActionSet::new([Action::Record]));
+    }
+
+    #[test]
     fn builtin_default_when_no_layer_sets_it() {
         let set = PolicySet::compose(&[layer("user", "x", "false", &[], None)]);
         assert_eq!(set.default_actions, builtin_default_actions());
@@ -226,8 +259,8 @@ mod tests {
     #[test]
     fn snippet_ref_names_command_list_index_and_file() {
         let mut l = layer("team", "terraform", "true", &[], None);
-        l.lines.insert("process_config.commands[0].rules[0]".into(), 7);
+        l.lines = Some(Lines::new("\n\n\n\nprocess_config:\n  commands:\n    - rules:\n        - x\n"));
         let set = PolicySet::compose(&[l]);
-        assert_eq!(set.rules[0].at.to_string(), "terraform rules[0] at team.yaml:7 (team)");
+        assert_eq!(set.rules[0].at.to_string(), "terraform rules[0] at team.yaml:8 (team)");
     }
 }

@@ -229,6 +229,9 @@ mod tests {
         k8s_current_context(inv, &parse_flags(&inv.args))
     }
 
+    /// (name, env, args, expected current context)
+    type Row<'a> = (&'a str, Vec<(&'a str, String)>, Vec<&'a str>, Option<&'a str>);
+
     #[test]
     fn kubeconfig_merge_table() {
         let fx = Fx::new();
@@ -239,7 +242,7 @@ mod tests {
         let json = fx.write("j.json", r#"{"kind":"Config","current-context":"from-json"}"#);
         fx.write("home/.kube/config", "users: []\ncurrent-context: home-ctx\ncontexts:\n- name: x\n  context:\n    current-context: nested\n");
         let missing = fx.dir.path().join("nope").display().to_string();
-        let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>, Option<&str>)> = vec![
+        let cases: Vec<Row> = vec![
             ("no KUBECONFIG: ~/.kube/config", vec![], vec![], Some("home-ctx")),
             (
                 "first file with a context wins",

@@ -173,7 +173,9 @@ impl PolicyEngine {
             }
             (None, None) => (self.policy.default_actions.clone(), DecisionSource::Builtin),
         };
-        d.actions = actions;
+        // The org's default actions are a floor under anything an org rule did not decide.
+        let org_decided = decided.as_ref().is_some_and(|(at, _)| at.origin.is_org());
+        d.actions = if org_decided { actions } else { actions.union(&self.policy.org_default_actions) };
         d.source = source;
         d.rule = decided.map(|(at, _)| at);
         d

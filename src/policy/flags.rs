@@ -73,9 +73,12 @@ mod tests {
     }
     const T: FlagValue = FlagValue::Bool(true);
 
+    /// (name, args, expected flags)
+    type Row<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, FlagValue)]);
+
     #[test]
     fn table() {
-        let cases: &[(&str, &[&str], &[(&str, FlagValue)])] = &[
+        let cases: &[Row] = &[
             ("long with value", &["scale", "--context", "prod"], &[("context", s("prod"))]),
             ("long with =", &["--context=prod-eu"], &[("context", s("prod-eu"))]),
             ("= with empty value", &["--context="], &[("context", s(""))]),

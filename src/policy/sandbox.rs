@@ -57,6 +57,19 @@ pub struct Globals<'a> {
 }
 
 /// A Lua state ready to run snippets for one invocation.
+const FORMAT_NIL_AS_TEXT: &str = r##"
+local fmt, sel, tostr, ty, unpack = string.format, select, tostring, type, table.unpack
+string.format = function(f, ...)
+  local n = sel("#", ...)
+  local a = { ... }
+  for i = 1, n do
+    local v = a[i]
+    if v == nil or ty(v) == "boolean" then a[i] = tostr(v) end
+  end
+  return fmt(f, unpack(a, 1, n))
+end
+"##;
+
 pub struct Sandbox {
     lua: Lua,
     /// The frozen global table every snippet environment falls back to.
@@ -91,6 +104,10 @@ impl Sandbox {
         }
         globals.raw_set("os", safe_os)?;
         install(&lua, &globals, g)?;
+        // CoTerm's docs format possibly-nil values with %s (`k8s_context` without a kubeconfig); Luau raises
+        // on that where Lua 5.2+ prints "nil". Format nil and booleans like Lua 5.4 so the docs' lint warns
+        // instead of failing.
+        lua.load(FORMAT_NIL_AS_TEXT).set_name("=ddcoterm").set_mode(ChunkMode::Text).exec()?;
         lua.set_memory_limit(memory_limit)?;
         lua.sandbox(true)?;
 
