@@ -18,7 +18,7 @@ tools: ## Install the Debian packages tests and benchmarks use (root, idempotent
 	@bash scripts/install-tools.sh
 
 test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --check
@@ -33,6 +33,6 @@ bench: tools release ## Benchmarks with ratios against baselines measured in the
 demo: release ## Record `echo hello` offline with the embedded defaults (no Datadog account)
 	./target/release/ddcoterm -- sh -c 'echo hello from ddcoterm'
 
-ci: lint test ## What CI runs
+ci: lint test helm-lint ansible-lint ## What CI runs: fmt, clippy, every test (containers included), chart and role checks
 
 -include mk/*.mk

@@ -31,9 +31,10 @@ pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
 
-    /// The command to record (after `--`); none records an interactive shell.
-    #[arg(last = true, value_name = "CMD")]
-    pub cmd: Vec<String>,
+    /// The command to record (after `--`); none records an interactive shell. Arguments pass through as
+    /// bytes (non-UTF-8 included).
+    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub cmd: Vec<std::ffi::OsString>,
 }
 
 /// Flags every subcommand accepts; they form the highest config layer.

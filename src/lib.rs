@@ -7,15 +7,15 @@ pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod datadog;
 pub mod dirs;
 pub mod error;
 pub mod model;
 pub mod policy;
+pub mod recorder;
 pub mod redact;
 pub mod shim;
+pub mod spool;
 // Added by the parallel work streams (one line each, keep sorted on merge):
 pub mod approval;
 pub mod audit;
-pub mod datadog;
-pub mod spool;
-// pub mod recorder;

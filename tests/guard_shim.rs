@@ -311,3 +311,17 @@ fn user_rule_cannot_switch_off_the_orgs_default_recording() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("approval required"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn dash_dash_command_passes_argument_bytes_and_exit_status() {
+    let w = World::new();
+    w.system_config(NO_RECORDING).fake("kubectl");
+    let out = w
+        .ddcoterm(&["--", "kubectl", "get"])
+        .arg(std::ffi::OsStr::from_bytes(b"\xffraw"))
+        .env("FAKE_EXIT", "7")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"REAL kubectl [get] [\xffraw]\n".to_vec());
+}

@@ -169,7 +169,7 @@ fn sink(loaded: &Loaded) -> anyhow::Result<Sink> {
         Ok(d) => Sink::Sending(Arc::new(Sender::spawn(spool, Arc::new(d), SenderOptions::default()))),
         Err(e) => {
             let why = format!("{e:#}");
-            tracing::warn!(
+            tracing::info!(
                 "not sending to Datadog ({why}); the session is kept in {}",
                 spool.dir().display()
             );

@@ -8,7 +8,7 @@ use crate::shim::resolve;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<String>) -> anyhow::Result<i32> {
+pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<OsString>) -> anyhow::Result<i32> {
     let loaded = super::context::load(g)?;
     let Some((first, rest)) = cmd.split_first() else {
         // An interactive shell was asked for explicitly: record it even where the org default is [].
@@ -26,18 +26,16 @@ pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<String>) -> anyhow::Result<i32>
         };
         return super::session::run(&loaded, req);
     };
-    let name = Path::new(first)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| first.clone());
-    let program = if first.contains('/') {
+    let first_text = first.to_string_lossy().into_owned();
+    let name = Path::new(first).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let program = if first_text.contains('/') {
         PathBuf::from(first)
     } else {
         let skip = [super::shim_cmd::user_dir(&loaded), super::shim_cmd::system_dir(&loaded)];
         let path_var = std::env::var_os("PATH").unwrap_or_default();
-        resolve::find_real(first, &path_var, &skip, &resolve::self_exe())
-            .ok_or_else(|| Exit::new(exit::NOT_FOUND, format!("{first}: command not found on PATH")))?
+        resolve::find_real(&first_text, &path_var, &skip, &resolve::self_exe())
+            .ok_or_else(|| Exit::new(exit::NOT_FOUND, format!("{first_text}: command not found on PATH")))?
     };
-    let cmd = Guarded { name, program, args: rest.iter().map(OsString::from).collect() };
+    let cmd = Guarded { name, program, args: rest.to_vec() };
     guard::run(&loaded, cmd, r)
 }

@@ -1,9 +1,20 @@
 //! Runs a command (or an interactive shell) with its decided actions: recorder + outputs.
 
-use crate::config::Loaded;
-use crate::model::ActionSet;
+use crate::config::{durations, Loaded};
+use crate::dirs::{self, ENV_SESSION};
+use crate::error::{exit, Exit};
+use crate::model::{Action, ActionSet, ProcessEvent, SessionMeta};
+use crate::recorder::cast::{self, CastFile};
+use crate::recorder::fanout::Fanout;
+use crate::recorder::pipeline::{Pipeline, PipelineConfig};
+use crate::recorder::relay::{self, Io, Launch, Mode};
+use crate::recorder::{shell, tty};
+use crate::redact::Redactor;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Everything the session needs, decided before it starts.
 #[derive(Debug, Clone)]
@@ -21,7 +32,221 @@ pub struct SessionRequest {
 }
 
 /// Runs the session and returns the child's exit status (128+signal when killed).
+///
+/// Inside a recorded session (`DDCOTERM_SESSION` set) or with no recording action, the program replaces this
+/// process instead (exec): nothing is recorded twice and nothing waits.
 pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
-    let _ = (loaded, req);
-    anyhow::bail!("recording is not wired yet")
+    let shell_path = shell_path(loaded);
+    if let Some(outer) = std::env::var_os(ENV_SESSION).filter(|v| !v.is_empty()) {
+        if req.program.is_none() {
+            eprintln!("ddcoterm: already recording session {}; not recording again", outer.to_string_lossy());
+        }
+        return exec_plain(&req, &shell_path);
+    }
+    if !req.actions.needs_recorder() {
+        return exec_plain(&req, &shell_path);
+    }
+
+    let rec = &loaded.settings.recording;
+    let merge_window = durations::parse("recording.merge_window", &rec.merge_window)?;
+    if rec.merge_bytes == 0 {
+        return Err(crate::error::ConfigError::Env {
+            source_name: "configuration".into(),
+            key: "recording.merge_bytes".into(),
+            msg: "must be at least 1".into(),
+        }
+        .into());
+    }
+    let redactor = Redactor::from_settings(&loaded.settings.redaction)?;
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let interactive = tty::interactive();
+    let (cols, rows) = tty::size().unwrap_or((80, 24));
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+
+    // What runs: the command, or the shell with its integration rc files (kept until the session ends).
+    let rc_dir = tempfile::Builder::new().prefix("ddcoterm-rc-").tempdir()?;
+    let (program, args, mut env, arg0) = match &req.program {
+        Some(p) => (p.clone(), req.args.clone(), Vec::new(), OsString::from(&req.display_name)),
+        None => {
+            let integration = if rec.shell_integration {
+                shell::integrate(&shell_path, rc_dir.path())?
+            } else {
+                shell::Integration { args: vec!["-l".into()], env: Vec::new() }
+            };
+            let name = shell_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            (shell_path.clone(), integration.args, integration.env, name)
+        }
+    };
+    let markers =
+        req.program.is_none() && rec.shell_integration && shell::kind(&program) != shell::Kind::Other;
+    env.push((ENV_SESSION.into(), session_id.clone().into()));
+    let launch = Launch { program, args, arg0, env, cwd: cwd.clone() };
+
+    let command_line = match &req.program {
+        Some(_) => command_line(&req.display_name, &req.args),
+        None => shell_path.display().to_string(),
+    };
+    let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let started_at = started_ms / 1000;
+    let meta = SessionMeta {
+        session_id: session_id.clone(),
+        command: redactor.redact_str(&command_line),
+        user: dirs::user_name(),
+        hostname: dirs::host_name(),
+        cwd: cwd.display().to_string(),
+        actions: req.actions.as_slice().to_vec(),
+        rule: req.rule.clone(),
+        started_at,
+        width: cols,
+        height: rows,
+        tags: req.tags.clone(),
+    };
+
+    let dir = rec.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
+    let record = req.actions.contains(Action::Record);
+    let process_info = req.actions.contains(Action::ProcessInfo);
+    if record || process_info {
+        cast::ensure_private_dir(&dir)?;
+    }
+    let cast_path = dir.join(format!("{session_id}.cast"));
+    let cast_file = if record {
+        let term = std::env::var("TERM").unwrap_or_default();
+        Some(CastFile::create(
+            cast_path.clone(),
+            &cast::header_line(&meta, &shell_path.to_string_lossy(), &term),
+        )?)
+    } else {
+        None
+    };
+    let events = if process_info {
+        Some(cast::create_private(&dir.join(format!("{session_id}.events.jsonl")))?)
+    } else {
+        None
+    };
+    let outputs = crate::cmd::outputs::build(loaded, &req.actions).unwrap_or_else(|e| {
+        tracing::warn!("session outputs unavailable, recording locally only: {e:#}");
+        Vec::new()
+    });
+    let cfg = PipelineConfig {
+        merge_window,
+        merge_bytes: rec.merge_bytes,
+        input: rec.input,
+        snapshots: req.actions.contains(Action::Logs),
+    };
+    let mut pipeline =
+        Pipeline::new(cfg, meta, redactor, cast_file, events, Fanout::new(outputs, &req.actions));
+
+    // The live view exists only when the session is uploaded.
+    let link = match &loaded.settings.connection_config.api_key {
+        Some(_) if record => format!(" and {}", crate::datadog::session_link(&loaded.settings, &session_id)),
+        _ => String::new(),
+    };
+    if record {
+        eprintln!("ddcoterm: recording session {session_id} -> {}{link}", cast_path.display());
+    } else {
+        eprintln!("ddcoterm: session {session_id} ({})", req.actions);
+    }
+    let started = Instant::now();
+    let io = Io {
+        stdin: interactive.then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>),
+        stdout: unbuffered(std::io::stdout().as_fd())?,
+        stderr: unbuffered(std::io::stderr().as_fd())?,
+        signals: true,
+        markers,
+    };
+    let mode = if interactive { Mode::Pty { cols, rows } } else { Mode::Pipes };
+    let result = {
+        let _raw = if interactive { tty::RawGuard::enter()? } else { None };
+        relay::run(&launch, mode, io, &mut pipeline)
+    };
+    drop(rc_dir);
+    let code = match &result {
+        Ok(c) => *c,
+        Err(_) => exit::NOT_FOUND,
+    };
+    if req.program.is_some() {
+        let ev = ProcessEvent {
+            session_id: session_id.clone(),
+            command: pipeline.meta().command.clone(),
+            executable: req.display_name.clone(),
+            cwd: cwd.display().to_string(),
+            user: pipeline.meta().user.clone(),
+            hostname: pipeline.meta().hostname.clone(),
+            exit_code: Some(code),
+            started_at_ms: started_ms,
+            duration_ms: started.elapsed().as_millis() as u64,
+            tags: req.tags.clone(),
+        };
+        pipeline.process_event(&ev);
+    }
+    pipeline.finish(code);
+    // Uploads get at most `spool.flush_timeout`; whatever is left stays spooled for a later flush.
+    let report = crate::cmd::outputs::finish(loaded);
+    if report.needs_attention() {
+        eprintln!("ddcoterm: {report}");
+    }
+    let code = result.map_err(|e| Exit::new(exit::NOT_FOUND, format!("{e:#}")))?;
+    if record {
+        eprintln!("ddcoterm: session {session_id} ended (exit {code}) -> {}{link}", cast_path.display());
+    } else {
+        eprintln!("ddcoterm: session {session_id} ended (exit {code})");
+    }
+    Ok(code)
+}
+
+/// `recording.shell`, else `$SHELL`, else `/bin/bash`.
+fn shell_path(loaded: &Loaded) -> PathBuf {
+    loaded
+        .settings
+        .recording
+        .shell
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("SHELL").ok().filter(|s| !s.is_empty()))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/bin/bash"))
+}
+
+/// Runs the program (or the login shell) in place of this process: no recording, no overhead.
+fn exec_plain(req: &SessionRequest, shell: &Path) -> anyhow::Result<i32> {
+    let err = match &req.program {
+        Some(p) => std::process::Command::new(p).arg0(&req.display_name).args(&req.args).exec(),
+        None => std::process::Command::new(shell).arg("-l").exec(),
+    };
+    let what = req.program.as_deref().unwrap_or(shell).display().to_string();
+    let code = if err.kind() == std::io::ErrorKind::NotFound { exit::NOT_FOUND } else { 126 };
+    Err(Exit::new(code, format!("{what}: {err}")).into())
+}
+
+/// The command line as typed, for the header and the process event (redacted by the caller).
+fn command_line(name: &str, args: &[OsString]) -> String {
+    let mut s = name.to_string();
+    for a in args {
+        let a = a.to_string_lossy();
+        s.push(' ');
+        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+            s.push_str(&a);
+        } else {
+            s.push('\'');
+            s.push_str(&a.replace('\'', "'\\''"));
+            s.push('\'');
+        }
+    }
+    s
+}
+
+/// A writer on a duplicate of `fd` without std's line buffering: relayed bytes reach the terminal at once.
+fn unbuffered(fd: std::os::fd::BorrowedFd<'_>) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
+    Ok(Box::new(std::fs::File::from(fd.try_clone_to_owned()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_what_needs_it() {
+        let args: Vec<OsString> = vec!["-n".into(), "it's here".into(), "".into(), "a=b".into()];
+        assert_eq!(command_line("kubectl", &args), "kubectl -n 'it'\\''s here' '' a=b");
+    }
 }

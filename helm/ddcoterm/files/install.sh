@@ -1,0 +1,112 @@
+#!/bin/sh
+# Installs ddcoterm's organisation layer (and, on nodes, the binary, shims and profile snippet) from the
+# chart's ConfigMaps. Used by the bastion's init container and by the node installer DaemonSet.
+# Idempotent: a file is replaced (atomically, by rename) only when its content or mode differs.
+#
+# Environment:
+#   SRC_CONFIG    dir of the config ConfigMap (config.yaml, team.<name>.yaml, ddcoterm.sh)   [required]
+#   SRC_BUNDLES   dir of the bundles ConfigMap (<name>.yaml, <name>.yaml.sig)                [required]
+#   DEST_SYSTEM   where /etc/ddcoterm goes                                                   [required]
+#   DEST_BIN      copy /usr/local/bin/ddcoterm here (nodes)
+#   DEST_SHIMS    create shims here, for the commands in SHIMS (space-separated)
+#   SHIM_TARGET   what the shims point at (default /usr/local/bin/ddcoterm)
+#   DEST_PROFILE  install ddcoterm.sh (PATH snippet) here (nodes)
+#   WRITE_KEYS=1  write DD_API_KEY/DD_APP_KEY/DD_SITE to DEST_SYSTEM/datadog.env, mode 0600
+#   LOOP=N        repeat every N seconds (DaemonSet); otherwise run once
+set -eu
+umask 022
+
+: "${SRC_CONFIG:?}" "${SRC_BUNDLES:?}" "${DEST_SYSTEM:?}"
+SHIM_TARGET="${SHIM_TARGET:-/usr/local/bin/ddcoterm}"
+
+log() { echo "ddcoterm-install: $*"; }
+
+# put SRC DEST MODE: replace DEST with SRC's bytes when they differ.
+put() {
+    if [ -f "$2" ] && [ ! -L "$2" ] && cmp -s "$1" "$2" && [ "$(stat -c %a "$2")" = "$3" ]; then
+        return 0
+    fi
+    tmp="$(dirname "$2")/.$(basename "$2").tmp.$$"
+    cp "$1" "$tmp"
+    chmod "$3" "$tmp"
+    mv -f "$tmp" "$2"
+    log "installed $2 (mode $3)"
+}
+
+# prune DIR KEEP_LIST PATTERN: remove files matching PATTERN in DIR that are not in KEEP_LIST.
+prune() {
+    for f in "$1"/$3; do
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        case " $2 " in *" $(basename "$f") "*) ;; *) rm -f "$f"; log "removed $f" ;; esac
+    done
+}
+
+sync_once() {
+    install -d -m 0755 "$DEST_SYSTEM" "$DEST_SYSTEM/bundles" "$DEST_SYSTEM/teams"
+    put "$SRC_CONFIG/config.yaml" "$DEST_SYSTEM/config.yaml" 644
+
+    teams=""
+    for f in "$SRC_CONFIG"/team.*.yaml; do
+        [ -e "$f" ] || continue
+        name="${f##*/team.}"
+        put "$f" "$DEST_SYSTEM/teams/$name" 644
+        teams="$teams $name"
+    done
+    prune "$DEST_SYSTEM/teams" "$teams" '*.yaml'
+
+    bundles=""
+    for f in "$SRC_BUNDLES"/*.yaml "$SRC_BUNDLES"/*.yaml.sig; do
+        [ -e "$f" ] || continue
+        put "$f" "$DEST_SYSTEM/bundles/${f##*/}" 644
+        bundles="$bundles ${f##*/}"
+    done
+    prune "$DEST_SYSTEM/bundles" "$bundles" '*.yaml*'
+
+    if [ "${WRITE_KEYS:-0}" = 1 ] && [ -n "${DD_API_KEY:-}" ]; then
+        keys="$(mktemp)"
+        chmod 600 "$keys"
+        {
+            echo "DD_API_KEY=$DD_API_KEY"
+            [ -z "${DD_APP_KEY:-}" ] || echo "DD_APP_KEY=$DD_APP_KEY"
+            [ -z "${DD_SITE:-}" ] || echo "DD_SITE=$DD_SITE"
+        } > "$keys"
+        put "$keys" "$DEST_SYSTEM/datadog.env" 600
+        rm -f "$keys"
+    fi
+
+    if [ -n "${DEST_BIN:-}" ]; then
+        install -d -m 0755 "$DEST_BIN"
+        put /usr/local/bin/ddcoterm "$DEST_BIN/ddcoterm" 755
+    fi
+
+    if [ -n "${DEST_SHIMS:-}" ]; then
+        install -d -m 0755 "$DEST_SHIMS"
+        for cmd in ${SHIMS:-}; do
+            if [ "$(readlink "$DEST_SHIMS/$cmd" 2>/dev/null || true)" != "$SHIM_TARGET" ]; then
+                ln -sfn "$SHIM_TARGET" "$DEST_SHIMS/$cmd"
+                log "shim $DEST_SHIMS/$cmd -> $SHIM_TARGET"
+            fi
+        done
+        # Remove our own shims for commands no longer listed; leave anything else alone.
+        for f in "$DEST_SHIMS"/*; do
+            [ -L "$f" ] && [ "$(readlink "$f")" = "$SHIM_TARGET" ] || continue
+            case " ${SHIMS:-} " in *" ${f##*/} "*) ;; *) rm -f "$f"; log "removed shim $f" ;; esac
+        done
+    fi
+
+    if [ -n "${DEST_PROFILE:-}" ]; then
+        install -d -m 0755 "$DEST_PROFILE"
+        put "$SRC_CONFIG/ddcoterm.sh" "$DEST_PROFILE/ddcoterm.sh" 644
+    fi
+}
+
+sync_once
+log "in sync"
+if [ -n "${LOOP:-}" ]; then
+    trap 'exit 0' TERM INT
+    while :; do
+        sleep "$LOOP" &
+        wait $! || true
+        sync_once
+    done
+fi

@@ -1,0 +1,36 @@
+# Fleet bundle targets (included by the Makefile): container images, Helm chart checks, Ansible lint, e2e.
+# Tools: mmdebstrap (scripts/install-tools.sh), a Python venv under .build/venv (scripts/py-tools.sh).
+
+.PHONY: base-image image py-tools helm-lint ansible-lint fleet-prereqs fleet-test e2e
+
+FLEET_VENV ?= $(CURDIR)/.build/venv
+
+base-image: tools ## Local Debian base image ddcoterm-base:bookworm (mmdebstrap + docker import; cached)
+	@bash scripts/base-image.sh
+
+image: base-image ## Runtime image ddcoterm:dev from the release binary; prints its size
+	@bash scripts/image.sh
+
+py-tools: ## Python venv .build/venv: helm-python-sdk, kubernetes-validate, ansible, ansible-lint, yamllint
+	@bash scripts/py-tools.sh >/dev/null
+
+helm-lint: py-tools ## Lint + render helm/ddcoterm (Helm 4 engine), validate manifests offline, load its configs
+	@$(CARGO) build --locked --quiet --bin ddcoterm
+	@$(FLEET_VENV)/bin/python scripts/helm-check.py --ddcoterm target/debug/ddcoterm
+
+ansible-lint: py-tools ## ansible-lint (production profile, offline) and a syntax check of site.yml
+	@bash scripts/ansible-lint.sh
+
+# The container tests (tests/fleet_*.rs) need the images and the venv whenever docker is present (without
+# docker they skip, saying so).
+fleet-prereqs:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image py-tools; \
+	else echo "fleet: no docker engine: the container tests will skip"; fi
+
+test: fleet-prereqs
+
+fleet-test: fleet-prereqs ## Only the fleet container tests (debug build)
+	$(CARGO) test --locked --test fleet_image --test fleet_ansible --test fleet_configs -- --nocapture
+
+e2e: ## Base image, release build, image, chart and role checks, fleet tests on the release binary
+	@bash scripts/e2e.sh

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# End to end for the fleet bundle, timing each step: base image, release build, runtime image, Helm chart
+# check (with the release binary loading every rendered config), ansible-lint, then the container tests
+# (debug-shell image, three-bastion Ansible rollout) on the release binary.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CARGO_TERM_COLOR=never
+declare -a report=()
+step() {
+    local name=$1; shift
+    local t0; t0=$(date +%s)
+    "$@"
+    report+=("$(printf '%-14s %4ss' "$name" $(( $(date +%s) - t0 )))")
+}
+
+step tools        bash scripts/install-tools.sh
+step base-image   bash scripts/base-image.sh
+step release      cargo build --locked --release --bin ddcoterm
+step image        env SKIP_CARGO=1 bash scripts/image.sh
+venv="$(bash scripts/py-tools.sh | tail -1)"
+step helm-check   "$venv/bin/python" scripts/helm-check.py --ddcoterm target/release/ddcoterm
+step ansible-lint bash scripts/ansible-lint.sh
+step fleet-tests  cargo test --locked --release --test fleet_configs --test fleet_image --test fleet_ansible -- --nocapture --test-threads=1
+
+echo "e2e: step times"
+printf '  %s\n' "${report[@]}"

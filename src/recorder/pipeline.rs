@@ -1,0 +1,472 @@
+//! The recording core, free of processes and terminals: merges output reads into events, redacts, encodes
+//! asciicast lines, writes the file, turns markers into process events and feeds snapshots and Outputs.
+
+use super::cast::{self, CastFile};
+use super::fanout::Fanout;
+use super::markers::Marker;
+use super::snapshot::Snapshotter;
+use super::utf8::Utf8Carry;
+use crate::model::{ProcessEvent, SessionMeta, Snapshot};
+use crate::redact::{Redactor, StreamRedactor};
+use std::fs::File;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// No output for this long takes a snapshot (the `logs` action).
+pub const SNAPSHOT_IDLE: Duration = Duration::from_millis(500);
+
+/// Tunables, from `recording.*`.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub merge_window: Duration,
+    pub merge_bytes: usize,
+    /// Record `i` events (only those the caller says were typed with echo on).
+    pub input: bool,
+    /// Render snapshots (the `logs` action).
+    pub snapshots: bool,
+}
+
+/// One session's recording state. Every byte passes the redactor before it reaches the file or an Output.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    meta: SessionMeta,
+    start: Instant,
+    start_unix_ms: u64,
+    redactor: Redactor,
+    out_redact: StreamRedactor,
+    in_redact: StreamRedactor,
+    out_utf8: Utf8Carry,
+    in_utf8: Utf8Carry,
+    pending: Vec<u8>,
+    pending_at: Option<Instant>,
+    last_output: Option<Instant>,
+    /// Last output or keystroke; the redactors' idle flush runs one merge window after it, once.
+    last_activity: Option<Instant>,
+    idle_flushed: bool,
+    cast: Option<CastFile>,
+    events: Option<File>,
+    fanout: Fanout,
+    snap: Option<Snapshotter>,
+    open_command: Option<(String, String, Instant)>,
+    text: String,
+    lines: Vec<u8>,
+    last_t: f64,
+    snaps: Vec<Snapshot>,
+}
+
+impl Pipeline {
+    /// `cast`: the local file (already holding the header), `events`: the local `.events.jsonl`.
+    pub fn new(
+        cfg: PipelineConfig,
+        meta: SessionMeta,
+        redactor: Redactor,
+        cast: Option<CastFile>,
+        events: Option<File>,
+        mut fanout: Fanout,
+    ) -> Pipeline {
+        fanout.start(&meta);
+        let snap = cfg.snapshots.then(|| Snapshotter::new(meta.width, meta.height, &meta.session_id));
+        Pipeline {
+            out_redact: redactor.stream(),
+            in_redact: redactor.stream(),
+            redactor,
+            cfg,
+            start: Instant::now(),
+            start_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            meta,
+            out_utf8: Utf8Carry::default(),
+            in_utf8: Utf8Carry::default(),
+            pending: Vec::new(),
+            pending_at: None,
+            last_output: None,
+            last_activity: None,
+            idle_flushed: true,
+            cast,
+            events,
+            fanout,
+            snap,
+            open_command: None,
+            text: String::new(),
+            lines: Vec::new(),
+            last_t: 0.0,
+            snaps: Vec::new(),
+        }
+    }
+
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
+    }
+
+    /// Output waiting for its merge window (the loop wakes on its own timer meanwhile).
+    pub fn output_pending(&self) -> bool {
+        self.pending_at.is_some()
+    }
+
+    /// The merge size: the loop is woken as soon as this much output is queued.
+    pub fn merge_bytes(&self) -> usize {
+        self.cfg.merge_bytes
+    }
+
+    /// The redactor, for command lines of process events built outside.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    fn unix_ms(&self, at: Instant) -> u64 {
+        self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64
+    }
+
+    /// Raw output (markers already stripped), as read at `at`.
+    pub fn output(&mut self, data: &[u8], at: Instant) {
+        if data.is_empty() {
+            return;
+        }
+        self.pending_at.get_or_insert(at);
+        self.last_output = Some(at);
+        self.last_activity = Some(at);
+        self.idle_flushed = false;
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= self.cfg.merge_bytes {
+            self.flush_output(false);
+        }
+    }
+
+    /// Keystrokes the caller saw written to the PTY while its echo was on.
+    pub fn input(&mut self, data: &[u8], at: Instant) {
+        if !self.cfg.input {
+            return;
+        }
+        self.flush_output(false);
+        self.last_activity = Some(at);
+        self.idle_flushed = false;
+        let redacted = self.in_redact.push(data);
+        self.text.clear();
+        self.in_utf8.push(&redacted, &mut self.text);
+        if !self.text.is_empty() {
+            let text = std::mem::take(&mut self.text);
+            self.emit(at, "i", &text);
+            self.text = text;
+        }
+    }
+
+    /// The terminal was resized.
+    pub fn resize(&mut self, cols: u16, rows: u16, at: Instant) {
+        self.flush_output(false);
+        self.emit(at, "r", &cast::resize_data(cols, rows));
+        if let Some(s) = &mut self.snap {
+            let ms = self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64;
+            s.resize(cols, rows, ms, &mut self.snaps);
+        }
+        self.send_snaps();
+    }
+
+    /// A shell-integration marker seen at `at`.
+    pub fn marker(&mut self, m: Marker, at: Instant) {
+        match m {
+            Marker::CommandStart { cwd, command } => {
+                if let Some((cmd, cwd, started)) = self.open_command.take() {
+                    self.command_finished(cmd, cwd, started, None, at);
+                }
+                self.open_command = Some((command, cwd, at));
+            }
+            Marker::CommandEnd { status } => {
+                if let Some((cmd, cwd, started)) = self.open_command.take() {
+                    self.command_finished(cmd, cwd, started, Some(status), at);
+                }
+            }
+        }
+    }
+
+    fn command_finished(
+        &mut self,
+        command: String,
+        cwd: String,
+        started: Instant,
+        code: Option<i32>,
+        at: Instant,
+    ) {
+        let command = self.redactor.redact_str(command.trim());
+        if command.is_empty() {
+            return;
+        }
+        let executable = command.split_whitespace().next().unwrap_or_default().to_string();
+        let ev = ProcessEvent {
+            session_id: self.meta.session_id.clone(),
+            command,
+            executable,
+            cwd,
+            user: self.meta.user.clone(),
+            hostname: self.meta.hostname.clone(),
+            exit_code: code,
+            started_at_ms: self.unix_ms(started),
+            duration_ms: at.saturating_duration_since(started).as_millis() as u64,
+            tags: self.meta.tags.clone(),
+        };
+        self.process_event(&ev);
+    }
+
+    /// Sends a process event to the Outputs and the local event log (the command line must be redacted).
+    pub fn process_event(&mut self, ev: &ProcessEvent) {
+        if let Some(f) = &mut self.events {
+            let mut line = serde_json::to_vec(ev).unwrap_or_default();
+            line.push(b'\n');
+            if let Err(e) = f.write_all(&line) {
+                tracing::warn!("writing the session event log: {e}");
+            }
+        }
+        self.fanout.process_event(ev);
+    }
+
+    /// When `tick` must run next (merge window, chunk interval, idle snapshot).
+    pub fn deadline(&self) -> Option<Instant> {
+        let merge = self.pending_at.map(|t| t + self.cfg.merge_window);
+        let snap = match (&self.snap, self.last_output) {
+            (Some(s), Some(t)) if s.dirty() => Some(t + SNAPSHOT_IDLE),
+            _ => None,
+        };
+        let idle = match self.last_activity {
+            Some(t) if !self.idle_flushed => Some(t + self.cfg.merge_window),
+            _ => None,
+        };
+        [merge, self.fanout.deadline(), snap, idle].into_iter().flatten().min()
+    }
+
+    /// Does whatever is due at `now`.
+    pub fn tick(&mut self, now: Instant) {
+        if self.pending_at.is_some_and(|t| now >= t + self.cfg.merge_window) {
+            self.flush_output(false);
+        }
+        if !self.idle_flushed
+            && self.pending_at.is_none()
+            && self.last_activity.is_some_and(|t| now >= t + self.cfg.merge_window)
+        {
+            self.flush_idle(now);
+        }
+        self.fanout.tick(now);
+        if let (Some(s), Some(t)) = (&mut self.snap, self.last_output) {
+            if s.dirty() && now >= t + SNAPSHOT_IDLE {
+                let snap = s.snapshot(
+                    self.start_unix_ms + now.saturating_duration_since(self.start).as_millis() as u64,
+                );
+                self.snaps.extend(snap);
+            }
+        }
+        self.send_snaps();
+    }
+
+    fn flush_output(&mut self, end: bool) {
+        let Some(at) = self.pending_at.take() else {
+            if !end {
+                return;
+            }
+            // End of stream: flush what the redactor and decoder still hold.
+            return self.flush_tail(Instant::now());
+        };
+        let redacted = self.out_redact.push(&self.pending);
+        self.pending.clear();
+        self.text.clear();
+        self.out_utf8.push(&redacted, &mut self.text);
+        if end {
+            let tail = self.out_redact.finish();
+            self.out_utf8.push(&tail, &mut self.text);
+            self.out_utf8.finish(&mut self.text);
+        }
+        self.emit_output(at);
+    }
+
+    /// Output and input went quiet: let the redactors release what they safely can (a prompt without a
+    /// newline, typed keystrokes), so the recording follows the screen instead of waiting for a newline.
+    fn flush_idle(&mut self, now: Instant) {
+        self.idle_flushed = true;
+        let out = self.out_redact.flush_idle();
+        if !out.is_empty() {
+            self.text.clear();
+            self.out_utf8.push(&out, &mut self.text);
+            self.emit_output(now);
+        }
+        let typed = self.in_redact.flush_idle();
+        if self.cfg.input && !typed.is_empty() {
+            self.text.clear();
+            self.in_utf8.push(&typed, &mut self.text);
+            if !self.text.is_empty() {
+                let text = std::mem::take(&mut self.text);
+                self.emit(now, "i", &text);
+                self.text = text;
+            }
+        }
+    }
+
+    fn flush_tail(&mut self, at: Instant) {
+        let tail = self.out_redact.finish();
+        self.text.clear();
+        self.out_utf8.push(&tail, &mut self.text);
+        self.out_utf8.finish(&mut self.text);
+        self.emit_output(at);
+    }
+
+    fn emit_output(&mut self, at: Instant) {
+        if self.text.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.text);
+        self.emit(at, "o", &text);
+        if let Some(s) = &mut self.snap {
+            let ms = self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64;
+            s.push(&text, ms, &mut self.snaps);
+        }
+        self.text = text;
+        self.send_snaps();
+    }
+
+    fn send_snaps(&mut self) {
+        for s in std::mem::take(&mut self.snaps) {
+            self.fanout.snapshot(&s);
+        }
+    }
+
+    fn emit(&mut self, at: Instant, code: &str, data: &str) {
+        self.lines.clear();
+        // Events are written in order; a time never goes back (asciicast players expect that).
+        let t = self.secs(at).max(self.last_t);
+        self.last_t = t;
+        cast::push_event(&mut self.lines, t, code, data);
+        if let Some(c) = &mut self.cast {
+            if let Err(e) = c.append(&self.lines) {
+                tracing::warn!("{e:#}; the local recording stops here");
+                self.cast = None;
+            }
+        }
+        self.fanout.lines(&self.lines, at);
+    }
+
+    /// Ends the session: flushes everything, writes the exit marker, ends every Output.
+    pub fn finish(mut self, exit_code: i32) {
+        let now = Instant::now();
+        self.flush_output(true);
+        if let Some((cmd, cwd, started)) = self.open_command.take() {
+            self.command_finished(cmd, cwd, started, None, now);
+        }
+        let tail = self.in_redact.finish();
+        if self.cfg.input && !tail.is_empty() {
+            self.text.clear();
+            self.in_utf8.push(&tail, &mut self.text);
+            let text = std::mem::take(&mut self.text);
+            self.emit(now, "i", &text);
+        }
+        self.emit(now, "m", &cast::exit_marker(exit_code));
+        if let Some(s) = &mut self.snap {
+            let ms = self.start_unix_ms + now.saturating_duration_since(self.start).as_millis() as u64;
+            self.snaps.extend(s.snapshot(ms));
+        }
+        self.send_snaps();
+        let duration = now.saturating_duration_since(self.start).as_millis() as u64;
+        self.fanout.end(&self.meta, exit_code, duration);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::{RedactionPattern, RedactionSettings};
+    use crate::model::{Action, ActionSet};
+    use crate::recorder::fanout::tests::Probe;
+
+    fn pipeline(dir: &std::path::Path, probe: &Probe, input: bool) -> Pipeline {
+        let settings = RedactionSettings {
+            enabled: true,
+            patterns: vec![RedactionPattern { name: "token".into(), regex: "tok_[a-z0-9]{12}".into() }],
+        };
+        let redactor = Redactor::from_settings(&settings).unwrap();
+        let meta = SessionMeta { session_id: "s1".into(), width: 80, height: 24, ..SessionMeta::default() };
+        let cast = CastFile::create(dir.join("s1.cast"), &cast::header_line(&meta, "sh", "xterm")).unwrap();
+        let cfg = PipelineConfig {
+            merge_window: Duration::from_millis(10),
+            merge_bytes: 64 * 1024,
+            input,
+            snapshots: true,
+        };
+        let actions = ActionSet::new([Action::Record, Action::Logs, Action::ProcessInfo]);
+        Pipeline::new(
+            cfg,
+            meta,
+            redactor,
+            Some(cast),
+            None,
+            Fanout::new(vec![Box::new(probe.clone())], &actions),
+        )
+    }
+
+    fn events(dir: &std::path::Path) -> Vec<(f64, String, String)> {
+        let text = std::fs::read_to_string(dir.join("s1.cast")).unwrap();
+        text.lines().skip(1).map(|l| cast::parse_event(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn reads_merge_and_secrets_split_across_reads_are_redacted() {
+        let d = tempfile::tempdir().unwrap();
+        let probe = Probe::default();
+        let mut p = pipeline(d.path(), &probe, false);
+        let t0 = Instant::now();
+        p.output(b"key tok_abcdef", t0);
+        p.output(b"123456 end\r\n", t0 + Duration::from_millis(2));
+        p.tick(t0 + Duration::from_millis(20));
+        p.output(b"second\r\n", t0 + Duration::from_millis(30));
+        p.finish(0);
+        let ev = events(d.path());
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert_eq!(ev[0].2, "key [REDACTED:token] end\r\n");
+        assert_eq!(ev[1].2, "second\r\n");
+        assert_eq!((ev[2].1.as_str(), ev[2].2.as_str()), ("m", "exit 0"));
+        assert!(ev.windows(2).all(|w| w[0].0 <= w[1].0), "times never go back");
+        let chunks = probe.chunks.lock().unwrap();
+        let all: Vec<u8> = chunks.iter().flat_map(|c| c.1.clone()).collect();
+        assert!(!String::from_utf8_lossy(&all).contains("tok_abcdef123456"));
+    }
+
+    #[test]
+    fn markers_become_process_events_with_redacted_commands() {
+        let d = tempfile::tempdir().unwrap();
+        let probe = Probe::default();
+        let mut p = pipeline(d.path(), &probe, false);
+        let t0 = Instant::now();
+        p.marker(Marker::CommandStart { cwd: "/tmp".into(), command: "curl -H tok_abcdef123456".into() }, t0);
+        p.marker(Marker::CommandEnd { status: 7 }, t0 + Duration::from_millis(5));
+        p.marker(Marker::CommandEnd { status: 0 }, t0 + Duration::from_millis(6));
+        p.finish(0);
+        let calls = probe.calls.lock().unwrap();
+        let evs: Vec<&String> = calls.iter().filter(|c| c.starts_with("event")).collect();
+        assert_eq!(evs, vec!["event curl -H [REDACTED:token]"], "{calls:?}");
+    }
+
+    #[test]
+    fn input_only_when_enabled() {
+        let d = tempfile::tempdir().unwrap();
+        let probe = Probe::default();
+        let mut p = pipeline(d.path(), &probe, true);
+        p.input(b"ls\r", Instant::now());
+        p.finish(0);
+        assert!(events(d.path()).iter().any(|e| e.1 == "i" && e.2 == "ls\r"));
+        let d = tempfile::tempdir().unwrap();
+        let mut p = pipeline(d.path(), &probe, false);
+        p.input(b"ls\r", Instant::now());
+        p.finish(0);
+        assert!(!events(d.path()).iter().any(|e| e.1 == "i"));
+    }
+
+    #[test]
+    fn snapshot_at_end_goes_to_outputs() {
+        let d = tempfile::tempdir().unwrap();
+        let probe = Probe::default();
+        let mut p = pipeline(d.path(), &probe, false);
+        p.output(b"\x1b[1mhello\x1b[0m world\r\n", Instant::now());
+        p.finish(0);
+        assert!(probe.calls.lock().unwrap().iter().any(|c| c == "snapshot hello world"));
+    }
+}

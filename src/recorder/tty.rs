@@ -1,0 +1,114 @@
+//! The real terminal: raw mode (restored on every exit path), its size, and the signal thread (SIGWINCH plus
+//! the signals we forward). The only file that touches raw mode or SIGWINCH.
+
+use nix::sys::termios::{self, SetArg, Termios};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGWINCH};
+use signal_hook::iterator::exfiltrator::origin::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
+use std::io::IsTerminal;
+use std::sync::{Mutex, OnceLock};
+
+/// Columns and rows of the real terminal (stdout, else stdin, else stderr); `None` without a terminal.
+pub fn size() -> Option<(u16, u16)> {
+    let fd_size = |s: Option<(terminal_size::Width, terminal_size::Height)>| {
+        s.filter(|(w, h)| w.0 > 0 && h.0 > 0).map(|(w, h)| (w.0, h.0))
+    };
+    fd_size(terminal_size::terminal_size_of(std::io::stdout()))
+        .or_else(|| fd_size(terminal_size::terminal_size_of(std::io::stdin())))
+        .or_else(|| fd_size(terminal_size::terminal_size_of(std::io::stderr())))
+}
+
+/// True when both stdin and stdout are terminals: only then does the session run under a PTY.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// The termios saved before raw mode; a panic hook restores it even when the guard cannot run.
+static SAVED: OnceLock<Mutex<Option<Termios>>> = OnceLock::new();
+
+fn restore_saved() {
+    if let Some(m) = SAVED.get() {
+        if let Ok(mut saved) = m.lock() {
+            if let Some(t) = saved.take() {
+                let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &t);
+            }
+        }
+    }
+}
+
+/// Puts stdin's terminal in raw mode; dropping it (normal return, error, panic unwinding) restores the
+/// previous settings. Signals do not end the process while a guard is alive: they are forwarded to the child
+/// (see [`spawn_signal_thread`]), so the normal return path restores the terminal.
+pub struct RawGuard(());
+
+impl RawGuard {
+    /// Enters raw mode when stdin is a terminal; `None` otherwise (nothing to restore).
+    pub fn enter() -> anyhow::Result<Option<RawGuard>> {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return Ok(None);
+        }
+        let orig =
+            termios::tcgetattr(&stdin).map_err(|e| anyhow::anyhow!("reading terminal settings: {e}"))?;
+        let mut raw = orig.clone();
+        termios::cfmakeraw(&mut raw);
+        *SAVED.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|e| e.into_inner()) = Some(orig);
+        install_panic_hook();
+        termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw)
+            .map_err(|e| anyhow::anyhow!("setting terminal raw mode: {e}"))?;
+        Ok(Some(RawGuard(())))
+    }
+}
+
+impl Drop for RawGuard {
+    fn drop(&mut self) {
+        restore_saved();
+    }
+}
+
+/// A panic on any thread restores the terminal before the message is printed, so it is readable.
+fn install_panic_hook() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_saved();
+            prev(info);
+        }));
+    });
+}
+
+/// What the signal thread reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalEvent {
+    /// The real terminal changed size (SIGWINCH): new columns and rows.
+    Resize(u16, u16),
+    /// A signal to forward to the child. `from_terminal` is true when the kernel sent it (Ctrl-C on a terminal
+    /// still in cooked mode, which the child, in our process group, received as well).
+    Forward { signal: i32, from_terminal: bool },
+}
+
+/// Starts a thread that turns SIGWINCH, SIGINT, SIGTERM, SIGHUP and SIGQUIT into [`SignalEvent`]s. While it
+/// runs, those signals no longer kill ddcoterm: they are the child's to act on.
+pub fn spawn_signal_thread(
+    mut deliver: impl FnMut(SignalEvent) -> bool + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
+    std::thread::Builder::new().name("ddcoterm-signals".into()).spawn(move || {
+        for origin in signals.forever() {
+            let ev = if origin.signal == SIGWINCH {
+                match size() {
+                    Some((c, r)) => SignalEvent::Resize(c, r),
+                    None => continue,
+                }
+            } else {
+                SignalEvent::Forward { signal: origin.signal, from_terminal: origin.cause == Cause::Kernel }
+            };
+            if !deliver(ev) {
+                break;
+            }
+        }
+    })?;
+    Ok(())
+}

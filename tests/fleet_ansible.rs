@@ -1,0 +1,236 @@
+//! The Ansible role on three real bastion containers: rollout, shims in login shells, the org lint, team
+//! layers, idempotence, and a user who tries to weaken the organisation's policy.
+//!
+//! Needs docker and the local base image (`make base-image`), and the Python tools (`scripts/py-tools.sh`).
+//! Skips only when docker is absent.
+
+mod fleet_common;
+
+use fleet_common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use testcontainers::core::ImageExt;
+use testcontainers::runners::SyncRunner;
+use testcontainers::{Container, GenericImage};
+
+const BASTIONS: usize = 3;
+const LINT: &str = "No kubectl context specified (effective context: 'dev-cluster')";
+const SRE_LINT: &str = "`kubectl delete --all` removes every object";
+const FAKE_KUBECTL: &str = "#!/bin/sh\necho \"fake-kubectl $*\"\n";
+/// Bastion users have a kubeconfig; the lint reads its current-context (never by running kubectl).
+const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\ncurrent-context: dev-cluster\ncontexts: []\n";
+
+fn venv_bin(tool: &str) -> PathBuf {
+    let venv =
+        std::env::var_os("FLEET_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".build/venv"));
+    let p = venv.join("bin").join(tool);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/py-tools.sh (make ansible-lint installs it)",
+        p.display()
+    );
+    p
+}
+
+fn start_bastion(i: usize) -> Container<GenericImage> {
+    let c = GenericImage::new(BASE_IMAGE.0, BASE_IMAGE.1)
+        .with_entrypoint("sleep")
+        .with_cmd(["infinity"])
+        .with_hostname(format!("bastion-{i}"))
+        .with_label("ddcoterm.test", "fleet_ansible")
+        .start()
+        .expect("start bastion container");
+    let id = c.id().to_string();
+    // What a bastion has before Ansible: users in unix groups, and the real kubectl (a fake that echoes).
+    exec(
+        &id,
+        "root",
+        &[],
+        &[
+            "sh",
+            "-ec",
+            &format!(
+                "groupadd sre && useradd -m -s /bin/bash -G sre alice && useradd -m -s /bin/bash bob \
+                 && printf '%s' '{FAKE_KUBECTL}' > /usr/bin/kubectl && chmod 0755 /usr/bin/kubectl \
+                 && for u in alice bob; do install -d -o $u -g $u /home/$u/.kube \
+                 && printf '%s' '{KUBECONFIG}' > /home/$u/.kube/config && chown $u /home/$u/.kube/config; done"
+            ),
+        ],
+    )
+    .ok("prepare bastion");
+    c
+}
+
+/// Runs site.yml against the containers; returns the PLAY RECAP `changed=` count per host and the time.
+fn run_playbook(inventory: &Path) -> (BTreeMap<String, u32>, f64) {
+    let bin = env!("CARGO_BIN_EXE_ddcoterm");
+    let venv_bin_dir = venv_bin("ansible-playbook").parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", venv_bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let start = Instant::now();
+    let out = Command::new(venv_bin("ansible-playbook"))
+        .current_dir(repo().join("ansible"))
+        .env("PATH", path)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_FORCE_COLOR", "0")
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
+        .args(["-i"])
+        .arg(inventory)
+        .arg("site.yml")
+        .args(["-e", &format!("ddcoterm_binary_src={bin}")])
+        .args(["-e", "ddcoterm_api_key=fleet-test-api-key"])
+        .output()
+        .expect("run ansible-playbook");
+    let took = start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ansible-playbook failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut changed = BTreeMap::new();
+    for line in stdout.lines().skip_while(|l| !l.starts_with("PLAY RECAP")).skip(1) {
+        let Some((host, stats)) = line.split_once(" : ") else { continue };
+        let get = |k: &str| -> u32 {
+            stats
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k}= in recap line {line:?}"))
+        };
+        assert_eq!((get("failed"), get("unreachable")), (0, 0), "recap: {line}");
+        changed.insert(host.trim().to_string(), get("changed"));
+    }
+    assert_eq!(changed.len(), BASTIONS, "recap for every bastion:\n{stdout}");
+    (changed, took)
+}
+
+fn write_inventory(dir: &Path, containers: &[Container<GenericImage>]) -> PathBuf {
+    let inv = dir.join("inventory");
+    std::fs::create_dir_all(inv.join("group_vars")).unwrap();
+    // The example group settings as shipped (deploy/ configs, bundles when present), unchanged.
+    std::fs::copy(
+        repo().join("ansible/inventory/group_vars/bastions.yml"),
+        inv.join("group_vars/bastions.yml"),
+    )
+    .unwrap();
+    let mut hosts = String::from("[bastions]\n");
+    for (i, c) in containers.iter().enumerate() {
+        hosts.push_str(&format!(
+            "bastion-{} ansible_connection=community.docker.docker ansible_host={}\n",
+            i + 1,
+            c.id()
+        ));
+    }
+    std::fs::write(inv.join("hosts.ini"), hosts).unwrap();
+    inv.join("hosts.ini")
+}
+
+fn assert_installed(c: &str) {
+    let stat =
+        |p: &str| exec(c, "root", &[], &["stat", "-c", "%a %U:%G %F", p]).ok(p).stdout.trim().to_string();
+    assert_eq!(stat("/usr/local/bin/ddcoterm"), "755 root:root regular file");
+    assert_eq!(stat("/etc/ddcoterm/config.yaml"), "644 root:root regular file");
+    assert_eq!(stat("/etc/ddcoterm/teams/sre.yaml"), "644 root:root regular file");
+    assert_eq!(stat("/etc/ddcoterm/teams/developers.yaml"), "644 root:root regular file");
+    assert_eq!(stat("/etc/ddcoterm/datadog.env"), "600 root:root regular file", "keys are 0600");
+    assert_eq!(stat("/etc/profile.d/ddcoterm.sh"), "644 root:root regular file");
+    for shim in ["kubectl", "helm", "terraform"] {
+        let link = exec(c, "root", &[], &["readlink", &format!("/usr/local/lib/ddcoterm/overrides/{shim}")]);
+        assert_eq!(link.ok(shim).stdout.trim(), "/usr/local/bin/ddcoterm", "shim {shim}");
+    }
+    if repo().join("deploy/bundles/sre-baseline.yaml").exists() {
+        assert_eq!(stat("/etc/ddcoterm/bundles/sre-baseline.yaml"), "644 root:root regular file");
+        assert_eq!(stat("/etc/ddcoterm/bundles/sre-baseline.yaml.sig"), "644 root:root regular file");
+    }
+    // Not readable by users: a bastion user cannot read the org's keys.
+    let r = exec(c, "bob", &[], &["cat", "/etc/ddcoterm/datadog.env"]);
+    assert_ne!(r.code, 0, "bob read datadog.env: {}", r.stdout);
+}
+
+fn assert_guarded(c: &str) {
+    let which = login_shell(c, "alice", &[], "command -v kubectl").ok("command -v kubectl");
+    assert_eq!(which.stdout.trim(), "/usr/local/lib/ddcoterm/overrides/kubectl", "the shim is first on PATH");
+
+    // The org lint fires; with no terminal to ask on, the command is refused and the real kubectl never runs.
+    let r = login_shell(c, "alice", &[], "kubectl scale deploy/web --replicas=2");
+    assert_ne!(r.code, 0, "kubectl scale without --context must be refused without a tty: {r:?}");
+    assert!(r.stderr.contains(LINT) || r.stdout.contains(LINT), "org lint shown: {r:?}");
+    assert!(!r.stdout.contains("fake-kubectl"), "the real kubectl must not run: {r:?}");
+
+    // A command the lint does not object to runs the real binary (through the recorder: default actions).
+    let r = login_shell(c, "alice", &[], "kubectl scale deploy/web --replicas=2 --context dev");
+    let r = r.ok("kubectl with --context");
+    assert!(r.stdout.contains("fake-kubectl scale deploy/web --replicas=2 --context dev"), "{r:?}");
+
+    // Team layer: alice is in `sre`, bob is not.
+    let r = login_shell(c, "alice", &[], "kubectl delete pods --all --context dev");
+    assert!(r.stderr.contains(SRE_LINT) || r.stdout.contains(SRE_LINT), "sre team lint for alice: {r:?}");
+    assert_ne!(r.code, 0, "{r:?}");
+    // (Other org lints, e.g. the signed baseline bundle's, may still refuse it without a tty.)
+    let r = login_shell(c, "bob", &[], "kubectl delete pods --all --context dev");
+    assert!(!r.stderr.contains(SRE_LINT) && !r.stdout.contains(SRE_LINT), "bob is not in sre: {r:?}");
+}
+
+/// (c) A user cannot weaken the organisation's policy from their own config or environment.
+fn assert_policy_floor(c: &str) {
+    let weaken = "process_config:\n  default_actions: []\n  commands:\n    - command: kubectl\n      lints: []\n\
+                  lints:\n  non_interactive: allow\nredaction:\n  enabled: false\nrecording:\n  input: true\n";
+    exec(
+        c,
+        "alice",
+        &[],
+        &["sh", "-ec", &format!("mkdir -p ~/.ddcoterm && printf '%s' '{weaken}' > ~/.ddcoterm/config.yaml")],
+    )
+    .ok("write user config");
+    let r = login_shell(c, "alice", &[], "kubectl scale deploy/web --replicas=0");
+    assert!(r.stderr.contains(LINT) || r.stdout.contains(LINT), "lint survives the user layer: {r:?}");
+    assert_ne!(r.code, 0, "locked lints.non_interactive: deny still refuses without a tty: {r:?}");
+    assert!(!r.stdout.contains("fake-kubectl"), "{r:?}");
+
+    let r =
+        login_shell(c, "alice", &[("DDCOTERM_LINTS__NON_INTERACTIVE", "allow")], "kubectl scale deploy/web");
+    assert_ne!(r.code, 0, "the environment cannot unlock a locked key either: {r:?}");
+    assert!(!r.stdout.contains("fake-kubectl"), "{r:?}");
+
+    // default_actions: [] in the user layer does not remove the org's `record`: the session is recorded.
+    login_shell(c, "alice", &[], "rm -rf ~/.ddcoterm/recordings; kubectl get pods --context dev")
+        .ok("kubectl get pods");
+    let casts = login_shell(c, "alice", &[], "ls ~/.ddcoterm/recordings/ | grep -c '\\.cast$'");
+    assert_eq!(casts.stdout.trim(), "1", "one recording despite default_actions: [] ({casts:?})");
+}
+
+#[test]
+fn ansible_rolls_out_to_three_bastions_idempotently_and_the_org_policy_holds() {
+    if !docker_available("fleet_ansible") {
+        return;
+    }
+    require_image(BASE_IMAGE);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let started = Instant::now();
+    let containers: Vec<_> = (1..=BASTIONS).map(start_bastion).collect();
+    let boot = started.elapsed().as_secs_f64();
+    let inventory = write_inventory(tmp.path(), &containers);
+
+    let (first, rollout) = run_playbook(&inventory);
+    assert!(first.values().all(|&n| n > 0), "the first run installs something on every host: {first:?}");
+    for c in &containers {
+        assert_installed(c.id());
+    }
+    let (second, rerun) = run_playbook(&inventory);
+    let second_changed: u32 = second.values().sum();
+
+    println!(
+        "fleet numbers: {BASTIONS} bastion containers started in {boot:.1}s; rollout (first run) {rollout:.1}s; \
+         second run {rerun:.1}s with changed={second_changed} ({second:?})"
+    );
+    assert_eq!(second_changed, 0, "second run must report changed=0 on every host: {second:?}");
+
+    for c in &containers {
+        assert_guarded(c.id());
+    }
+    assert_policy_floor(containers[0].id());
+}
