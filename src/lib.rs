@@ -17,3 +17,5 @@ pub mod redact;
 pub mod shim;
 pub mod spool;
 // Added by the parallel work streams (one line each, keep sorted on merge):
+pub mod approval;
+pub mod audit;

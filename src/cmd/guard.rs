@@ -52,19 +52,18 @@ pub fn run(loaded: &Loaded, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> 
     if let Some(m) = &decision.user_message {
         eprintln!("ddcoterm: {m}");
     }
-    if decision.actions.contains(Action::Approval) {
-        let rule = decision.rule.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "--actions".into());
-        super::approval_gate::require(loaded, &inv, &decision, &rule)?;
-    }
-    if decision.actions.needs_recorder() {
+    // Approval and/or incidents; break glass hands back forced actions (record, process_info) and tags.
+    let gate = super::approval_gate::gate(loaded, &inv, &decision)?;
+    let actions = gate.actions(&decision.actions);
+    if actions.needs_recorder() {
         mark_active(&cmd.name);
         let req = super::session::SessionRequest {
             program: Some(cmd.program),
             args: cmd.args,
             display_name: cmd.name,
-            actions: decision.actions.clone(),
+            actions,
             rule: decision.rule.as_ref().map(|r| r.to_string()),
-            tags: Vec::new(),
+            tags: gate.tags,
         };
         return super::session::run(loaded, req);
     }
