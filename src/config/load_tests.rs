@@ -249,7 +249,7 @@ fn user_file_with_keys_readable_by_others_warns() {
 fn coterm_reference_configs_load_unchanged() {
     Jail::expect_with(|jail| {
         let d = dirs(jail);
-        let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference");
+        let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy_fixtures");
         for f in ["coterm-config.yaml", "coterm-lint.yaml", "coterm-rules.yaml"] {
             let text = std::fs::read_to_string(reference.join(f)).unwrap();
             write(&d.user_config(), &text);

@@ -16,7 +16,8 @@ pub fn bin() -> PathBuf {
 }
 
 pub fn reference(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(name);
+    // Byte-identical copies of the CoTerm reference configs (shared/reference), kept in the repo.
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy_fixtures").join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
