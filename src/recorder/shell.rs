@@ -45,7 +45,9 @@ __ddcoterm_cmd() {
 }
 __ddcoterm_prompt() {
   local s=$?
-  builtin printf '\e]133;D;%s;ddcoterm\a' "$s"
+  # stderr, like PS0 (which carries the start marker): on pipes the two markers must share one stream, or
+  # a command's end can be read after the next one's start.
+  builtin printf '\e]133;D;%s;ddcoterm\a' "$s" >&2
   return $s
 }
 PS0="${PS0}"'$(__ddcoterm_cmd)'
