@@ -276,6 +276,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         layers.push(l);
     }
     let policy = PolicySet::compose(&layers);
+    // Freeing figment's value trees costs a tenth of a shim call; ddcoterm loads config once per process,
+    // so let the process exit reclaim them.
+    std::mem::forget(full);
+    std::mem::forget(org);
+    std::mem::forget(top);
     settings.process_config = effective_process_config(&layers, &policy);
     if settings.enable_ptrace {
         warnings.push("enable_ptrace is accepted for CoTerm compatibility; ddcoterm takes process events from shell integration instead".into());
