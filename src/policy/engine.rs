@@ -9,7 +9,7 @@ use crate::config::settings::PolicySettings;
 use crate::config::{PolicySet, SnippetRef};
 use crate::error::ConfigError;
 use crate::model::ActionSet;
-use mlua::Value;
+use mlua::{Function, Value};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -132,13 +132,21 @@ impl PolicyEngine {
             };
             match Sandbox::new(self.memory_limit, self.timeout, &globals) {
                 Ok(sb) => {
+                    let items: Vec<(String, &str)> = lints
+                        .iter()
+                        .map(|l| (snippet_name(&l.at), l.lua.as_str()))
+                        .chain(rules.iter().map(|r| (snippet_name(&r.at), r.lua.as_str())))
+                        .collect();
+                    let mut compiled = sb.compile_all(&items).into_iter();
                     for l in &lints {
-                        if let Some(w) = run_lint(&sb, &l.at, &l.lua) {
+                        let f = compiled.next().unwrap_or_else(|| Err("not compiled".into()));
+                        if let Some(w) = run_lint(&sb, &l.at, f) {
                             d.warnings.push(w);
                         }
                     }
                     for r in &rules {
-                        match run_rule(&sb, &r.at, &r.lua) {
+                        let f = compiled.next().unwrap_or_else(|| Err("not compiled".into()));
+                        match run_rule(&sb, &r.at, f) {
                             Ok(None) => continue,
                             Ok(Some((um, am))) => {
                                 d.user_message = um;
@@ -206,9 +214,9 @@ fn snippet_name(at: &SnippetRef) -> String {
     format!("{} {}[{}]", at.command, list, at.index)
 }
 
-fn run_lint(sb: &Sandbox, at: &SnippetRef, src: &str) -> Option<LintWarning> {
+fn run_lint(sb: &Sandbox, at: &SnippetRef, compiled: Result<Function, String>) -> Option<LintWarning> {
     let failed = |m: String| Some(LintWarning { at: at.clone(), message: m, failed: true });
-    let f = match sb.compile(&snippet_name(at), src) {
+    let f = match compiled {
         Ok(f) => f,
         Err(e) => return failed(format!("does not compile: {e}")),
     };
@@ -232,10 +240,8 @@ fn run_lint(sb: &Sandbox, at: &SnippetRef, src: &str) -> Option<LintWarning> {
 /// `Ok(None)`: not applicable; `Ok(Some(messages))`: applicable; `Err`: failed (applies, fail closed).
 type RuleOutcome = Result<Option<(Option<String>, Option<String>)>, String>;
 
-fn run_rule(sb: &Sandbox, at: &SnippetRef, src: &str) -> RuleOutcome {
-    let f = sb
-        .compile(&snippet_name(at), src)
-        .map_err(|e| format!("{at}: does not compile: {e}; the rule applies (fail closed)"))?;
+fn run_rule(sb: &Sandbox, at: &SnippetRef, compiled: Result<Function, String>) -> RuleOutcome {
+    let f = compiled.map_err(|e| format!("{at}: does not compile: {e}; the rule applies (fail closed)"))?;
     let vals = sb.run(&f).map_err(|e| format!("{at}: {e}; the rule applies (fail closed)"))?;
     let mut it = vals.into_iter();
     let applicable = match it.next() {

@@ -70,8 +70,15 @@ string.format = function(f, ...)
 end
 "##;
 
+/// Name of the chunk that holds a batch of snippets; runtime errors inside it are renamed to the snippet.
+const BATCH_CHUNK: &str = "ddcoterm-policy-batch";
+
+/// Where each snippet of a compiled batch starts: (line of its `function()`, snippet name, line offset).
+type BatchMap = Vec<(usize, String, usize)>;
+
 pub struct Sandbox {
     lua: Lua,
+    batch: std::cell::RefCell<BatchMap>,
     /// The frozen global table every snippet environment falls back to.
     base: Table,
     deadline: Rc<Cell<Option<Instant>>>,
@@ -124,7 +131,7 @@ impl Sandbox {
             }
             _ => Ok(VmState::Continue),
         });
-        Ok(Sandbox { lua, base: globals, deadline, timed_out, budget })
+        Ok(Sandbox { lua, batch: Default::default(), base: globals, deadline, timed_out, budget })
     }
 
     /// Compiles a snippet as text (never bytecode) in a fresh environment of its own, so globals one snippet
@@ -145,6 +152,88 @@ impl Sandbox {
         load(&format!("return {src}")).or_else(|_| load(src)).map_err(|e| lua_message(&e))
     }
 
+    /// Compiles many snippets at once. Every Luau compilation has a large fixed cost, so the snippets are
+    /// compiled as one chunk of closures, each then given an environment of its own. The batch is used only
+    /// when it lines up exactly with the snippets (each closure defined on the line written for it);
+    /// otherwise, and for any snippet that does not compile, each snippet is compiled on its own, which is
+    /// also what names the failing snippet in the error.
+    pub fn compile_all(&self, items: &[(String, &str)]) -> Vec<Result<Function, String>> {
+        if items.len() > 1 {
+            if let Some(fs) = self.compile_batch(items) {
+                return fs.into_iter().map(Ok).collect();
+            }
+        }
+        items.iter().map(|(n, s)| self.compile(n, s)).collect()
+    }
+
+    fn compile_batch(&self, items: &[(String, &str)]) -> Option<Vec<Function>> {
+        let mut src = String::from("return {\n");
+        let mut map: BatchMap = Vec::with_capacity(items.len());
+        let mut line = 2;
+        for (name, s) in items {
+            if s.as_bytes().first().is_some_and(|b| *b < b'\t') {
+                return None;
+            }
+            let (body, offset) = if starts_with_statement(s) {
+                (format!("function()\n{s}\nend,\n"), 1)
+            } else {
+                (format!("function() return {s}\nend,\n"), 0)
+            };
+            map.push((line, name.clone(), offset));
+            line += body.bytes().filter(|b| *b == b'\n').count();
+            src.push_str(&body);
+        }
+        src.push('}');
+        // Building the table runs no snippet code unless a snippet's text escapes its closure: keep that
+        // under the same time budget as a snippet, in a throwaway environment.
+        self.deadline.set(Some(Instant::now() + self.budget));
+        let table: Option<Table> = self.fresh_env().ok().and_then(|env| {
+            self.lua
+                .load(&src)
+                .set_name(format!("={BATCH_CHUNK}"))
+                .set_mode(ChunkMode::Text)
+                .set_environment(env)
+                .eval()
+                .ok()
+        });
+        self.deadline.set(None);
+        let table = table?;
+        if table.raw_len() != items.len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, (start, _, _)) in map.iter().enumerate() {
+            let f: Function = table.raw_get(i + 1).ok()?;
+            if f.info().line_defined != Some(*start) {
+                return None;
+            }
+            f.set_environment(self.fresh_env().ok()?).ok()?;
+            out.push(f);
+        }
+        *self.batch.borrow_mut() = map;
+        Some(out)
+    }
+
+    /// An empty environment that falls back to the frozen globals.
+    fn fresh_env(&self) -> mlua::Result<Table> {
+        let env = self.lua.create_table()?;
+        let meta = self.lua.create_table()?;
+        meta.raw_set("__index", &self.base)?;
+        env.set_metatable(Some(meta))?;
+        Ok(env)
+    }
+
+    /// `ddcoterm-policy-batch:LINE: msg` -> `<snippet name>:<line in the snippet>: msg`.
+    fn rename_batch_error(&self, msg: String) -> String {
+        let Some(rest) = msg.strip_prefix(BATCH_CHUNK).and_then(|r| r.strip_prefix(':')) else { return msg };
+        let Some((n, tail)) = rest.split_once(':') else { return msg };
+        let Ok(n) = n.parse::<usize>() else { return msg };
+        match self.batch.borrow().iter().rev().find(|(start, _, _)| *start <= n) {
+            Some((start, name, offset)) => format!("{name}:{}:{tail}", n - start + 1 - offset),
+            None => msg,
+        }
+    }
+
     /// Runs a compiled snippet within the budget; its return values, or the error message.
     pub fn run(&self, f: &Function) -> Result<MultiValue, String> {
         self.timed_out.set(false);
@@ -159,7 +248,7 @@ impl Sandbox {
             }
             Ok(v) => Ok(v),
             Err(e) => {
-                let msg = lua_message(&e);
+                let msg = self.rename_batch_error(lua_message(&e));
                 if matches!(e, mlua::Error::MemoryError(_)) || msg.contains("not enough memory") {
                     let _ = self.lua.gc_collect();
                     return Err("exceeded the policy memory limit (policy.memory_limit)".into());
@@ -168,6 +257,29 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// True when a snippet starts with a statement keyword (after blank and comment lines), so it is compiled as
+/// a block rather than as `return <expr>`. A wrong guess only costs the batch, never correctness: a block
+/// taken for an expression does not compile, and the snippets are then compiled one by one.
+fn starts_with_statement(src: &str) -> bool {
+    let first =
+        src.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("--")).unwrap_or_default();
+    let word: String = first.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    matches!(
+        word.as_str(),
+        "local"
+            | "if"
+            | "for"
+            | "while"
+            | "repeat"
+            | "do"
+            | "function"
+            | "return"
+            | "goto"
+            | "break"
+            | "continue"
+    )
 }
 
 /// Installs `executable`, `args`, `flags`, `has_arg`, `env`, `user`, `hostname`, `cwd` and the context.
@@ -231,4 +343,84 @@ pub fn check_compiles(name: &str, src: &str) -> Result<(), String> {
         let m = lua_message(&e);
         format!("{name}:{}", m.trim_start_matches(':'))
     })
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    fn sandbox() -> Sandbox {
+        let (args, flags, ctx) = (vec!["scale".to_string()], BTreeMap::new(), BTreeMap::new());
+        let g = Globals {
+            executable: "kubectl",
+            args: &args,
+            flags: &flags,
+            env: None,
+            user: "u",
+            hostname: "h",
+            cwd: "/",
+            context: &ctx,
+        };
+        Sandbox::new(16 << 20, Duration::from_millis(200), &g).unwrap()
+    }
+
+    fn first(sb: &Sandbox, f: &Function) -> Value {
+        sb.run(f).unwrap().into_iter().next().unwrap_or(Value::Nil)
+    }
+
+    #[test]
+    fn batch_matches_one_by_one_semantics_and_isolates_globals() {
+        let sb = sandbox();
+        let items: Vec<(String, &str)> = vec![
+            ("r0".into(), "has_arg('scale')"),
+            ("r1".into(), "-- a comment first\nlocal x = 1\nleak = 5\nreturn x == 1"),
+            ("r2".into(), "leak == nil"),
+            ("r3".into(), "if has_arg('nope') then return 'w' end"),
+        ];
+        let fs: Vec<Function> = sb.compile_all(&items).into_iter().map(|f| f.unwrap()).collect();
+        assert!(!sb.batch.borrow().is_empty(), "compiled as one batch");
+        assert_eq!(first(&sb, &fs[0]), Value::Boolean(true));
+        assert_eq!(first(&sb, &fs[1]), Value::Boolean(true));
+        assert_eq!(
+            first(&sb, &fs[2]),
+            Value::Boolean(true),
+            "globals set by one snippet are not seen by the next"
+        );
+        assert_eq!(first(&sb, &fs[3]), Value::Nil);
+    }
+
+    #[test]
+    fn runtime_errors_in_a_batch_name_the_snippet_and_its_line() {
+        let sb = sandbox();
+        let items: Vec<(String, &str)> = vec![
+            ("kubectl rules[0]".into(), "true"),
+            ("kubectl rules[1]".into(), "local a = 1\nreturn nil + a"),
+        ];
+        let fs: Vec<Function> = sb.compile_all(&items).into_iter().map(|f| f.unwrap()).collect();
+        let e = sb.run(&fs[1]).unwrap_err();
+        assert!(e.starts_with("kubectl rules[1]:2:"), "{e}");
+    }
+
+    #[test]
+    fn a_snippet_escaping_its_closure_falls_back_and_fails_to_compile() {
+        let sb = sandbox();
+        let items: Vec<(String, &str)> = vec![
+            ("org".into(), "has_arg('scale')"),
+            ("user".into(), "false end, function() return false"),
+            ("org2".into(), "true"),
+        ];
+        let fs = sb.compile_all(&items);
+        assert!(sb.batch.borrow().is_empty(), "misaligned batch is not used");
+        assert!(fs[0].is_ok() && fs[2].is_ok());
+        assert!(fs[1].is_err(), "the escaping snippet does not compile on its own");
+    }
+
+    #[test]
+    fn a_snippet_that_does_not_compile_is_named() {
+        let sb = sandbox();
+        let items: Vec<(String, &str)> = vec![("a".into(), "true"), ("kubectl lints[1]".into(), "has_arg(")];
+        let fs = sb.compile_all(&items);
+        assert!(fs[0].is_ok());
+        assert!(fs[1].as_ref().unwrap_err().contains("kubectl lints[1]"), "{:?}", fs[1].as_ref().err());
+    }
 }
