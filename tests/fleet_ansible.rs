@@ -223,10 +223,10 @@ fn ansible_rolls_out_to_three_bastions_idempotently_and_the_org_policy_holds() {
     let (second, rerun) = run_playbook(&inventory);
     let second_changed: u32 = second.values().sum();
 
-    println!(
+    fleet_common::report(&format!(
         "fleet numbers: {BASTIONS} bastion containers started in {boot:.1}s; rollout (first run) {rollout:.1}s; \
          second run {rerun:.1}s with changed={second_changed} ({second:?})"
-    );
+    ));
     assert_eq!(second_changed, 0, "second run must report changed=0 on every host: {second:?}");
 
     for c in &containers {

@@ -74,7 +74,12 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
     }
     require_image(IMAGE);
     let size = image_size(IMAGE);
-    println!("fleet numbers: image {}:{} is {} MiB ({size} bytes)", IMAGE.0, IMAGE.1, size / 1024 / 1024);
+    fleet_common::report(&format!(
+        "fleet numbers: image {}:{} is {} MiB ({size} bytes)",
+        IMAGE.0,
+        IMAGE.1,
+        size / 1024 / 1024
+    ));
 
     // The image's contract: non-root user, ddcoterm as entrypoint, OCI labels.
     let inspect = Command::new("docker")
@@ -160,5 +165,5 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
     assert!(chunk_text.contains("hi"), "the output reached Datadog in session chunks: {seen:?}");
     assert!(has("POST", r"^/api/v1/events$"), "process event sent: {seen:?}");
     assert!(has("POST", r"^/api/v2/logs$"), "logs sent: {seen:?}");
-    println!("fleet numbers: Datadog requests from the container: {seen:?}");
+    fleet_common::report(&format!("fleet numbers: Datadog requests from the container: {seen:?}"));
 }

@@ -93,3 +93,13 @@ pub fn exec(container: &str, user: &str, env: &[(&str, &str)], cmd: &[&str]) -> 
 pub fn login_shell(container: &str, user: &str, env: &[(&str, &str)], script: &str) -> Run {
     exec(container, user, env, &["bash", "-lc", script])
 }
+
+/// Prints a number CI should show (tests' stdout is captured on success) and keeps it in
+/// `target/tmp/fleet-numbers.txt`, which `.ci/run` prints at the end.
+pub fn report(line: &str) {
+    println!("{line}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-numbers.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+    }
+}
