@@ -1,6 +1,7 @@
 //! [`CaseApi`] over the one Datadog client: JSON:API bodies for cases, comments, status and incidents.
 
 use super::api::{ApiFailure, CaseApi, CaseInfo, Incident, UserRef};
+use crate::datadog::payload::path_segment;
 use crate::datadog::{Api, ApiError, Client, Method, Request, Retry};
 use serde_json::{json, Value};
 
@@ -82,19 +83,6 @@ fn included_user_name(v: &Value, uid: &str) -> Option<String> {
     )
 }
 
-/// Case ids are uuids or keys; anything else is percent-encoded so that it cannot change the path.
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// True when `needle` is any string value inside `v` (responder and commander relationships nest ids).
 fn mentions(v: &Value, needle: &str) -> bool {
     match v {
@@ -158,12 +146,12 @@ impl CaseApi for HttpCaseApi {
     }
 
     fn get_case(&self, id: &str) -> Result<CaseInfo, ApiFailure> {
-        let v = self.call(Method::Get, format!("/api/v2/cases/{}", seg(id)), None)?;
+        let v = self.call(Method::Get, format!("/api/v2/cases/{}", path_segment(id)), None)?;
         self.parse_case(&v)
     }
 
     fn approver_comment(&self, id: &str, requester_id: &str) -> Result<Option<String>, ApiFailure> {
-        let v = match self.call(Method::Get, format!("/api/v2/cases/{}/timelines", seg(id)), None) {
+        let v = match self.call(Method::Get, format!("/api/v2/cases/{}/timelines", path_segment(id)), None) {
             Ok(v) => v,
             // Older sites have no timeline endpoint: the refusal still stands, without its comment.
             Err(e) if e.status == Some(404) => return Ok(None),
@@ -201,7 +189,7 @@ impl CaseApi for HttpCaseApi {
     }
 
     fn set_status(&self, id: &str, status: &str) -> Result<(), ApiFailure> {
-        let path = format!("/api/v2/cases/{}/status", seg(id));
+        let path = format!("/api/v2/cases/{}/status", path_segment(id));
         let body = json!({ "data": { "type": "case", "attributes": { "status_name": status } } });
         match self.call(Method::Post, path.clone(), Some(body)) {
             // The case type has no such status (the built-in one knows OPEN, IN_PROGRESS, CLOSED): close it,
@@ -216,7 +204,7 @@ impl CaseApi for HttpCaseApi {
 
     fn comment(&self, id: &str, text: &str) -> Result<(), ApiFailure> {
         let body = json!({ "data": { "type": "case", "attributes": { "comment": text } } });
-        self.call(Method::Post, format!("/api/v2/cases/{}/comment", seg(id)), Some(body)).map(|_| ())
+        self.call(Method::Post, format!("/api/v2/cases/{}/comment", path_segment(id)), Some(body)).map(|_| ())
     }
 
     fn active_incidents(&self, user: &UserRef) -> Result<Vec<Incident>, ApiFailure> {
@@ -252,8 +240,12 @@ impl CaseApi for HttpCaseApi {
 
     fn link_incident(&self, case_id: &str, incident_id: &str) -> Result<(), ApiFailure> {
         let body = json!({ "data": { "id": incident_id, "type": "incidents" } });
-        self.call(Method::Post, format!("/api/v2/cases/{}/relationships/incidents", seg(case_id)), Some(body))
-            .map(|_| ())
+        self.call(
+            Method::Post,
+            format!("/api/v2/cases/{}/relationships/incidents", path_segment(case_id)),
+            Some(body),
+        )
+        .map(|_| ())
     }
 }
 
@@ -271,8 +263,8 @@ mod tests {
 
     #[test]
     fn path_segments_are_escaped() {
-        assert_eq!(seg("COTERM-12"), "COTERM-12");
-        assert_eq!(seg("../x?y"), "..%2Fx%3Fy");
+        assert_eq!(path_segment("COTERM-12"), "COTERM-12");
+        assert_eq!(path_segment("../x?y"), "..%2Fx%3Fy");
     }
 
     #[test]

@@ -64,8 +64,9 @@ impl Call {
     }
 }
 
-/// Session ids are uuids; anything else is percent-encoded so it cannot change the path.
-fn path_segment(s: &str) -> String {
+/// Ids in paths (sessions, cases) are uuids or keys; anything else is percent-encoded so it cannot change
+/// the path.
+pub fn path_segment(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
