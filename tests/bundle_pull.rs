@@ -319,3 +319,41 @@ async fn insecure_bundle_dir_and_missing_keys_are_setup_errors() {
     assert_eq!(out.status.code(), Some(64));
     assert!(stderr(&out).contains("bundles.trusted_keys is empty"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_pull_is_reported_to_datadog_as_an_error_event() {
+    let (f, server, url) = fleet_with_r1().await;
+    server.reset().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/events"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    f.configure(std::slice::from_ref(&url));
+    let cfg = f.system.join("config.yaml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "connection_config:\n  host: {}\n  api_key: 0123456789abcdef0123456789abcdef\n",
+        server.uri()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+
+    let out = f.run(&["bundle", "pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(f.in_force("sre").0, 1, "the last good bundle stays in force");
+    let reqs = server.received_requests().await.unwrap();
+    let ev = reqs.iter().find(|r| r.url.path() == "/api/v1/events").expect("the failure is sent as an event");
+    let raw = if ev.headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+        let mut s = Vec::new();
+        flate2::read::GzDecoder::new(&ev.body[..]).read_to_end(&mut s).unwrap();
+        s
+    } else {
+        ev.body.clone()
+    };
+    let body: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(body["alert_type"], "error", "{body}");
+    let tags = body["tags"].to_string();
+    assert!(tags.contains("bundle_pull:failed") && tags.contains("audit:bundle_pull_failed"), "{body}");
+    assert!(body["text"].as_str().unwrap().contains("HTTP 503"), "{body}");
+}

@@ -124,8 +124,55 @@ fn run_pull(dir: Option<std::path::PathBuf>) -> anyhow::Result<i32> {
             println!("{r}");
         }
     }
+    let failed: Vec<&pull::SourceReport> = reports.iter().filter(|r| r.failed()).collect();
+    if !failed.is_empty() {
+        report_failures(&failed);
+    }
     Ok(code)
 }
+
+/// Sends each failed source as an audit event (spooled first: delivered later when Datadog is down), so the
+/// fleet sees a host that stays on an older bundle. The last good bundle stays in force either way.
+fn report_failures(failed: &[&pull::SourceReport]) {
+    let loaded = match super::context::load(&GlobalArgs::default()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ddcoterm: bundle pull: the failure is not sent to Datadog: {e:#}");
+            return;
+        }
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    for r in failed {
+        let event = crate::datadog::payload::AuditEvent {
+            user: crate::dirs::user_name(),
+            hostname: crate::dirs::host_name(),
+            command: format!("ddcoterm bundle pull {}", r.url),
+            reason: Some(r.to_string()),
+            timestamp_ms: now_ms,
+            tags: vec!["bundle_pull:failed".into()],
+            ..Default::default()
+        };
+        let record = serde_json::to_vec(&event).map_err(anyhow::Error::from).and_then(|body| {
+            super::outputs::enqueue(
+                &loaded,
+                crate::spool::Record::new(KIND_PULL_FAILED, crate::spool::Class::Audit, body),
+            )
+        });
+        if let Err(e) = record {
+            eprintln!("ddcoterm: bundle pull: could not spool the failure event: {e:#}");
+        }
+    }
+    let rep = super::outputs::finish(&loaded);
+    if rep.needs_attention() {
+        eprintln!("ddcoterm: {rep}");
+    }
+}
+
+/// Spool record kind of a failed bundle pull (sent as an Events API event, `alert_type: error`).
+pub const KIND_PULL_FAILED: &str = "audit.bundle_pull_failed";
 
 fn run_list(json: bool) -> anyhow::Result<i32> {
     let dirs = Dirs::from_env();

@@ -166,7 +166,7 @@ pub fn audit_event(what: &str, a: &AuditEvent) -> Vec<u8> {
             a.rule.as_deref().unwrap_or("-"), a.reason.as_deref().unwrap_or("-"), a.session_id.as_deref().unwrap_or("-"),
         ), 4000),
         "source_type_name": SOURCE_TYPE,
-        "alert_type": if break_glass { "warning" } else { "info" },
+        "alert_type": if break_glass { "warning" } else if what.ends_with("_failed") { "error" } else { "info" },
         "host": a.hostname,
         "date_happened": a.timestamp_ms / 1000,
         "tags": tags,
