@@ -78,9 +78,10 @@ pub fn path_segment(s: &str) -> String {
         .collect()
 }
 
-/// gzip at the default level.
+/// gzip at the fastest level: this runs inside a recording, where terminal text still shrinks several times
+/// at level 1 and the default level cost the recorder most of its CPU on bulk output.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), flate2::Compression::default());
+    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), flate2::Compression::fast());
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
