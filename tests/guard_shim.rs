@@ -325,3 +325,13 @@ fn dash_dash_command_passes_argument_bytes_and_exit_status() {
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     assert_eq!(out.stdout, b"REAL kubectl [get] [\xffraw]\n".to_vec());
 }
+
+#[test]
+fn unknown_action_flag_is_a_usage_error_and_runs_nothing() {
+    let w = World::new();
+    w.system_config(NO_RECORDING).fake("kubectl");
+    let out = w.ddcoterm(&["--actions=record,recrod", "--", "kubectl", "get"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("--actions: unknown action `recrod`"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty());
+}

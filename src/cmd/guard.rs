@@ -5,7 +5,7 @@ use crate::cli::RunArgs;
 use crate::config::Loaded;
 use crate::dirs::ENV_SHIM_ACTIVE;
 use crate::error::{exit, Exit};
-use crate::model::{Action, ActionSet};
+use crate::model::ActionSet;
 use crate::policy::{Invocation, PolicyEngine};
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -21,18 +21,7 @@ pub struct Guarded {
 
 /// Parses `--actions` (empty list allowed: "no actions"); an unknown name is a usage error naming it.
 pub fn cli_actions(run: &RunArgs) -> anyhow::Result<Option<ActionSet>> {
-    let Some(list) = &run.actions else { return Ok(None) };
-    let mut set = ActionSet::default();
-    for a in list.iter().filter(|a| !a.trim().is_empty()) {
-        let action = Action::parse(a).ok_or_else(|| {
-            Exit::new(
-                exit::USAGE,
-                format!("--actions: unknown action `{a}` (record, logs, process_info, approval, incidents)"),
-            )
-        })?;
-        set.insert(action);
-    }
-    Ok(Some(set))
+    super::check::parse_actions(run.actions.as_deref())
 }
 
 /// Evaluates policy for `cmd` and runs it accordingly; returns its exit status (or never returns on exec).
