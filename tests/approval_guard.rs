@@ -4,7 +4,7 @@
 mod harness;
 mod support;
 
-use harness::World;
+use harness::{exit_code, World};
 use std::time::{Duration, Instant};
 use support::{Fake, API_KEY, APP_KEY};
 
@@ -12,8 +12,7 @@ const APPROVER: &str = "00000000-0000-0000-0000-0000000000b0";
 
 /// The docs' rules example, as kept in the repository (a copy of shared/reference/coterm-rules.yaml).
 fn docs_rules() -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy_fixtures/coterm-rules.yaml");
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    harness::reference("coterm-rules.yaml")
 }
 
 fn world(fake: &Fake) -> World {
@@ -35,16 +34,7 @@ fn world_at(host: &str) -> World {
 fn pty(w: &World, args: &[&str]) -> expectrl::Session {
     let mut c = w.cmd(w.shim("kubectl"));
     c.args(args);
-    let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
-    s.set_expect_timeout(Some(Duration::from_secs(30)));
-    s
-}
-
-fn exit_code(s: &mut expectrl::Session) -> i32 {
-    match s.get_process_mut().wait().unwrap() {
-        expectrl::WaitStatus::Exited(_, c) => c,
-        other => panic!("unexpected wait status {other:?}"),
-    }
+    harness::pty(c)
 }
 
 #[test]
@@ -114,8 +104,7 @@ fn break_glass_offline_audit_is_on_disk_before_the_command_and_sent_by_spool_flu
     c.args(["scale", "deploy/web", "--context", "prod-1"])
         .env("COTERM_BREAK_GLASS", "true")
         .env("COTERM_BREAK_GLASS_REASON", "pager: api down");
-    let mut s = expectrl::Session::spawn(c).unwrap();
-    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    let mut s = harness::pty(c);
     s.expect("BREAK GLASS").unwrap();
     s.expect("AUDIT-ON-DISK").unwrap();
     s.expect("REAL kubectl scale deploy/web --context prod-1").unwrap();
@@ -148,8 +137,7 @@ fn break_glass_online_sends_the_audit_and_records_the_run() {
     let w = world(&fake);
     let mut c = w.cmd(w.shim("kubectl"));
     c.args(["scale", "deploy/web", "--context", "prod-1"]).env("COTERM_BREAK_GLASS", "1");
-    let mut s = expectrl::Session::spawn(c).unwrap();
-    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    let mut s = harness::pty(c);
     s.expect("BREAK GLASS").unwrap();
     s.expect("REAL kubectl [scale]").unwrap();
     assert_eq!(exit_code(&mut s), 0);

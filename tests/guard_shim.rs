@@ -3,25 +3,11 @@
 
 mod harness;
 
-use harness::{no_tty, reference, text, World};
+use harness::{exit_code, no_tty, pty, reference, text, World};
 use std::os::unix::ffi::OsStrExt;
-use std::time::Duration;
 
 /// Org layer that turns default recording off, so a shim that passes policy execs the real binary.
 const NO_RECORDING: &str = "process_config:\n  default_actions: []\n";
-
-fn pty(c: std::process::Command) -> expectrl::Session {
-    let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
-    s.set_expect_timeout(Some(Duration::from_secs(30)));
-    s
-}
-
-fn exit_code(s: &mut expectrl::Session) -> i32 {
-    match s.get_process_mut().wait().unwrap() {
-        expectrl::WaitStatus::Exited(_, c) => c,
-        other => panic!("unexpected wait status {other:?}"),
-    }
-}
 
 #[test]
 fn docs_lint_example_asks_on_the_terminal_and_yes_runs() {

@@ -136,3 +136,18 @@ pub fn no_tty(mut c: Command) -> Output {
 pub fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
 }
+
+/// `c` running in a fresh PTY, with a generous expect timeout for loaded CI machines.
+pub fn pty(c: Command) -> expectrl::Session {
+    let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    s
+}
+
+/// The exit status of a PTY session's process (panics on a signal death: tests expect an exit).
+pub fn exit_code(s: &mut expectrl::Session) -> i32 {
+    match s.get_process_mut().wait().unwrap() {
+        expectrl::WaitStatus::Exited(_, c) => c,
+        other => panic!("unexpected wait status {other:?}"),
+    }
+}
