@@ -84,8 +84,11 @@ impl Loaded {
     }
 }
 
+/// Every key starts as the built-in default; each layer's keys then replace theirs.
 fn origins_of(sources: &[OriginSource]) -> BTreeMap<String, Origin> {
     let mut out = BTreeMap::new();
+    let builtin = Origin::new("default", "built-in", None);
+    flatten_into(&mut out, &to_yaml(&Settings::default()), "", &builtin, None);
     for src in sources {
         flatten_into(&mut out, &src.value, "", &src.origin, src.lines.as_ref());
     }
@@ -103,11 +106,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         ));
     }
     let mut infos = Vec::new();
-    let mut sources = vec![OriginSource {
-        origin: Origin::new("default", "built-in", None),
-        value: to_yaml(&Settings::default()),
-        lines: None,
-    }];
+    let mut sources = Vec::new();
 
     let system = file_layer::read(&dirs.system_config(), Trust::Org, &mut warnings)?;
     infos.push(LayerInfo { layer: "system".into(), path: dirs.system_config(), exists: system.is_some() });
@@ -324,6 +323,9 @@ fn is_locked(sys: &Settings, key: &str) -> bool {
 
 /// A locked key must exist in the schema: a typo would silently lock nothing.
 fn validate_locked(sys: &Settings, dirs: &Dirs) -> Result<(), ConfigError> {
+    if sys.locked.is_empty() {
+        return Ok(());
+    }
     let schema = to_yaml(&Settings::default());
     for (i, key) in sys.locked.iter().enumerate() {
         let mut node = &schema;
@@ -376,9 +378,12 @@ fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), Config
         fig = fig.merge(Serialized::default(key.trim(), value));
         origins.push(leaf(key.trim(), Origin::new("flags", format!("--set {}", key.trim()), None)));
     }
-    // Validate now so that the error names the variable or flag rather than the merged result.
-    let check = Figment::from(Serialized::defaults(Settings::default())).merge(fig.clone());
-    check.extract::<Settings>().map_err(figment_error)?;
+    // Validate now so that the error names the variable or flag rather than the merged result (skipped on
+    // the usual shim call, which has neither).
+    if !origins.is_empty() {
+        let check = Figment::from(Serialized::defaults(Settings::default())).merge(fig.clone());
+        check.extract::<Settings>().map_err(figment_error)?;
+    }
     Ok((fig, origins))
 }
 
