@@ -132,8 +132,8 @@ pub fn request_for(
     Ok(ApprovalRequest {
         command_line: if argv.is_empty() { String::new() } else { redactor.redact_str(&inv.command_line()) },
         argv,
-        user: inv.user.clone(),
-        hostname: inv.hostname.clone(),
+        user: inv.user.get().to_string(),
+        hostname: inv.hostname.get().to_string(),
         cwd: inv.cwd.display().to_string(),
         context: decision.context.iter().map(|(k, v)| (k.clone(), redactor.redact_str(v))).collect(),
         rule: rule.to_string(),

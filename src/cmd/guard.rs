@@ -27,7 +27,7 @@ pub fn cli_actions(run: &RunArgs) -> anyhow::Result<Option<ActionSet>> {
 /// Evaluates policy for `cmd` and runs it accordingly; returns its exit status (or never returns on exec).
 pub fn run(loaded: &Loaded, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> {
     let inv = Invocation::from_process(&cmd.name, &cmd.args);
-    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?;
+    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?.one_shot();
     let decision = engine.evaluate(&inv, cli_actions(run)?.as_ref());
     for e in &decision.errors {
         eprintln!("ddcoterm: policy error, failing closed: {e}");

@@ -200,8 +200,8 @@ fn run_case(
         args: case.command[1..].to_vec(),
         env,
         cwd,
-        user: crate::dirs::user_name(),
-        hostname: crate::dirs::host_name(),
+        user: crate::policy::ProcessFact::lazy(crate::dirs::user_name),
+        hostname: crate::policy::ProcessFact::lazy(crate::dirs::host_name),
     };
     Ok(engine.evaluate(&inv, None))
 }

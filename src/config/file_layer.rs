@@ -14,7 +14,7 @@ pub struct LayerFile {
     /// The file alone, every missing key defaulted.
     pub settings: Settings,
     /// The file's own keys as a YAML tree (only what it sets), for merging and provenance.
-    pub value: serde_yaml::Value,
+    pub value: Arc<serde_yaml::Value>,
     /// Key path -> line, computed on first use.
     pub lines: Arc<Lines>,
 }
@@ -86,7 +86,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LayerFile, ConfigError> {
         }
     };
     // One parse on the hot path; the located error comes from a second parse only when something is wrong.
-    let settings: Settings = match serde_yaml::from_value(value.clone()) {
+    let settings: Settings = match <Settings as serde::Deserialize>::deserialize(&value) {
         Ok(s) => s,
         Err(e) => {
             return Err(match serde_yaml::from_str::<Settings>(text) {
@@ -95,7 +95,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LayerFile, ConfigError> {
             })
         }
     };
-    Ok(LayerFile { path: path.into(), settings, value, lines: Lines::new(text) })
+    Ok(LayerFile { path: path.into(), settings, value: Arc::new(value), lines: Lines::new(text) })
 }
 
 /// Turns serde_yaml's `a.b[1]: message at line L column C` into a located, key-naming error.

@@ -73,7 +73,7 @@ pub struct Loaded {
 #[derive(Debug, Clone)]
 struct OriginSource {
     origin: Origin,
-    value: serde_yaml::Value,
+    value: Arc<serde_yaml::Value>,
     lines: Option<Arc<Lines>>,
 }
 
@@ -133,75 +133,53 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let user = file_layer::read(&dirs.user_config(), Trust::User, &mut warnings)?;
     infos.push(LayerInfo { layer: "user".into(), path: dirs.user_config(), exists: user.is_some() });
 
-    // figment: values, later wins.
-    let mut org = Figment::from(Serialized::defaults(Settings::default()));
     let mut files: Vec<(&str, &LayerFile)> = Vec::new();
-    if let Some(s) = &system {
-        files.push(("system", s));
-    }
-    for t in &teams {
-        files.push(("team", t));
-    }
+    files.extend(system.iter().map(|s| ("system", s)));
+    files.extend(teams.iter().map(|t| ("team", t)));
+    let org_files = files.len();
+    files.extend(user.iter().map(|u| ("user", u)));
     for (name, f) in &files {
-        org = org.merge(Serialized::defaults(&f.value));
         sources.push(OriginSource {
             origin: Origin::new(name, f.path.display().to_string(), None),
             value: f.value.clone(),
             lines: Some(f.lines.clone()),
         });
     }
-    let mut full = org.clone();
-    if let Some(u) = &user {
-        full = full.merge(Serialized::defaults(&u.value));
-        sources.push(OriginSource {
-            origin: Origin::new("user", u.path.display().to_string(), None),
-            value: u.value.clone(),
-            lines: Some(u.lines.clone()),
-        });
-    }
     let (top, top_sources) = env_and_flags(&opts.sets)?;
-    full = full.merge(top.clone());
+    let has_top = !top_sources.is_empty();
     sources.extend(top_sources);
 
-    // Locked keys: the organisation's value stands.
-    let mut relocked = Vec::new();
-    for key in &sys_settings.locked {
-        let want = org.find_value(key).ok();
-        let have = full.find_value(key).ok();
-        if want != have {
-            let below = origins_of(&sources);
-            if let Some(o) = below
-                .iter()
-                .find(|(k, _)| k.as_str() == key || k.starts_with(&format!("{key}.")))
-                .map(|(_, o)| o)
-            {
-                warnings.push(format!(
-                    "{o}: `{key}` is locked by {}; the lower-layer value is ignored",
-                    dirs.system_config().display()
-                ));
+    // The env/flag layer's policy joins the policy floor below as the lowest-trust layer.
+    let env_policy = if has_top { top.extract_inner::<ProcessConfig>("process_config").ok() } else { None };
+    let mut settings = if files.len() <= 1 && !has_top {
+        // One layer over the defaults: each file was already deserialized on its own with every missing key
+        // defaulted, which is exactly what merging it over the defaults gives (and no lower layer can hold a
+        // locked value). Skipping figment here is a third of the shim's config cost.
+        files.first().map(|(_, f)| f.settings.clone()).unwrap_or_default()
+    } else {
+        let (settings, relocked) = merge_layers(
+            &files[..org_files],
+            &files[org_files..],
+            top,
+            &sys_settings,
+            &sources,
+            dirs,
+            &mut warnings,
+        )?;
+        if !relocked.is_empty() {
+            let mut value = serde_yaml::Mapping::new();
+            for key in &relocked {
+                // A leaf under the locked key marks it as the system layer's in provenance.
+                value.insert(serde_yaml::Value::String(key.clone()), serde_yaml::Value::Null);
             }
-            full = match want {
-                Some(v) => full.merge(Serialized::default(key, v)),
-                None => full,
-            };
-            relocked.push(key.clone());
+            sources.push(OriginSource {
+                origin: Origin::new("system", dirs.system_config().display().to_string(), None),
+                value: Arc::new(serde_yaml::Value::Mapping(value)),
+                lines: system.as_ref().map(|s| s.lines.clone()),
+            });
         }
-    }
-    if !relocked.is_empty() {
-        let mut value = serde_yaml::Mapping::new();
-        for key in &relocked {
-            // A leaf under the locked key marks it as the system layer's in provenance.
-            value.insert(serde_yaml::Value::String(key.clone()), serde_yaml::Value::Null);
-        }
-        sources.push(OriginSource {
-            origin: Origin::new("system", dirs.system_config().display().to_string(), None),
-            value: serde_yaml::Value::Mapping(value),
-            lines: system.as_ref().map(|s| s.lines.clone()),
-        });
-    }
-
-    let mut settings: Settings = full.extract().map_err(figment_error)?;
-
+        settings
+    };
     // System-only keys.
     for (key, differs) in [
         ("teams", settings.teams != sys_settings.teams),
@@ -254,7 +232,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
             Some(&u.lines),
         ));
     }
-    if let Ok(pc) = top.extract_inner::<ProcessConfig>("process_config") {
+    if let Some(pc) = env_policy {
         below.push(policy_layer("env", "environment/flags".into(), &pc, None));
     }
     for mut l in below {
@@ -275,11 +253,6 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         layers.push(l);
     }
     let policy = PolicySet::compose(&layers);
-    // Freeing figment's value trees costs a tenth of a shim call; ddcoterm loads config once per process,
-    // so let the process exit reclaim them.
-    std::mem::forget(full);
-    std::mem::forget(org);
-    std::mem::forget(top);
     settings.process_config = effective_process_config(&layers, &policy);
     if settings.enable_ptrace {
         warnings.push("enable_ptrace is accepted for CoTerm compatibility; ddcoterm takes process events from shell integration instead".into());
@@ -295,6 +268,59 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         bundles,
         dirs: dirs.clone(),
     })
+}
+
+/// figment: the defaults, then the organisation's files, the user's file and the env/flag layer (later wins);
+/// then each `locked:` key of the system layer is restored to the organisation's value, with a warning naming
+/// the layer that tried to change it. Returns the settings and the keys that were restored.
+fn merge_layers(
+    org_files: &[(&str, &LayerFile)],
+    user_files: &[(&str, &LayerFile)],
+    top: Figment,
+    sys_settings: &Settings,
+    sources: &[OriginSource],
+    dirs: &Dirs,
+    warnings: &mut Vec<String>,
+) -> Result<(Settings, Vec<String>), ConfigError> {
+    let mut org = Figment::from(Serialized::defaults(Settings::default()));
+    for (_, f) in org_files {
+        org = org.merge(Serialized::defaults(&*f.value));
+    }
+    let mut full = org.clone();
+    for (_, f) in user_files {
+        full = full.merge(Serialized::defaults(&*f.value));
+    }
+    full = full.merge(top);
+
+    let mut relocked = Vec::new();
+    for key in &sys_settings.locked {
+        let want = org.find_value(key).ok();
+        let have = full.find_value(key).ok();
+        if want != have {
+            let below = origins_of(sources);
+            if let Some(o) = below
+                .iter()
+                .find(|(k, _)| k.as_str() == key || k.starts_with(&format!("{key}.")))
+                .map(|(_, o)| o)
+            {
+                warnings.push(format!(
+                    "{o}: `{key}` is locked by {}; the lower-layer value is ignored",
+                    dirs.system_config().display()
+                ));
+            }
+            full = match want {
+                Some(v) => full.merge(Serialized::default(key, v)),
+                None => full,
+            };
+            relocked.push(key.clone());
+        }
+    }
+    let settings = full.extract().map_err(figment_error)?;
+    // Freeing figment's value trees costs a tenth of a shim call; ddcoterm loads config once per process,
+    // so let the process exit reclaim them.
+    std::mem::forget(full);
+    std::mem::forget(org);
+    Ok((settings, relocked))
 }
 
 fn policy_layer(layer: &str, source: String, pc: &ProcessConfig, lines: Option<&Arc<Lines>>) -> PolicyLayer {
@@ -348,9 +374,12 @@ fn validate_locked(sys: &Settings, dirs: &Dirs) -> Result<(), ConfigError> {
 
 /// The env and flag layers as one figment, with the origin of each key they set.
 fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), ConfigError> {
+    if sets.is_empty() && !env_sets_config() {
+        return Ok((Figment::new(), Vec::new()));
+    }
     let env = Env::prefixed("DDCOTERM_").split("__").ignore(&NON_CONFIG_ENV);
     let mut origins = Vec::new();
-    let leaf = |key: &str, origin: Origin| OriginSource { origin, value: nest(key), lines: None };
+    let leaf = |key: &str, origin: Origin| OriginSource { origin, value: Arc::new(nest(key)), lines: None };
     for (k, _) in env.iter() {
         let var = format!("DDCOTERM_{}", k.as_str().to_uppercase().replace('.', "__"));
         origins.push(leaf(k.as_str(), Origin::new("env", var, None)));
@@ -385,6 +414,21 @@ fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), Config
         check.extract::<Settings>().map_err(figment_error)?;
     }
     Ok((fig, origins))
+}
+
+/// Whether any variable of the env layer is set (one pass over the environment, no allocation): most calls
+/// have none, and building figment's env provider costs more than the rest of the env layer.
+fn env_sets_config() -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    std::env::vars_os().any(|(k, v)| {
+        let k = k.as_bytes();
+        if let Some(rest) = k.strip_prefix(b"DDCOTERM_") {
+            let name = String::from_utf8_lossy(rest).to_ascii_lowercase();
+            !NON_CONFIG_ENV.contains(&name.as_str())
+        } else {
+            matches!(k, b"DD_SITE" | b"DD_API_KEY" | b"DD_APP_KEY") && !v.is_empty()
+        }
+    })
 }
 
 /// `a.b.c` as the nested mapping `{a: {b: {c: ~}}}`: a leaf at that path for provenance.

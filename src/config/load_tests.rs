@@ -260,3 +260,48 @@ fn coterm_reference_configs_load_unchanged() {
         Ok(())
     });
 }
+
+/// The one-layer shortcut (no figment when a single file and no env/flags are in play) must give exactly what
+/// figment's merge gives. An empty user file forces the merge path for the same values.
+#[test]
+fn one_layer_shortcut_equals_the_figment_merge() {
+    let every_section = "connection_config: {host: 'https://app.datadoghq.eu', port: 8443, api_key: k1}
+enable_telemetry: true
+recording: {input: true, merge_window: 20ms}
+redaction:
+  patterns: [{name: ticket, regex: 'TCK-[0-9]+'}]
+spool: {max_bytes: 1000000}
+policy: {snippet_timeout: 80ms, memory_limit: 2097152}
+lints: {non_interactive: allow}
+process_config:
+  default_actions: [record, logs]
+  commands:
+    - command: kubectl
+      lints: [\"'w'\"]
+      rules: [{rule: has_arg('x'), actions: [approval]}]
+";
+    let reference = |name: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy_fixtures").join(name),
+        )
+        .unwrap()
+    };
+    let deploy =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config/system.yaml"))
+            .unwrap();
+    let texts =
+        [every_section.to_string(), reference("coterm-config.yaml"), reference("coterm-rules.yaml"), deploy];
+    for (i, text) in texts.iter().enumerate() {
+        Jail::expect_with(|jail| {
+            let d = dirs(jail);
+            write(&d.system_config(), text);
+            let short = load(&opts(jail, &[])).map_err(|e| format!("text {i}: {e}"))?;
+            write(&d.user_config(), "{}\n");
+            let merged = load(&opts(jail, &[])).map_err(|e| format!("text {i}: {e}"))?;
+            assert_eq!(short.settings, merged.settings, "text {i}");
+            assert_eq!(short.policy, merged.policy, "text {i}");
+            assert_eq!(short.warnings, merged.warnings, "text {i}");
+            Ok(())
+        });
+    }
+}

@@ -1,5 +1,6 @@
 //! What is being run, by whom and where: the only input the policy engine reads (no global state).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -15,8 +16,53 @@ pub struct Invocation {
     pub env: BTreeMap<String, String>,
     /// Working directory (relative paths in flags and env resolve against it).
     pub cwd: PathBuf,
-    pub user: String,
-    pub hostname: String,
+    pub user: ProcessFact,
+    pub hostname: ProcessFact,
+}
+
+/// A fact about the calling process that costs system calls to learn (the user name goes through NSS and
+/// reads /etc/passwd): learnt on first use, so a shim call whose snippets never ask pays nothing for it.
+#[derive(Clone)]
+pub struct ProcessFact {
+    value: OnceCell<String>,
+    learn: fn() -> String,
+}
+
+impl ProcessFact {
+    /// Learnt by calling `learn` the first time it is read.
+    pub fn lazy(learn: fn() -> String) -> ProcessFact {
+        ProcessFact { value: OnceCell::new(), learn }
+    }
+
+    pub fn get(&self) -> &str {
+        self.value.get_or_init(self.learn)
+    }
+}
+
+impl From<&str> for ProcessFact {
+    fn from(s: &str) -> Self {
+        ProcessFact { value: OnceCell::from(s.to_string()), learn: String::new }
+    }
+}
+
+impl Default for ProcessFact {
+    fn default() -> Self {
+        "".into()
+    }
+}
+
+impl PartialEq for ProcessFact {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for ProcessFact {}
+
+impl std::fmt::Debug for ProcessFact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.get(), f)
+    }
 }
 
 impl Invocation {
@@ -30,8 +76,8 @@ impl Invocation {
                 .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
                 .collect(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-            user: crate::dirs::user_name(),
-            hostname: crate::dirs::host_name(),
+            user: ProcessFact::lazy(crate::dirs::user_name),
+            hostname: ProcessFact::lazy(crate::dirs::host_name),
         }
     }
 
@@ -69,7 +115,8 @@ mod tests {
         );
         assert_eq!(inv.executable, "kubectl");
         assert_eq!(inv.args, ["get", "a\u{fffd}b"]);
-        assert!(!inv.user.is_empty());
+        assert!(!inv.user.get().is_empty());
+        assert_eq!(inv.user.get(), crate::dirs::user_name());
         assert!(inv.cwd.is_absolute());
     }
 

@@ -9,4 +9,4 @@ pub mod sandbox;
 
 pub use engine::{Decision, DecisionSource, LintWarning, PolicyEngine};
 pub use flags::{parse_flags, FlagValue};
-pub use invocation::Invocation;
+pub use invocation::{Invocation, ProcessFact};

@@ -50,25 +50,12 @@ pub struct Globals<'a> {
     pub flags: &'a BTreeMap<String, FlagValue>,
     /// `None`: no snippet mentions `env`, so the table is not built (hot path).
     pub env: Option<&'a BTreeMap<String, String>>,
-    pub user: &'a str,
-    pub hostname: &'a str,
+    /// `None`: no snippet mentions it (the user name costs an NSS lookup).
+    pub user: Option<&'a str>,
+    pub hostname: Option<&'a str>,
     pub cwd: &'a str,
     pub context: &'a BTreeMap<&'static str, String>,
 }
-
-/// A Lua state ready to run snippets for one invocation.
-const FORMAT_NIL_AS_TEXT: &str = r##"
-local fmt, sel, tostr, ty, unpack = string.format, select, tostring, type, table.unpack
-string.format = function(f, ...)
-  local n = sel("#", ...)
-  local a = { ... }
-  for i = 1, n do
-    local v = a[i]
-    if v == nil or ty(v) == "boolean" then a[i] = tostr(v) end
-  end
-  return fmt(f, unpack(a, 1, n))
-end
-"##;
 
 /// Name of the chunk that holds a batch of snippets; runtime errors inside it are renamed to the snippet.
 const BATCH_CHUNK: &str = "ddcoterm-policy-batch";
@@ -76,11 +63,12 @@ const BATCH_CHUNK: &str = "ddcoterm-policy-batch";
 /// Where each snippet of a compiled batch starts: (line of its `function()`, snippet name, line offset).
 type BatchMap = Vec<(usize, String, usize)>;
 
+/// A Lua state ready to run snippets for one invocation.
 pub struct Sandbox {
     lua: Lua,
     batch: std::cell::RefCell<BatchMap>,
-    /// The frozen global table every snippet environment falls back to.
-    base: Table,
+    /// `{ __index = <the frozen globals> }`, shared by every snippet environment.
+    env_meta: Table,
     deadline: Rc<Cell<Option<Instant>>>,
     timed_out: Rc<Cell<bool>>,
     budget: Duration,
@@ -111,10 +99,7 @@ impl Sandbox {
         }
         globals.raw_set("os", safe_os)?;
         install(&lua, &globals, g)?;
-        // CoTerm's docs format possibly-nil values with %s (`k8s_context` without a kubeconfig); Luau raises
-        // on that where Lua 5.2+ prints "nil". Format nil and booleans like Lua 5.4 so the docs' lint warns
-        // instead of failing.
-        lua.load(FORMAT_NIL_AS_TEXT).set_name("=ddcoterm").set_mode(ChunkMode::Text).exec()?;
+        format_nil_as_text(&lua, &globals)?;
         // Snippets run once per call: compiling fast matters more than optimising code that runs for
         // microseconds (level 0 roughly halves compile time; line info is kept for error messages).
         lua.set_compiler(mlua::Compiler::new().set_optimization_level(0).set_debug_level(1));
@@ -131,16 +116,15 @@ impl Sandbox {
             }
             _ => Ok(VmState::Continue),
         });
-        Ok(Sandbox { lua, batch: Default::default(), base: globals, deadline, timed_out, budget })
+        let env_meta = lua.create_table()?;
+        env_meta.raw_set("__index", &globals)?;
+        Ok(Sandbox { lua, batch: Default::default(), env_meta, deadline, timed_out, budget })
     }
 
     /// Compiles a snippet as text (never bytecode) in a fresh environment of its own, so globals one snippet
     /// sets are not seen by the next. A single expression is compiled as `return <expr>`.
     pub fn compile(&self, name: &str, src: &str) -> Result<Function, String> {
-        let env = self.lua.create_table().map_err(|e| e.to_string())?;
-        let meta = self.lua.create_table().map_err(|e| e.to_string())?;
-        meta.raw_set("__index", &self.base).map_err(|e| e.to_string())?;
-        env.set_metatable(Some(meta)).map_err(|e| e.to_string())?;
+        let env = self.fresh_env().map_err(|e| e.to_string())?;
         let load = |text: &str| {
             self.lua
                 .load(text)
@@ -186,28 +170,39 @@ impl Sandbox {
         src.push('}');
         // Building the table runs no snippet code unless a snippet's text escapes its closure: keep that
         // under the same time budget as a snippet, in a throwaway environment.
+        // The budget starts after compiling, which runs no snippet code and, on a loaded machine, must not
+        // eat into it (the batch would then fail and every snippet be compiled again, one by one).
+        let chunk = self
+            .lua
+            .load(&src)
+            .set_name(format!("={BATCH_CHUNK}"))
+            .set_mode(ChunkMode::Text)
+            .set_environment(self.fresh_env().ok()?)
+            .into_function()
+            .ok()?;
         self.deadline.set(Some(Instant::now() + self.budget));
-        let table: Option<Table> = self.fresh_env().ok().and_then(|env| {
-            self.lua
-                .load(&src)
-                .set_name(format!("={BATCH_CHUNK}"))
-                .set_mode(ChunkMode::Text)
-                .set_environment(env)
-                .eval()
-                .ok()
-        });
+        let table: Option<Table> = chunk.call(()).ok();
         self.deadline.set(None);
         let table = table?;
         if table.raw_len() != items.len() {
             return None;
         }
+        // Snippets must not see each other's globals. One that cannot define a function cannot assign any
+        // (an expression has no assignment statement; `_G` is the frozen base, `getfenv` is gone), so those
+        // share one environment, made after the batch ran so that no escaped text can have touched it.
+        let shared = self.fresh_env().ok()?;
         let mut out = Vec::with_capacity(items.len());
-        for (i, (start, _, _)) in map.iter().enumerate() {
+        for (i, ((start, _, offset), (_, text))) in map.iter().zip(items).enumerate() {
             let f: Function = table.raw_get(i + 1).ok()?;
             if f.info().line_defined != Some(*start) {
                 return None;
             }
-            f.set_environment(self.fresh_env().ok()?).ok()?;
+            let env = if *offset == 0 && !text.contains("function") {
+                shared.clone()
+            } else {
+                self.fresh_env().ok()?
+            };
+            f.set_environment(env).ok()?;
             out.push(f);
         }
         *self.batch.borrow_mut() = map;
@@ -217,9 +212,7 @@ impl Sandbox {
     /// An empty environment that falls back to the frozen globals.
     fn fresh_env(&self) -> mlua::Result<Table> {
         let env = self.lua.create_table()?;
-        let meta = self.lua.create_table()?;
-        meta.raw_set("__index", &self.base)?;
-        env.set_metatable(Some(meta))?;
+        env.set_metatable(Some(self.env_meta.clone()))?;
         Ok(env)
     }
 
@@ -282,6 +275,28 @@ fn starts_with_statement(src: &str) -> bool {
     )
 }
 
+/// CoTerm's docs format possibly-nil values with %s (`k8s_context` without a kubeconfig); Luau raises on that
+/// where Lua 5.2+ prints "nil". `string.format` therefore turns nil and boolean arguments into text first, like
+/// Lua 5.4, so the docs' lint warns instead of failing. Native, so that no chunk is compiled per call.
+fn format_nil_as_text(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+    let string: Table = globals.raw_get("string")?;
+    let format: Function = string.raw_get("format")?;
+    let wrapper = lua.create_function(move |lua, args: MultiValue| {
+        let mut args = args;
+        for v in args.iter_mut().skip(1) {
+            match v {
+                Value::Nil => *v = Value::String(lua.create_string("nil")?),
+                Value::Boolean(b) => {
+                    *v = Value::String(lua.create_string(if *b { "true" } else { "false" })?)
+                }
+                _ => {}
+            }
+        }
+        format.call::<MultiValue>(args)
+    })?;
+    string.raw_set("format", wrapper)
+}
+
 /// Installs `executable`, `args`, `flags`, `has_arg`, `env`, `user`, `hostname`, `cwd` and the context.
 fn install(lua: &Lua, globals: &Table, g: &Globals) -> mlua::Result<()> {
     globals.raw_set("executable", g.executable)?;
@@ -308,8 +323,12 @@ fn install(lua: &Lua, globals: &Table, g: &Globals) -> mlua::Result<()> {
         }
         globals.raw_set("env", t)?;
     }
-    globals.raw_set("user", g.user)?;
-    globals.raw_set("hostname", g.hostname)?;
+    if let Some(user) = g.user {
+        globals.raw_set("user", user)?;
+    }
+    if let Some(hostname) = g.hostname {
+        globals.raw_set("hostname", hostname)?;
+    }
     globals.raw_set("cwd", g.cwd)?;
     for (k, v) in g.context {
         globals.raw_set(*k, v.as_str())?;
@@ -356,8 +375,8 @@ mod batch_tests {
             args: &args,
             flags: &flags,
             env: None,
-            user: "u",
-            hostname: "h",
+            user: Some("u"),
+            hostname: Some("h"),
             cwd: "/",
             context: &ctx,
         };
@@ -413,6 +432,47 @@ mod batch_tests {
         assert!(sb.batch.borrow().is_empty(), "misaligned batch is not used");
         assert!(fs[0].is_ok() && fs[2].is_ok());
         assert!(fs[1].is_err(), "the escaping snippet does not compile on its own");
+    }
+
+    #[test]
+    fn an_expression_that_defines_a_function_cannot_shadow_globals_for_the_next() {
+        let sb = sandbox();
+        let items: Vec<(String, &str)> = vec![
+            ("user lint".into(), "(function() has_arg = function() return false end end)() or nil"),
+            ("org rule".into(), "has_arg('scale')"),
+        ];
+        let fs: Vec<Function> = sb.compile_all(&items).into_iter().map(|f| f.unwrap()).collect();
+        assert!(!sb.batch.borrow().is_empty(), "compiled as one batch");
+        assert_eq!(first(&sb, &fs[0]), Value::Nil);
+        assert_eq!(first(&sb, &fs[1]), Value::Boolean(true), "has_arg is still the real one");
+    }
+
+    #[test]
+    fn text_run_while_the_batch_is_built_cannot_touch_the_shared_environment() {
+        let sb = sandbox();
+        // Keeps the closure count and the line aligned, so the batch is used.
+        let evil = "false end and (function() has_arg = function() return false end end)() or function() return false";
+        let items: Vec<(String, &str)> = vec![
+            ("user".into(), evil),
+            ("org".into(), "has_arg('scale')"),
+            ("org2".into(), "has_arg('x') == false"),
+        ];
+        let fs = sb.compile_all(&items);
+        assert!(!sb.batch.borrow().is_empty(), "the batch was used");
+        let org = fs[1].as_ref().expect("org rule compiles");
+        assert_eq!(first(&sb, org), Value::Boolean(true), "has_arg is still the real one");
+        assert_eq!(first(&sb, fs[2].as_ref().unwrap()), Value::Boolean(true));
+    }
+
+    #[test]
+    fn string_format_prints_nil_and_booleans_and_still_checks_its_format() {
+        let sb = sandbox();
+        let f = sb.compile("f", "string.format('%s/%s/%s/%d', nil, true, 'x', 3)").unwrap();
+        assert_eq!(first(&sb, &f), Value::String(sb.lua.create_string("nil/true/x/3").unwrap()));
+        let m = sb.compile("m", "('%s!'):format(false)").unwrap();
+        assert_eq!(first(&sb, &m), Value::String(sb.lua.create_string("false!").unwrap()));
+        let bad = sb.compile("bad", "string.format('%d', 'x')").unwrap();
+        assert!(sb.run(&bad).is_err());
     }
 
     #[test]
