@@ -62,8 +62,8 @@ fn bench(c: &mut Criterion) {
         args: &inv.args,
         flags: &flags,
         env: None,
-        user: "alice",
-        hostname: "bastion",
+        user: Some("alice"),
+        hostname: Some("bastion"),
         cwd,
         context: &ctx,
     };
