@@ -95,6 +95,21 @@ pub enum Command {
     /// Create, sign, verify, pull and list signed rule bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// What sshd runs for every session on a bastion (`ForceCommand /usr/local/bin/ddcoterm ssh-login`).
+    ///
+    /// A login records the user's login shell; a remote command (`SSH_ORIGINAL_COMMAND`) is judged by policy
+    /// and recorded, run by the user's shell as sshd would; scp, sftp, rsync and git servers (`ssh.passthrough`)
+    /// run directly, unrecorded and byte-exact.
+    ///
+    /// Example: SSH_ORIGINAL_COMMAND='scp -t /tmp' ddcoterm ssh-login --dry-run
+    SshLogin(SshLoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SshLoginArgs {
+    /// Print what this session would do (from SSH_ORIGINAL_COMMAND and the config) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

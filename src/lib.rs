@@ -19,3 +19,4 @@ pub mod spool;
 // Added by the parallel work streams (one line each, keep sorted on merge):
 pub mod approval;
 pub mod audit;
+pub mod ssh;

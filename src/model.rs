@@ -183,6 +183,29 @@ pub struct SessionMeta {
     pub height: u16,
     /// Extra tags (incident, ssh client, break_glass...).
     pub tags: Vec<String>,
+    /// Where the SSH connection came from, when the session runs under sshd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshOrigin>,
+}
+
+/// Who an SSH session came from, as sshd reports it (`SSH_CONNECTION`, and the `SSH_USER_AUTH` file with
+/// `ExposeAuthInfo yes`). Audit metadata that ties a bastion recording to a client and a key, not proof: a
+/// user can set these variables in a session that sshd did not start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshOrigin {
+    pub client_addr: String,
+    pub client_port: u16,
+    pub server_addr: String,
+    pub server_port: u16,
+    /// The method that completed authentication (`publickey`, `password`, `keyboard-interactive`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
+    /// The public key's type as sshd names it (`ssh-ed25519`, `ssh-ed25519-cert-v01@openssh.com`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+    /// `SHA256:<base64>`, as `ssh-keygen -l` prints it (for a certificate: of the certified key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
 }
 
 /// One command's life, from the wrapper or from shell-integration markers.

@@ -21,6 +21,7 @@ fn meta(id: &str) -> SessionMeta {
         width: 80,
         height: 24,
         tags: vec!["team:sre".into()],
+        ssh: None,
     }
 }
 

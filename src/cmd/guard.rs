@@ -27,8 +27,15 @@ pub fn cli_actions(run: &RunArgs) -> anyhow::Result<Option<ActionSet>> {
 /// Evaluates policy for `cmd` and runs it accordingly; returns its exit status (or never returns on exec).
 pub fn run(loaded: &Loaded, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> {
     let inv = Invocation::from_process(&cmd.name, &cmd.args);
+    run_judged(loaded, &inv, cmd, run)
+}
+
+/// [`run`] with the policy judging `inv` while `cmd` is what runs: `ssh-login` judges a remote command's own
+/// words and lets the user's shell run the line, as sshd would. A shim for `inv`'s executable that `cmd`
+/// starts directly counts as guarded already, so nothing is judged (or approved) twice.
+pub fn run_judged(loaded: &Loaded, inv: &Invocation, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> {
     let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?.one_shot();
-    let decision = engine.evaluate(&inv, cli_actions(run)?.as_ref());
+    let decision = engine.evaluate(inv, cli_actions(run)?.as_ref());
     for e in &decision.errors {
         eprintln!("ddcoterm: policy error, failing closed: {e}");
     }
@@ -42,10 +49,10 @@ pub fn run(loaded: &Loaded, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> 
         eprintln!("ddcoterm: {m}");
     }
     // Approval and/or incidents; break glass hands back forced actions (record, process_info) and tags.
-    let gate = super::approval_gate::gate(loaded, &inv, &decision)?;
+    let gate = super::approval_gate::gate(loaded, inv, &decision)?;
     let actions = gate.actions(&decision.actions);
+    mark_active(&inv.executable);
     if actions.needs_recorder() {
-        mark_active(&cmd.name);
         let req = super::session::SessionRequest {
             program: Some(cmd.program),
             args: cmd.args,
@@ -56,12 +63,16 @@ pub fn run(loaded: &Loaded, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> 
         };
         return super::session::run(loaded, req);
     }
-    exec(&cmd)
+    exec_marked(&cmd)
 }
 
 /// Replaces this process with the real binary: zero overhead after the decision.
 pub fn exec(cmd: &Guarded) -> anyhow::Result<i32> {
     mark_active(&cmd.name);
+    exec_marked(cmd)
+}
+
+fn exec_marked(cmd: &Guarded) -> anyhow::Result<i32> {
     let err = std::process::Command::new(&cmd.program).arg0(&cmd.name).args(&cmd.args).exec();
     Err(Exit::new(126, format!("{}: cannot execute {}: {err}", cmd.name, cmd.program.display())).into())
 }

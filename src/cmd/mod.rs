@@ -19,6 +19,7 @@ pub mod session;
 pub mod sessions;
 pub mod shim_cmd;
 pub mod spool_cmd;
+pub mod ssh_login;
 
 use crate::cli::{Cli, Command};
 use clap::Parser;
@@ -41,5 +42,6 @@ pub fn main() -> anyhow::Result<i32> {
         Some(Command::Doctor) => doctor::run(&g),
         Some(Command::Approve(a)) => approve::run(&g, a),
         Some(Command::Bundle(c)) => bundle_cmd::run(&g, c),
+        Some(Command::SshLogin(a)) => ssh_login::run(&g, a),
     }
 }

@@ -100,6 +100,7 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         width: cols,
         height: rows,
         tags: req.tags.clone(),
+        ssh: crate::ssh::origin::from_env(),
     };
 
     let dir = rec.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
@@ -222,17 +223,19 @@ fn exec_plain(req: &SessionRequest, shell: &Path) -> anyhow::Result<i32> {
 fn command_line(name: &str, args: &[OsString]) -> String {
     let mut s = name.to_string();
     for a in args {
-        let a = a.to_string_lossy();
         s.push(' ');
-        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
-            s.push_str(&a);
-        } else {
-            s.push('\'');
-            s.push_str(&a.replace('\'', "'\\''"));
-            s.push('\'');
-        }
+        s.push_str(&quote(&a.to_string_lossy()));
     }
     s
+}
+
+/// `a` as a shell word: bare when that is unambiguous, else single-quoted.
+pub fn quote(a: &str) -> String {
+    if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
 }
 
 /// A writer on a duplicate of `fd` without std's line buffering: relayed bytes reach the terminal at once.

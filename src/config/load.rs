@@ -10,7 +10,7 @@
 //!
 //! figment merges values (later wins). On top: the policy floor ([`PolicySet::compose`]) for lints, rules and
 //! default actions; `locked:` keys of the system layer are restored from layers 1-4 with a warning; `teams`,
-//! `locked` and `bundles.trusted_keys` are honoured from the system layer only.
+//! `locked`, `bundles.trusted_keys` and `ssh` are honoured from the system layer only.
 
 use super::bundle_layer::{self, BundleFile};
 use super::file_layer::{self, LayerFile, Trust};
@@ -185,6 +185,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         ("teams", settings.teams != sys_settings.teams),
         ("locked", settings.locked != sys_settings.locked),
         ("bundles.trusted_keys", settings.bundles.trusted_keys != sys_settings.bundles.trusted_keys),
+        ("ssh", settings.ssh != sys_settings.ssh),
     ] {
         if differs {
             warnings.push(format!(
@@ -196,6 +197,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     settings.teams = sys_settings.teams.clone();
     settings.locked = sys_settings.locked.clone();
     settings.bundles.trusted_keys = sys_settings.bundles.trusted_keys.clone();
+    settings.ssh = sys_settings.ssh.clone();
 
     // Policy floor.
     let mut layers = Vec::new();

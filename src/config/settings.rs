@@ -28,6 +28,8 @@ pub struct Settings {
     pub shims: ShimSettings,
     pub lints: LintSettings,
     pub policy: PolicySettings,
+    /// `ddcoterm ssh-login` on bastions. Read from the system layer only.
+    pub ssh: SshSettings,
     /// Team name -> unix groups whose members load `teams/<team>.yaml`. Read from the system layer only.
     pub teams: BTreeMap<String, Vec<String>>,
     /// Dotted key paths (`redaction.enabled`) that layers below the system layer cannot change.
@@ -242,5 +244,47 @@ pub struct PolicySettings {
 impl Default for PolicySettings {
     fn default() -> Self {
         PolicySettings { snippet_timeout: "50ms".into(), memory_limit: 16 * 1024 * 1024 }
+    }
+}
+
+/// `ddcoterm ssh-login`, the program sshd runs for every session (`ForceCommand`). System layer only: a
+/// user must not be able to let their own commands through unrecorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SshSettings {
+    /// Remote commands that run directly, unrecorded and byte-exact (no shell, PTY or relay), by program
+    /// name: `scp`, `sftp-server` (also `internal-sftp`), `rsync`, `git-upload-pack`, `git-receive-pack`
+    /// and `git-upload-archive` pass only as their server side (`scp -t`, `rsync --server`...); any other
+    /// name passes whatever its arguments.
+    pub passthrough: Vec<String>,
+    /// `true`: every other remote command is recorded (rules may add approval, never drop the recording).
+    /// `false`: the policy's actions decide, as for a shim (a rule with `[]` runs it unrecorded).
+    pub record_remote_commands: bool,
+    /// The SFTP server to run for sshd's `internal-sftp` (which cannot run under a ForceCommand); default:
+    /// the first of the usual sftp-server locations that exists.
+    pub sftp_server: Option<PathBuf>,
+    /// Where passthrough programs named without a path are looked up (never the user's PATH). Every
+    /// passthrough program must be root-owned and not group/world-writable, directories included.
+    pub trusted_path: Vec<PathBuf>,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings {
+            passthrough: [
+                "scp",
+                "sftp-server",
+                "rsync",
+                "git-upload-pack",
+                "git-receive-pack",
+                "git-upload-archive",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            record_remote_commands: true,
+            sftp_server: None,
+            trusted_path: ["/usr/local/bin", "/usr/bin", "/bin"].iter().map(PathBuf::from).collect(),
+        }
     }
 }

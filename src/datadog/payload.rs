@@ -177,7 +177,7 @@ pub fn audit_event(what: &str, a: &AuditEvent) -> Vec<u8> {
 
 /// The session create body (our endpoint): the metadata the cast header also carries.
 pub fn session_create(meta: &SessionMeta) -> Vec<u8> {
-    serde_json::to_vec(&json!({
+    let mut body = json!({
         "session_id": meta.session_id,
         "command": meta.command,
         "user": meta.user,
@@ -189,8 +189,11 @@ pub fn session_create(meta: &SessionMeta) -> Vec<u8> {
         "width": meta.width,
         "height": meta.height,
         "tags": meta.tags,
-    }))
-    .unwrap_or_default()
+    });
+    if let Some(ssh) = &meta.ssh {
+        body["ssh"] = json!(ssh);
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The session end body: how it ended and how many chunks the viewer should expect.
@@ -294,6 +297,26 @@ mod tests {
             hostname: "bastion-1".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn session_create_carries_the_ssh_origin_only_under_sshd() {
+        let v: Value = serde_json::from_slice(&session_create(&meta())).unwrap();
+        assert_eq!(v["user"], "ana");
+        assert!(v.get("ssh").is_none(), "{v}");
+        let mut m = meta();
+        m.ssh = Some(crate::model::SshOrigin {
+            client_addr: "2001:db8::5".into(),
+            client_port: 40000,
+            server_addr: "10.0.0.1".into(),
+            server_port: 22,
+            auth_method: Some("publickey".into()),
+            key_type: Some("ssh-ed25519".into()),
+            key_fingerprint: Some("SHA256:Eic043cFKZcIsHM3Bq9AOdfK/dJ+FZRwTL/VWC0yZVo".into()),
+        });
+        let v: Value = serde_json::from_slice(&session_create(&m)).unwrap();
+        assert_eq!(v["ssh"]["client_addr"], "2001:db8::5");
+        assert_eq!(v["ssh"]["key_fingerprint"], "SHA256:Eic043cFKZcIsHM3Bq9AOdfK/dJ+FZRwTL/VWC0yZVo");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The header line (with its newline): width, height, timestamp, command, env SHELL/TERM and our metadata.
 pub fn header_line(meta: &SessionMeta, shell: &str, term: &str) -> Vec<u8> {
-    let header = json!({
+    let mut header = json!({
         "version": 2,
         "width": meta.width,
         "height": meta.height,
@@ -26,6 +26,9 @@ pub fn header_line(meta: &SessionMeta, shell: &str, term: &str) -> Vec<u8> {
             "tags": meta.tags,
         },
     });
+    if let Some(ssh) = &meta.ssh {
+        header["ddcoterm"]["ssh"] = json!(ssh);
+    }
     let mut line = serde_json::to_vec(&header).unwrap_or_default();
     line.push(b'\n');
     line
@@ -146,6 +149,29 @@ mod tests {
         assert_eq!(h["env"]["TERM"], "xterm");
         assert_eq!(h["ddcoterm"]["session_id"], "id1");
         assert_eq!(h["ddcoterm"]["actions"][0], "record");
+        assert!(h["ddcoterm"].get("ssh").is_none(), "no ssh object outside an SSH session: {h}");
+    }
+
+    #[test]
+    fn header_carries_the_ssh_origin() {
+        let meta = SessionMeta {
+            ssh: Some(crate::model::SshOrigin {
+                client_addr: "192.0.2.7".into(),
+                client_port: 50022,
+                server_addr: "10.0.0.1".into(),
+                server_port: 22,
+                auth_method: Some("publickey".into()),
+                key_type: Some("ssh-ed25519".into()),
+                key_fingerprint: Some("SHA256:abc".into()),
+            }),
+            ..SessionMeta::default()
+        };
+        let h: Value = serde_json::from_slice(&header_line(&meta, "/bin/bash", "xterm")).unwrap();
+        let ssh = &h["ddcoterm"]["ssh"];
+        assert_eq!(ssh["client_addr"], "192.0.2.7");
+        assert_eq!(ssh["client_port"], 50022);
+        assert_eq!(ssh["key_fingerprint"], "SHA256:abc");
+        assert_eq!(ssh["auth_method"], "publickey");
     }
 
     #[test]
