@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end for the fleet bundle, timing each step: base image, release build, runtime image, Helm chart
 # check (with the release binary loading every rendered config), ansible-lint, then the container tests
-# (debug-shell image, three-bastion Ansible rollout) on the release binary.
+# (debug-shell image, three-bastion Ansible rollout, the SSH bastion behind a real sshd) on the release binary.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,7 +21,7 @@ step image        env SKIP_CARGO=1 bash scripts/image.sh
 venv="$(bash scripts/py-tools.sh | tail -1)"
 step helm-check   "$venv/bin/python" scripts/helm-check.py --ddcoterm target/release/ddcoterm
 step ansible-lint bash scripts/ansible-lint.sh
-step fleet-tests  cargo test --locked --release --test fleet_configs --test fleet_image --test fleet_ansible -- --nocapture --test-threads=1
+step fleet-tests  cargo test --locked --release --test fleet_configs --test fleet_image --test fleet_ansible --test fleet_ssh --test ssh_login -- --nocapture --test-threads=1
 
 echo "e2e: step times"
 printf '  %s\n' "${report[@]}"
