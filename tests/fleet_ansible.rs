@@ -63,13 +63,12 @@ fn start_bastion(i: usize) -> Container<GenericImage> {
     c
 }
 
-/// Runs site.yml against the containers; returns the PLAY RECAP `changed=` count per host and the time.
-fn run_playbook(inventory: &Path) -> (BTreeMap<String, u32>, f64) {
+/// Runs site.yml against the containers with `extra` arguments; returns the raw output.
+fn playbook(inventory: &Path, extra: &[&str]) -> std::process::Output {
     let bin = env!("CARGO_BIN_EXE_ddcoterm");
     let venv_bin_dir = venv_bin("ansible-playbook").parent().unwrap().to_path_buf();
     let path = format!("{}:{}", venv_bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-    let start = Instant::now();
-    let out = Command::new(venv_bin("ansible-playbook"))
+    Command::new(venv_bin("ansible-playbook"))
         .current_dir(repo().join("ansible"))
         .env("PATH", path)
         .env("ANSIBLE_NOCOLOR", "1")
@@ -80,8 +79,15 @@ fn run_playbook(inventory: &Path) -> (BTreeMap<String, u32>, f64) {
         .arg("site.yml")
         .args(["-e", &format!("ddcoterm_binary_src={bin}")])
         .args(["-e", "ddcoterm_api_key=fleet-test-api-key"])
+        .args(extra)
         .output()
-        .expect("run ansible-playbook");
+        .expect("run ansible-playbook")
+}
+
+/// Runs site.yml against the containers; returns the PLAY RECAP `changed=` count per host and the time.
+fn run_playbook(inventory: &Path) -> (BTreeMap<String, u32>, f64) {
+    let start = Instant::now();
+    let out = playbook(inventory, &[]);
     let took = start.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -125,7 +131,107 @@ fn write_inventory(dir: &Path, containers: &[Container<GenericImage>]) -> PathBu
         ));
     }
     std::fs::write(inv.join("hosts.ini"), hosts).unwrap();
+    // bastion-1 also routes SSH sessions through ddcoterm ssh-login: sre members, breakglass exempt.
+    std::fs::create_dir_all(inv.join("host_vars")).unwrap();
+    std::fs::write(
+        inv.join("host_vars/bastion-1.yml"),
+        "ddcoterm_ssh_force_command: true\nddcoterm_ssh_match_groups: [sre]\nddcoterm_ssh_exempt_groups: [breakglass]\n",
+    )
+    .unwrap();
     inv.join("hosts.ini")
+}
+
+/// What bastion-1 runs before Ansible: sshd with host keys (so that the role's reload has a daemon to reach)
+/// and keys for alice (sre), bob (no group) and carol (sre and breakglass).
+fn start_sshd(c: &str) {
+    exec(
+        c,
+        "root",
+        &[],
+        &[
+            "sh",
+            "-ec",
+            "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && groupadd breakglass \
+             && useradd -m -s /bin/bash -G sre,breakglass carol \
+             && ssh-keygen -q -t ed25519 -N '' -f /root/id \
+             && for u in alice bob carol; do install -d -m 700 -o $u -g $u /home/$u/.ssh \
+                && install -m 600 -o $u -g $u /root/id.pub /home/$u/.ssh/authorized_keys; done \
+             && /usr/sbin/sshd -E /var/log/sshd.log",
+        ],
+    )
+    .ok("start sshd on bastion-1");
+}
+
+/// `ssh user@localhost CMD` inside the container (sshd as configured by the role).
+fn ssh_as(c: &str, user: &str, cmd: &str) -> Run {
+    exec(
+        c,
+        "root",
+        &[],
+        &[
+            "ssh",
+            "-i",
+            "/root/id",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            &format!("{user}@127.0.0.1"),
+            cmd,
+        ],
+    )
+}
+
+/// Through ssh-login, a remote command runs in a recorded session (DDCOTERM_SESSION set); without, not.
+fn recorded_over_ssh(c: &str, user: &str) -> bool {
+    let r = ssh_as(c, user, "echo \"session=$DDCOTERM_SESSION\"").ok(&format!("ssh as {user}"));
+    let line = r.stdout.lines().find(|l| l.starts_with("session=")).unwrap_or_default().to_string();
+    line.len() > "session=".len()
+}
+
+const DROP_IN: &str = "/etc/ssh/sshd_config.d/ddcoterm.conf";
+
+/// The role's sshd drop-in on bastion-1: content, `sshd -t`, the reload reached sshd, Match scope, exemption.
+fn assert_force_command(c: &str) -> String {
+    let dropin = exec(c, "root", &[], &["cat", DROP_IN]).ok("cat the drop-in").stdout;
+    let lines: Vec<&str> = dropin.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines,
+        [
+            "ExposeAuthInfo yes",
+            "Match Group sre,!breakglass",
+            "    ForceCommand /usr/local/bin/ddcoterm ssh-login"
+        ],
+        "drop-in:\n{dropin}"
+    );
+    exec(c, "root", &[], &["sshd", "-t"]).ok("sshd -t with the drop-in");
+    let mode = exec(c, "root", &[], &["stat", "-c", "%a %U:%G", DROP_IN]).ok("stat").stdout;
+    assert_eq!(mode.trim(), "644 root:root");
+    // The role reloaded sshd: new sessions of sre members go through ssh-login, others' do not.
+    assert!(recorded_over_ssh(c, "alice"), "alice (sre) is recorded over ssh");
+    assert!(!recorded_over_ssh(c, "bob"), "bob (not in sre) is not matched");
+    assert!(!recorded_over_ssh(c, "carol"), "carol (breakglass) is exempt");
+    dropin
+}
+
+/// A drop-in sshd rejects is not left in place: the role fails, the previous one is back, sshd still works.
+fn assert_bad_dropin_rolled_back(inventory: &Path, c: &str, good: &str) {
+    let out = playbook(
+        inventory,
+        &["--limit", "bastion-1", "-e", r#"{"ddcoterm_ssh_extra_config": "NoSuchOption yes"}"#],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "an invalid sshd option must fail the play:\n{stdout}");
+    assert!(stdout.contains("sshd -t rejected"), "the failure names the validation:\n{stdout}");
+    assert!(stdout.contains("NoSuchOption"), "and sshd's complaint:\n{stdout}");
+    let now = exec(c, "root", &[], &["cat", DROP_IN]).ok("cat the drop-in").stdout;
+    assert_eq!(now, good, "the previous drop-in is back in place");
+    exec(c, "root", &[], &["sshd", "-t"]).ok("sshd -t after the rollback");
+    assert!(recorded_over_ssh(c, "alice"), "sessions still go through ssh-login");
 }
 
 fn assert_installed(c: &str) {
@@ -212,6 +318,7 @@ fn ansible_rolls_out_to_three_bastions_idempotently_and_the_org_policy_holds() {
 
     let started = Instant::now();
     let containers: Vec<_> = (1..=BASTIONS).map(start_bastion).collect();
+    start_sshd(containers[0].id());
     let boot = started.elapsed().as_secs_f64();
     let inventory = write_inventory(tmp.path(), &containers);
 
@@ -232,5 +339,11 @@ fn ansible_rolls_out_to_three_bastions_idempotently_and_the_org_policy_holds() {
     for c in &containers {
         assert_guarded(c.id());
     }
+    for c in &containers[1..] {
+        let r = exec(c.id(), "root", &[], &["test", "-e", DROP_IN]);
+        assert_ne!(r.code, 0, "no sshd drop-in where ddcoterm_ssh_force_command is off");
+    }
+    let good = assert_force_command(containers[0].id());
+    assert_bad_dropin_rolled_back(&inventory, containers[0].id(), &good);
     assert_policy_floor(containers[0].id());
 }
