@@ -91,6 +91,14 @@ def invariants(manifests: dict[str, list[dict]], label: str) -> list[str]:
                         conn = parsed.get("connection_config") or {}
                         if "api_key" in conn or "app_key" in conn:
                             problems.append(f"{where}: {key} holds a Datadog key")
+                if "ddcoterm.conf" in (doc.get("data") or {}):
+                    # The sshd drop-in: every session through ssh-login, the key exposed for the recording.
+                    dropin = doc["data"]["ddcoterm.conf"].splitlines()
+                    for line in ("ForceCommand /usr/local/bin/ddcoterm ssh-login", "ExposeAuthInfo yes"):
+                        if line not in dropin:
+                            problems.append(f"{where}: ddcoterm.conf lacks `{line}`")
+                    if "Include /etc/ddcoterm-sshd/ddcoterm.conf" not in doc["data"].get("sshd_config", ""):
+                        problems.append(f"{where}: sshd_config does not include the drop-in")
             if kind not in ("Deployment", "DaemonSet"):
                 continue
             spec = doc["spec"]["template"]["spec"]
@@ -177,7 +185,8 @@ def main() -> int:
     # A values file that breaks the schema must be refused (the schema is a real gate, not decoration).
     with helm.Chart.load(str(CHART)) as chart:
         for bad in ({"bastion": {"replicas": "two"}}, {"config": {"connection_config": {"api_key": "x"}}},
-                    {"nodeInstaller": {"hostPaths": {"binDir": "relative/bin"}}}, {"unknownKey": 1}):
+                    {"nodeInstaller": {"hostPaths": {"binDir": "relative/bin"}}}, {"unknownKey": 1},
+                    {"bastion": {"sshd": {"port": 22}}}, {"bastion": {"sshd": {"allowTcpForwarding": "maybe"}}}):
             try:
                 chart.validate_schema(bad)
                 problems.append(f"schema: accepted invalid values {bad}")

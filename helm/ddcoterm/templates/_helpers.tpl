@@ -50,9 +50,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or .Values.datadog.existingSecret .Values.datadog.apiKey -}}true{{- end -}}
 {{- end -}}
 
-{{/* The system config: .Values.config with bundles.trustedKeys appended to bundles.trusted_keys. */}}
+{{/* The system config: .Values.config with bundles.trustedKeys appended to bundles.trusted_keys, and
+     shims.system_dir set to the chart's shim directory when that is not the default (ssh-login puts it on
+     PATH for remote commands). */}}
 {{- define "ddcoterm.systemConfig" -}}
 {{- $cfg := deepCopy .Values.config -}}
+{{- $shimDir := .Values.nodeInstaller.hostPaths.shimDir -}}
+{{- if and (ne $shimDir "/usr/local/lib/ddcoterm/overrides") (not (get (default (dict) (get $cfg "shims")) "system_dir")) -}}
+{{- $s := deepCopy (default (dict) (get $cfg "shims")) -}}
+{{- $_ := set $s "system_dir" $shimDir -}}
+{{- $_ := set $cfg "shims" $s -}}
+{{- end -}}
 {{- if .Values.bundles.trustedKeys -}}
 {{- $b := deepCopy (default (dict) (get $cfg "bundles")) -}}
 {{- $keys := concat (default (list) (get $b "trusted_keys")) .Values.bundles.trustedKeys | uniq -}}
