@@ -175,7 +175,7 @@ fn execute(loaded: &Loaded, plan: Plan) -> anyhow::Result<i32> {
             let run = RunArgs { actions: record.then(|| action_names(loaded)), yes: false };
             guard::run_judged(loaded, &inv, cmd, &run).map_err(|e| {
                 if crate::error::exit_code(&e) == exit::REFUSED && !has_terminal() {
-                    e.context("no terminal to ask on: connect with `ssh -t` to answer lint prompts")
+                    e.context("this SSH session has no terminal to ask on (connect with `ssh -t` to answer prompts)")
                 } else {
                     e
                 }
