@@ -2,6 +2,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
 use regex::bytes::Regex;
+use std::sync::OnceLock;
 
 use super::kinds::{KindDef, KINDS, PEM_END, PRIVATE_KEY};
 
@@ -37,8 +38,16 @@ pub(crate) struct Scan {
 #[derive(Debug)]
 struct Kind {
     def: &'static KindDef,
-    re: Regex,
+    /// Compiled on the first anchor hit: most sessions never meet most kinds, and compiling all of them up
+    /// front cost every recording a few milliseconds and a couple of MiB (a unit test compiles them all).
+    re: OnceLock<Regex>,
     name: usize,
+}
+
+impl Kind {
+    fn re(&self) -> &Regex {
+        self.re.get_or_init(|| Regex::new(self.def.regex).expect("built-in regexes compile"))
+    }
 }
 
 /// A literal-anchor automaton and, for each of its patterns, the kinds to try there.
@@ -131,7 +140,7 @@ pub(crate) struct Engine {
     cs: Anchors,
     ci: Anchors,
     ci_finder: CiFinder,
-    pem_end: Regex,
+    pem_end: OnceLock<Regex>,
     user: Vec<(Regex, usize)>,
     /// Kind names: built-in names first (deduplicated), then user pattern names.
     pub names: Vec<String>,
@@ -152,11 +161,7 @@ impl Engine {
         };
         let kinds = KINDS
             .iter()
-            .map(|def| Kind {
-                def,
-                re: Regex::new(def.regex).expect("built-in regexes compile"),
-                name: name_of(def.name, &mut names),
-            })
+            .map(|def| Kind { def, re: OnceLock::new(), name: name_of(def.name, &mut names) })
             .collect();
         let user = user.into_iter().map(|(n, re)| (re, name_of(&n, &mut names))).collect();
         let replacements = names.iter().map(|n| format!("[REDACTED:{n}]").into_bytes()).collect();
@@ -165,7 +170,7 @@ impl Engine {
             cs: Anchors::build(false),
             ci: Anchors::build(true),
             ci_finder: CiFinder::build(),
-            pem_end: Regex::new(PEM_END).expect("built-in regex compiles"),
+            pem_end: OnceLock::new(),
             user,
             names,
             replacements,
@@ -244,7 +249,7 @@ impl Engine {
 
     /// The secret span of kind `kind` anchored at the start of `hay`, if it matches and validates.
     fn primary(&self, kind: &Kind, hay: &[u8]) -> Option<(usize, usize)> {
-        let caps = kind.re.captures(hay)?;
+        let caps = kind.re().captures(hay)?;
         let (s, e) = secret_group(&caps);
         let ok = e > s && kind.def.validate.is_none_or(|f| f(&hay[s..e]));
         ok.then_some((s, e))
@@ -269,13 +274,14 @@ impl Engine {
         open_pem: &mut Option<usize>,
     ) {
         let kind = &self.kinds[k];
-        let Some(head) = kind.re.find(&v[p..v.len().min(p + kind.def.max_len)]) else { return };
+        let Some(head) = kind.re().find(&v[p..v.len().min(p + kind.def.max_len)]) else { return };
         let body_from = p + head.end();
         let limit = v.len().min(p + PEM_MAX);
         let mut at = body_from;
+        let pem_end = || self.pem_end.get_or_init(|| Regex::new(PEM_END).expect("built-in regex compiles"));
         while let Some(i) = memchr::memmem::find(&v[at..limit], b"-----END ") {
             let q = at + i;
-            if let Some(m) = self.pem_end.find(&v[q..v.len().min(q + 128)]) {
+            if let Some(m) = pem_end().find(&v[q..v.len().min(q + 128)]) {
                 found.push(Found { start: p, end: q + m.end(), prio: self.user.len() + k, name: kind.name });
                 return;
             }
@@ -392,4 +398,24 @@ fn join_run(v: &[u8], p: usize, max: usize) -> Option<(Vec<u8>, Vec<usize>)> {
 fn secret_group(caps: &regex::bytes::Captures<'_>) -> (usize, usize) {
     let m = caps.iter().skip(1).flatten().next().or_else(|| caps.get(0)).expect("group 0 always exists");
     (m.start(), m.end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Built-in kinds compile lazily, at their first anchor hit: a typo must fail here, not in a recording.
+    #[test]
+    fn every_builtin_regex_compiles() {
+        let e = Engine::new(Vec::new());
+        assert_eq!(e.kinds.len(), KINDS.len());
+        for k in &e.kinds {
+            if let Err(err) = Regex::new(k.def.regex) {
+                panic!("built-in kind {}: {err}", k.def.name);
+            }
+            k.re();
+        }
+        assert!(Regex::new(PEM_END).is_ok());
+        assert!(e.kinds.iter().all(|k| k.re.get().is_some()), "all compiled once asked");
+    }
 }
