@@ -18,11 +18,18 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// Writes `bytes` to `dest` atomically: readers see either nothing or the whole file, even after a crash.
 /// `tmp_dir` must be on the same filesystem as `dest`.
 pub fn atomic_write(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    atomic_write_parts(tmp_dir, dest, &[bytes])
+}
+
+/// [`atomic_write`] of the concatenation of `parts`, without building it in memory.
+pub fn atomic_write_parts(tmp_dir: &Path, dest: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tmp_dir.join(format!("{name}.{}.tmp", std::process::id()));
     let res = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, dest)?;

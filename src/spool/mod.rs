@@ -136,13 +136,15 @@ impl Spool {
         }
         let id = RecordId::generate();
         let name = Name { id: id.clone(), class: rec.class, group: rec.group.clone() };
-        let bytes = record::encode(&rec, id.created_ms());
-        let dropped = self.make_room(bytes.len() as u64, &rec)?;
+        let header = record::encode_header(&rec, id.created_ms());
+        let size = (header.len() + rec.body.len()) as u64;
+        let dropped = self.make_room(size, &rec)?;
         let dest = self.dir.join(name.file_name());
-        fsutil::atomic_write(&self.dir.join("tmp"), &dest, &bytes).map_err(io_err(&dest))?;
+        fsutil::atomic_write_parts(&self.dir.join("tmp"), &dest, &[&header, &rec.body])
+            .map_err(io_err(&dest))?;
         if let Ok(mut s) = self.size.lock() {
             if let Some((b, _)) = s.as_mut() {
-                *b += bytes.len() as u64;
+                *b += size;
             }
         }
         Ok((id, dropped))

@@ -164,6 +164,13 @@ pub struct Stored {
 
 /// Serializes header line + body.
 pub fn encode(rec: &Record, created_ms: u64) -> Vec<u8> {
+    let mut out = encode_header(rec, created_ms);
+    out.extend_from_slice(&rec.body);
+    out
+}
+
+/// The header line alone (with its newline): the spool writes it and the body without joining them.
+pub fn encode_header(rec: &Record, created_ms: u64) -> Vec<u8> {
     let header = Header {
         v: 1,
         kind: rec.kind.clone(),
@@ -173,7 +180,6 @@ pub fn encode(rec: &Record, created_ms: u64) -> Vec<u8> {
     };
     let mut out = serde_json::to_vec(&header).unwrap_or_default();
     out.push(b'\n');
-    out.extend_from_slice(&rec.body);
     out
 }
 
