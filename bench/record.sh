@@ -85,7 +85,8 @@ for workload in log seq; do
             if [ -z "${wall[$tool]:-}" ] || [ "$(echo "$w < ${wall[$tool]}" | bc -l)" = 1 ]; then
                 wall[$tool]=$w; cpu[$tool]=$c; rss[$tool]=$m
             fi
-            rm -rf "$DDCOTERM_HOME/recordings" "$work/asciinema.cast"
+            # Every run starts from the same state: no recordings, an empty spool.
+            rm -rf "$DDCOTERM_HOME/recordings" "$DDCOTERM_HOME/spool" "$work/asciinema.cast"
         done
     done
     for tool in "${tools[@]}"; do

@@ -240,6 +240,11 @@ pub trait Output: Send {
     fn session_start(&mut self, meta: &SessionMeta) -> anyhow::Result<()>;
     /// Newline-terminated asciicast v2 event lines (`[t, "o", "..."]\n`...), in order; `seq` counts from 0.
     fn cast_chunk(&mut self, seq: u64, lines: &[u8]) -> anyhow::Result<()>;
+    /// [`Output::cast_chunk`] handing the buffer over, for an output that keeps the lines (the spool writes
+    /// them as they are): saves a copy of every chunk. The default borrows.
+    fn cast_chunk_vec(&mut self, seq: u64, lines: Vec<u8>) -> anyhow::Result<()> {
+        self.cast_chunk(seq, &lines)
+    }
     /// One finished command.
     fn process_event(&mut self, event: &ProcessEvent) -> anyhow::Result<()>;
     /// A terminal text snapshot (the `logs` action).

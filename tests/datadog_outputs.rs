@@ -232,3 +232,30 @@ fn no_api_key_keeps_the_session_spooled_and_says_why() {
     assert_eq!(rep.left, 1);
     assert!(rep.to_string().contains("DD_API_KEY"), "{rep}");
 }
+
+/// A recorded command with bulk output, end to end: the writer thread's chunks reach the fake in order,
+/// compressed on the way out, and together they are exactly the event lines of the local `.cast` file.
+#[test]
+#[serial]
+fn a_recorded_command_uploads_exactly_its_cast_lines_in_ordered_chunks() {
+    let fake = Fake::start();
+    let home = Home::new();
+    home.config(&fake.uri(), API_KEY, "spool:\n  flush_timeout: 20s\n");
+    // About 2.3 MB of event lines: three chunks.
+    let out = home.cmd().args(["--", "sh", "-c", "seq 1 300000; echo done"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.ends_with(b"299999\n300000\ndone\n"), "the screen got everything");
+    let ids = fake.session_ids();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let cast = std::fs::read(home.home().join("recordings").join(format!("{}.cast", ids[0]))).unwrap();
+    let header_end = cast.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let chunks = fake.session_chunks(&ids[0]);
+    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+    assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), (0..chunks.len() as u64).collect::<Vec<_>>());
+    let uploaded: Vec<u8> = chunks.values().flatten().copied().collect();
+    assert!(uploaded == cast[header_end..], "uploaded lines differ from the .cast file");
+    assert_eq!(fake.session_end(&ids[0]).unwrap()["chunks"], chunks.len());
+    let puts: Vec<_> = fake.accepted().into_iter().filter(|r| r.path.contains("/chunks/")).collect();
+    assert!(puts.iter().all(|r| r.header("content-encoding") == Some("gzip")), "chunks go out gzip");
+    assert!(puts.iter().all(|r| r.body.len() * 2 < r.decoded().len()), "and really compressed");
+}

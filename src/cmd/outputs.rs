@@ -3,8 +3,9 @@
 //!
 //! How a session uses it (`cmd/session.rs`):
 //! 1. `let outs = outputs::build(loaded, &actions)?;` before the recorder starts (starts the background sender).
-//! 2. the recorder calls `Output::session_start / cast_chunk / process_event / snapshot / session_end`; each only
-//!    writes to the spool (no network on the recorder's thread).
+//! 2. the recorder's output writer thread (`recorder/fanout.rs`) calls `Output::session_start / cast_chunk /
+//!    process_event / snapshot / session_end`; each only writes to the spool (never the network). Chunks are
+//!    spooled plain and gzip-compressed by the sender just before their upload.
 //! 3. after `session_end`, `let report = outputs::finish(loaded);` waits at most `spool.flush_timeout`; print
 //!    `report` to stderr when `report.needs_attention()`.
 
@@ -29,6 +30,12 @@ pub const KIND_SESSION_END: &str = "session.end";
 pub const KIND_EVENT: &str = "event.process";
 pub const KIND_LOGS: &str = "logs.batch";
 pub const KIND_AUDIT_PREFIX: &str = "audit.";
+
+/// Meta key of a `session.chunk` record saying how its body is stored: [`ENCODING_PLAIN`] (what this version
+/// writes: asciicast lines, compressed by [`to_call`] just before the upload), or absent (gzip, as written by
+/// earlier versions, sent as is).
+pub const META_ENCODING: &str = "encoding";
+pub const ENCODING_PLAIN: &str = "plain";
 
 /// Send buffered log snapshots at least this often while a session runs.
 const LOG_BATCH_AGE: Duration = Duration::from_secs(5);
@@ -95,7 +102,16 @@ pub fn to_call(rec: &Stored) -> Result<(Call, Vec<u8>), Failure> {
                 .get("seq")
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| Failure::permanent(format!("chunk record {} has no seq", rec.id)))?;
-            Call::SessionChunk { session_id: session()?, seq }
+            let call = Call::SessionChunk { session_id: session()?, seq };
+            return match rec.meta.get(META_ENCODING).map(String::as_str) {
+                // Compressed here, on the sender's thread, rather than on the recorder's while it records.
+                Some(ENCODING_PLAIN) => Ok((call, payload::gzip(&rec.body))),
+                None => Ok((call, rec.body.clone())),
+                Some(other) => Err(Failure::permanent(format!(
+                    "chunk record {} has an unknown encoding `{other}` (written by a newer ddcoterm?)",
+                    rec.id
+                ))),
+            };
         }
         KIND_SESSION_END => Call::SessionEnd { session_id: session()? },
         KIND_EVENT => Call::Event,
@@ -319,11 +335,17 @@ impl Output for DatadogOutput {
     }
 
     fn cast_chunk(&mut self, seq: u64, lines: &[u8]) -> anyhow::Result<()> {
+        self.cast_chunk_vec(seq, lines.to_vec())
+    }
+
+    fn cast_chunk_vec(&mut self, seq: u64, lines: Vec<u8>) -> anyhow::Result<()> {
         if self.actions.contains(Action::Record) {
             let id = self.meta.as_ref().map(|m| m.session_id.clone()).unwrap_or_default();
+            // Stored plain: compressing is the sender's job, just before the upload (see `to_call`).
             let rec = self
-                .session_record(KIND_SESSION_CHUNK, Class::Bulk, &id, payload::gzip(lines))
-                .with_meta("seq", seq.to_string());
+                .session_record(KIND_SESSION_CHUNK, Class::Bulk, &id, lines)
+                .with_meta("seq", seq.to_string())
+                .with_meta(META_ENCODING, ENCODING_PLAIN);
             self.sink.enqueue(rec)?;
             self.chunks = self.chunks.max(seq + 1);
         }
@@ -405,6 +427,20 @@ mod tests {
             to_call(&stored("audit.break_glass", &[], br#"{"user":"ana","command":"rm -rf /"}"#)).unwrap();
         assert_eq!(c, Call::Event);
         assert!(String::from_utf8(body).unwrap().contains("break_glass:true"));
+        // Plain chunks are compressed for the upload; earlier (gzip) records go out as stored.
+        let lines = b"[0.5, \"o\", \"hello\\r\\n\"]\n";
+        let plain =
+            stored(KIND_SESSION_CHUNK, &[("session_id", "s1"), ("seq", "0"), ("encoding", "plain")], lines);
+        let (_, body) = to_call(&plain).unwrap();
+        assert_eq!(&body[..2], &[0x1f, 0x8b]);
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut back).unwrap();
+        assert_eq!(back, lines);
+        let old = stored(KIND_SESSION_CHUNK, &[("session_id", "s1"), ("seq", "0")], &payload::gzip(lines));
+        assert_eq!(to_call(&old).unwrap().1, payload::gzip(lines));
+        let odd =
+            stored(KIND_SESSION_CHUNK, &[("session_id", "s1"), ("seq", "0"), ("encoding", "zstd")], b"");
+        assert!(to_call(&odd).unwrap_err().message.contains("zstd"));
         assert!(to_call(&stored("mystery.kind", &[], b"")).unwrap_err().permanent);
         assert!(to_call(&stored(KIND_SESSION_CHUNK, &[("session_id", "s")], b"")).unwrap_err().permanent);
         assert!(to_call(&stored("audit.break_glass", &[], b"not json")).unwrap_err().permanent);

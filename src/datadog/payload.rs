@@ -78,8 +78,9 @@ pub fn path_segment(s: &str) -> String {
         .collect()
 }
 
-/// gzip at the fastest level: this runs inside a recording, where terminal text still shrinks several times
-/// at level 1 and the default level cost the recorder most of its CPU on bulk output.
+/// gzip at the fastest level: terminal text still shrinks several times at level 1, and the default level
+/// cost several times the CPU. Session chunks are compressed by the sender just before their upload, never on
+/// the recorder's thread.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), flate2::Compression::fast());
     // Writing to a Vec cannot fail.
