@@ -38,6 +38,8 @@ pub struct Pipeline {
     out_utf8: Utf8Carry,
     in_utf8: Utf8Carry,
     pending: Vec<u8>,
+    /// Redacted bytes of the batch being written (reused).
+    redacted: Vec<u8>,
     pending_at: Option<Instant>,
     last_output: Option<Instant>,
     /// Last output or keystroke; the redactors' idle flush runs one merge window after it, once.
@@ -80,6 +82,7 @@ impl Pipeline {
             out_utf8: Utf8Carry::default(),
             in_utf8: Utf8Carry::default(),
             pending: Vec::new(),
+            redacted: Vec::new(),
             pending_at: None,
             last_output: None,
             last_activity: None,
@@ -133,6 +136,29 @@ impl Pipeline {
         self.last_activity = Some(at);
         self.idle_flushed = false;
         self.pending.extend_from_slice(data);
+        self.after_output();
+    }
+
+    /// [`Pipeline::output`] taking the bytes out of `data` (left empty, holding a reusable buffer): a batch
+    /// that starts a merge is moved in rather than copied.
+    pub fn output_vec(&mut self, data: &mut Vec<u8>, at: Instant) {
+        if data.is_empty() {
+            return;
+        }
+        self.pending_at.get_or_insert(at);
+        if self.pending.is_empty() {
+            std::mem::swap(&mut self.pending, data);
+        } else {
+            self.pending.extend_from_slice(data);
+        }
+        data.clear();
+        self.last_output = Some(at);
+        self.last_activity = Some(at);
+        self.idle_flushed = false;
+        self.after_output();
+    }
+
+    fn after_output(&mut self) {
         if self.pending.len() >= self.cfg.merge_bytes {
             self.flush_output(false);
         }
@@ -224,7 +250,7 @@ impl Pipeline {
         self.fanout.process_event(ev);
     }
 
-    /// When `tick` must run next (merge window, chunk interval, idle snapshot).
+    /// When `tick` must run next (merge window, idle flush, idle snapshot).
     pub fn deadline(&self) -> Option<Instant> {
         let merge = self.pending_at.map(|t| t + self.cfg.merge_window);
         let snap = match (&self.snap, self.last_output) {
@@ -235,7 +261,7 @@ impl Pipeline {
             Some(t) if !self.idle_flushed => Some(t + self.cfg.merge_window),
             _ => None,
         };
-        [merge, self.fanout.deadline(), snap, idle].into_iter().flatten().min()
+        [merge, snap, idle].into_iter().flatten().min()
     }
 
     /// Does whatever is due at `now`.
@@ -249,7 +275,6 @@ impl Pipeline {
         {
             self.flush_idle(now);
         }
-        self.fanout.tick(now);
         if let (Some(s), Some(t)) = (&mut self.snap, self.last_output) {
             if s.dirty() && now >= t + SNAPSHOT_IDLE {
                 let snap = s.snapshot(
@@ -269,16 +294,19 @@ impl Pipeline {
             // End of stream: flush what the redactor and decoder still hold.
             return self.flush_tail(Instant::now());
         };
-        let redacted = self.out_redact.push(&self.pending);
+        // Buffers are reused from one batch to the next, and valid UTF-8 is not copied into a String.
+        let mut redacted = std::mem::take(&mut self.redacted);
+        redacted.clear();
+        self.out_redact.push_into(&self.pending, &mut redacted);
         self.pending.clear();
-        self.text.clear();
-        self.out_utf8.push(&redacted, &mut self.text);
         if end {
-            let tail = self.out_redact.finish();
-            self.out_utf8.push(&tail, &mut self.text);
-            self.out_utf8.finish(&mut self.text);
+            redacted.extend_from_slice(&self.out_redact.finish());
         }
-        self.emit_output(at);
+        let mut spill = std::mem::take(&mut self.text);
+        let text = self.out_utf8.decode(&redacted, &mut spill, end);
+        self.emit_output(at, text);
+        self.text = spill;
+        self.redacted = redacted;
     }
 
     /// Output and input went quiet: let the redactors release what they safely can (a prompt without a
@@ -287,9 +315,10 @@ impl Pipeline {
         self.idle_flushed = true;
         let out = self.out_redact.flush_idle();
         if !out.is_empty() {
-            self.text.clear();
-            self.out_utf8.push(&out, &mut self.text);
-            self.emit_output(now);
+            let mut spill = std::mem::take(&mut self.text);
+            let text = self.out_utf8.decode(&out, &mut spill, false);
+            self.emit_output(now, text);
+            self.text = spill;
         }
         let typed = self.in_redact.flush_idle();
         if self.cfg.input && !typed.is_empty() {
@@ -305,29 +334,27 @@ impl Pipeline {
 
     fn flush_tail(&mut self, at: Instant) {
         let tail = self.out_redact.finish();
-        self.text.clear();
-        self.out_utf8.push(&tail, &mut self.text);
-        self.out_utf8.finish(&mut self.text);
-        self.emit_output(at);
+        let mut spill = std::mem::take(&mut self.text);
+        let text = self.out_utf8.decode(&tail, &mut spill, true);
+        self.emit_output(at, text);
+        self.text = spill;
     }
 
-    fn emit_output(&mut self, at: Instant) {
-        if self.text.is_empty() {
+    fn emit_output(&mut self, at: Instant, text: &str) {
+        if text.is_empty() {
             return;
         }
-        let text = std::mem::take(&mut self.text);
-        self.emit(at, "o", &text);
+        self.emit(at, "o", text);
         if let Some(s) = &mut self.snap {
             let ms = self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64;
-            s.push(&text, ms, &mut self.snaps);
+            s.push(text, ms, &mut self.snaps);
         }
-        self.text = text;
         self.send_snaps();
     }
 
     fn send_snaps(&mut self) {
         for s in std::mem::take(&mut self.snaps) {
-            self.fanout.snapshot(&s);
+            self.fanout.snapshot(s);
         }
     }
 
@@ -343,7 +370,7 @@ impl Pipeline {
                 self.cast = None;
             }
         }
-        self.fanout.lines(&self.lines, at);
+        self.fanout.lines(&mut self.lines, at);
     }
 
     /// Ends the session: flushes everything, writes the exit marker, ends every Output.

@@ -6,8 +6,9 @@ use super::markers::Marker;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
-/// Readers wait when this much is queued (bounds memory whatever the output volume).
-pub const QUEUE_CAP: usize = 256 * 1024;
+/// Readers wait when this much is queued (bounds memory whatever the output volume). Two merge batches: the
+/// readers keep relaying while the loop records the previous batch.
+pub const QUEUE_CAP: usize = 128 * 1024;
 
 #[derive(Default)]
 struct State {
@@ -16,6 +17,8 @@ struct State {
     markers: Vec<(Marker, Instant)>,
     /// The loop sleeps without a timer for output: the next bytes must wake it.
     wake_on_data: bool,
+    /// Readers blocked on a full queue (the loop wakes them only then: a futex call per batch otherwise).
+    waiting: usize,
 }
 
 /// What the loop takes in one go.
@@ -44,9 +47,15 @@ impl OutQueue {
     pub fn push(&self, data: &[u8], markers: Vec<Marker>, at: Instant) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         while s.data.len() >= QUEUE_CAP {
+            s.waiting += 1;
             s = self.space.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.waiting -= 1;
         }
         let before = s.data.len();
+        if before + data.len() > s.data.capacity() {
+            // Grow once to the bound rather than by doubling (the buffers are swapped around, never freed).
+            s.data.reserve_exact((QUEUE_CAP + data.len()).max(before + data.len()) - before);
+        }
         s.data.extend_from_slice(data);
         s.first_at.get_or_insert(at);
         let has_markers = !markers.is_empty();
@@ -72,8 +81,11 @@ impl OutQueue {
             first_at: s.first_at.take().unwrap_or_else(Instant::now),
             markers: std::mem::take(&mut s.markers),
         };
+        let waiting = s.waiting > 0;
         drop(s);
-        self.space.notify_all();
+        if waiting {
+            self.space.notify_all();
+        }
         Some(batch)
     }
 
@@ -104,5 +116,22 @@ mod tests {
         q.set_wake_on_data(true);
         assert!(q.push(b"y", Vec::new(), t));
         assert!(q.push(b"", vec![Marker::CommandEnd { status: 0 }], t), "markers always wake");
+    }
+
+    #[test]
+    fn a_full_queue_holds_the_reader_until_the_loop_takes() {
+        let q = std::sync::Arc::new(OutQueue::new(1024));
+        let t = Instant::now();
+        q.push(&vec![b'a'; QUEUE_CAP], Vec::new(), t);
+        let q2 = q.clone();
+        let reader = std::thread::spawn(move || q2.push(b"b", Vec::new(), Instant::now()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!reader.is_finished(), "the reader waits while the queue is full");
+        let mut buf = Vec::new();
+        q.take(&mut buf).unwrap();
+        assert_eq!(buf.len(), QUEUE_CAP);
+        reader.join().unwrap();
+        q.take(&mut buf).unwrap();
+        assert_eq!(buf, b"b", "nothing lost, in order");
     }
 }

@@ -205,7 +205,7 @@ fn event_loop(
     let mut drain = |p: &mut Pipeline, last: &mut Instant| {
         if let Some(batch) = queue.take(&mut scratch) {
             *last = Instant::now();
-            p.output(&scratch, batch.first_at);
+            p.output_vec(&mut scratch, batch.first_at);
             for (m, at) in batch.markers {
                 p.marker(m, at);
             }

@@ -56,27 +56,36 @@ impl Snapshotter {
     }
 
     fn append(&mut self, text: &str) {
-        if text.len() >= self.tail_cap * 2 {
+        if text.len() >= self.tail_cap {
             // Only the tail can matter: do not copy the rest.
             self.pending.clear();
             let mut cut = text.len() - self.tail_cap;
             while !text.is_char_boundary(cut) {
                 cut += 1;
             }
+            self.reserve();
             self.pending.push_str(&text[cut..]);
             return;
         }
-        self.pending.push_str(text);
-        if self.pending.len() > self.tail_cap * 2 {
-            let mut cut = self.pending.len() - self.tail_cap;
+        if self.pending.len() + text.len() > self.tail_cap * 2 {
+            // Keep `tail_cap` bytes in all, starting at a line boundary when there is one, so that the first
+            // rendered line is whole; `pending` never outgrows its first allocation.
+            let mut cut = (self.pending.len() + text.len() - self.tail_cap).min(self.pending.len());
             while !self.pending.is_char_boundary(cut) {
                 cut += 1;
             }
-            // Start at a line boundary when there is one, so the first rendered line is whole.
             if let Some(nl) = self.pending[cut..].find('\n') {
                 cut += nl + 1;
             }
             self.pending.drain(..cut);
+        }
+        self.reserve();
+        self.pending.push_str(text);
+    }
+
+    fn reserve(&mut self) {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(self.tail_cap * 2);
         }
     }
 
@@ -148,7 +157,8 @@ mod tests {
         for i in 0..200_000 {
             s.push(&format!("log line {i}\r\n"), 1, &mut out);
         }
-        assert!(s.pending.len() <= 2 * 128 * 1024 + 16);
+        assert!(s.pending.len() <= 2 * 128 * 1024);
+        assert_eq!(s.pending.capacity(), 2 * 128 * 1024, "one allocation, never grown");
         let snap = s.snapshot(2).unwrap();
         assert_eq!(snap.lines.last().unwrap(), "log line 199999");
     }

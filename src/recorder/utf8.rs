@@ -22,6 +22,26 @@ impl Utf8Carry {
         }
     }
 
+    /// [`Utf8Carry::push`] without a copy in the common case: the text decodable so far, borrowed from `data`
+    /// when it is valid UTF-8 and nothing was carried over, else built in `spill`. `end`: also decode what is
+    /// carried (end of stream).
+    pub fn decode<'a>(&mut self, data: &'a [u8], spill: &'a mut String, end: bool) -> &'a str {
+        if self.tail.is_empty() && !end {
+            let keep = incomplete_suffix(data);
+            let body = &data[..data.len() - keep];
+            if let Ok(s) = std::str::from_utf8(body) {
+                self.tail.extend_from_slice(&data[body.len()..]);
+                return s;
+            }
+        }
+        spill.clear();
+        self.push(data, spill);
+        if end {
+            self.finish(spill);
+        }
+        spill
+    }
+
     /// End of stream: a dangling partial character becomes U+FFFD.
     pub fn finish(&mut self, out: &mut String) {
         let tail = std::mem::take(&mut self.tail);
@@ -71,6 +91,26 @@ mod tests {
             c.finish(&mut out);
             assert_eq!(out, text, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn decode_borrows_when_it_can_and_agrees_with_push() {
+        let text = "héllo → 🎉 done\r\n";
+        let bytes = text.as_bytes();
+        for cut in 0..bytes.len() {
+            let mut c = Utf8Carry::default();
+            let (mut s1, mut s2) = (String::new(), String::new());
+            let mut out = c.decode(&bytes[..cut], &mut s1, false).to_string();
+            out.push_str(c.decode(&bytes[cut..], &mut s2, true));
+            assert_eq!(out, text, "cut at {cut}");
+        }
+        let mut c = Utf8Carry::default();
+        let mut spill = String::new();
+        let data = b"plain\r\n";
+        let s = c.decode(data, &mut spill, false);
+        assert_eq!(s.as_ptr(), data.as_ptr(), "valid text is not copied");
+        let mut spill = String::new();
+        assert_eq!(c.decode(b"a\xffb", &mut spill, false), "a\u{fffd}b");
     }
 
     #[test]
