@@ -11,6 +11,7 @@ have mmdebstrap || need+=(mmdebstrap)
 have script || need+=(bsdutils)
 [ -x /usr/bin/time ] || need+=(time)
 have zsh || need+=(zsh)
+have openssl || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing packages (install as root): ${need[*]}" >&2

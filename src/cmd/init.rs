@@ -81,11 +81,15 @@ pub fn run(_g: &GlobalArgs, a: InitArgs) -> anyhow::Result<i32> {
             ClientOptions { connect_timeout: Duration::from_secs(5), timeout: Duration::from_secs(15) },
         )?;
         client.validate().map_err(|e| {
+            // A key is "not accepted" only when Datadog answered; a connection or TLS failure never sent it.
+            let what = if matches!(e, crate::datadog::ApiError::Http { .. }) {
+                format!("API key {api} was not accepted")
+            } else {
+                format!("could not check API key {api}: {} did not answer", site.api)
+            };
             Exit::new(
                 exit::REFUSED,
-                format!(
-                    "API key {api} was not accepted ({e}); nothing written (--skip-validation writes anyway)"
-                ),
+                format!("{what} ({e}); nothing written (--skip-validation writes anyway)"),
             )
         })?;
         println!("API key {api}: valid on {}", site.api);

@@ -1,0 +1,184 @@
+//! HTTPS end to end: the Datadog client over real TLS (rustls and the platform verifier) to the fake behind a
+//! TLS-terminating proxy, with a certificate authority made for the test. Trusted: `init` validates and a
+//! recorded session uploads. Not trusted: nothing reaches the server, the error says why, nothing is lost.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{contains, Fake, Home, API_KEY, APP_KEY};
+
+/// A CA and a `localhost`/127.0.0.1 server certificate signed by it (EC P-256), made with openssl(1).
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl(1) runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=ddcoterm test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+    run(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    run(&csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
+         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+/// The fake, behind `https://localhost:PORT`.
+struct TlsFake {
+    fake: Fake,
+    proxy: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsFake {
+    fn start() -> TlsFake {
+        let fake = Fake::start();
+        let dir = tempfile::tempdir().unwrap();
+        make_certs(dir.path());
+        let upstream = fake.uri().rsplit(':').next().unwrap().to_string();
+        let port_file = dir.path().join("port");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_support/proxy.py");
+        let proxy = Command::new("python3")
+            .arg(script)
+            .args([dir.path().join("server.pem"), dir.path().join("server.key")])
+            .arg(&upstream)
+            .arg(&port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let start = Instant::now();
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p.trim().parse().unwrap();
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "the TLS proxy did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        TlsFake { fake, proxy, port, dir }
+    }
+
+    fn host(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for TlsFake {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `SSL_CERT_FILE` replaces the system roots with the test CA (rustls-native-certs honours it).
+fn trusting(cmd: &mut Command, ca: Option<&Path>) {
+    cmd.env_remove("SSL_CERT_DIR");
+    match ca {
+        Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+        None => cmd.env_remove("SSL_CERT_FILE"),
+    };
+}
+
+#[test]
+fn init_validates_keys_over_https_and_refuses_an_untrusted_certificate() {
+    let tls = TlsFake::start();
+    let home = Home::new();
+    let init = |ca: Option<&Path>| {
+        let mut c = home.cmd();
+        trusting(&mut c, ca);
+        c.args([
+            "init",
+            "--non-interactive",
+            "--site",
+            &tls.host(),
+            "--api-key",
+            API_KEY,
+            "--app-key",
+            APP_KEY,
+        ]);
+        c.output().unwrap()
+    };
+
+    // The certificate's issuer is not trusted: the handshake fails before any request is sent.
+    let other_ca = tempfile::tempdir().unwrap();
+    make_certs(other_ca.path());
+    let out = init(Some(&other_ca.path().join("ca.pem")));
+    assert!(!out.status.success(), "an untrusted certificate must fail");
+    let err = text(&out.stderr).to_lowercase();
+    assert!(err.contains("invalid peer certificate"), "{err}");
+    assert!(err.contains("did not answer") && !err.contains("not accepted"), "not blamed on the key: {err}");
+    assert!(tls.fake.requests().is_empty(), "nothing reached the server");
+    assert!(!text(&out.stdout).contains(API_KEY) && !err.contains(&API_KEY.to_lowercase()), "key leaked");
+
+    let out = init(Some(&tls.ca()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let paths: Vec<String> = tls.fake.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(paths, vec!["GET /api/v1/validate", "GET /api/v2/current_user"]);
+}
+
+#[test]
+fn a_recorded_session_uploads_over_https_and_stays_spooled_when_tls_fails() {
+    let tls = TlsFake::start();
+
+    // Untrusted: the session still runs; everything stays in the spool with the reason.
+    let home = Home::new();
+    home.config(&tls.host(), API_KEY, "spool:\n  flush_timeout: 5s\n");
+    let mut c = home.cmd();
+    trusting(&mut c, Some(Path::new("/dev/null")));
+    let out = c.args(["--", "sh", "-c", "echo over tls"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "over tls\n");
+    assert!(tls.fake.requests().is_empty(), "nothing reached the server");
+    assert!(text(&out.stderr).contains("kept in the spool"), "{}", text(&out.stderr));
+    assert!(contains(&home.spool_bytes(), "over tls"), "the session's chunk is kept in the spool");
+
+    // Trusted: `spool flush` delivers what was kept, over TLS.
+    let mut c = home.cmd();
+    trusting(&mut c, Some(&tls.ca()));
+    let out = c.args(["spool", "flush"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids = tls.fake.session_ids();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(tls.fake.session_end(&ids[0]).is_some(), "the session was ended");
+    let chunks = tls.fake.session_chunks(&ids[0]);
+    let uploaded: Vec<u8> = chunks.values().flatten().copied().collect();
+    assert!(text(&uploaded).contains("over tls"), "the output arrived: {}", text(&uploaded));
+    assert!(!contains(&home.spool_bytes(), "over tls"), "and left the spool");
+}
