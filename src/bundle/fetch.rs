@@ -75,6 +75,7 @@ impl Fetcher {
                 a.follow()
             }
         });
+        crate::datadog::tls::install_provider();
         let client = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(request_timeout))
             .timeout(request_timeout)

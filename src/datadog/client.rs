@@ -108,6 +108,7 @@ impl Client {
         app_key: Option<Secret>,
         opts: ClientOptions,
     ) -> Result<Client, ApiError> {
+        super::tls::install_provider();
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)

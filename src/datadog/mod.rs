@@ -5,6 +5,7 @@ pub mod error;
 pub mod payload;
 pub mod secret;
 pub mod site;
+pub mod tls;
 
 pub use client::{Client, ClientOptions, ClientSetupError, CurrentUser, Method, Request, Response};
 pub use error::{ApiError, Retry};
