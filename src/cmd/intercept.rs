@@ -4,15 +4,12 @@
 use super::guard::{self, Guarded};
 use crate::cli::RunArgs;
 use crate::error::{exit, Exit};
-use crate::shim::resolve;
 use std::ffi::OsString;
 
 /// Runs the shim for `name` with the user's arguments; returns the exit status (or execs).
 pub fn run(name: &str, _argv0: &OsString, args: Vec<OsString>) -> anyhow::Result<i32> {
     let loaded = super::context::load(&Default::default())?;
-    let skip = [super::shim_cmd::user_dir(&loaded), super::shim_cmd::system_dir(&loaded)];
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    let program = resolve::find_real(name, &path_var, &skip, &resolve::self_exe()).ok_or_else(|| {
+    let program = super::shim_cmd::find_real(&loaded, name).ok_or_else(|| {
         Exit::new(
             exit::NOT_FOUND,
             format!("{name}: command not found (ddcoterm shim: no real `{name}` on PATH after skipping the shim directories)"),

@@ -4,7 +4,6 @@ use super::guard::{self, Guarded};
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::config::policy_set::builtin_default_actions;
 use crate::error::{exit, Exit};
-use crate::shim::resolve;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -31,9 +30,7 @@ pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<OsString>) -> anyhow::Result<i3
     let program = if first_text.contains('/') {
         PathBuf::from(first)
     } else {
-        let skip = [super::shim_cmd::user_dir(&loaded), super::shim_cmd::system_dir(&loaded)];
-        let path_var = std::env::var_os("PATH").unwrap_or_default();
-        resolve::find_real(&first_text, &path_var, &skip, &resolve::self_exe())
+        super::shim_cmd::find_real(&loaded, &first_text)
             .ok_or_else(|| Exit::new(exit::NOT_FOUND, format!("{first_text}: command not found on PATH")))?
     };
     let cmd = Guarded { name, program, args: rest.to_vec() };

@@ -35,6 +35,14 @@ pub fn system_dir(loaded: &Loaded) -> PathBuf {
     loaded.settings.shims.system_dir.clone().unwrap_or_else(|| PathBuf::from(crate::dirs::SYSTEM_SHIM_DIR))
 }
 
+/// The real `name` on this process's PATH, skipping both shim directories and ddcoterm itself: what a shim
+/// (or `ddcoterm -- name`) runs once policy allows it.
+pub fn find_real(loaded: &Loaded, name: &str) -> Option<PathBuf> {
+    let skip = [user_dir(loaded), system_dir(loaded)];
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    resolve::find_real(name, &path_var, &skip, &resolve::self_exe())
+}
+
 pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
     let loaded = super::context::load(g)?;
     let target = resolve::self_exe();

@@ -418,15 +418,15 @@ fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), Config
     Ok((fig, origins))
 }
 
-/// Whether any variable of the env layer is set (one pass over the environment, no allocation): most calls
-/// have none, and building figment's env provider costs more than the rest of the env layer.
+/// Whether any variable of the env layer is set (one pass over the environment, names compared in place): most
+/// calls have none, and building figment's env provider costs more than the rest of the env layer.
 fn env_sets_config() -> bool {
     use std::os::unix::ffi::OsStrExt;
     std::env::vars_os().any(|(k, v)| {
         let k = k.as_bytes();
         if let Some(rest) = k.strip_prefix(b"DDCOTERM_") {
-            let name = String::from_utf8_lossy(rest).to_ascii_lowercase();
-            !NON_CONFIG_ENV.contains(&name.as_str())
+            // figment lower-cases names before its ignore list applies; so does this comparison.
+            !NON_CONFIG_ENV.iter().any(|n| rest.eq_ignore_ascii_case(n.as_bytes()))
         } else {
             matches!(k, b"DD_SITE" | b"DD_API_KEY" | b"DD_APP_KEY") && !v.is_empty()
         }
