@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build release test lint fmt bench ci tools demo
+.PHONY: help build release test lint fmt bench ci tools demo pie-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ bench: tools release ## Benchmarks with ratios against baselines measured in the
 demo: release ## Record `echo hello` offline with the embedded defaults (no Datadog account)
 	./target/release/ddcoterm -- sh -c 'echo hello from ddcoterm'
 
-ci: lint test helm-lint ansible-lint ## What CI runs: fmt, clippy, every test (containers included), chart and role checks
+pie-check: ## The `pie` feature still links a position-independent executable (tests/link_mode.rs)
+	$(CARGO) test --locked --features pie --test link_mode
+
+ci: lint test helm-lint ansible-lint pie-check ## What CI runs: fmt, clippy, every test (containers included), chart and role checks, the PIE build
 
 -include mk/*.mk
