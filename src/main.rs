@@ -1,8 +1,39 @@
 //! Entry point: shim dispatch on argv[0] first (the hot path), then the CLI; exit codes decided here only.
+//!
+//! With glibc, ddcoterm brings its own C `main` instead of Rust's runtime start-up, which reads and parses
+//! `/proc/self/maps` on every start to locate the main thread's stack guard (0.1 ms of a 2 ms shim call, for
+//! a "thread has overflowed its stack" message). What else that start-up does is done here: standard fds
+//! 0-2 that were closed are reopened on /dev/null, SIGPIPE is ignored (a closed pipe is an error ddcoterm
+//! handles, never a silent death that loses a recording), a panic exits 101, and stdout is flushed at exit.
+//! glibc hands `argc`/`argv` to the standard library on its own, so `std::env::args` works unchanged.
+#![cfg_attr(all(target_os = "linux", target_env = "gnu"), no_main)]
 
-use std::process::ExitCode;
+use std::io::Write;
+use std::os::fd::AsRawFd;
 
-fn main() -> ExitCode {
+/// The C entry point: the C runtime calls it with the arguments std already captured.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // `no_mangle` only names the symbol the C runtime calls; nothing unsafe runs.
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    i32::from(start())
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(start())
+}
+
+/// Runtime set-up, then [`dispatch`] with a panic turned into exit 101 (the message is printed by the hook).
+fn start() -> u8 {
+    reopen_closed_std_fds();
+    ignore_sigpipe();
+    let code = std::panic::catch_unwind(dispatch).unwrap_or(101);
+    let _ = std::io::stdout().flush();
+    code
+}
+
+fn dispatch() -> u8 {
     // A shim is a symlink named after the guarded command: nothing else may run before this check.
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
@@ -13,15 +44,39 @@ fn main() -> ExitCode {
     finish(ddcoterm::cmd::main())
 }
 
-fn finish(result: anyhow::Result<i32>) -> ExitCode {
+/// Started with stdin, stdout or stderr closed, the next file opened (a recording, a spool record) would
+/// take that number and stray output would be written into it. /dev/null fills each hole, lowest first.
+fn reopen_closed_std_fds() {
+    loop {
+        let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else { return };
+        let fd = null.as_raw_fd();
+        if fd > 2 {
+            return; // all three open; this one is closed again
+        }
+        // It is now stdin, stdout or stderr for good, for the commands ddcoterm starts too: not close-on-exec.
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        std::mem::forget(null);
+    }
+}
+
+/// Writes to a closed pipe return EPIPE instead of killing the process. Children start with SIGPIPE at its
+/// default again: `std::process::Command` resets it before every exec (the shim's exec included).
+fn ignore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety requirement applies.
+    #[allow(unsafe_code)]
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
+fn finish(result: anyhow::Result<i32>) -> u8 {
     match result {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Ok(code) => code.clamp(0, 255) as u8,
         Err(err) => {
             if is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
+                return 0;
             }
             eprintln!("ddcoterm: {}", render(&err));
-            ExitCode::from(ddcoterm::error::exit_code(&err).clamp(1, 255) as u8)
+            ddcoterm::error::exit_code(&err).clamp(1, 255) as u8
         }
     }
 }

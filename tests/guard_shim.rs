@@ -157,6 +157,44 @@ fn stdin_and_stdout_pass_through() {
     assert_eq!(text(&out.stdout), "PIPED DATA\n");
 }
 
+/// ddcoterm starts without Rust's runtime start-up (src/main.rs) and does its part itself: the real binary
+/// must still start as it would without a shim, with SIGPIPE at its default and the standard fds open.
+#[test]
+fn the_real_binary_starts_with_default_sigpipe_and_closed_std_fds_reopened() {
+    let w = World::new();
+    let script = "#!/bin/sh\ngrep '^SigIgn' /proc/self/status\nreadlink /proc/self/fd/0\n";
+    w.system_config(NO_RECORDING).fake_script("kubectl", script);
+    // `<&-`: the shim itself starts with stdin closed, as a careless cron job or daemon would start it.
+    let out = w.cmd("sh").args(["-c", "exec \"$0\" get <&-"]).arg(w.shim("kubectl")).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", text(&out.stderr));
+    let ignored = stdout.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap();
+    let mask = u64::from_str_radix(ignored, 16).unwrap();
+    assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE must not be ignored in the real binary: {stdout}");
+    assert_eq!(stdout.lines().nth(1), Some("/dev/null"), "{stdout}");
+}
+
+/// ddcoterm itself ignores SIGPIPE: output to a closed pipe is an error it handles (exit 0, as `| head`
+/// expects), not a death by signal.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_crash() {
+    let w = World::new();
+    let line = "x".repeat(1 << 20); // far more than a pipe holds: the write after `head` exits fails
+    let cast = w.write(
+        "big.cast",
+        &format!("{{\"version\": 2, \"width\": 80, \"height\": 24}}\n[0.0, \"o\", \"{line}\"]\n"),
+        0o600,
+    );
+    let out = w
+        .cmd("bash")
+        .args(["-c", "\"$0\" play --speed 1000 \"$1\" | head -c 1 >/dev/null; echo \"${PIPESTATUS[0]}\""])
+        .arg(harness::bin())
+        .arg(&cast)
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), "0", "ddcoterm's own exit status: {}", text(&out.stderr));
+}
+
 #[test]
 fn user_layer_cannot_bypass_an_org_approval_rule() {
     let w = World::new();
