@@ -47,7 +47,7 @@ fn approve_command(loaded: &Loaded, cmd: Vec<String>, reason: Option<String>) ->
     let program = if name.contains('/') {
         std::path::PathBuf::from(&name)
     } else {
-        resolve::find_real(&name, &path_var, &skip, &resolve::self_exe())
+        resolve::find_real(&name, &path_var, &skip, resolve::self_id())
             .ok_or_else(|| Exit::new(exit::NOT_FOUND, format!("{name}: command not found on PATH")))?
     };
     let rule = match &decision.rule {

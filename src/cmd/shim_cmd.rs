@@ -40,7 +40,7 @@ pub fn system_dir(loaded: &Loaded) -> PathBuf {
 pub fn find_real(loaded: &Loaded, name: &str) -> Option<PathBuf> {
     let skip = [user_dir(loaded), system_dir(loaded)];
     let path_var = std::env::var_os("PATH").unwrap_or_default();
-    resolve::find_real(name, &path_var, &skip, &resolve::self_exe())
+    resolve::find_real(name, &path_var, &skip, resolve::self_id())
 }
 
 pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
@@ -61,8 +61,9 @@ pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
                     _ => {}
                 }
             }
+            let me = resolve::file_id(&target);
             for name in &commands {
-                if resolve::find_real(name, &path_var, &[sc.dir.clone()], &target).is_none() {
+                if resolve::find_real(name, &path_var, &[sc.dir.clone()], me).is_none() {
                     eprintln!("ddcoterm: warning: no real `{name}` on PATH yet; the shim will exit 127 until one is installed");
                 }
             }

@@ -147,12 +147,13 @@ pub fn list(scope: &ShimScope, target: &Path) -> Result<Vec<ShimInfo>, ShimError
         Err(e) => return Err(ShimError::Io { path: scope.dir.clone(), err: e }),
     };
     let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let me = resolve::file_id(target);
     let mut out: Vec<ShimInfo> = entries
         .filter_map(|e| e.ok())
         .filter(|e| is_our_shim(&e.path(), target))
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let real = resolve::find_real(&name, &path_var, std::slice::from_ref(&scope.dir), target);
+            let real = resolve::find_real(&name, &path_var, std::slice::from_ref(&scope.dir), me);
             ShimInfo { name, path: e.path(), real }
         })
         .collect();

@@ -1,19 +1,32 @@
 //! Finds the real binary behind a shim by walking PATH, skipping shim dirs and anything that is ddcoterm.
 
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Walks `path_var` for an executable `name`, skipping `skip_dirs` (shim directories) and any candidate whose
-/// canonical path is `self_exe` (a copy or link of ddcoterm elsewhere on PATH would loop forever).
-pub fn find_real(name: &str, path_var: &OsStr, skip_dirs: &[PathBuf], self_exe: &Path) -> Option<PathBuf> {
-    let skip: Vec<PathBuf> = skip_dirs.iter().map(|d| canonical(d)).collect();
+/// Where two paths name the same file: through symlinks, hard links or bind mounts alike. Comparing
+/// identities costs one `stat` per path, where comparing canonical paths costs a `readlink` per component.
+pub type FileId = (u64, u64);
+
+/// The identity of the file `path` resolves to; `None` when it cannot be read.
+pub fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The identity of the running binary (on Linux one `stat` of `/proc/self/exe`).
+pub fn self_id() -> Option<FileId> {
+    file_id(Path::new("/proc/self/exe")).or_else(|| std::env::current_exe().ok().and_then(|p| file_id(&p)))
+}
+
+/// Walks `path_var` for an executable `name`, skipping `skip_dirs` (shim directories) and any candidate that
+/// is the running binary `me` (a link of ddcoterm elsewhere on PATH would loop forever).
+pub fn find_real(name: &str, path_var: &OsStr, skip_dirs: &[PathBuf], me: Option<FileId>) -> Option<PathBuf> {
+    let skip: Vec<FileId> = skip_dirs.iter().filter_map(|d| file_id(d)).collect();
     for dir in std::env::split_paths(path_var) {
         if dir.as_os_str().is_empty() {
             continue; // an empty entry means cwd: never resolve a guarded command from the cwd
         }
-        let cdir = canonical(&dir);
-        if skip.contains(&cdir) {
+        if !skip.is_empty() && file_id(&dir).is_some_and(|id| skip.contains(&id)) {
             continue;
         }
         let cand = dir.join(name);
@@ -21,7 +34,7 @@ pub fn find_real(name: &str, path_var: &OsStr, skip_dirs: &[PathBuf], self_exe: 
         if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
             continue;
         }
-        if canonical(&cand) == self_exe {
+        if me == Some((meta.dev(), meta.ino())) {
             continue;
         }
         return Some(cand);
@@ -63,7 +76,7 @@ mod tests {
         std::fs::write(noexec.join("kubectl"), "x").unwrap(); // not executable: skipped
         exe(&real.join("kubectl"));
         let path = std::env::join_paths([&shims, &other, &noexec, &real]).unwrap();
-        let found = find_real("kubectl", &path, std::slice::from_ref(&shims), &canonical(&me)).unwrap();
+        let found = find_real("kubectl", &path, std::slice::from_ref(&shims), file_id(&me)).unwrap();
         assert_eq!(found, real.join("kubectl"));
     }
 
@@ -74,6 +87,32 @@ mod tests {
         exe(&me);
         symlink(&me, t.path().join("kubectl")).unwrap();
         let path = std::env::join_paths([t.path()]).unwrap();
-        assert_eq!(find_real("kubectl", &path, &[], &canonical(&me)), None);
+        assert_eq!(find_real("kubectl", &path, &[], file_id(&me)), None);
+    }
+
+    #[test]
+    fn a_hard_link_of_ddcoterm_and_a_bind_of_the_shim_dir_are_skipped_too() {
+        let t = tempfile::tempdir().unwrap();
+        let (shims, alias, linked, real) =
+            (t.path().join("shims"), t.path().join("alias"), t.path().join("linked"), t.path().join("real"));
+        for d in [&shims, &linked, &real] {
+            std::fs::create_dir(d).unwrap();
+        }
+        symlink(&shims, &alias).unwrap(); // the shim dir under another name
+        let me = t.path().join("ddcoterm");
+        exe(&me);
+        symlink(&me, shims.join("kubectl")).unwrap();
+        std::fs::hard_link(&me, linked.join("kubectl")).unwrap(); // same file, no symlink to follow
+        exe(&real.join("kubectl"));
+        let path = std::env::join_paths([&alias, &linked, &real]).unwrap();
+        let found = find_real("kubectl", &path, std::slice::from_ref(&shims), file_id(&me));
+        assert_eq!(found, Some(real.join("kubectl")));
+    }
+
+    #[test]
+    fn self_id_is_the_running_test_binary() {
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(self_id(), file_id(&exe));
+        assert!(self_id().is_some());
     }
 }
