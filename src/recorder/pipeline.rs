@@ -296,15 +296,26 @@ impl Pipeline {
         };
         // Buffers are reused from one batch to the next, and valid UTF-8 is not copied into a String.
         let mut redacted = std::mem::take(&mut self.redacted);
-        redacted.clear();
-        self.out_redact.push_into(&self.pending, &mut redacted);
-        self.pending.clear();
-        if end {
-            redacted.extend_from_slice(&self.out_redact.finish());
-        }
         let mut spill = std::mem::take(&mut self.text);
-        let text = self.out_utf8.decode(&redacted, &mut spill, end);
-        self.emit_output(at, text);
+        let mut pending = std::mem::take(&mut self.pending);
+        // One event per `merge_bytes` at most: a batch the loop fell behind on becomes several events, so
+        // no buffer downstream (redaction, JSON, snapshot) grows past one merge size (peak RSS). The
+        // redactor and the decoder stream, so where the batch is cut does not matter to them.
+        let step = self.cfg.merge_bytes.max(1);
+        let n = pending.len().div_ceil(step).max(1);
+        for i in 0..n {
+            let chunk = &pending[i * step..pending.len().min((i + 1) * step)];
+            let last = i + 1 == n;
+            redacted.clear();
+            self.out_redact.push_into(chunk, &mut redacted);
+            if end && last {
+                redacted.extend_from_slice(&self.out_redact.finish());
+            }
+            let text = self.out_utf8.decode(&redacted, &mut spill, end && last);
+            self.emit_output(at, text);
+        }
+        pending.clear();
+        self.pending = pending;
         self.text = spill;
         self.redacted = redacted;
     }
@@ -455,6 +466,29 @@ mod tests {
         let chunks = probe.chunks.lock().unwrap();
         let all: Vec<u8> = chunks.iter().flat_map(|c| c.1.clone()).collect();
         assert!(!String::from_utf8_lossy(&all).contains("tok_abcdef123456"));
+    }
+
+    #[test]
+    fn a_large_batch_is_recorded_as_events_of_at_most_one_merge_size_cut_anywhere() {
+        let d = tempfile::tempdir().unwrap();
+        let probe = Probe::default();
+        let mut p = pipeline(d.path(), &probe, false);
+        // 200 KB in one batch, with a secret and a 3-byte character straddling the 64 KiB cuts.
+        let mut data = vec![b'x'; 64 * 1024 - 5];
+        data.extend_from_slice(b"tok_abcdef123456 ");
+        data.resize(2 * 64 * 1024 - 1, b'y');
+        data.extend_from_slice("€".as_bytes());
+        data.resize(200_000, b'z');
+        data.extend_from_slice(b"\r\n");
+        p.output(&data, Instant::now());
+        p.finish(0);
+        let ev = events(d.path());
+        let out: Vec<&(f64, String, String)> = ev.iter().filter(|e| e.1 == "o").collect();
+        assert!(out.len() >= 3, "{} output events", out.len());
+        assert!(out.iter().all(|e| e.2.len() <= 64 * 1024 + 64), "an event holds at most one merge size");
+        let all: String = out.iter().map(|e| e.2.as_str()).collect();
+        let want = String::from_utf8(data).unwrap().replace("tok_abcdef123456", "[REDACTED:token]");
+        assert!(all == want, "the events put together are the redacted batch");
     }
 
     #[test]
