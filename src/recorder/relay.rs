@@ -74,6 +74,8 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
     let (tx, rx) = sync_channel::<Msg>(64);
     let queue = Arc::new(OutQueue::new(pipeline.merge_bytes()));
     let Io { stdin, stdout, stderr, signals, markers } = io;
+    // Caught before anything starts: a resize or Ctrl-C from now on is queued for the loop, never lost.
+    let watch = if signals { Some(tty::SignalWatch::register()?) } else { None };
     match mode {
         Mode::Pty { cols, rows } => {
             let pair = portable_pty::native_pty_system()
@@ -100,8 +102,13 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
                 spawn_stdin(stdin, tx.clone())?;
             }
             spawn_waitpid(pid, tx.clone())?;
-            if signals {
-                start_signals(tx.clone())?;
+            if let Some(w) = watch {
+                start_signals(w, tx.clone())?;
+                // The size given to the PTY was read before the handlers were in place: a resize in between
+                // sent no signal we saw, so compare once (a later one arrives as a signal).
+                if let Some((c, r)) = tty::size().filter(|now| *now != (cols, rows)) {
+                    let _ = tx.send(Msg::Signal(SignalEvent::Resize(c, r)));
+                }
             }
             drop(tx);
             let echo_on = || master.get_termios().is_none_or(|t| t.local_flags.bits() & libc::ECHO != 0);
@@ -175,8 +182,8 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
                 let code = child.wait().map(status_code).unwrap_or(1);
                 let _ = wtx.send(Msg::Exited(code));
             })?;
-            if signals {
-                start_signals(tx.clone())?;
+            if let Some(w) = watch {
+                start_signals(w, tx.clone())?;
             }
             drop(tx);
             Ok(event_loop(&rx, &queue, pid, pipeline, |_| {}))
@@ -267,8 +274,8 @@ fn event_loop(
     }
 }
 
-fn start_signals(tx: SyncSender<Msg>) -> anyhow::Result<()> {
-    tty::spawn_signal_thread(move |ev| tx.send(Msg::Signal(ev)).is_ok())
+fn start_signals(watch: tty::SignalWatch, tx: SyncSender<Msg>) -> anyhow::Result<()> {
+    watch.spawn(move |ev| tx.send(Msg::Signal(ev)).is_ok())
 }
 
 /// PTY output: shown on the caller's terminal as soon as it is read, then handed to the recorder.

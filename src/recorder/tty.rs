@@ -39,7 +39,7 @@ fn restore_saved() {
 
 /// Puts stdin's terminal in raw mode; dropping it (normal return, error, panic unwinding) restores the
 /// previous settings. Signals do not end the process while a guard is alive: they are forwarded to the child
-/// (see [`spawn_signal_thread`]), so the normal return path restores the terminal.
+/// (see [`SignalWatch`]), so the normal return path restores the terminal.
 pub struct RawGuard(());
 
 impl RawGuard {
@@ -89,26 +89,38 @@ pub enum SignalEvent {
     Forward { signal: i32, from_terminal: bool },
 }
 
-/// Starts a thread that turns SIGWINCH, SIGINT, SIGTERM, SIGHUP and SIGQUIT into [`SignalEvent`]s. While it
-/// runs, those signals no longer kill ddcoterm: they are the child's to act on.
-pub fn spawn_signal_thread(
-    mut deliver: impl FnMut(SignalEvent) -> bool + Send + 'static,
-) -> anyhow::Result<()> {
-    let mut signals = SignalsInfo::<WithOrigin>::new([SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
-    std::thread::Builder::new().name("ddcoterm-signals".into()).spawn(move || {
-        for origin in signals.forever() {
-            let ev = if origin.signal == SIGWINCH {
-                match size() {
-                    Some((c, r)) => SignalEvent::Resize(c, r),
-                    None => continue,
+/// SIGWINCH, SIGINT, SIGTERM, SIGHUP and SIGQUIT, caught from the moment it is registered: a terminal resized
+/// or a Ctrl-C sent while the session is still starting is queued, not lost (or fatal).
+pub struct SignalWatch(SignalsInfo<WithOrigin>);
+
+impl SignalWatch {
+    /// Installs the handlers. From here on those signals no longer kill ddcoterm: they are the child's.
+    pub fn register() -> anyhow::Result<SignalWatch> {
+        Ok(SignalWatch(SignalsInfo::<WithOrigin>::new([SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT])?))
+    }
+
+    /// Starts a thread that turns the caught signals (those queued since [`SignalWatch::register`] first)
+    /// into [`SignalEvent`]s, until `deliver` returns false.
+    pub fn spawn(self, mut deliver: impl FnMut(SignalEvent) -> bool + Send + 'static) -> anyhow::Result<()> {
+        let mut signals = self.0;
+        std::thread::Builder::new().name("ddcoterm-signals".into()).spawn(move || {
+            for origin in signals.forever() {
+                let ev = if origin.signal == SIGWINCH {
+                    match size() {
+                        Some((c, r)) => SignalEvent::Resize(c, r),
+                        None => continue,
+                    }
+                } else {
+                    SignalEvent::Forward {
+                        signal: origin.signal,
+                        from_terminal: origin.cause == Cause::Kernel,
+                    }
+                };
+                if !deliver(ev) {
+                    break;
                 }
-            } else {
-                SignalEvent::Forward { signal: origin.signal, from_terminal: origin.cause == Cause::Kernel }
-            };
-            if !deliver(ev) {
-                break;
             }
-        }
-    })?;
-    Ok(())
+        })?;
+        Ok(())
+    }
 }
