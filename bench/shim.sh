@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${DDCOTERM_BIN:-$PWD/target/release/ddcoterm}
+unset DDCOTERM_BIN # a DDCOTERM_* variable would reach the shim as a config key
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "hyperfine missing: make tools" >&2; exit 1; }
 work=$(mktemp -d)
