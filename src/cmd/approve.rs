@@ -10,7 +10,6 @@ use crate::dirs::{ENV_SESSION, ENV_SHIM_ACTIVE};
 use crate::error::{exit, Exit};
 use crate::model::{Action, ActionSet};
 use crate::policy::{Decision, DecisionSource, Invocation, PolicyEngine};
-use crate::shim::resolve;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
@@ -42,12 +41,10 @@ fn approve_command(loaded: &Loaded, cmd: Vec<String>, reason: Option<String>) ->
         eprintln!("ddcoterm: {m}");
     }
     // Resolve before asking anyone: an approval for a command that does not exist helps nobody.
-    let skip = [super::shim_cmd::user_dir(loaded), super::shim_cmd::system_dir(loaded)];
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
     let program = if name.contains('/') {
         std::path::PathBuf::from(&name)
     } else {
-        resolve::find_real(&name, &path_var, &skip, resolve::self_id())
+        super::shim_cmd::find_real(loaded, &name)
             .ok_or_else(|| Exit::new(exit::NOT_FOUND, format!("{name}: command not found on PATH")))?
     };
     let rule = match &decision.rule {
