@@ -47,8 +47,10 @@ PY
 log_bytes=$(stat -c %s "$log")
 seq_bytes=$(seq 1 5000000 | wc -c)
 
-# tool name -> command prefix; every tool runs with a PTY as its terminal (bench/ptydrain.py).
-declare -a tools=(ddcoterm script)
+# tool name -> command prefix; every tool runs with a PTY as its terminal (bench/ptydrain.py). `script` writes
+# its typescript to /dev/null (the issue's baseline); `script>file` writes it to a file, as ddcoterm writes its
+# recording, for a like-for-like reading.
+declare -a tools=(ddcoterm script script-file)
 asciinema_label=""
 if command -v asciinema >/dev/null; then
     v="$(asciinema --version 2>/dev/null | head -1)"
@@ -64,29 +66,38 @@ run_tool() { # tool workload-cmd -> "wall user sys maxrss_kb"
     case "$tool" in
         ddcoterm)  python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" "$bin" -- sh -c "$cmd" ;;
         script)    python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" script -q -c "$cmd" /dev/null ;;
+        script-file) python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" \
+                       script -q -c "$cmd" "$work/typescript" ;;
         asciinema) python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" \
                        asciinema rec -q --overwrite -c "$cmd" "$work/asciinema.cast" ;;
     esac >/dev/null 2>&1
     tail -1 "$out"
 }
 
-printf '%-22s %-24s %9s %9s %9s %10s %9s %9s\n' workload tool wall_s cpu_s MB/s peak_rss thr/scr cpu/scr
+printf '%-22s %-24s %9s %9s %9s %10s %9s %9s %9s\n' workload tool wall_s cpu_s MB/s peak_rss thr/scr cpu/scr \
+    thr/scr~
 for workload in log seq; do
     case "$workload" in
         log) cmd="cat $log"; bytes=$log_bytes; label="log ${size_mb}MB" ;;
         seq) cmd="seq 1 5000000"; bytes=$seq_bytes; label="seq 1 5000000" ;;
     esac
-    declare -A wall=() cpu=() rss=()
-    # Tools take turns in each round (so they see the same background load); each keeps its fastest round.
+    declare -A wall=() cpu=() rss=() round=() ratios=()
+    # Tools take turns in each round (so they see the same background load); each keeps its fastest round,
+    # and thr/scr~ is the median over rounds of script's wall time / the tool's in the same round (a slow
+    # spell of the machine then weighs on both sides of the ratio).
     for _ in $(seq 1 "$runs"); do
         for tool in "${tools[@]}"; do
             read -r w u s m < <(run_tool "$tool" "$cmd")
             c=$(echo "$u + $s" | bc -l)
+            round[$tool]=$w
             if [ -z "${wall[$tool]:-}" ] || [ "$(echo "$w < ${wall[$tool]}" | bc -l)" = 1 ]; then
                 wall[$tool]=$w; cpu[$tool]=$c; rss[$tool]=$m
             fi
             # Every run starts from the same state: no recordings, an empty spool.
-            rm -rf "$DDCOTERM_HOME/recordings" "$DDCOTERM_HOME/spool" "$work/asciinema.cast"
+            rm -rf "$DDCOTERM_HOME/recordings" "$DDCOTERM_HOME/spool" "$work/asciinema.cast" "$work/typescript"
+        done
+        for tool in "${tools[@]}"; do
+            ratios[$tool]="${ratios[$tool]:-} $(echo "${round[script]} / ${round[$tool]}" | bc -l)"
         done
     done
     for tool in "${tools[@]}"; do
@@ -94,9 +105,11 @@ for workload in log seq; do
         mbs=$(echo "$bytes / 1048576 / ${wall[$tool]}" | bc -l)
         thr=$(echo "${wall[script]} / ${wall[$tool]}" | bc -l)
         cr=$(echo "${cpu[$tool]} / ${cpu[script]}" | bc -l)
-        printf '%-22s %-24s %9.2f %9.2f %9.1f %8.1fMiB %8.2fx %8.2fx\n' "$label" "$name" "${wall[$tool]}" \
-            "${cpu[$tool]}" "$mbs" "$(echo "${rss[$tool]} / 1024" | bc -l)" "$thr" "$cr"
+        med=$(printf '%s\n' ${ratios[$tool]} | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
+        printf '%-22s %-24s %9.2f %9.2f %9.1f %8.1fMiB %8.2fx %8.2fx %8.2fx\n' "$label" "$name" "${wall[$tool]}" \
+            "${cpu[$tool]}" "$mbs" "$(echo "${rss[$tool]} / 1024" | bc -l)" "$thr" "$cr" "$med"
     done
-    unset wall cpu rss
+    unset wall cpu rss round ratios
 done
 echo "targets: ddcoterm thr/scr >= 0.95x, cpu/scr <= 1.30x, peak_rss <= 10 MiB (CPU and RSS include the workload command)"
+echo "thr/scr~: median of same-round ratios; script-file: script(1) writing its typescript to a file"
