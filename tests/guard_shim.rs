@@ -359,3 +359,24 @@ fn unknown_action_flag_is_a_usage_error_and_runs_nothing() {
     assert!(text(&out.stderr).contains("--actions: unknown action `recrod`"), "{}", text(&out.stderr));
     assert!(text(&out.stdout).is_empty());
 }
+
+/// The binary brings its own C `main`, so a test build of it would run the CLI instead of a test harness:
+/// `cargo test` recorded an interactive shell into the caller's home. It must stay out of the test targets.
+#[test]
+fn the_binary_is_not_built_as_a_test_harness() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--offline", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bin = meta["packages"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"][0] == "bin" && t["name"] == "ddcoterm")
+        .expect("the ddcoterm binary target")
+        .clone();
+    assert_eq!(bin["test"], false, "Cargo.toml [[bin]] needs `test = false`: {bin}");
+}
