@@ -48,7 +48,7 @@ log_bytes=$(stat -c %s "$log")
 seq_bytes=$(seq 1 5000000 | wc -c)
 
 # tool name -> command prefix; every tool runs with a PTY as its terminal (bench/ptydrain.py). `script` writes
-# its typescript to /dev/null (the issue's baseline); `script>file` writes it to a file, as ddcoterm writes its
+# its typescript to /dev/null (the issue's baseline); `script-file` writes it to a file, as ddcoterm writes its
 # recording, for a like-for-like reading.
 declare -a tools=(ddcoterm script script-file)
 asciinema_label=""

@@ -376,7 +376,6 @@ fn the_binary_is_not_built_as_a_test_harness() {
         .unwrap()
         .iter()
         .find(|t| t["kind"][0] == "bin" && t["name"] == "ddcoterm")
-        .expect("the ddcoterm binary target")
-        .clone();
+        .expect("the ddcoterm binary target");
     assert_eq!(bin["test"], false, "Cargo.toml [[bin]] needs `test = false`: {bin}");
 }
