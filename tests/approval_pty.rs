@@ -10,7 +10,7 @@ const APPROVER: &str = "00000000-0000-0000-0000-0000000000b0";
 
 fn home(host: &str) -> Home {
     let h = Home::new();
-    std::fs::write(h.system().join("config.yaml"), "process_config:\n  default_actions: []\n").unwrap();
+    h.system_config("process_config:\n  default_actions: []\n");
     h.config(host, API_KEY, "approval:\n  poll_interval: 50ms\n  offer_incidents: true\n");
     let bin = h.tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

@@ -334,7 +334,7 @@ async fn a_failed_pull_is_reported_to_datadog_as_an_error_event() {
     let cfg = f.system.join("config.yaml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str(&format!(
-        "connection_config:\n  host: {}\n  api_key: 0123456789abcdef0123456789abcdef\n",
+        "connection_config:\n  host: {}\n  allow_loopback: true\n  api_key: 0123456789abcdef0123456789abcdef\n",
         server.uri()
     ));
     std::fs::write(&cfg, text).unwrap();

@@ -102,6 +102,13 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
     std::os::unix::fs::chown(home.path(), Some(UID), Some(UID))
         .expect("chown the mounted home (run as root)");
 
+    // The organisation layer allows the loopback fake (only an organisation layer can).
+    let org = tempfile::tempdir().unwrap();
+    let org_config = org.path().join("config.yaml");
+    std::fs::write(&org_config, "connection_config:\n  allow_loopback: true\n").unwrap();
+    std::fs::set_permissions(org.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&org_config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+
     let container = GenericImage::new(IMAGE.0, IMAGE.1)
         .with_wait_for(WaitFor::Exit(ExitWaitStrategy::new()))
         .with_cmd(["--", "sh", "-c", "echo hi"])
@@ -110,6 +117,7 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
         .with_env_var("DDCOTERM_CONNECTION_CONFIG__HOST", format!("http://127.0.0.1:{port}"))
         .with_env_var("DDCOTERM_CONNECTION_CONFIG__PORT", port.to_string())
         .with_mount(Mount::bind_mount(home.path().to_string_lossy(), "/home/coterm/.ddcoterm"))
+        .with_mount(Mount::bind_mount(org_config.to_string_lossy(), "/etc/ddcoterm/config.yaml"))
         .with_label("ddcoterm.test", "fleet_image")
         .start()
         .await

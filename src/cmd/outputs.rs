@@ -68,7 +68,7 @@ impl DatadogDeliver {
     /// From `connection_config`; fails on a bad host or a missing API key (nothing could be sent).
     pub fn from_loaded(loaded: &Loaded, opts: ClientOptions) -> anyhow::Result<DatadogDeliver> {
         let conn = loaded.settings.connection_config.clone();
-        crate::datadog::Site::resolve(&conn.host, conn.port)?;
+        crate::datadog::Site::for_connection(&conn)?;
         if conn.api_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
             anyhow::bail!(crate::error::Exit::new(
                 crate::error::exit::CONFIG,

@@ -9,13 +9,15 @@
 //! 7. flags (`--set key=value`)
 //!
 //! figment merges values (later wins). On top: the policy floor ([`PolicySet::compose`]) for lints, rules and
-//! default actions; `locked:` keys of the system layer are restored from layers 1-4 with a warning; `teams`,
-//! `locked`, `bundles.trusted_keys` and `ssh` are honoured from the system layer only.
+//! default actions; `locked:` keys of the system layer are restored from layers 1-4 with a warning; safety
+//! keys ([`super::safety`]) may be tightened by layers 5-7, never loosened; `teams`, `locked`,
+//! `bundles.trusted_keys` and `ssh` are honoured from the system layer only.
 
 use super::bundle_layer::{self, BundleFile};
 use super::file_layer::{self, LayerFile, Trust};
 use super::lines::Lines;
 use super::policy_set::{PolicyLayer, PolicySet};
+use super::safety;
 use super::settings::{ProcessConfig, Settings};
 use crate::dirs::Dirs;
 use crate::error::ConfigError;
@@ -101,8 +103,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     if dirs.system_override_refused {
         warnings.push(format!(
-            "DDCOTERM_SYSTEM_DIR is ignored: {} exists and only root may move the organisation layers",
-            dirs.system_config().display()
+            "DDCOTERM_SYSTEM_DIR is ignored: {} holds organisation layers and only root may move them",
+            dirs.system.display()
         ));
     }
     let mut infos = Vec::new();
@@ -151,6 +153,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 
     // The env/flag layer's policy joins the policy floor below as the lowest-trust layer.
     let env_policy = if has_top { top.extract_inner::<ProcessConfig>("process_config").ok() } else { None };
+    let user_layers = files.len() > org_files || has_top;
     let mut settings = if files.len() <= 1 && !has_top {
         // One layer over the defaults: each file was already deserialized on its own with every missing key
         // defaulted, which is exactly what merging it over the defaults gives (and no lower layer can hold a
@@ -180,6 +183,16 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         }
         settings
     };
+    if user_layers {
+        // Safety keys: the user's layers may tighten them, never loosen them (config/safety.rs).
+        let floor = match &files[..org_files] {
+            [] => Settings::default(),
+            [(_, only)] => only.settings.clone(),
+            many => org_floor(many)?,
+        };
+        let org = safety::OrgValues { files: files[..org_files].iter().map(|(_, f)| &*f.value).collect() };
+        safety::enforce(&floor, &org, &mut settings, &mut warnings);
+    }
     // System-only keys.
     for (key, differs) in [
         ("teams", settings.teams != sys_settings.teams),
@@ -323,6 +336,15 @@ fn merge_layers(
     std::mem::forget(full);
     std::mem::forget(org);
     Ok((settings, relocked))
+}
+
+/// The defaults merged with the organisation's files alone: the floor that safety keys are held to.
+fn org_floor(org_files: &[(&str, &LayerFile)]) -> Result<Settings, ConfigError> {
+    let mut org = Figment::from(Serialized::defaults(Settings::default()));
+    for (_, f) in org_files {
+        org = org.merge(Serialized::defaults(&*f.value));
+    }
+    org.extract().map_err(figment_error)
 }
 
 fn policy_layer(layer: &str, source: String, pc: &ProcessConfig, lines: Option<&Arc<Lines>>) -> PolicyLayer {

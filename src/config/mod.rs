@@ -7,7 +7,9 @@ pub mod file_layer;
 pub mod lines;
 pub mod load;
 pub mod policy_set;
+pub mod safety;
 pub mod settings;
+pub mod trust;
 
 pub use load::{load, LayerInfo, LoadOptions, Loaded};
 pub use policy_set::{PolicySet, SnippetKind, SnippetRef, SourcedLint, SourcedRule};

@@ -45,11 +45,20 @@ pub struct ConnectionConfig {
     pub port: u16,
     pub api_key: Option<String>,
     pub app_key: Option<String>,
+    /// Allow a loopback host (`http://127.0.0.1:PORT`, `localhost`). Off by default: a server of the user's own
+    /// on loopback could answer approval polls. Only the organisation layers can turn it on.
+    pub allow_loopback: bool,
 }
 
 impl Default for ConnectionConfig {
     fn default() -> Self {
-        ConnectionConfig { host: "https://app.datadoghq.com".into(), port: 443, api_key: None, app_key: None }
+        ConnectionConfig {
+            host: "https://app.datadoghq.com".into(),
+            port: 443,
+            api_key: None,
+            app_key: None,
+            allow_loopback: false,
+        }
     }
 }
 
@@ -156,6 +165,10 @@ pub struct ApprovalSettings {
     pub grant_ttl: String,
     pub poll_interval: String,
     pub offer_incidents: bool,
+    /// With an organisation-held application key (a service account), the requester's Datadog handle:
+    /// `{user}` is replaced by the unix login name (`{user}@example.com`). An approval by that handle, or by
+    /// the key's own account, is refused. Unset: the requester is the key's user (`GET /api/v2/current_user`).
+    pub requester_handle: Option<String>,
 }
 
 impl Default for ApprovalSettings {
@@ -166,6 +179,7 @@ impl Default for ApprovalSettings {
             grant_ttl: "0s".into(),
             poll_interval: "2s".into(),
             offer_incidents: false,
+            requester_handle: None,
         }
     }
 }

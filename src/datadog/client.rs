@@ -120,7 +120,7 @@ impl Client {
 
     /// From `connection_config` (env fallbacks are already merged by the config loader).
     pub fn from_settings(conn: &ConnectionConfig, opts: ClientOptions) -> Result<Client, ClientSetupError> {
-        let site = Site::resolve(&conn.host, conn.port)?;
+        let site = Site::for_connection(conn)?;
         let key = |k: &Option<String>| k.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(Secret::new);
         Ok(Client::new(site, key(&conn.api_key), key(&conn.app_key), opts)?)
     }

@@ -34,6 +34,8 @@ pub struct Site {
     pub event_intake: String,
     /// True when every API is served by the one configured server (loopback fake, self-hosted server).
     pub single_server: bool,
+    /// True for `localhost` and loopback addresses: refused unless `connection_config.allow_loopback`.
+    pub loopback: bool,
 }
 
 /// Why a host cannot be used.
@@ -43,6 +45,8 @@ pub enum SiteError {
     Empty,
     #[error("connection_config.host `{host}`: {msg}")]
     Invalid { host: String, msg: String },
+    #[error("connection_config.host `{host}` is a loopback address, where any local user could run a server that answers for Datadog (approvals included); refused unless the organisation sets connection_config.allow_loopback: true in its system layer")]
+    Loopback { host: String },
 }
 
 impl Site {
@@ -101,6 +105,7 @@ impl Site {
                 logs: format!("https://http-intake.logs.{bare}{port_suffix}"),
                 event_intake: format!("https://event-management-intake.{bare}{port_suffix}"),
                 single_server: false,
+                loopback: false,
             });
         }
         if name.contains("datadoghq") || name.contains("ddog-gov") {
@@ -113,7 +118,17 @@ impl Site {
             logs: base.clone(),
             event_intake: base,
             single_server: true,
+            loopback,
         })
+    }
+
+    /// [`Site::resolve`] for the configured connection: a loopback host only with `allow_loopback`.
+    pub fn for_connection(conn: &crate::config::settings::ConnectionConfig) -> Result<Site, SiteError> {
+        let site = Site::resolve(&conn.host, conn.port)?;
+        if site.loopback && !conn.allow_loopback {
+            return Err(SiteError::Loopback { host: conn.host.clone() });
+        }
+        Ok(site)
     }
 
     /// The base URL for `api`.

@@ -28,7 +28,9 @@ impl World {
             std::fs::create_dir_all(root.path().join(d)).unwrap();
         }
         std::fs::set_permissions(root.path().join("etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        World { root }
+        let w = World { root };
+        w.system_config("");
+        w
     }
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.path().join(rel)
@@ -46,8 +48,16 @@ impl World {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
     }
+    /// The organisation's config: `text` plus `connection_config.allow_loopback: true`, which only the
+    /// organisation can set and which the Datadog fake on 127.0.0.1 needs.
     pub fn system_config(&self, text: &str) -> &Self {
-        self.write("etc/config.yaml", text, 0o644);
+        let loopback = "connection_config:\n  allow_loopback: true\n";
+        let text = if text.contains("connection_config:") {
+            text.replacen("connection_config:\n", loopback, 1)
+        } else {
+            format!("{loopback}{text}")
+        };
+        self.write("etc/config.yaml", &text, 0o644);
         self
     }
     pub fn user_config(&self, text: &str) -> &Self {

@@ -107,6 +107,8 @@ pub struct Case {
     pub project_id: String,
     pub created_by: String,
     pub modified_by: String,
+    /// RFC 3339; set when the case is created and whenever its status changes.
+    pub modified_at: String,
     pub comments: Vec<String>,
     pub incidents: Vec<String>,
 }
@@ -204,6 +206,7 @@ impl Fake {
         let c = s.cases.iter_mut().find(|c| c.id == id_or_key || c.key == id_or_key).expect("case exists");
         c.status = status.into();
         c.modified_by = by_user.into();
+        c.modified_at = now_rfc3339();
     }
     /// Adds an active incident (`incidents/search` returns it).
     pub fn add_incident(&self, title: &str) -> String {
@@ -247,6 +250,10 @@ fn ok(status: u16, v: Value, ct: &str) -> ResponseTemplate {
         .insert_header("X-RateLimit-Reset", "60")
 }
 
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
 fn case_json(c: &Case) -> Value {
     json!({
         "data": {
@@ -260,7 +267,7 @@ fn case_json(c: &Case) -> Value {
                 "priority": "NOT_DEFINED",
                 "type": "STANDARD",
                 "created_at": "2026-11-25T18:00:00.000Z",
-                "modified_at": "2026-11-25T18:00:00.000Z",
+                "modified_at": c.modified_at,
             },
             "relationships": {
                 "created_by": { "data": { "id": c.created_by, "type": "user" } },
@@ -328,6 +335,7 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
     }
     let needs_app = r.path.starts_with("/api/v2/cases")
         || r.path.starts_with("/api/v2/incidents")
+        || r.path.starts_with("/api/v2/users/")
         || r.path == "/api/v2/current_user";
     if needs_app && r.header("dd-application-key") != Some(APP_KEY) {
         return (403, err(403, "Forbidden"));
@@ -336,6 +344,22 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
     let segs: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
     let json_body = || serde_json::from_slice::<Value>(&body).ok();
     match (r.method.as_str(), segs.as_slice()) {
+        ("GET", ["api", "v2", "users", id]) => {
+            let handle = if *id == CURRENT_USER_ID {
+                "requester@example.com".to_string()
+            } else {
+                format!("{id}@example.com")
+            };
+            (
+                200,
+                ok(
+                    200,
+                    json!({ "data": { "type": "users", "id": id, "attributes": {
+                        "handle": handle, "email": handle, "name": id, "status": "Active" } } }),
+                    JSONAPI,
+                ),
+            )
+        }
         ("GET", ["api", "v1", "validate"]) => (200, ok(200, json!({ "valid": true }), JSON)),
         ("GET", ["api", "v2", "current_user"]) => (
             200,
@@ -428,6 +452,7 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
                 project_id: project,
                 created_by: CURRENT_USER_ID.into(),
                 modified_by: CURRENT_USER_ID.into(),
+                modified_at: now_rfc3339(),
                 comments: Vec::new(),
                 incidents: Vec::new(),
             };
@@ -448,6 +473,7 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
                         Some("OPEN" | "IN_PROGRESS" | "CLOSED") => {
                             c.status = s.unwrap_or_default();
                             c.modified_by = CURRENT_USER_ID.into();
+                            c.modified_at = now_rfc3339();
                             (200, ok(200, case_json(c), JSONAPI))
                         }
                         _ => (
@@ -517,7 +543,21 @@ impl Home {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("home")).unwrap();
         std::fs::create_dir_all(tmp.path().join("system")).unwrap();
-        Home { tmp }
+        let h = Home { tmp };
+        h.system_config("");
+        h
+    }
+    /// Writes the organisation's `config.yaml`: `text` plus `connection_config.allow_loopback: true`, which
+    /// only the organisation can set and which the fake on 127.0.0.1 needs.
+    pub fn system_config(&self, text: &str) -> &Home {
+        let loopback = "connection_config:\n  allow_loopback: true\n";
+        let text = if text.contains("connection_config:") {
+            text.replacen("connection_config:\n", loopback, 1)
+        } else {
+            format!("{loopback}{text}")
+        };
+        std::fs::write(self.system().join("config.yaml"), text).unwrap();
+        self
     }
     pub fn home(&self) -> std::path::PathBuf {
         self.tmp.path().join("home")
