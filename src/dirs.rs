@@ -21,8 +21,9 @@ pub struct Dirs {
     pub system: PathBuf,
     /// `~/.ddcoterm` unless relocated.
     pub home: PathBuf,
-    /// Set when `DDCOTERM_SYSTEM_DIR` was ignored because a real system config exists and the caller is not
-    /// root: otherwise any user could point the organisation layers at an empty directory.
+    /// Set when `DDCOTERM_SYSTEM_DIR` was ignored because real organisation layers exist (a system config,
+    /// bundles or team files) and the caller is not root: otherwise any user could point the organisation
+    /// layers at an empty directory.
     pub system_override_refused: bool,
 }
 
@@ -33,7 +34,7 @@ impl Dirs {
         let requested = std::env::var_os(ENV_SYSTEM_DIR).filter(|v| !v.is_empty()).map(PathBuf::from);
         let refuse = requested.as_ref().is_some_and(|r| *r != default_system)
             && !nix::unistd::geteuid().is_root()
-            && default_system.join("config.yaml").exists();
+            && holds_org_layers(&default_system);
         let system = match requested {
             Some(r) if !refuse => r,
             _ => default_system,
@@ -71,6 +72,12 @@ impl Dirs {
     pub fn spool(&self) -> PathBuf {
         self.home.join("spool")
     }
+}
+
+/// True when `dir` holds any organisation layer: a `config.yaml`, or a file in `bundles/` or `teams/`.
+fn holds_org_layers(dir: &std::path::Path) -> bool {
+    let non_empty = |d: PathBuf| std::fs::read_dir(d).is_ok_and(|mut rd| rd.next().is_some());
+    dir.join("config.yaml").exists() || non_empty(dir.join("bundles")) || non_empty(dir.join("teams"))
 }
 
 /// The user's home directory: `$HOME`, else the passwd entry, else `/`.

@@ -29,8 +29,8 @@ pub enum ConfigError {
     Invalid { path: PathBuf, line: Option<usize>, column: Option<usize>, msg: String },
     #[error("{source_name}: key `{key}`: {msg}")]
     Env { source_name: String, key: String, msg: String },
-    #[error("{path}: refusing a {what} that is writable by group or others (mode {mode:o}); run `chmod go-w {path}`", path = path.display())]
-    Insecure { path: PathBuf, what: &'static str, mode: u32 },
+    #[error("{path}: refusing a {what} that may not speak for the organisation: {reason}", path = path.display())]
+    Untrusted { path: PathBuf, what: &'static str, reason: String },
     #[error("{path}: {msg}", path = path.display())]
     Io { path: PathBuf, msg: String },
     #[error("policy: {0}")]

@@ -4,7 +4,7 @@
 //! install) builds on these primitives. A bundle whose installed copy no longer verifies falls back to the
 //! last good copy that `bundle pull` keeps in `<bundles>/.last-good/`; with none, loading fails closed.
 
-use super::file_layer::{check_not_writable_by_others, yaml_error};
+use super::file_layer::yaml_error;
 use super::settings::ProcessConfig;
 use crate::error::ConfigError;
 use base64::Engine as _;
@@ -153,12 +153,7 @@ pub fn parse_verified(
 /// Reads `path` and its `.sig` (if any) and verifies them; permission problems are errors.
 pub fn read_verified(path: &Path, keys: &[VerifyingKey]) -> Result<BundleFile, ConfigError> {
     let io = |e: std::io::Error| ConfigError::Io { path: path.into(), msg: e.to_string() };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    check_not_writable_by_others(
-        path,
-        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()),
-        "bundle",
-    )?;
+    super::trust::check_org(path, "bundle")?;
     let data = std::fs::read(path).map_err(io)?;
     let sig = match std::fs::read_to_string(sig_path(path)) {
         Ok(s) => Some(s),
@@ -170,9 +165,7 @@ pub fn read_verified(path: &Path, keys: &[VerifyingKey]) -> Result<BundleFile, C
 
 /// Checks that a directory holding org policy cannot be rewritten by group or others.
 fn check_dir(dir: &Path, what: &'static str) -> Result<(), ConfigError> {
-    let meta =
-        std::fs::metadata(dir).map_err(|e| ConfigError::Io { path: dir.into(), msg: e.to_string() })?;
-    check_not_writable_by_others(dir, std::os::unix::fs::PermissionsExt::mode(&meta.permissions()), what)
+    super::trust::check_org(dir, what)
 }
 
 /// Loads one installed bundle; when it fails verification, the last good copy (verified again) stands in,
@@ -180,7 +173,7 @@ fn check_dir(dir: &Path, what: &'static str) -> Result<(), ConfigError> {
 pub fn load_one(path: &Path, keys: &[VerifyingKey]) -> Result<BundleFile, ConfigError> {
     match read_verified(path, keys) {
         Ok(b) => Ok(b),
-        Err(e @ (ConfigError::Insecure { .. } | ConfigError::Io { .. })) => Err(e),
+        Err(e @ (ConfigError::Untrusted { .. } | ConfigError::Io { .. })) => Err(e),
         Err(e) => {
             let good = last_good_path(path);
             if !good.exists() {
@@ -340,7 +333,7 @@ mod tests {
         put(&f, &p, &doc(1), true);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
         let e = load_dir(&f.dir, &f.trusted).unwrap_err();
-        assert!(matches!(e, ConfigError::Insecure { .. }), "{e}");
+        assert!(matches!(e, ConfigError::Untrusted { .. }), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::set_permissions(&f.dir, std::fs::Permissions::from_mode(0o775)).unwrap();
         let e = load_dir(&f.dir, &f.trusted).unwrap_err().to_string();

@@ -22,7 +22,8 @@ pub struct LayerFile {
 /// Which permission rule a file is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trust {
-    /// Organisation policy: refused when group- or world-writable.
+    /// Organisation policy: refused unless it and its directories are owned by root (or us) and writable by
+    /// nobody else ([`super::trust`]).
     Org,
     /// The user's own file: warn when others can read secrets in it.
     User,
@@ -40,7 +41,7 @@ pub fn read(path: &Path, trust: Trust, warnings: &mut Vec<String>) -> Result<Opt
         .map_err(|e| ConfigError::Io { path: path.into(), msg: format!("cannot read: {e}") })?;
     let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
     if trust == Trust::Org {
-        check_not_writable_by_others(path, mode, "policy file")?;
+        super::trust::check_org(path, "policy file")?;
     }
     let layer = parse(path, &text)?;
     if trust == Trust::User
@@ -56,14 +57,6 @@ pub fn read(path: &Path, trust: Trust, warnings: &mut Vec<String>) -> Result<Opt
         ));
     }
     Ok(Some(layer))
-}
-
-/// Refuses org policy that someone other than its owner could rewrite.
-pub fn check_not_writable_by_others(path: &Path, mode: u32, what: &'static str) -> Result<(), ConfigError> {
-    if mode & 0o022 != 0 {
-        return Err(ConfigError::Insecure { path: path.into(), what, mode: mode & 0o7777 });
-    }
-    Ok(())
 }
 
 /// Parses YAML text as a layer; errors carry file, line, column and the key path.

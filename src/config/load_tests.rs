@@ -229,7 +229,7 @@ fn writable_system_config_is_refused() {
         write(&d.system_config(), "enable_telemetry: false\n");
         std::fs::set_permissions(d.system_config(), std::fs::Permissions::from_mode(0o666)).unwrap();
         let e = load(&opts(jail, &[])).unwrap_err().to_string();
-        assert!(e.contains("writable by group or others"), "{e}");
+        assert!(e.contains("writable by everyone") && e.contains("chmod go-w"), "{e}");
         Ok(())
     });
 }
