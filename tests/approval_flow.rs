@@ -15,7 +15,7 @@ const APPROVER: &str = "00000000-0000-0000-0000-0000000000b0";
 /// A home whose policy runs commands without recording (so an approved command is exec'd), with fast polls.
 fn home(host: &str, approval: &str) -> Home {
     let h = Home::new();
-    std::fs::write(h.system().join("config.yaml"), "process_config:\n  default_actions: []\n").unwrap();
+    h.system_config("process_config:\n  default_actions: []\n");
     h.config(host, API_KEY, &format!("approval:\n  poll_interval: 50ms\n{approval}"));
     let bin = h.tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -266,7 +266,8 @@ fn api_key_only_config_is_a_clear_error_naming_the_rule() {
 #[test]
 fn grant_is_reused_for_the_identical_invocation_within_its_ttl_only() {
     let fake = Fake::start();
-    let h = home(&fake.uri(), "  grant_ttl: 10m\n");
+    let h = home(&fake.uri(), "");
+    h.system_config("process_config:\n  default_actions: []\napproval:\n  grant_ttl: 10m\n");
     let child = spawn(&h, &["scale", "web"]);
     let case = wait_case(&fake, 1);
     fake.set_case_status(&case.key, "APPROVED", APPROVER);
@@ -277,6 +278,13 @@ fn grant_is_reused_for_the_identical_invocation_within_its_ttl_only() {
     let d = finish(spawn(&h, &["scale", "web"]));
     assert_eq!(d.code, Some(0), "{}", d.stderr);
     assert!(d.stderr.contains(&format!("reusing approval {}", case.key)), "{}", d.stderr);
+    assert!(d.stderr.contains("confirmed with Datadog"), "{}", d.stderr);
+    assert!(
+        paths(&fake).iter().filter(|p| p.starts_with(&format!("GET /api/v2/cases/{} ", case.id))).count()
+            >= 2,
+        "the reuse asked Datadog about the case again: {:?}",
+        paths(&fake)
+    );
     assert_eq!(fake.cases().len(), 1, "no new case for the identical invocation");
 
     let child = spawn(&h, &["scale", "web", "--replicas=0"]);
@@ -304,9 +312,13 @@ fn single_use_by_default() {
 fn session_approval_inside_a_recorded_session_reports_and_links_the_session() {
     let fake = Fake::start();
     let h = home(&fake.uri(), "");
+    // A real recording around `ddcoterm approve`: the approval joins that session.
     let mut c = h.cmd();
-    c.args(["approve", "--reason", "quarterly failover drill"])
-        .env("DDCOTERM_SESSION", "0193-session-id")
+    let bin = c.get_program().to_owned();
+    c.args(["--actions", "record", "--"])
+        .arg(bin)
+        .args(["approve", "--reason", "quarterly failover drill"])
+        .env_remove("DDCOTERM_SESSION")
         .env_remove("COTERM_BREAK_GLASS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -315,9 +327,124 @@ fn session_approval_inside_a_recorded_session_reports_and_links_the_session() {
     let case = wait_case(&fake, 1);
     assert!(case.description.contains("a whole terminal session"), "{}", case.description);
     assert!(case.description.contains("quarterly failover drill"), "{}", case.description);
-    assert!(case.description.contains("/terminal-streams/0193-session-id"), "{}", case.description);
+    let cast = std::fs::read_dir(h.home().join("recordings"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".cast"))
+        .expect("the outer session is recording");
+    let id = cast.trim_end_matches(".cast");
+    assert!(case.description.contains(&format!("/terminal-streams/{id}\n")), "{}", case.description);
     fake.set_case_status(&case.key, "APPROVED", APPROVER);
     let d = finish(child);
     assert_eq!(d.code, Some(0), "{}", d.stderr);
     assert!(d.stderr.contains("this session is approved") && d.stderr.contains(&case.key), "{}", d.stderr);
+}
+
+/// A home whose organisation layer holds `system` (besides running commands unrecorded).
+fn org_home(host: &str, system: &str) -> Home {
+    let h = home(host, "");
+    h.system_config(&format!("process_config:\n  default_actions: []\n{system}"));
+    h
+}
+
+#[test]
+fn a_forged_grant_file_and_a_raised_user_grant_ttl_do_not_skip_approval() {
+    let fake = Fake::start();
+    // A real grant (the organisation allows reuse for 10 minutes), to copy its binding.
+    let org = org_home(&fake.uri(), "approval:\n  grant_ttl: 10m\n");
+    let child = spawn(&org, &["delete", "ns", "prod"]);
+    let case = wait_case(&fake, 1);
+    fake.set_case_status(&case.key, "APPROVED", APPROVER);
+    assert_eq!(finish(child).code, Some(0));
+    let real: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(org.home().join("approvals.json")).unwrap()).unwrap();
+    let binding = real["grants"][0]["binding"].as_str().unwrap().to_string();
+
+    // The attack (issue 16): the organisation keeps grants single-use; the user raises grant_ttl in their own
+    // file, writes a grant for that exact binding by hand, and has no API key at all.
+    let h = home(&fake.uri(), "");
+    std::fs::write(
+        h.home().join("config.yaml"),
+        format!("connection_config:\n  host: {}\napproval:\n  grant_ttl: 3650d\n", fake.uri()),
+    )
+    .unwrap();
+    let forged = serde_json::json!({ "grants": [{ "binding": binding, "case_key": "COTERM-999",
+        "approver": "nobody", "granted_at": 0, "expires_at": u64::MAX / 2 }] });
+    std::fs::write(h.home().join("approvals.json"), forged.to_string()).unwrap();
+    let d = finish(spawn(&h, &["delete", "ns", "prod"]));
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(!d.stdout.contains("RAN"), "{}", d.stdout);
+    assert!(!d.stderr.contains("reusing approval"), "{}", d.stderr);
+    assert!(d.stderr.contains("`approval.grant_ttl`") && d.stderr.contains("looser"), "{}", d.stderr);
+    assert!(d.stderr.contains("DD_API_KEY"), "asks for a real approval, which needs keys: {}", d.stderr);
+
+    // With reuse allowed by the organisation, a grant file pointing at a case that Datadog does not hold for
+    // this command (here: a case the requester approved themselves) is not honoured: a new case is filed.
+    let h = org_home(&fake.uri(), "approval:\n  grant_ttl: 10m\n");
+    fake.set_case_status(&case.key, "APPROVED", CURRENT_USER_ID);
+    let forged = serde_json::json!({ "grants": [{ "binding": binding, "case_id": case.id, "case_key": case.key,
+        "approver": "bob", "granted_at": 0, "expires_at": u64::MAX / 2 }] });
+    std::fs::write(h.home().join("approvals.json"), forged.to_string()).unwrap();
+    let child = spawn(&h, &["delete", "ns", "prod"]);
+    let second = wait_case(&fake, 2);
+    fake.set_case_status(&second.key, "DECLINED", APPROVER);
+    let d = finish(child);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(
+        d.stderr.contains("not reusing saved approval") && d.stderr.contains("approved by the requester"),
+        "{}",
+        d.stderr
+    );
+}
+
+#[test]
+fn a_fake_approval_server_named_by_the_user_is_never_asked() {
+    let real = Fake::start();
+    let evil = Fake::start();
+    // The organisation pins the connection: the user's host is ignored, with a warning.
+    let h = home(&evil.uri(), "");
+    h.system_config(&format!(
+        "connection_config:\n  host: {}\n  api_key: {API_KEY}\n  app_key: {}\nprocess_config:\n  default_actions: []\n",
+        real.uri(),
+        support::APP_KEY
+    ));
+    let child = spawn(&h, &["scale"]);
+    let case = wait_case(&real, 1);
+    real.set_case_status(&case.key, "DECLINED", APPROVER);
+    let d = finish(child);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(d.stderr.contains("`connection_config.host`"), "{}", d.stderr);
+    assert!(paths(&evil).is_empty(), "the user's server was asked: {:?}", paths(&evil));
+
+    // The organisation pins nothing and does not allow loopback: a loopback server is refused before any call.
+    std::fs::write(h.system().join("config.yaml"), "process_config:\n  default_actions: []\n").unwrap();
+    let d = finish(spawn(&h, &["scale"]));
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(d.stderr.contains("loopback") && d.stderr.contains("allow_loopback"), "{}", d.stderr);
+    assert!(paths(&evil).is_empty(), "the user's server was asked: {:?}", paths(&evil));
+    assert!(!d.stdout.contains("RAN"));
+}
+
+#[test]
+fn with_an_org_held_key_the_requesters_own_handle_cannot_approve() {
+    let fake = Fake::start();
+    let h = home(&fake.uri(), "");
+    h.system_config(&format!(
+        "connection_config:\n  host: {}\n  api_key: {API_KEY}\n  app_key: {}\napproval:\n  requester_handle: '{{user}}@example.com'\nprocess_config:\n  default_actions: []\n",
+        fake.uri(),
+        support::APP_KEY
+    ));
+    std::fs::write(h.home().join("config.yaml"), "approval:\n  poll_interval: 50ms\n").unwrap();
+    let child = spawn(&h, &["scale"]);
+    let case = wait_case(&fake, 1);
+    // The fake's user `<id>` has the handle `<id>@example.com`: this unix user's own Datadog account.
+    fake.set_case_status(&case.key, "APPROVED", &ddcoterm::dirs::user_name());
+    let n = polls(&fake, &case);
+    wait_polls(&fake, &case, n + 3);
+    fake.set_case_status(&case.key, "APPROVED", APPROVER);
+    let d = finish(child);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert!(d.stderr.contains("by you (the requester)"), "{}", d.stderr);
+    assert!(d.stdout.contains("RAN fakecmd scale"), "{}", d.stdout);
 }

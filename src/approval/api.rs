@@ -24,6 +24,11 @@ pub struct CaseInfo {
     pub modified_by_name: Option<String>,
     /// Where an approver opens the case.
     pub link: String,
+    /// The case title and description as Datadog holds them (a saved grant is checked against them).
+    pub title: String,
+    pub description: String,
+    /// When the case last changed (RFC 3339), i.e. when it was approved; a saved grant's age counts from it.
+    pub modified_at: Option<String>,
 }
 
 /// An active incident the user could link.
@@ -90,6 +95,8 @@ pub trait CaseApi {
     fn create_case(&self, project_id: &str, title: &str, description: &str) -> Result<CaseInfo, ApiFailure>;
     /// `GET /api/v2/cases/{id}`.
     fn get_case(&self, id: &str) -> Result<CaseInfo, ApiFailure>;
+    /// `GET /api/v2/users/{id}`: the user's handle (and email), to tell a mapped requester from an approver.
+    fn user_handles(&self, id: &str) -> Result<Vec<String>, ApiFailure>;
     /// The most recent comment on the case by someone other than `requester_id` (the approver's reason).
     fn approver_comment(&self, id: &str, requester_id: &str) -> Result<Option<String>, ApiFailure>;
     /// `POST /api/v2/cases/{id}/status`.

@@ -29,6 +29,9 @@ pub struct FlowOptions {
     pub unreachable_after: Duration,
     /// Attempts for the calls that start the request (who am I, project, create the case).
     pub start_attempts: u32,
+    /// `approval.requester_handle` with `{user}` filled in: with an organisation-held key, the Datadog handle
+    /// that stands for the requester (their approval does not count).
+    pub requester_handle: Option<String>,
 }
 
 impl FlowOptions {
@@ -49,7 +52,18 @@ impl FlowOptions {
                 "approval.poll_interval must be greater than zero (e.g. 2s)".into(),
             ));
         }
+        let requester_handle = match s.requester_handle.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) if !t.contains("{user}") => {
+                return Err(crate::error::ConfigError::Policy(format!(
+                    "approval.requester_handle `{t}` must contain `{{user}}` (e.g. `{{user}}@example.com`): \
+                     otherwise every user maps to the same Datadog handle"
+                )))
+            }
+            Some(t) => Some(t.replace("{user}", &crate::dirs::user_name())),
+            None => None,
+        };
         Ok(FlowOptions {
+            requester_handle,
             project_id: s.project_id.clone().filter(|p| !p.trim().is_empty()),
             request_ttl,
             poll_interval,
@@ -81,6 +95,15 @@ pub trait Approver {
         progress: &mut dyn Progress,
         cancel: &AtomicBool,
     ) -> Result<Approved, ApprovalError>;
+    /// Re-checks a saved grant with the approval system itself: `Ok(Ok(_))` when case `case_id` is still
+    /// APPROVED, by someone other than the requester, for exactly this request, and was approved less than
+    /// `ttl` ago; `Ok(Err(why))` when it no longer counts. Nothing on the user's disk can stand in for this.
+    fn confirm_grant(
+        &mut self,
+        case_id: &str,
+        req: &ApprovalRequest,
+        ttl: Duration,
+    ) -> Result<Result<Approved, String>, ApprovalError>;
     /// Active incidents the requesting user responds to.
     fn incidents(&mut self) -> Result<Vec<Incident>, ApprovalError>;
     /// Links an approval case to an incident.
@@ -143,6 +166,24 @@ impl<A: CaseApi> CaseApprover<A> {
         }
     }
 
+    /// Whether the case's last change was made by the requester: the key's own user or, with an
+    /// organisation-held key, the person the organisation maps this unix user to. Unknown counts as the
+    /// requester (fail closed).
+    fn by_requester(&self, case: &CaseInfo, me: &UserRef) -> bool {
+        let Some(by) = case.modified_by.as_deref() else { return true };
+        if by == me.id {
+            return true;
+        }
+        let Some(mapped) = &self.opts.requester_handle else { return false };
+        match self.api.user_handles(by) {
+            Ok(handles) => handles.is_empty() || handles.iter().any(|h| h.eq_ignore_ascii_case(mapped)),
+            Err(e) => {
+                tracing::warn!("cannot tell who changed {} ({e}); not counting it as an approval", case.key);
+                true
+            }
+        }
+    }
+
     fn cancel_case(&self, case: &CaseInfo, why: &str) {
         if let Err(e) = self.api.comment(&case.id, why) {
             tracing::warn!("could not comment on {}: {e}", case.key);
@@ -177,6 +218,48 @@ impl<A: CaseApi> Approver for CaseApprover<A> {
         let result = self.wait(case, &me, progress, cancel);
         progress.finish();
         result
+    }
+
+    fn confirm_grant(
+        &mut self,
+        case_id: &str,
+        req: &ApprovalRequest,
+        ttl: Duration,
+    ) -> Result<Result<Approved, String>, ApprovalError> {
+        let never = AtomicBool::new(false);
+        let me = self.me(&never)?;
+        let case = self.start_call("confirm a saved approval (GET /api/v2/cases/{id})", &never, |api| {
+            api.get_case(case_id)
+        })?;
+        if case.status.to_ascii_uppercase() != APPROVED {
+            return Ok(Err(format!("{} is {}", case.key, case.status)));
+        }
+        if case.title != req.title() || !case.description.contains(&format!("binding: {}", req.binding())) {
+            return Ok(Err(format!(
+                "{} was not requested for this exact command, context, user and host",
+                case.key
+            )));
+        }
+        if self.by_requester(&case, &me) {
+            return Ok(Err(format!("{} was approved by the requester, which does not count", case.key)));
+        }
+        let approved_at = case.modified_at.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        let Some(approved_at) = approved_at else {
+            return Ok(Err(format!("{} does not say when it was approved", case.key)));
+        };
+        // A timestamp slightly ahead of our clock is skew, not a future approval.
+        let age = (time::OffsetDateTime::now_utc() - approved_at).max(time::Duration::ZERO);
+        if age.unsigned_abs() >= ttl {
+            return Ok(Err(format!(
+                "{} was approved {} ago, longer than approval.grant_ttl ({})",
+                case.key,
+                humantime::format_duration(Duration::from_secs(age.unsigned_abs().as_secs())),
+                humantime::format_duration(ttl)
+            )));
+        }
+        Ok(Ok(Approved { approver: case.modified_by_name.clone().or(case.modified_by.clone()), case }))
     }
 
     fn incidents(&mut self) -> Result<Vec<Incident>, ApprovalError> {
@@ -237,7 +320,7 @@ impl<A: CaseApi> CaseApprover<A> {
                     progress.waiting(&case, start.elapsed());
                     let status = case.status.to_ascii_uppercase();
                     if status == APPROVED {
-                        let by_me = case.modified_by.as_deref().is_none_or(|m| m == me.id);
+                        let by_me = self.by_requester(&case, me);
                         if !by_me {
                             return Ok(Approved {
                                 approver: case.modified_by_name.clone().or(case.modified_by.clone()),

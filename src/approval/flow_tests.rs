@@ -27,6 +27,7 @@ fn case(status: &str, by: Option<&str>) -> CaseInfo {
         modified_by: by.map(str::to_string),
         modified_by_name: by.map(|b| format!("{b}@example.com")),
         link: "http://x/cases/COTERM-1".into(),
+        ..Default::default()
     }
 }
 
@@ -60,6 +61,10 @@ impl CaseApi for &Script {
             q.front().cloned().unwrap()
         }
     }
+    fn user_handles(&self, id: &str) -> Result<Vec<String>, ApiFailure> {
+        self.log.borrow_mut().push(format!("user {id}"));
+        Ok(vec![format!("{id}@example.com")])
+    }
     fn approver_comment(&self, _id: &str, requester: &str) -> Result<Option<String>, ApiFailure> {
         assert_eq!(requester, "me");
         Ok(self.comment.clone())
@@ -89,6 +94,7 @@ fn opts() -> FlowOptions {
         max_error_backoff: Duration::from_millis(20),
         unreachable_after: Duration::from_millis(300),
         start_attempts: 3,
+        requester_handle: None,
     }
 }
 
@@ -222,4 +228,75 @@ fn cancel_flag_cancels_the_case() {
     let e = r.unwrap_err();
     assert_eq!(e.exit_code(), 130);
     assert!(s.calls().contains(&"status CANCELLED".to_string()), "{:?}", s.calls());
+}
+
+#[test]
+fn with_an_org_held_key_the_mapped_requester_cannot_approve() {
+    // The key acts as a service account ("me"); the org maps this unix user to bob@example.com.
+    let s = Script::new(vec![Ok(case("APPROVED", Some("bob"))), Ok(case("APPROVED", Some("carol")))]);
+    let o = FlowOptions { requester_handle: Some("BOB@example.com".into()), ..opts() };
+    let (r, p) = run(&s, o);
+    assert_eq!(r.unwrap().approver.as_deref(), Some("carol@example.com"));
+    assert!(p.notes.iter().any(|n| n.contains("by you (the requester)")), "{:?}", p.notes);
+    assert_eq!(s.calls(), ["projects", "create p-1", "poll", "user bob", "poll", "user carol"]);
+}
+
+/// A case as Datadog would hold it for `req`, approved by `by` at `at`.
+fn held_case(req: &ApprovalRequest, status: &str, by: &str, at: time::OffsetDateTime) -> CaseInfo {
+    CaseInfo {
+        title: req.title(),
+        description: req.description(),
+        modified_at: Some(at.format(&time::format_description::well_known::Rfc3339).unwrap()),
+        ..case(status, Some(by))
+    }
+}
+
+#[test]
+fn a_saved_grant_counts_only_when_the_approval_system_confirms_it() {
+    let req = ApprovalRequest {
+        argv: vec!["kubectl".into(), "delete".into()],
+        user: "alice".into(),
+        ..Default::default()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let ttl = Duration::from_secs(600);
+    let mut other = req.clone();
+    other.argv.push("ns".into());
+    let cases: Vec<(&str, CaseInfo, Option<&str>)> = vec![
+        (
+            "approved by bob 1 minute ago",
+            held_case(&req, "APPROVED", "bob", now - time::Duration::minutes(1)),
+            None,
+        ),
+        ("declined", held_case(&req, "DECLINED", "bob", now), Some("is DECLINED")),
+        (
+            "approved by the requester",
+            held_case(&req, "APPROVED", "me", now),
+            Some("approved by the requester"),
+        ),
+        (
+            "another command's case",
+            held_case(&other, "APPROVED", "bob", now),
+            Some("not requested for this exact"),
+        ),
+        (
+            "older than grant_ttl",
+            held_case(&req, "APPROVED", "bob", now - time::Duration::hours(2)),
+            Some("longer than approval.grant_ttl"),
+        ),
+        (
+            "no approval time",
+            CaseInfo { modified_at: None, ..held_case(&req, "APPROVED", "bob", now) },
+            Some("does not say when"),
+        ),
+    ];
+    for (name, c, refusal) in cases {
+        let s = Script::new(vec![Ok(c)]);
+        let mut a = CaseApprover::new(&s, opts(), "kubectl rules[0]");
+        let r = a.confirm_grant("c-1", &req, ttl).unwrap();
+        match refusal {
+            None => assert_eq!(r.unwrap().approver.as_deref(), Some("bob@example.com"), "{name}"),
+            Some(why) => assert!(r.unwrap_err().contains(why), "{name}"),
+        }
+    }
 }

@@ -1,5 +1,8 @@
-//! Granted approvals that may be reused for the identical invocation within `approval.grant_ttl`
+//! Pointers to granted approvals that may be reused for the identical invocation within `approval.grant_ttl`
 //! (a 0600 JSON file under the ddcoterm home; default TTL 0 keeps nothing: every run asks again).
+//!
+//! The file is the user's, so it is never the truth: it only says which case to ask about. A grant is
+//! honoured after the approval system confirms that case again (`Approver::confirm_grant`).
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -10,11 +13,32 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub binding: String,
+    /// The case UUID to confirm with (files written before it existed hold only the key, which works too).
+    #[serde(default)]
+    pub case_id: String,
     pub case_key: String,
     pub approver: Option<String>,
     /// Unix seconds.
     pub granted_at: u64,
     pub expires_at: u64,
+}
+
+/// Which case a grant points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRef {
+    pub id: String,
+    pub key: String,
+}
+
+impl Grant {
+    /// What to ask the approval system about: the UUID, or the key for older files.
+    pub fn case_ref(&self) -> &str {
+        if self.case_id.is_empty() {
+            &self.case_key
+        } else {
+            &self.case_id
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -47,20 +71,21 @@ impl GrantStore {
     /// Stores a grant valid for `ttl` from `now`; expired grants are pruned on the way. `ttl == 0` stores nothing.
     pub fn record(
         &self,
-        grant_for: (&str, &str, Option<&str>),
+        grant_for: (&str, &CaseRef, Option<&str>),
         ttl: Duration,
         now: SystemTime,
     ) -> anyhow::Result<()> {
         if ttl.is_zero() {
             return Ok(());
         }
-        let (binding, case_key, approver) = grant_for;
+        let (binding, case, approver) = grant_for;
         let t = unix(now);
         let mut file = self.read()?;
         file.grants.retain(|g| g.expires_at > t && g.binding != binding);
         file.grants.push(Grant {
             binding: binding.into(),
-            case_key: case_key.into(),
+            case_id: case.id.clone(),
+            case_key: case.key.clone(),
             approver: approver.map(str::to_string),
             granted_at: t,
             expires_at: t.saturating_add(ttl.as_secs().max(1)),
@@ -110,9 +135,11 @@ mod tests {
         let store = GrantStore::in_home(dir.path());
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(store.find("b1", t0).unwrap(), None, "missing file = no grants");
-        store.record(("b1", "COTERM-1", Some("bob")), Duration::from_secs(600), t0).unwrap();
+        let c1 = CaseRef { id: "uuid-1".into(), key: "COTERM-1".into() };
+        store.record(("b1", &c1, Some("bob")), Duration::from_secs(600), t0).unwrap();
         let g = store.find("b1", t0 + Duration::from_secs(599)).unwrap().unwrap();
         assert_eq!((g.case_key.as_str(), g.approver.as_deref()), ("COTERM-1", Some("bob")));
+        assert_eq!(g.case_ref(), "uuid-1");
         assert_eq!(store.find("b2", t0).unwrap(), None, "another binding");
         assert_eq!(store.find("b1", t0 + Duration::from_secs(600)).unwrap(), None, "expired");
         let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
@@ -123,7 +150,8 @@ mod tests {
     fn zero_ttl_keeps_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = GrantStore::in_home(dir.path());
-        store.record(("b1", "C-1", None), Duration::ZERO, SystemTime::now()).unwrap();
+        let c = CaseRef { id: "u".into(), key: "C-1".into() };
+        store.record(("b1", &c, None), Duration::ZERO, SystemTime::now()).unwrap();
         assert!(!store.path().exists());
     }
 

@@ -54,7 +54,17 @@ impl HttpCaseApi {
         let modified_by =
             data.pointer("/relationships/modified_by/data/id").and_then(Value::as_str).map(str::to_string);
         let modified_by_name = modified_by.as_deref().and_then(|uid| included_user_name(v, uid));
-        Ok(CaseInfo { link: self.case_link(&key), id, key, status, modified_by, modified_by_name })
+        Ok(CaseInfo {
+            link: self.case_link(&key),
+            id,
+            key,
+            status,
+            modified_by,
+            modified_by_name,
+            title: attr("title").unwrap_or_default(),
+            description: attr("description").unwrap_or_default(),
+            modified_at: attr("modified_at"),
+        })
     }
 }
 
@@ -148,6 +158,16 @@ impl CaseApi for HttpCaseApi {
     fn get_case(&self, id: &str) -> Result<CaseInfo, ApiFailure> {
         let v = self.call(Method::Get, format!("/api/v2/cases/{}", path_segment(id)), None)?;
         self.parse_case(&v)
+    }
+
+    fn user_handles(&self, id: &str) -> Result<Vec<String>, ApiFailure> {
+        let v = self.call(Method::Get, format!("/api/v2/users/{}", path_segment(id)), None)?;
+        Ok(["handle", "email"]
+            .iter()
+            .filter_map(|k| v.pointer(&format!("/data/attributes/{k}")).and_then(Value::as_str))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect())
     }
 
     fn approver_comment(&self, id: &str, requester_id: &str) -> Result<Option<String>, ApiFailure> {

@@ -14,7 +14,7 @@ pub mod ui;
 pub use api::{ApiFailure, CaseApi, CaseInfo, Incident, UserRef};
 pub use error::ApprovalError;
 pub use flow::{Approved, Approver, CaseApprover, FlowOptions};
-pub use grants::{Grant, GrantStore};
+pub use grants::{CaseRef, Grant, GrantStore};
 pub use request::ApprovalRequest;
 
 #[cfg(test)]

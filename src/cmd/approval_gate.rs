@@ -5,7 +5,8 @@ use crate::approval::http::HttpCaseApi;
 use crate::approval::incidents::pick_on_tty;
 use crate::approval::ui::{Progress, Spinner};
 use crate::approval::{
-    ApprovalError, ApprovalRequest, Approver, CaseApprover, CaseInfo, FlowOptions, GrantStore, Incident,
+    ApprovalError, ApprovalRequest, Approver, CaseApprover, CaseInfo, CaseRef, FlowOptions, GrantStore,
+    Incident,
 };
 use crate::audit::{self, AuditRecord};
 use crate::config::Loaded;
@@ -125,10 +126,9 @@ pub fn request_for(
     } else {
         std::iter::once(inv.executable.clone()).chain(inv.args.iter().cloned()).collect()
     };
-    let session_link = std::env::var(crate::dirs::ENV_SESSION)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(|id| crate::datadog::session_link(&loaded.settings, &id));
+    let session_link = std::env::var(crate::dirs::ENV_SESSION).ok().filter(|s| !s.is_empty()).map(|marker| {
+        crate::datadog::session_link(&loaded.settings, crate::recorder::nesting::session_id(&marker))
+    });
     Ok(ApprovalRequest {
         command_line: if argv.is_empty() { String::new() } else { redactor.redact_str(&inv.command_line()) },
         argv,
@@ -157,29 +157,35 @@ pub struct GateDeps<'a> {
     pub pick: &'a mut dyn FnMut(&[Incident]) -> Option<usize>,
 }
 
-/// Grant reuse, else the approval wait, then incidents; the tags say how the run was allowed.
+/// Grant reuse (confirmed with the approval system, never taken from the grant file alone), else the approval
+/// wait, then incidents; the tags say how the run was allowed.
 pub fn approve_with(deps: &mut GateDeps<'_>, req: &ApprovalRequest) -> Result<GateOutcome, ApprovalError> {
     let binding = req.binding();
+    let mut approver = (deps.make_approver)()?;
     if !deps.grant_ttl.is_zero() {
         match deps.grants.find(&binding, SystemTime::now()) {
-            Ok(Some(g)) => {
-                deps.progress.note(&format!(
-                    "reusing approval {} (granted{} for this exact command, context, user and host)",
-                    g.case_key,
-                    g.approver.as_deref().map(|a| format!(" by {a}")).unwrap_or_default()
-                ));
-                let mut tags =
-                    vec![format!("approval_case:{}", g.case_key), "approval_reused:true".to_string()];
-                if let Some(a) = &g.approver {
-                    tags.push(format!("approved_by:{a}"));
+            Ok(Some(g)) => match approver.confirm_grant(g.case_ref(), req, deps.grant_ttl)? {
+                Ok(approved) => {
+                    let who = approved.approver.as_deref().unwrap_or("another user");
+                    deps.progress.note(&format!(
+                        "reusing approval {} (granted by {who} for this exact command, context, user and host; confirmed with Datadog)",
+                        approved.case.key
+                    ));
+                    let mut tags = vec![
+                        format!("approval_case:{}", approved.case.key),
+                        "approval_reused:true".to_string(),
+                    ];
+                    if let Some(a) = &approved.approver {
+                        tags.push(format!("approved_by:{a}"));
+                    }
+                    return Ok(GateOutcome { force: ActionSet::default(), tags });
                 }
-                return Ok(GateOutcome { force: ActionSet::default(), tags });
-            }
+                Err(why) => deps.progress.note(&format!("not reusing saved approval {}: {why}", g.case_key)),
+            },
             Ok(None) => {}
             Err(e) => deps.progress.note(&format!("ignoring saved approvals: {e}")),
         }
     }
-    let mut approver = (deps.make_approver)()?;
     let approved = approver.approve(req, deps.progress, deps.cancel)?;
     let who = approved.approver.clone().unwrap_or_else(|| "another user".into());
     deps.progress.note(&format!("approved: {} by {who}", approved.case.key));
@@ -187,8 +193,9 @@ pub fn approve_with(deps: &mut GateDeps<'_>, req: &ApprovalRequest) -> Result<Ga
     if let Some(a) = &approved.approver {
         tags.push(format!("approved_by:{a}"));
     }
+    let case_ref = CaseRef { id: approved.case.id.clone(), key: approved.case.key.clone() };
     if let Err(e) = deps.grants.record(
-        (&binding, &approved.case.key, approved.approver.as_deref()),
+        (&binding, &case_ref, approved.approver.as_deref()),
         deps.grant_ttl,
         SystemTime::now(),
     ) {
@@ -371,6 +378,8 @@ mod tests {
     struct Stub {
         log: std::rc::Rc<RefCell<Vec<String>>>,
         incidents: Vec<Incident>,
+        /// What the approval system says when a saved grant is confirmed.
+        grant_valid: bool,
     }
 
     impl Approver for Stub {
@@ -390,6 +399,19 @@ mod tests {
                 },
                 approver: Some("bob".into()),
             })
+        }
+        fn confirm_grant(
+            &mut self,
+            case_id: &str,
+            _req: &ApprovalRequest,
+            _ttl: Duration,
+        ) -> Result<Result<Approved, String>, ApprovalError> {
+            self.log.borrow_mut().push(format!("confirm {case_id}"));
+            if !self.grant_valid {
+                return Ok(Err("COTERM-7 is DECLINED".into()));
+            }
+            let case = CaseInfo { id: case_id.into(), key: "COTERM-7".into(), ..Default::default() };
+            Ok(Ok(Approved { case, approver: Some("bob".into()) }))
         }
         fn incidents(&mut self) -> Result<Vec<Incident>, ApprovalError> {
             Ok(self.incidents.clone())
@@ -417,10 +439,21 @@ mod tests {
         incidents: Vec<Incident>,
         pick: Option<usize>,
     ) -> (GateOutcome, Vec<String>) {
+        run_with(home, ttl, r, incidents, pick, true)
+    }
+
+    fn run_with(
+        home: &std::path::Path,
+        ttl: Duration,
+        r: &ApprovalRequest,
+        incidents: Vec<Incident>,
+        pick: Option<usize>,
+        grant_valid: bool,
+    ) -> (GateOutcome, Vec<String>) {
         let log = std::rc::Rc::new(RefCell::new(Vec::new()));
         let l2 = log.clone();
         let mut make = move || -> Result<Box<dyn Approver>, ApprovalError> {
-            Ok(Box::new(Stub { log: l2.clone(), incidents: incidents.clone() }))
+            Ok(Box::new(Stub { log: l2.clone(), incidents: incidents.clone(), grant_valid }))
         };
         let mut progress = Recorded::default();
         let cancel = AtomicBool::new(false);
@@ -447,10 +480,20 @@ mod tests {
         assert_eq!(calls, ["approve kubectl scale"]);
         assert_eq!(o.tags, ["approval_case:COTERM-7", "approved_by:bob"]);
         let (o, calls) = run(t.path(), ttl, &req(&["kubectl", "scale"]), vec![], None);
-        assert!(calls.is_empty(), "reused: {calls:?}");
+        assert_eq!(calls, ["confirm c1"], "reused after the approval system confirmed it");
         assert!(o.tags.contains(&"approval_reused:true".to_string()));
         let (_, calls) = run(t.path(), ttl, &req(&["kubectl", "scale", "--replicas=0"]), vec![], None);
         assert_eq!(calls, ["approve kubectl scale --replicas=0"], "different argv asks again");
+    }
+
+    #[test]
+    fn a_saved_grant_the_approval_system_does_not_confirm_is_not_reused() {
+        let t = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_secs(600);
+        run(t.path(), ttl, &req(&["kubectl", "scale"]), vec![], None);
+        let (o, calls) = run_with(t.path(), ttl, &req(&["kubectl", "scale"]), vec![], None, false);
+        assert_eq!(calls, ["confirm c1", "approve kubectl scale"], "asked anew");
+        assert!(!o.tags.contains(&"approval_reused:true".to_string()));
     }
 
     #[test]
