@@ -81,21 +81,68 @@ fn sigterm_to_ddcoterm_is_forwarded_to_the_command() {
 }
 
 #[test]
-fn nested_sessions_are_not_recorded_twice() {
+fn nested_sessions_inside_a_real_recording_are_not_recorded_twice() {
     let env = Env::new();
+    // ddcoterm records `ddcoterm -- sh ...`: the inner one finds its proven outer recording and execs.
     let out = env
         .cmd()
-        .env("DDCOTERM_SESSION", "outer")
-        .args(["--", "sh", "-c", "echo $DDCOTERM_SESSION"])
+        .args(["--", BIN, "--", "sh", "-c", "echo inner:$DDCOTERM_SESSION"])
+        .stderr(Stdio::piped())
         .output()
         .unwrap();
-    assert_eq!(out.stdout, b"outer\n", "the inner command runs directly");
-    assert!(env.casts().is_empty(), "no second recording");
-    // And a recorded command sees its own session id.
-    let out = env.cmd().args(["--", "sh", "-c", "echo $DDCOTERM_SESSION"]).output().unwrap();
-    let id = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let (header, _) = env.only_cast();
-    assert_eq!(id.trim(), header["ddcoterm"]["session_id"].as_str().unwrap());
+    let id = header["ddcoterm"]["session_id"].as_str().unwrap().to_string();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with(&format!("inner:{id}:")),
+        "the marker names the session and its recorder: {stdout}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not an outer ddcoterm recording"));
+}
+
+#[test]
+fn a_forged_nesting_marker_does_not_switch_recording_off() {
+    let env = Env::new();
+    // Attack (issue 16, item 2): set the marker by hand, to anything, or to a real but unrelated process.
+    for forged in
+        ["outer", "0193aaaa-0000-7000-8000-000000000000:1", &format!("0193aaaa-0000:{}", std::process::id())]
+    {
+        let before = env.casts().len();
+        let out = env
+            .cmd()
+            .env("DDCOTERM_SESSION", forged)
+            .args(["--", "sh", "-c", "echo ran"])
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"ran\n");
+        assert_eq!(env.casts().len(), before + 1, "{forged}: recorded anyway");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("DDCOTERM_SESSION is not an outer ddcoterm recording"), "{forged}: {err}");
+    }
+}
+
+#[test]
+fn break_glass_inside_a_real_recording_is_recorded_again() {
+    let env = Env::new();
+    // The inner run needs approval and takes break glass: its forced `record` is never skipped.
+    let out = env
+        .cmd()
+        .env("COTERM_BREAK_GLASS", "true")
+        .env("COTERM_BREAK_GLASS_REASON", "drill")
+        .args(["--", BIN, "--actions", "approval", "--", "sh", "-c", "echo glass"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        env.casts().len(),
+        2,
+        "the outer and the break-glass run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this run's recording is required"));
 }
 
 #[test]

@@ -174,12 +174,26 @@ fn a_zsh_session_produces_one_event_per_command() {
 #[test]
 fn nested_interactive_session_is_not_recorded_twice() {
     let env = Env::new();
-    let mut s = spawn(&env, &["--set", "recording.shell=/bin/sh"], &[("DDCOTERM_SESSION", "outer-id")]);
-    s.expect("already recording session outer-id").unwrap();
-    s.send("echo inner $DDCOTERM_SESSION; exit\r").unwrap();
-    s.expect("inner outer-id").unwrap();
+    let mut s = spawn(&env, &["--set", "recording.shell=/bin/sh"], &[]);
+    s.expect("recording session").unwrap();
+    s.send(format!("{} --set recording.shell=/bin/sh\r", recorder_support::BIN)).unwrap();
+    s.expect("already recording session").unwrap();
+    s.send("echo inner-shell; exit\r").unwrap();
+    s.expect("inner-shell").unwrap();
+    s.send("exit\r").unwrap();
     let _ = s.get_process().wait();
-    assert!(env.casts().is_empty());
+    assert_eq!(env.casts().len(), 1, "only the outer session is recorded");
+}
+
+#[test]
+fn a_forged_marker_does_not_stop_an_interactive_recording() {
+    let env = Env::new();
+    let mut s = spawn(&env, &["--set", "recording.shell=/bin/sh"], &[("DDCOTERM_SESSION", "outer-id")]);
+    s.expect("is not an outer ddcoterm recording").unwrap();
+    s.send("echo recorded-shell; exit\r").unwrap();
+    s.expect("recorded-shell").unwrap();
+    let _ = s.get_process().wait();
+    assert_eq!(env.casts().len(), 1);
 }
 
 #[test]

@@ -65,6 +65,7 @@ fn approve_command(loaded: &Loaded, cmd: Vec<String>, reason: Option<String>) ->
                 display_name,
                 actions,
                 rule: decision.rule.as_ref().map(|r| r.to_string()),
+                forced: outcome.force.clone(),
                 tags: outcome.tags,
             },
         );
@@ -86,7 +87,8 @@ fn approve_session(loaded: &Loaded, reason: Option<String>) -> anyhow::Result<i3
     };
     let outcome: GateOutcome =
         approval_gate::require_with(loaded, &inv, &decision, "ddcoterm approve (session)", reason)?;
-    if std::env::var_os(ENV_SESSION).is_some_and(|s| !s.is_empty()) {
+    let claim = std::env::var(ENV_SESSION).unwrap_or_default();
+    if !claim.is_empty() && crate::recorder::nesting::prove(&claim).is_ok() {
         // Already inside a recorded session: the approval is now part of it.
         eprintln!("ddcoterm: this session is approved ({})", outcome.tags.join(", "));
         return Ok(0);
@@ -100,6 +102,7 @@ fn approve_session(loaded: &Loaded, reason: Option<String>) -> anyhow::Result<i3
             display_name: "shell".into(),
             actions,
             rule: None,
+            forced: outcome.force.clone(),
             tags: outcome.tags,
         },
     )

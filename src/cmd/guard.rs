@@ -59,6 +59,7 @@ pub fn run_judged(loaded: &Loaded, inv: &Invocation, cmd: Guarded, run: &RunArgs
             display_name: cmd.name,
             actions,
             rule: decision.rule.as_ref().map(|r| r.to_string()),
+            forced: gate.force.clone(),
             tags: gate.tags,
         };
         return super::session::run(loaded, req);

@@ -22,6 +22,7 @@ pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<OsString>) -> anyhow::Result<i3
             actions,
             rule: None,
             tags: Vec::new(),
+            forced: Default::default(),
         };
         return super::session::run(&loaded, req);
     };

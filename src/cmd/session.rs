@@ -8,7 +8,7 @@ use crate::recorder::cast::{self, CastFile};
 use crate::recorder::fanout::Fanout;
 use crate::recorder::pipeline::{Pipeline, PipelineConfig};
 use crate::recorder::relay::{self, Io, Launch, Mode};
-use crate::recorder::{shell, tty};
+use crate::recorder::{nesting, shell, tty};
 use crate::redact::Redactor;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -29,22 +29,34 @@ pub struct SessionRequest {
     pub rule: Option<String>,
     /// Extra session tags (break_glass:true, incident:..., ssh client...).
     pub tags: Vec<String>,
+    /// Actions forced on this run (break glass forces `record`): a forced `record` is never skipped because
+    /// an outer recording exists.
+    pub forced: ActionSet,
 }
 
 /// Runs the session and returns the child's exit status (128+signal when killed).
 ///
-/// Inside a recorded session (`DDCOTERM_SESSION` set) or with no recording action, the program replaces this
-/// process instead (exec): nothing is recorded twice and nothing waits.
+/// Inside a proven outer recording (see [`nesting`]) or with no recording action, the program replaces this
+/// process instead (exec): nothing is recorded twice and nothing waits. A forced `record` always records.
 pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     let shell_path = shell_path(loaded);
-    if let Some(outer) = std::env::var_os(ENV_SESSION).filter(|v| !v.is_empty()) {
-        if req.program.is_none() {
-            eprintln!("ddcoterm: already recording session {}; not recording again", outer.to_string_lossy());
-        }
-        return exec_plain(&req, &shell_path);
-    }
     if !req.actions.needs_recorder() {
         return exec_plain(&req, &shell_path);
+    }
+    if let Some(claim) = std::env::var(ENV_SESSION).ok().filter(|v| !v.is_empty()) {
+        match nesting::prove(&claim) {
+            Ok(outer) if !req.forced.contains(Action::Record) => {
+                if req.program.is_none() {
+                    eprintln!("ddcoterm: already recording session {}; not recording again", outer.session_id);
+                }
+                return exec_plain(&req, &shell_path);
+            }
+            Ok(outer) => eprintln!(
+                "ddcoterm: inside recorded session {}, but this run's recording is required: recording it too",
+                outer.session_id
+            ),
+            Err(why) => eprintln!("ddcoterm: {ENV_SESSION} is not an outer ddcoterm recording ({why}); recording"),
+        }
     }
 
     let rec = &loaded.settings.recording;
@@ -79,7 +91,7 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     };
     let markers =
         req.program.is_none() && rec.shell_integration && shell::kind(&program) != shell::Kind::Other;
-    env.push((ENV_SESSION.into(), session_id.clone().into()));
+    env.push((ENV_SESSION.into(), nesting::marker(&session_id, std::process::id()).into()));
     let launch = Launch { program, args, arg0, env, cwd: cwd.clone() };
 
     let command_line = match &req.program {

@@ -157,6 +157,7 @@ fn execute(loaded: &Loaded, plan: Plan) -> anyhow::Result<i32> {
                 actions,
                 rule: None,
                 tags: Vec::new(),
+                forced: Default::default(),
             };
             super::session::run(loaded, req)
         }

@@ -5,6 +5,7 @@ pub mod cast;
 pub mod fanout;
 pub mod library;
 pub mod markers;
+pub mod nesting;
 pub mod pipeline;
 pub mod player;
 pub mod queue;
