@@ -20,13 +20,17 @@ enum Verdict {
 #[derive(Default)]
 struct Report {
     fails: usize,
+    warns: usize,
 }
 
 impl Report {
     fn line(&mut self, v: Verdict, what: &str, msg: impl AsRef<str>) {
         let tag = match v {
             Verdict::Ok => "ok  ",
-            Verdict::Warn => "warn",
+            Verdict::Warn => {
+                self.warns += 1;
+                "warn"
+            }
             Verdict::Fail => {
                 self.fails += 1;
                 "FAIL"
@@ -57,6 +61,9 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
     let path: Vec<PathBuf> = std::env::split_paths(&path_var).collect();
     check_shims(&mut r, "shims (user)", &user_shims, &path, false);
     check_shims(&mut r, "shims (system)", Path::new(dirs::SYSTEM_SHIM_DIR), &path, true);
+    let system_shims =
+        loaded.as_ref().map(super::shim_cmd::system_dir).unwrap_or_else(|| dirs::SYSTEM_SHIM_DIR.into());
+    check_ssh_login(&mut r, Path::new("/etc/ssh"), &system_shims);
     match &loaded {
         Some(l) => {
             check_keys_and_clock(&mut r, l);
@@ -123,6 +130,53 @@ fn check_shims(r: &mut Report, what: &str, dir: &Path, path: &[PathBuf], skip_if
             Verdict::Fail,
             what,
             format!("{} is on PATH too late: {}; move it to the front", dir.display(), shadowed.join(", ")),
+        );
+    }
+}
+
+/// Where sshd runs `ddcoterm ssh-login` (a ForceCommand in `sshd_config` or a drop-in), per-command rules
+/// only see what system-wide shims show them: a remote command arrives as `$SHELL -c ...`, and what is typed
+/// in a login shell reaches no rule at all without a shim. Warns when that is the case.
+fn check_ssh_login(r: &mut Report, sshd_dir: &Path, system_shims: &Path) {
+    let mut files = vec![sshd_dir.join("sshd_config")];
+    if let Ok(rd) = std::fs::read_dir(sshd_dir.join("sshd_config.d")) {
+        let mut more: Vec<PathBuf> =
+            rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "conf")).collect();
+        more.sort();
+        files.extend(more);
+    }
+    let forced = files.iter().find(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().map(str::trim).any(|l| {
+                !l.starts_with('#')
+                    && l.to_ascii_lowercase().starts_with("forcecommand")
+                    && l.contains("ssh-login")
+            })
+        })
+    });
+    let Some(file) = forced else { return };
+    let shims = std::fs::read_dir(system_shims).map(|rd| rd.flatten().count()).unwrap_or(0);
+    if shims == 0 {
+        r.line(
+            Verdict::Warn,
+            "ssh-login",
+            format!(
+                "sshd runs `ddcoterm ssh-login` ({}) but {} holds no system-wide shims: per-command rules then \
+                 only see remote commands as `$SHELL -c ...` and nothing typed in a login shell; run \
+                 `ddcoterm shim create --system kubectl` (and the other guarded commands)",
+                file.display(),
+                system_shims.display()
+            ),
+        );
+    } else {
+        r.line(
+            Verdict::Ok,
+            "ssh-login",
+            format!(
+                "sshd runs `ddcoterm ssh-login` ({}); {shims} system-wide shim(s) in {}",
+                file.display(),
+                system_shims.display()
+            ),
         );
     }
 }
@@ -282,6 +336,28 @@ mod tests {
             clock(&mut r, t, local);
             assert_eq!(r.fails, fails, "{local_off}");
         }
+    }
+
+    #[test]
+    fn ssh_login_without_system_shims_warns() {
+        let t = tempfile::tempdir().unwrap();
+        let sshd = t.path().join("ssh");
+        let shims = t.path().join("overrides");
+        std::fs::create_dir_all(sshd.join("sshd_config.d")).unwrap();
+        std::fs::create_dir_all(&shims).unwrap();
+        let mut r = Report::default();
+        check_ssh_login(&mut r, &sshd, &shims);
+        assert_eq!(r.warns, 0, "no ForceCommand: nothing to say");
+        std::fs::write(
+            sshd.join("sshd_config.d/ddcoterm.conf"),
+            "Match Group users\n    ForceCommand /usr/local/bin/ddcoterm ssh-login\n",
+        )
+        .unwrap();
+        check_ssh_login(&mut r, &sshd, &shims);
+        assert_eq!(r.warns, 1);
+        std::os::unix::fs::symlink("/bin/true", shims.join("kubectl")).unwrap();
+        check_ssh_login(&mut r, &sshd, &shims);
+        assert_eq!(r.warns, 1, "with a system shim it is fine");
     }
 
     #[test]
