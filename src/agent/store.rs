@@ -1,0 +1,463 @@
+//! The agent's storage: one function per frame kind, each storing first (fsync) and only then returning,
+//! so that the server's ack means "on disk"; quotas are checked before a session starts, nothing is evicted.
+//!
+//! Layout under `agent.state_dir` (all 0700, owned by the agent's user):
+//! `recordings/<user>/<session>.cast`, `spool/` (records on their way to Datadog), `audit/audit.log`
+//! (one JSON line per audit record), `sessions/<session>` (claims: who owns an id, created exclusively).
+
+use super::proto::{codes, Audit, End, Open, Reply};
+use crate::audit::AuditRecord;
+use crate::cmd::outputs::{
+    ENCODING_PLAIN, KIND_AUDIT_PREFIX, KIND_EVENT, KIND_LOGS, KIND_SESSION_CHUNK, KIND_SESSION_CREATE,
+    KIND_SESSION_END, META_ENCODING,
+};
+use crate::config::settings::WhenFull;
+use crate::datadog::payload::{self, LogBatcher};
+use crate::model::{ProcessEvent, SessionMeta, Snapshot};
+use crate::recorder::cast;
+use crate::spool::{Class, Deliver, Record, Sender, SenderOptions, Spool};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Who is on the other end of a connection, from `SO_PEERCRED` (never from what the peer says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+    /// The passwd name of `uid`, or `uid-<n>` when it has none (or one unfit for a directory name).
+    pub user: String,
+}
+
+impl Peer {
+    pub fn new(uid: u32, gid: u32, pid: u32) -> Peer {
+        let name =
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name);
+        let user = match name {
+            Some(n) if safe_name(&n) => n,
+            _ => format!("uid-{uid}"),
+        };
+        Peer { uid, gid, pid, user }
+    }
+}
+
+/// A name used as a path component: no separators, no dot files, bounded.
+fn safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Storage limits, from `agent.max_bytes`, `agent.user_quota_bytes`, `agent.when_full`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub user_quota_bytes: u64,
+    pub when_full: WhenFull,
+}
+
+/// One open session, owned by the connection streaming it.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub meta: SessionMeta,
+    cast: File,
+    pub cast_path: PathBuf,
+    /// The seq the next chunk must carry.
+    pub next_seq: u64,
+    last_t: f64,
+    started: Instant,
+    pub ended: bool,
+    /// Frames of this session acknowledged so far (after the open).
+    pub acked: u64,
+}
+
+/// The agent's state directory and its outbox.
+pub struct Store {
+    root: PathBuf,
+    spool: Arc<Spool>,
+    sender: Option<Sender>,
+    limits: Limits,
+    hostname: String,
+    /// Bytes stored since the last full count (at each open), so a running session cannot pass `max_bytes`.
+    used: Mutex<u64>,
+}
+
+/// Creates `dir` 0700 and refuses one that others could write to or that another user owns.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let m = std::fs::symlink_metadata(dir)?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if !m.is_dir() || m.uid() != euid || m.mode() & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} must be a directory owned by uid {euid} and writable by it alone (found uid {}, mode {:o})",
+                dir.display(),
+                m.uid(),
+                m.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Total size of the regular files under `dir` (0 when it does not exist).
+fn du(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => du(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A session id the agent accepts: it becomes a file name and a spool group.
+pub fn valid_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn io_refusal(what: &str, e: impl std::fmt::Display) -> Reply {
+    tracing::error!("storing {what}: {e}");
+    Reply::refused(codes::IO, format!("the agent could not store {what}: {e}"))
+}
+
+impl Store {
+    /// Opens (creating) the state dir. `deliver` is where spooled records go (Datadog with the agent's
+    /// credentials); `None` keeps them spooled.
+    pub fn open(root: &Path, limits: Limits, deliver: Option<Arc<dyn Deliver>>) -> anyhow::Result<Store> {
+        for d in ["", "spool", "recordings", "audit", "sessions"] {
+            private_dir(&root.join(d))?;
+        }
+        // Unbounded for the spool itself: it would evict the oldest chunks; the agent refuses new sessions
+        // instead (see `check_room`).
+        let spool = Arc::new(Spool::open(root.join("spool"), 0)?);
+        let sender = deliver.map(|d| Sender::spawn(spool.clone(), d, SenderOptions::default()));
+        let used = du(root);
+        Ok(Store {
+            root: root.to_path_buf(),
+            spool,
+            sender,
+            limits,
+            hostname: crate::dirs::host_name(),
+            used: Mutex::new(used),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn spool_record(&self, rec: Record) -> anyhow::Result<()> {
+        match &self.sender {
+            Some(s) => s.enqueue(rec)?,
+            None => self.spool.enqueue(rec)?,
+        };
+        Ok(())
+    }
+
+    fn add_used(&self, n: u64) {
+        if let Ok(mut u) = self.used.lock() {
+            *u += n;
+        }
+    }
+
+    fn user_dir(&self, user: &str) -> PathBuf {
+        self.root.join("recordings").join(user)
+    }
+
+    /// `Some(reason)` when a new session of `peer` must be refused for want of room.
+    fn check_room(&self, peer: &Peer) -> Option<String> {
+        let total = du(&self.root);
+        if let Ok(mut u) = self.used.lock() {
+            *u = total;
+        }
+        if total >= self.limits.max_bytes {
+            return Some(format!(
+                "the agent's storage is full ({total} of {} bytes, agent.max_bytes); nothing was evicted",
+                self.limits.max_bytes
+            ));
+        }
+        let mine = du(&self.user_dir(&peer.user));
+        if mine >= self.limits.user_quota_bytes {
+            return Some(format!(
+                "{}'s recordings use {mine} of {} bytes (agent.user_quota_bytes); nothing was evicted",
+                peer.user, self.limits.user_quota_bytes
+            ));
+        }
+        None
+    }
+
+    /// Opens a session: claim the id, write the cast header, spool the create record; then the reply.
+    pub fn open_session(&self, peer: &Peer, open: Open) -> Result<Session, Reply> {
+        let id = open.meta.session_id.clone();
+        if !valid_session_id(&id) {
+            return Err(Reply::refused(codes::BAD_REQUEST, "session id: 1-64 characters of [A-Za-z0-9_-]"));
+        }
+        let mut meta = open.meta;
+        // Filed under the peer's user name and this host, whatever the recorder claimed.
+        meta.user = peer.user.clone();
+        meta.hostname = self.hostname.clone();
+        if let Some(why) = self.check_room(peer) {
+            let mut reply = Reply::refused(codes::FULL, why.clone());
+            if self.limits.when_full == WhenFull::RunUnrecorded {
+                let rec = unrecorded_audit(&meta, &why);
+                match self.store_audit(peer, Audit { what: "unrecorded".into(), record: rec }) {
+                    Ok(()) => reply.run_unrecorded = true,
+                    Err(r) => return Err(r),
+                }
+            }
+            return Err(reply);
+        }
+        let claim = self.root.join("sessions").join(&id);
+        let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&claim) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Reply::refused(codes::ID_TAKEN, format!("session id {id} is already used")))
+            }
+            Err(e) => return Err(io_refusal("the session claim", e)),
+        };
+        let stored = (|| -> anyhow::Result<(File, PathBuf)> {
+            writeln!(f, "uid={} pid={} user={}", peer.uid, peer.pid, peer.user)?;
+            f.sync_all()?;
+            sync_dir(&self.root.join("sessions"))?;
+            let dir = self.user_dir(&peer.user);
+            private_dir(&dir)?;
+            let path = dir.join(format!("{id}.cast"));
+            let mut cast = OpenOptions::new().append(true).create_new(true).mode(0o600).open(&path)?;
+            let header = cast::header_line(&meta, &open.shell, &open.term);
+            cast.write_all(&header)?;
+            cast.sync_data()?;
+            sync_dir(&dir)?;
+            self.add_used(header.len() as u64);
+            self.spool_record(session_record(
+                KIND_SESSION_CREATE,
+                Class::Normal,
+                &id,
+                payload::session_create(&meta),
+            ))?;
+            Ok((cast, path))
+        })();
+        let (cast, cast_path) = stored.map_err(|e| io_refusal("the session start", format!("{e:#}")))?;
+        tracing::info!(session = %id, user = %peer.user, pid = peer.pid, "session opened");
+        Ok(Session {
+            id,
+            meta,
+            cast,
+            cast_path,
+            next_seq: 0,
+            last_t: 0.0,
+            started: Instant::now(),
+            ended: false,
+            acked: 0,
+        })
+    }
+
+    /// Appends a chunk to the cast (fdatasync), then spools it; on a spool error the cast is cut back so the
+    /// two never disagree.
+    pub fn chunk(&self, s: &mut Session, seq: u64, lines: Vec<u8>) -> Reply {
+        if s.ended {
+            return Reply::refused(codes::BAD_REQUEST, "the session has ended");
+        }
+        if seq != s.next_seq {
+            return Reply::refused(
+                codes::BAD_REQUEST,
+                format!("chunk {seq} out of order: expected {}", s.next_seq),
+            );
+        }
+        if lines.is_empty() || !lines.ends_with(b"\n") || std::str::from_utf8(&lines).is_err() {
+            return Reply::refused(
+                codes::BAD_REQUEST,
+                "a chunk is UTF-8 asciicast lines, each ending in a newline",
+            );
+        }
+        let used = self.used.lock().map(|u| *u).unwrap_or(0);
+        if used + lines.len() as u64 > self.limits.max_bytes {
+            return Reply::refused(
+                codes::FULL,
+                format!(
+                    "the agent's storage is full (agent.max_bytes = {}); nothing was evicted",
+                    self.limits.max_bytes
+                ),
+            );
+        }
+        match self.append_chunk(s, lines) {
+            Ok(()) => Reply::ok(),
+            Err(e) => io_refusal("the chunk", format!("{e:#}")),
+        }
+    }
+
+    fn append_chunk(&self, s: &mut Session, lines: Vec<u8>) -> anyhow::Result<()> {
+        let before = s.cast.metadata()?.len();
+        let n = lines.len() as u64;
+        let last_t = last_time(&lines);
+        s.cast.write_all(&lines).and_then(|()| s.cast.sync_data())?;
+        let rec = session_record(KIND_SESSION_CHUNK, Class::Bulk, &s.id, lines)
+            .with_meta("seq", s.next_seq.to_string())
+            .with_meta(META_ENCODING, ENCODING_PLAIN);
+        if let Err(e) = self.spool_record(rec) {
+            let _ = s.cast.set_len(before).and_then(|()| s.cast.sync_data());
+            return Err(e);
+        }
+        self.add_used(n);
+        s.next_seq += 1;
+        if let Some(t) = last_t {
+            s.last_t = s.last_t.max(t);
+        }
+        Ok(())
+    }
+
+    pub fn event(&self, s: &Session, mut ev: ProcessEvent) -> Reply {
+        ev.session_id = s.id.clone();
+        ev.user = s.meta.user.clone();
+        ev.hostname = s.meta.hostname.clone();
+        match self.spool_record(Record::new(KIND_EVENT, Class::Normal, payload::process_event(&ev))) {
+            Ok(()) => Reply::ok(),
+            Err(e) => io_refusal("the process event", format!("{e:#}")),
+        }
+    }
+
+    pub fn snapshot(&self, s: &Session, mut snap: Snapshot) -> Reply {
+        snap.session_id = s.id.clone();
+        let mut b = LogBatcher::default();
+        let first = b.push(&payload::log_entry(&s.meta, &snap));
+        let Some(batch) = first.or_else(|| b.take()) else { return Reply::ok() };
+        match self.spool_record(Record::new(KIND_LOGS, Class::Normal, payload::gzip(&batch))) {
+            Ok(()) => Reply::ok(),
+            Err(e) => io_refusal("the snapshot", format!("{e:#}")),
+        }
+    }
+
+    /// Audit records are stored whatever the quotas say (they are small and they are the evidence).
+    pub fn store_audit(&self, peer: &Peer, mut a: Audit) -> Result<(), Reply> {
+        if a.what.is_empty()
+            || a.what.len() > 32
+            || !a.what.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            return Err(Reply::refused(codes::BAD_REQUEST, "audit kind: 1-32 characters of [a-z_]"));
+        }
+        a.record.user = peer.user.clone();
+        a.record.hostname = self.hostname.clone();
+        a.record.tags.retain(|t| !t.starts_with("user:") && !t.starts_with("host:"));
+        a.record.tags.push(format!("user:{}", peer.user));
+        a.record.tags.push(format!("host:{}", self.hostname));
+        let res = (|| -> anyhow::Result<()> {
+            let path = self.root.join("audit").join("audit.log");
+            let mut f = OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
+            let mut line = serde_json::to_vec(&serde_json::json!({
+                "event": a.what, "uid": peer.uid, "pid": peer.pid, "record": a.record
+            }))?;
+            line.push(b'\n');
+            f.write_all(&line)?;
+            f.sync_data()?;
+            let body = serde_json::to_vec(&a.record)?;
+            self.spool_record(Record::new(format!("{KIND_AUDIT_PREFIX}{}", a.what), Class::Audit, body))
+        })();
+        res.map_err(|e| io_refusal("the audit record", format!("{e:#}")))
+    }
+
+    /// The recorder's end: spool the end record. The exit marker is already in the last chunk.
+    pub fn end(&self, s: &mut Session, end: End) -> Reply {
+        if s.ended {
+            return Reply::refused(codes::BAD_REQUEST, "the session has already ended");
+        }
+        let body = payload::session_end(end.exit_code, end.duration_ms, s.next_seq);
+        match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
+            Ok(()) => {
+                s.ended = true;
+                tracing::info!(session = %s.id, exit = end.exit_code, "session ended");
+                Reply::ok()
+            }
+            Err(e) => io_refusal("the session end", format!("{e:#}")),
+        }
+    }
+
+    /// The recorder went away without an end (killed): everything acknowledged is already stored; close the
+    /// recording with a marker saying so, as one more chunk, and spool the end.
+    pub fn finalise_lost(&self, s: &mut Session, pid: u32) {
+        if s.ended {
+            return;
+        }
+        let t = s.last_t.max(s.started.elapsed().as_secs_f64());
+        let mut line = Vec::new();
+        cast::push_event(
+            &mut line,
+            t,
+            "m",
+            &format!("recorder lost (pid {pid} went away without ending the session)"),
+        );
+        if let Err(e) = self.append_chunk(s, line) {
+            tracing::error!(session = %s.id, "closing the lost session's recording: {e:#}");
+        }
+        let body = payload::session_end(-1, s.started.elapsed().as_millis() as u64, s.next_seq);
+        match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
+            Ok(()) => {
+                tracing::warn!(session = %s.id, pid, "recorder lost; session finalised from what was stored")
+            }
+            Err(e) => tracing::error!(session = %s.id, "spooling the lost session's end: {e:#}"),
+        }
+        s.ended = true;
+    }
+}
+
+fn session_record(kind: &str, class: Class, id: &str, body: Vec<u8>) -> Record {
+    Record::new(kind, class, body).in_group(id).with_meta("session_id", id)
+}
+
+fn unrecorded_audit(meta: &SessionMeta, why: &str) -> AuditRecord {
+    AuditRecord {
+        user: meta.user.clone(),
+        hostname: meta.hostname.clone(),
+        command: meta.command.clone(),
+        cwd: meta.cwd.clone(),
+        rule: meta.rule.clone(),
+        reason: Some(why.to_string()),
+        session_id: Some(meta.session_id.clone()),
+        timestamp_ms: crate::spool::now_ms(),
+        tags: vec!["unrecorded:true".into(), "reason:agent_full".into()],
+    }
+}
+
+/// The time of the last event line in `lines` (`[12.5, "o", ...]`).
+fn last_time(lines: &[u8]) -> Option<f64> {
+    let body = lines.strip_suffix(b"\n")?;
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = &body[start..];
+    let end = line.iter().position(|&b| b == b',')?;
+    std::str::from_utf8(line.get(1..end)?).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_event_time_is_read_from_the_last_line() {
+        assert_eq!(last_time(b"[0.5, \"o\", \"a\"]\n[12.250000, \"o\", \"b\"]\n"), Some(12.25));
+        assert_eq!(last_time(b"[3.0, \"m\", \"exit 0\"]\n"), Some(3.0));
+        assert_eq!(last_time(b"garbage\n"), None);
+        assert_eq!(last_time(b""), None);
+    }
+
+    #[test]
+    fn ids_and_names_cannot_leave_their_directory() {
+        for bad in ["", "../x", "a/b", ".", "x".repeat(65).as_str(), "a b"] {
+            assert!(!valid_session_id(bad), "{bad:?}");
+        }
+        assert!(valid_session_id("0193b7e2-7c1d-7aaa-8000-000000000001"));
+        assert!(!safe_name("..") && !safe_name(".hidden") && !safe_name("a/b") && safe_name("alice.smith"));
+    }
+}
