@@ -101,6 +101,34 @@ pub fn open_session(socket: &Path, open: Open) -> Result<Opened, AgentError> {
     Err(AgentError::refused(&r))
 }
 
+/// Bastion mode's start of a session (`cmd/session.rs`): the open is stored by the agent before anything
+/// runs. `Some((output, where the agent writes the recording))`; `None`: the agent is full and lets the
+/// command run unrecorded (its audit record is already stored); an error (unreachable, refused) means the
+/// command must not run.
+pub fn session_output(
+    settings: &crate::config::settings::AgentSettings,
+    meta: &SessionMeta,
+    shell: &Path,
+) -> anyhow::Result<Option<(AgentOutput, String)>> {
+    let open = Open {
+        meta: meta.clone(),
+        shell: shell.to_string_lossy().into_owned(),
+        term: std::env::var("TERM").unwrap_or_default(),
+    };
+    match open_session(&settings.socket, open) {
+        Ok(Opened::Recording { output, cast_path }) => Ok(Some((output, cast_path))),
+        Ok(Opened::RunUnrecorded { message }) => {
+            eprintln!("ddcoterm: {message}; running unrecorded (agent.when_full: run_unrecorded, audit record stored)");
+            Ok(None)
+        }
+        Err(e) => Err(crate::error::Exit::new(
+            crate::error::exit::REFUSED,
+            format!("bastion mode: {e}; the command was not run (recording is required on this host)"),
+        )
+        .into()),
+    }
+}
+
 /// The session's only output in bastion mode: every record goes to the agent, nothing to the user's disk.
 pub struct AgentOutput {
     conn: AgentConn,

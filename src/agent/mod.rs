@@ -5,6 +5,7 @@
 //! listener (peers known by `SO_PEERCRED`), `client` the recorder's side.
 
 pub mod client;
+pub mod credentials;
 pub mod proto;
 pub mod server;
 pub mod store;

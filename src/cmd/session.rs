@@ -103,14 +103,25 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         ssh: crate::ssh::origin::from_env(),
     };
 
+    // Bastion mode: the agent holds the session; nothing is written to the user's disk.
+    let agent = match loaded.settings.agent.enabled {
+        true => match crate::agent::client::session_output(&loaded.settings.agent, &meta, &shell_path)? {
+            Some(opened) => Some(opened),
+            None => return exec_plain(&req, &shell_path),
+        },
+        false => None,
+    };
     let dir = rec.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
     let record = req.actions.contains(Action::Record);
     let process_info = req.actions.contains(Action::ProcessInfo);
-    if record || process_info {
+    if (record || process_info) && agent.is_none() {
         cast::ensure_private_dir(&dir)?;
     }
-    let cast_path = dir.join(format!("{session_id}.cast"));
-    let cast_file = if record {
+    let cast_path = match &agent {
+        Some((_, at)) => PathBuf::from(at),
+        None => dir.join(format!("{session_id}.cast")),
+    };
+    let cast_file = if record && agent.is_none() {
         let term = std::env::var("TERM").unwrap_or_default();
         Some(CastFile::create(
             cast_path.clone(),
@@ -119,15 +130,18 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let events = if process_info {
+    let events = if process_info && agent.is_none() {
         Some(cast::create_private(&dir.join(format!("{session_id}.events.jsonl")))?)
     } else {
         None
     };
-    let outputs = crate::cmd::outputs::build(loaded, &req.actions).unwrap_or_else(|e| {
-        tracing::warn!("session outputs unavailable, recording locally only: {e:#}");
-        Vec::new()
-    });
+    let outputs = match agent {
+        Some((output, _)) => vec![Box::new(output) as Box<dyn crate::model::Output>],
+        None => crate::cmd::outputs::build(loaded, &req.actions).unwrap_or_else(|e| {
+            tracing::warn!("session outputs unavailable, recording locally only: {e:#}");
+            Vec::new()
+        }),
+    };
     let cfg = PipelineConfig {
         merge_window,
         merge_bytes: rec.merge_bytes,
