@@ -16,12 +16,13 @@ use crate::datadog::payload::{self, LogBatcher};
 use crate::model::{ProcessEvent, SessionMeta, Snapshot};
 use crate::recorder::cast;
 use crate::spool::{Class, Deliver, Record, Sender, SenderOptions, Spool};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Who is on the other end of a connection, from `SO_PEERCRED` (never from what the peer says).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +85,18 @@ pub struct Store {
     sender: Option<Sender>,
     limits: Limits,
     hostname: String,
-    /// Bytes stored since the last full count (at each open), so a running session cannot pass `max_bytes`.
-    used: Mutex<u64>,
+    used: Mutex<Usage>,
+}
+
+/// How often at most the state dir is walked again to learn what it holds (the spool shrinks as records are
+/// delivered, an administrator may archive recordings); in between, what the agent writes is added.
+const RESCAN: Duration = Duration::from_secs(10);
+
+/// Bytes under the state dir, and per user under their recordings dir.
+struct Usage {
+    total: u64,
+    users: HashMap<String, u64>,
+    scanned: Instant,
 }
 
 /// Creates `dir` 0700 and refuses one that others could write to or that another user owns.
@@ -146,7 +157,7 @@ impl Store {
         // instead (see `check_room`).
         let spool = Arc::new(Spool::open(root.join("spool"), 0)?);
         let sender = deliver.map(|d| Sender::spawn(spool.clone(), d, SenderOptions::default()));
-        let used = du(root);
+        let used = Usage { total: du(root), users: HashMap::new(), scanned: Instant::now() };
         Ok(Store {
             root: root.to_path_buf(),
             spool,
@@ -169,9 +180,13 @@ impl Store {
         Ok(())
     }
 
-    fn add_used(&self, n: u64) {
+    /// Counts `n` bytes just written (for `user`'s recordings when given).
+    fn add_used(&self, user: Option<&str>, n: u64) {
         if let Ok(mut u) = self.used.lock() {
-            *u += n;
+            u.total += n;
+            if let Some(b) = user.and_then(|name| u.users.get_mut(name)) {
+                *b += n;
+            }
         }
     }
 
@@ -181,17 +196,18 @@ impl Store {
 
     /// `Some(reason)` when a new session of `peer` must be refused for want of room.
     fn check_room(&self, peer: &Peer) -> Option<String> {
-        let total = du(&self.root);
-        if let Ok(mut u) = self.used.lock() {
-            *u = total;
+        let Ok(mut u) = self.used.lock() else { return Some("the agent's usage count is poisoned".into()) };
+        if u.scanned.elapsed() >= RESCAN {
+            *u = Usage { total: du(&self.root), users: HashMap::new(), scanned: Instant::now() };
         }
+        let total = u.total;
+        let mine = *u.users.entry(peer.user.clone()).or_insert_with(|| du(&self.user_dir(&peer.user)));
         if total >= self.limits.max_bytes {
             return Some(format!(
                 "the agent's storage is full ({total} of {} bytes, agent.max_bytes); nothing was evicted",
                 self.limits.max_bytes
             ));
         }
-        let mine = du(&self.user_dir(&peer.user));
         if mine >= self.limits.user_quota_bytes {
             return Some(format!(
                 "{}'s recordings use {mine} of {} bytes (agent.user_quota_bytes); nothing was evicted",
@@ -242,7 +258,7 @@ impl Store {
             cast.write_all(&header)?;
             cast.sync_data()?;
             sync_dir(&dir)?;
-            self.add_used(header.len() as u64);
+            self.add_used(Some(&peer.user), header.len() as u64);
             self.spool_record(session_record(
                 KIND_SESSION_CREATE,
                 Class::Normal,
@@ -284,7 +300,7 @@ impl Store {
                 "a chunk is UTF-8 asciicast lines, each ending in a newline",
             );
         }
-        let used = self.used.lock().map(|u| *u).unwrap_or(0);
+        let used = self.used.lock().map(|u| u.total).unwrap_or(u64::MAX);
         if used + lines.len() as u64 > self.limits.max_bytes {
             return Reply::refused(
                 codes::FULL,
@@ -312,7 +328,9 @@ impl Store {
             let _ = s.cast.set_len(before).and_then(|()| s.cast.sync_data());
             return Err(e);
         }
-        self.add_used(n);
+        // The cast, then the same lines in the spool.
+        self.add_used(Some(&s.meta.user), n);
+        self.add_used(None, n);
         s.next_seq += 1;
         if let Some(t) = last_t {
             s.last_t = s.last_t.max(t);
@@ -364,6 +382,7 @@ impl Store {
             f.write_all(&line)?;
             f.sync_data()?;
             let body = serde_json::to_vec(&a.record)?;
+            self.add_used(None, (line.len() + body.len()) as u64);
             self.spool_record(Record::new(format!("{KIND_AUDIT_PREFIX}{}", a.what), Class::Audit, body))
         })();
         res.map_err(|e| io_refusal("the audit record", format!("{e:#}")))

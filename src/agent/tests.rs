@@ -93,7 +93,11 @@ fn a_session_is_stored_under_the_peers_name_then_acknowledged() {
     let mut lines = cast.lines();
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(header["ddcoterm"]["user"], me(), "filed under the peer, not the claimed `root`: {header}");
-    assert_eq!(header["ddcoterm"]["host"], crate::dirs::host_name(), "the agent's host name, not the claimed one");
+    assert_eq!(
+        header["ddcoterm"]["host"],
+        crate::dirs::host_name(),
+        "the agent's host name, not the claimed one"
+    );
     assert_eq!(
         lines.collect::<Vec<_>>(),
         ["[0.100000, \"o\", \"hello\\r\\n\"]", "[0.200000, \"m\", \"exit 0\"]"]
