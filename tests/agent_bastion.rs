@@ -130,3 +130,27 @@ fn a_full_agent_refuses_or_runs_unrecorded_with_an_audit_record_as_configured() 
         assert_eq!(audit.contains("unrecorded:true"), ran, "{when_full}: {audit}");
     }
 }
+
+const APPROVAL_RULE: &str = "process_config:\n  commands:\n    - command: sh\n      rules:\n        - rule: \"true\"\n          actions: [record, approval]\n";
+
+#[test]
+fn break_glass_in_bastion_mode_is_audited_by_the_agent_before_the_command_runs() {
+    let w = bastion_world(APPROVAL_RULE);
+    let agent = start_agent(&w);
+    let mut c = w.ddcoterm(&["--", "sh", "-c", "echo broke-the-glass"]);
+    c.env("COTERM_BREAK_GLASS", "1").env("COTERM_BREAK_GLASS_REASON", "incident-42");
+    let out = no_tty(c);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let audit = std::fs::read_to_string(w.path("state/audit/audit.log")).unwrap();
+    assert!(audit.contains("\"event\":\"break_glass\"") && audit.contains("incident-42"), "{audit}");
+    assert!(!w.ddhome().join("audit.log").exists(), "the user's own audit.log is not the evidence");
+    assert!(casts(&w).len() == 1, "break glass forces the recording, held by the agent");
+    // No agent: no break glass either.
+    drop(agent);
+    let mut c = w.ddcoterm(&["--", "sh", "-c", "touch ran"]);
+    c.env("COTERM_BREAK_GLASS", "1").env("COTERM_BREAK_GLASS_REASON", "incident-43");
+    let out = no_tty(c);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("break glass refused"), "{}", text(&out.stderr));
+    assert!(!w.path("ran").exists());
+}
