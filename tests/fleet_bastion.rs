@@ -118,6 +118,7 @@ fn bastion_users_cannot_touch_the_evidence_the_agent_holds() {
             "chown root:root /usr/local/bin/ddcoterm && chmod 755 /usr/local/bin/ddcoterm \
              && groupadd bastion && useradd -r -s /usr/sbin/nologin -d /nonexistent ddcoterm-agent \
              && useradd -m -s /bin/bash -G bastion alice && useradd -m -s /bin/bash -G bastion bob \
+             && useradd -m -s /bin/bash mallory \
              && mkdir -p /etc/ddcoterm && printf '%s' \"$SYSTEM_CONFIG\" > /etc/ddcoterm/config.yaml \
              && printf 'api_key: %s\\n' \"$SECRET\" > /etc/ddcoterm/agent-credentials.yaml \
              && chown ddcoterm-agent /etc/ddcoterm/agent-credentials.yaml \
@@ -161,6 +162,12 @@ fn bastion_users_cannot_touch_the_evidence_the_agent_holds() {
     );
     let doctor = as_user(c, "alice", "ddcoterm doctor").stdout;
     assert!(doctor.contains("mode: bastion") && doctor.contains("as `alice`"), "{doctor}");
+
+    // Outside agent.socket_group no session can be opened, so nothing runs recorded or not.
+    let outsider = as_user(c, "mallory", "ddcoterm -- touch /tmp/mallory-ran");
+    assert_eq!(outsider.code, 1, "{}", outsider.stderr);
+    assert!(outsider.stderr.contains("may not connect to the recording agent"), "{}", outsider.stderr);
+    assert_ne!(root(c, "test -e /tmp/mallory-ran").code, 0);
 
     // 2. The upload credentials and the agent's state are out of reach.
     for (what, script) in [

@@ -18,6 +18,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum AgentError {
     #[error("the recording agent at {socket} does not answer ({source}); is ddcoterm-agent running?", socket = socket.display())]
     Unreachable { socket: PathBuf, source: std::io::Error },
+    #[error("this user may not connect to the recording agent at {socket} (permission denied: agent.socket_group says who may record here)", socket = socket.display())]
+    Forbidden { socket: PathBuf },
     #[error("talking to the recording agent at {socket}: {source}", socket = socket.display())]
     Protocol { socket: PathBuf, source: ProtoError },
     #[error("the recording agent refused ({code}): {message}")]
@@ -44,7 +46,10 @@ pub struct AgentConn {
 
 impl AgentConn {
     pub fn connect(socket: &Path) -> Result<AgentConn, AgentError> {
-        let unreachable = |source| AgentError::Unreachable { socket: socket.to_path_buf(), source };
+        let unreachable = |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::PermissionDenied => AgentError::Forbidden { socket: socket.to_path_buf() },
+            _ => AgentError::Unreachable { socket: socket.to_path_buf(), source },
+        };
         let stream = UnixStream::connect(socket).map_err(unreachable)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(unreachable)?;
         stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(unreachable)?;
@@ -180,6 +185,9 @@ pub fn ping(socket: &Path) -> Result<Reply, AgentError> {
 pub fn live_recorder(socket: &Path, session_id: &str) -> std::io::Result<Option<u32>> {
     let to_io = |e: AgentError| match e {
         AgentError::Unreachable { source, .. } => source,
+        AgentError::Forbidden { .. } => {
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string())
+        }
         other => std::io::Error::other(other.to_string()),
     };
     let mut conn = AgentConn::connect(socket).map_err(to_io)?;

@@ -294,7 +294,7 @@ impl Store {
                 format!("chunk {seq} out of order: expected {}", s.next_seq),
             );
         }
-        if lines.is_empty() || !lines.ends_with(b"\n") || std::str::from_utf8(&lines).is_err() {
+        if !event_lines(&lines) {
             return Reply::refused(
                 codes::BAD_REQUEST,
                 "a chunk is UTF-8 asciicast lines, each ending in a newline",
@@ -450,6 +450,17 @@ fn unrecorded_audit(meta: &SessionMeta, why: &str) -> AuditRecord {
     }
 }
 
+/// A chunk is asciicast event lines: UTF-8, each line `[...]` and newline-terminated. Anything else (a second
+/// header, a line with no end) would make the agent's recording unreadable by players and the server.
+fn event_lines(lines: &[u8]) -> bool {
+    !lines.is_empty()
+        && lines.ends_with(b"\n")
+        && std::str::from_utf8(lines).is_ok()
+        && lines[..lines.len() - 1]
+            .split(|&b| b == b'\n')
+            .all(|l| l.first() == Some(&b'[') && l.last() == Some(&b']'))
+}
+
 /// The time of the last event line in `lines` (`[12.5, "o", ...]`).
 fn last_time(lines: &[u8]) -> Option<f64> {
     let body = lines.strip_suffix(b"\n")?;
@@ -462,6 +473,16 @@ fn last_time(lines: &[u8]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_are_event_lines_only() {
+        assert!(event_lines(b"[0.1, \"o\", \"a\"]\n[0.2, \"o\", \"b\"]\n"));
+        for bad in
+            [&b""[..], b"[0.1, \"o\", \"a\"]", b"{\"version\": 2}\n", b"[0.1, \"o\", \"a\"]\n\n", b"[\xff]\n"]
+        {
+            assert!(!event_lines(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn last_event_time_is_read_from_the_last_line() {
