@@ -218,3 +218,23 @@ fn a_stale_socket_is_replaced_but_nothing_else_is() {
     drop(server::bind(&sock, None).unwrap());
     assert!(server::bind(&sock, None).is_ok(), "the socket of a previous run is replaced");
 }
+
+#[test]
+fn one_user_cannot_hold_every_connection() {
+    let r = start(limits(u64::MAX, u64::MAX, WhenFull::Refuse));
+    let held: Vec<AgentConn> = (0..server::MAX_CONNECTIONS_PER_UID)
+        .map(|_| {
+            let mut c = AgentConn::connect(&r.socket).unwrap();
+            c.call_ok(&Request::Ping).unwrap();
+            c
+        })
+        .collect();
+    let refused = client::ping(&r.socket).unwrap_err().to_string();
+    assert!(refused.contains("too many connections"), "{refused}");
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while client::ping(&r.socket).is_err() {
+        assert!(std::time::Instant::now() < deadline, "connections were not released");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

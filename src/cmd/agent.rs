@@ -18,6 +18,11 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
             loaded.dirs.system_config().display()
         );
     }
+    if nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "ddcoterm agent: warning: running as root; run it as its own system user (deploy/systemd/ddcoterm-agent.service)"
+        );
+    }
     let deliver = deliver(&loaded, &s)?;
     let limits =
         Limits { max_bytes: s.max_bytes, user_quota_bytes: s.user_quota_bytes, when_full: s.when_full };

@@ -104,12 +104,13 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     };
 
     // Bastion mode: the agent holds the session; nothing is written to the user's disk.
-    let agent = match loaded.settings.agent.enabled {
-        true => match crate::agent::client::session_output(&loaded.settings.agent, &meta, &shell_path)? {
+    let agent = if loaded.settings.agent.enabled {
+        match crate::agent::client::session_output(&loaded.settings.agent, &meta, &shell_path)? {
             Some(opened) => Some(opened),
             None => return exec_plain(&req, &shell_path),
-        },
-        false => None,
+        }
+    } else {
+        None
     };
     let dir = rec.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
     let record = req.actions.contains(Action::Record);
