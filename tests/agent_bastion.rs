@@ -154,3 +154,16 @@ fn break_glass_in_bastion_mode_is_audited_by_the_agent_before_the_command_runs()
     assert!(text(&out.stderr).contains("break glass refused"), "{}", text(&out.stderr));
     assert!(!w.path("ran").exists());
 }
+
+#[test]
+fn a_users_huge_merge_size_cannot_make_the_agent_refuse_the_rest_of_a_session() {
+    let w = bastion_world("");
+    // Unchecked, one merged write of NULs would become a 48 MB event line: a frame the agent refuses.
+    w.user_config("recording:\n  merge_bytes: 8000000\n  merge_window: 2s\n");
+    let _agent = start_agent(&w);
+    let out = no_tty(w.ddcoterm(&["--", "sh", "-c", "head -c 3000000 /dev/zero; echo after-the-flood"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let cast = std::fs::read_to_string(&casts(&w)[0]).unwrap();
+    assert_eq!(cast.matches("\\u0000").count(), 3_000_000, "every byte reached the agent");
+    assert!(cast.contains("after-the-flood") && cast.contains("\"exit 0\""));
+}

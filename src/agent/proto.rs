@@ -10,9 +10,14 @@ use crate::model::{ProcessEvent, SessionMeta, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 
-/// The largest frame either side accepts: a chunk is at most `recorder::fanout::CHUNK_BYTES` plus one
-/// merged write; anything bigger is a broken or hostile peer, refused before allocating.
-pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The largest frame either side accepts: a chunk is at most `recorder::fanout::CHUNK_BYTES` (1 MiB) plus
+/// one event line, and a line is at most 6 times [`MAX_MERGE_BYTES`] (every byte escaped as `\u00XX`);
+/// anything bigger is a broken or hostile peer, refused before allocating.
+pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+
+/// `recording.merge_bytes` is capped at this in bastion mode, so that a user's setting cannot produce a
+/// chunk the agent refuses (and the rest of the session unrecorded).
+pub const MAX_MERGE_BYTES: usize = 512 * 1024;
 
 const T_OPEN: u8 = 1;
 const T_CHUNK: u8 = 2;

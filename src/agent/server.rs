@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Connections one uid may hold open at once: a user cannot exhaust the agent's threads for everyone.
-pub const MAX_CONNECTIONS_PER_UID: usize = 64;
+/// Connections one uid may hold open at once: a user cannot exhaust the agent's threads, or its memory (a
+/// frame in flight per connection, `MAX_FRAME` at most), for everyone.
+pub const MAX_CONNECTIONS_PER_UID: usize = 32;
 /// A peer that stops reading its replies is dropped after this long instead of holding a thread.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -136,6 +136,7 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     } else {
         None
     };
+    let bastion = agent.is_some();
     let outputs = match agent {
         Some((output, _)) => vec![Box::new(output) as Box<dyn crate::model::Output>],
         None => crate::cmd::outputs::build(loaded, &req.actions).unwrap_or_else(|e| {
@@ -145,7 +146,12 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     };
     let cfg = PipelineConfig {
         merge_window,
-        merge_bytes: rec.merge_bytes,
+        // Bastion mode: every chunk must fit in one agent frame, whatever the user's merge size.
+        merge_bytes: if bastion {
+            rec.merge_bytes.min(crate::agent::proto::MAX_MERGE_BYTES)
+        } else {
+            rec.merge_bytes
+        },
         input: rec.input,
         snapshots: req.actions.contains(Action::Logs),
     };
