@@ -168,6 +168,10 @@ pub fn serve_connection(agent: &Agent, stream: UnixStream) {
     };
     if !agent.admit(peer.uid) {
         tracing::warn!(uid = peer.uid, "too many connections from this uid; refused");
+        // The refusal answers the peer's first request: closing before reading it would leave the peer a
+        // broken pipe instead of the reason.
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = proto::read_request(&mut BufReader::new(&stream));
         let mut w = &stream;
         let _ = proto::write_reply(
             &mut w,
