@@ -164,6 +164,7 @@ fn a_users_huge_merge_size_cannot_make_the_agent_refuse_the_rest_of_a_session() 
     let out = no_tty(w.ddcoterm(&["--", "sh", "-c", "head -c 3000000 /dev/zero; echo after-the-flood"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let cast = std::fs::read_to_string(&casts(&w)[0]).unwrap();
+    assert!(!text(&out.stderr).contains("did not store"), "{}", text(&out.stderr));
     assert_eq!(cast.matches("\\u0000").count(), 3_000_000, "every byte reached the agent");
     assert!(cast.contains("after-the-flood") && cast.contains("\"exit 0\""));
 }

@@ -98,7 +98,7 @@ pub fn open_session(socket: &Path, open: Open) -> Result<Opened, AgentError> {
     let r = conn.call(&Request::Open(open))?;
     if r.ok {
         let cast_path = r.detail.unwrap_or_default();
-        return Ok(Opened::Recording { output: AgentOutput { conn, session_id }, cast_path });
+        return Ok(Opened::Recording { output: AgentOutput { conn, session_id, told: false }, cast_path });
     }
     if r.code.as_deref() == Some(codes::FULL) && r.run_unrecorded {
         return Ok(Opened::RunUnrecorded { message: r.message.unwrap_or_default() });
@@ -138,11 +138,24 @@ pub fn session_output(
 pub struct AgentOutput {
     conn: AgentConn,
     session_id: String,
+    /// The user was told that the agent stopped taking the session.
+    told: bool,
 }
 
 impl AgentOutput {
     fn send(&mut self, req: Request) -> anyhow::Result<()> {
-        self.conn.call_ok(&req).map(|_| ()).map_err(|e| anyhow::anyhow!("session {}: {e}", self.session_id))
+        let res = self.conn.call_ok(&req);
+        if let Err(e) = &res {
+            if !self.told {
+                // Said on the terminal itself (the shim path has no log output); `\r` for a raw-mode terminal.
+                eprint!(
+                    "\r\nddcoterm: the recording agent did not store part of session {}: {e}\r\n",
+                    self.session_id
+                );
+                self.told = true;
+            }
+        }
+        res.map(|_| ()).map_err(|e| anyhow::anyhow!("session {}: {e}", self.session_id))
     }
 }
 
