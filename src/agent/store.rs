@@ -227,6 +227,7 @@ impl Store {
         // Filed under the peer's user name and this host, whatever the recorder claimed.
         meta.user = peer.user.clone();
         meta.hostname = self.hostname.clone();
+        meta.tags.retain(|t| !identity_tag(t));
         if let Some(why) = self.check_room(peer) {
             let mut reply = Reply::refused(codes::FULL, why.clone());
             if self.limits.when_full == WhenFull::RunUnrecorded {
@@ -342,6 +343,7 @@ impl Store {
         ev.session_id = s.id.clone();
         ev.user = s.meta.user.clone();
         ev.hostname = s.meta.hostname.clone();
+        ev.tags.retain(|t| !identity_tag(t));
         match self.spool_record(Record::new(KIND_EVENT, Class::Normal, payload::process_event(&ev))) {
             Ok(()) => Reply::ok(),
             Err(e) => io_refusal("the process event", format!("{e:#}")),
@@ -369,7 +371,7 @@ impl Store {
         }
         a.record.user = peer.user.clone();
         a.record.hostname = self.hostname.clone();
-        a.record.tags.retain(|t| !t.starts_with("user:") && !t.starts_with("host:"));
+        a.record.tags.retain(|t| !identity_tag(t));
         a.record.tags.push(format!("user:{}", peer.user));
         a.record.tags.push(format!("host:{}", self.hostname));
         let res = (|| -> anyhow::Result<()> {
@@ -430,6 +432,11 @@ impl Store {
         }
         s.ended = true;
     }
+}
+
+/// Tags that name who or where (`user:`, `host:`): the agent sets those itself; a recorder's are dropped.
+fn identity_tag(t: &str) -> bool {
+    t.starts_with("user:") || t.starts_with("host:")
 }
 
 fn session_record(kind: &str, class: Class, id: &str, body: Vec<u8>) -> Record {

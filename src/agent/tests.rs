@@ -39,6 +39,7 @@ fn open(id: &str, claimed_user: &str) -> Open {
         hostname: "forged-host".into(),
         width: 80,
         height: 24,
+        tags: vec!["user:root".into(), "host:forged-host".into(), "team:sre".into()],
         ..Default::default()
     };
     Open { meta, shell: "/bin/bash".into(), term: "xterm".into() }
@@ -103,6 +104,7 @@ fn a_session_is_stored_under_the_peers_name_then_acknowledged() {
         ["[0.100000, \"o\", \"hello\\r\\n\"]", "[0.200000, \"m\", \"exit 0\"]"]
     );
     let kinds = spooled(&r.state);
+    assert_eq!(header["ddcoterm"]["tags"], serde_json::json!(["team:sre"]), "claimed identity tags dropped");
     let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
     for k in ["session.create", "session.chunk", "event.process", "session.end"] {
         assert!(names.contains(&k), "{k} in {names:?}");
