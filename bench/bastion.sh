@@ -22,7 +22,9 @@ DDCOTERM_SYSTEM_DIR="$work/bastion/etc" "$bin" agent 2>/dev/null &
 agent_pid=$!
 for _ in $(seq 100); do [ -S "$work/run/agent.sock" ] && break; sleep 0.05; done
 [ -S "$work/run/agent.sock" ] || { echo "the agent did not start" >&2; exit 1; }
-hyperfine -N --warmup 5 --runs "${RUNS:-60}" --export-markdown "$work/result.md" \
+hyperfine -N --warmup 5 --runs "${RUNS:-60}" --export-markdown "$work/result.md" --export-json "$work/result.json" \
     -n personal "env DDCOTERM_SYSTEM_DIR=$work/personal/etc $bin -- /bin/true" \
     -n bastion "env DDCOTERM_SYSTEM_DIR=$work/bastion/etc $bin -- /bin/true"
 cat "$work/result.md"
+# Medians: on a loaded machine the mean follows the slowest runs.
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; m={x["command"]: x["median"]*1000 for x in r}; print("median: personal %.1f ms, bastion %.1f ms, bastion adds %.1f ms" % (m["personal"], m["bastion"], m["bastion"]-m["personal"]))' "$work/result.json"

@@ -3,8 +3,11 @@
 //!
 //! Layout under `agent.state_dir` (all 0700, owned by the agent's user):
 //! `recordings/<user>/<session>.cast`, `spool/` (records on their way to Datadog), `audit/audit.log`
-//! (one JSON line per audit record), `sessions/<session>` (claims: who owns an id, created exclusively).
+//! (one JSON line per audit record), `sessions/<session>` (claims: who owns an id, created exclusively),
+//! `sessions/<session>.at` (progress, see `progress`; an agent restarted after a crash closes from it the
+//! sessions it held).
 
+use super::progress::{self, Progress};
 use super::proto::{codes, Audit, End, Open, Reply};
 use crate::audit::AuditRecord;
 use crate::cmd::outputs::{
@@ -69,6 +72,11 @@ pub struct Session {
     pub meta: SessionMeta,
     cast: File,
     pub cast_path: PathBuf,
+    /// `sessions/<id>.at`, rewritten after each chunk (see `progress`).
+    at: File,
+    /// The cast's length, and where its last chunk starts.
+    len: u64,
+    prev_len: u64,
     /// The seq the next chunk must carry.
     pub next_seq: u64,
     last_t: f64,
@@ -158,14 +166,16 @@ impl Store {
         let spool = Arc::new(Spool::open(root.join("spool"), 0)?);
         let sender = deliver.map(|d| Sender::spawn(spool.clone(), d, SenderOptions::default()));
         let used = Usage { total: du(root), users: HashMap::new(), scanned: Instant::now() };
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
             spool,
             sender,
             limits,
             hostname: crate::dirs::host_name(),
             used: Mutex::new(used),
-        })
+        };
+        store.recover();
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {
@@ -247,10 +257,9 @@ impl Store {
             }
             Err(e) => return Err(io_refusal("the session claim", e)),
         };
-        let stored = (|| -> anyhow::Result<(File, PathBuf)> {
+        let stored = (|| -> anyhow::Result<(File, PathBuf, File, u64)> {
             writeln!(f, "uid={} pid={} user={}", peer.uid, peer.pid, peer.user)?;
             f.sync_all()?;
-            sync_dir(&self.root.join("sessions"))?;
             let dir = self.user_dir(&peer.user);
             private_dir(&dir)?;
             let path = dir.join(format!("{id}.cast"));
@@ -259,6 +268,14 @@ impl Store {
             cast.write_all(&header)?;
             cast.sync_data()?;
             sync_dir(&dir)?;
+            let hl = header.len() as u64;
+            let at = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(self.root.join("sessions").join(format!("{id}.at")))?;
+            progress::write(&at, &Progress { next_seq: 0, prev_len: hl, len: hl, ended: false })?;
+            sync_dir(&self.root.join("sessions"))?;
             self.add_used(Some(&peer.user), header.len() as u64);
             self.spool_record(session_record(
                 KIND_SESSION_CREATE,
@@ -266,15 +283,19 @@ impl Store {
                 &id,
                 payload::session_create(&meta),
             ))?;
-            Ok((cast, path))
+            Ok((cast, path, at, hl))
         })();
-        let (cast, cast_path) = stored.map_err(|e| io_refusal("the session start", format!("{e:#}")))?;
+        let (cast, cast_path, at, hl) =
+            stored.map_err(|e| io_refusal("the session start", format!("{e:#}")))?;
         tracing::info!(session = %id, user = %peer.user, pid = peer.pid, "session opened");
         Ok(Session {
             id,
             meta,
             cast,
             cast_path,
+            at,
+            len: hl,
+            prev_len: hl,
             next_seq: 0,
             last_t: 0.0,
             started: Instant::now(),
@@ -317,18 +338,36 @@ impl Store {
         }
     }
 
+    /// The one place that orders a chunk's storage: cast (fdatasync), progress (fdatasync), spool (fsync); a
+    /// failure undoes the earlier steps, so the cast, the progress and the spool never disagree.
     fn append_chunk(&self, s: &mut Session, lines: Vec<u8>) -> anyhow::Result<()> {
-        let before = s.cast.metadata()?.len();
+        let before = s.len;
         let n = lines.len() as u64;
         let last_t = last_time(&lines);
-        s.cast.write_all(&lines).and_then(|()| s.cast.sync_data())?;
+        let undo_cast = |s: &mut Session| {
+            let _ = s.cast.set_len(before).and_then(|()| s.cast.sync_data());
+        };
+        if let Err(e) = s.cast.write_all(&lines).and_then(|()| s.cast.sync_data()) {
+            undo_cast(s);
+            return Err(e.into());
+        }
+        let was = Progress { next_seq: s.next_seq, prev_len: s.prev_len, len: before, ended: false };
+        let now = Progress { next_seq: s.next_seq + 1, prev_len: before, len: before + n, ended: false };
+        if let Err(e) = progress::write(&s.at, &now) {
+            undo_cast(s);
+            let _ = progress::write(&s.at, &was);
+            return Err(e.into());
+        }
         let rec = session_record(KIND_SESSION_CHUNK, Class::Bulk, &s.id, lines)
             .with_meta("seq", s.next_seq.to_string())
             .with_meta(META_ENCODING, ENCODING_PLAIN);
         if let Err(e) = self.spool_record(rec) {
-            let _ = s.cast.set_len(before).and_then(|()| s.cast.sync_data());
+            undo_cast(s);
+            let _ = progress::write(&s.at, &was);
             return Err(e);
         }
+        s.prev_len = before;
+        s.len = before + n;
         // The cast, then the same lines in the spool.
         self.add_used(Some(&s.meta.user), n);
         self.add_used(None, n);
@@ -398,7 +437,7 @@ impl Store {
         let body = payload::session_end(end.exit_code, end.duration_ms, s.next_seq);
         match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
             Ok(()) => {
-                s.ended = true;
+                self.mark_ended(s);
                 tracing::info!(session = %s.id, exit = end.exit_code, "session ended");
                 Reply::ok()
             }
@@ -409,28 +448,109 @@ impl Store {
     /// The recorder went away without an end (killed): everything acknowledged is already stored; close the
     /// recording with a marker saying so, as one more chunk, and spool the end.
     pub fn finalise_lost(&self, s: &mut Session, pid: u32) {
+        self.close_lost(s, &format!("recorder lost (pid {pid} went away without ending the session)"));
+    }
+
+    /// Closes a session nobody will end: `why` as a marker event in one more chunk, then the end (exit -1).
+    fn close_lost(&self, s: &mut Session, why: &str) {
         if s.ended {
             return;
         }
         let t = s.last_t.max(s.started.elapsed().as_secs_f64());
         let mut line = Vec::new();
-        cast::push_event(
-            &mut line,
-            t,
-            "m",
-            &format!("recorder lost (pid {pid} went away without ending the session)"),
-        );
+        cast::push_event(&mut line, t, "m", why);
         if let Err(e) = self.append_chunk(s, line) {
             tracing::error!(session = %s.id, "closing the lost session's recording: {e:#}");
         }
-        let body = payload::session_end(-1, s.started.elapsed().as_millis() as u64, s.next_seq);
+        let duration_ms = (t * 1000.0) as u64;
+        let body = payload::session_end(-1, duration_ms, s.next_seq);
         match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
             Ok(()) => {
-                tracing::warn!(session = %s.id, pid, "recorder lost; session finalised from what was stored")
+                self.mark_ended(s);
+                tracing::warn!(session = %s.id, "{why}; session finalised from what was stored");
             }
             Err(e) => tracing::error!(session = %s.id, "spooling the lost session's end: {e:#}"),
         }
         s.ended = true;
+    }
+
+    /// The end is spooled: recovery leaves the session alone from now on.
+    fn mark_ended(&self, s: &mut Session) {
+        s.ended = true;
+        let p = Progress { next_seq: s.next_seq, prev_len: s.prev_len, len: s.len, ended: true };
+        if let Err(e) = progress::write(&s.at, &p) {
+            tracing::error!(session = %s.id, "marking the session ended: {e}");
+        }
+    }
+
+    /// After a restart: every session the previous agent held open is closed from what it had stored.
+    fn recover(&self) {
+        let dir = self.root.join("sessions");
+        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".at") else { continue };
+            if let Err(err) = self.recover_one(id) {
+                tracing::error!(session = %id, "recovering the session after a restart: {err:#}");
+            }
+        }
+    }
+
+    fn recover_one(&self, id: &str) -> anyhow::Result<()> {
+        let sessions = self.root.join("sessions");
+        let p = progress::read(&sessions.join(format!("{id}.at")))?;
+        if p.ended {
+            return Ok(());
+        }
+        let claim = std::fs::read_to_string(sessions.join(id))?;
+        let user = claim
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("user="))
+            .filter(|u| safe_name(u))
+            .ok_or_else(|| anyhow::anyhow!("{}: no user", sessions.join(id).display()))?
+            .to_string();
+        let cast_path = self.user_dir(&user).join(format!("{id}.cast"));
+        let cast = OpenOptions::new().read(true).append(true).open(&cast_path)?;
+        // Lines past the recorded length were never acknowledged.
+        cast.set_len(p.len)?;
+        cast.sync_data()?;
+        let mut last = Vec::new();
+        if p.next_seq > 0 {
+            last = vec![0u8; (p.len - p.prev_len) as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&cast, &mut last, p.prev_len)?;
+            // Spooled again: a repeat of the same seq and bytes when it was already sent.
+            let rec = session_record(KIND_SESSION_CHUNK, Class::Bulk, id, last.clone())
+                .with_meta("seq", (p.next_seq - 1).to_string())
+                .with_meta(META_ENCODING, ENCODING_PLAIN);
+            self.spool_record(rec)?;
+        }
+        let at = OpenOptions::new().write(true).open(sessions.join(format!("{id}.at")))?;
+        let mut s = Session {
+            id: id.to_string(),
+            meta: SessionMeta { session_id: id.to_string(), user, ..Default::default() },
+            cast,
+            cast_path,
+            at,
+            len: p.len,
+            prev_len: p.prev_len,
+            next_seq: p.next_seq,
+            last_t: last_time(&last).unwrap_or(0.0),
+            started: Instant::now(),
+            ended: false,
+            acked: 0,
+        };
+        match last_exit(&last) {
+            // The recorder had written its exit marker: only the end is missing.
+            Some(code) => {
+                let body = payload::session_end(code, (s.last_t * 1000.0) as u64, s.next_seq);
+                self.spool_record(session_record(KIND_SESSION_END, Class::Normal, id, body))?;
+                self.mark_ended(&mut s);
+            }
+            None => {
+                self.close_lost(&mut s, "recording interrupted: the agent stopped while the session was live")
+            }
+        }
+        Ok(())
     }
 }
 
@@ -466,6 +586,15 @@ fn event_lines(lines: &[u8]) -> bool {
         && lines[..lines.len() - 1]
             .split(|&b| b == b'\n')
             .all(|l| l.first() == Some(&b'[') && l.last() == Some(&b']'))
+}
+
+/// The exit status in the recorder's closing marker (`[t, "m", "exit 3"]`) when it is the last line.
+fn last_exit(lines: &[u8]) -> Option<i32> {
+    let body = lines.strip_suffix(b"\n")?;
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = std::str::from_utf8(&body[start..]).ok()?;
+    let rest = line.split_once(", \"m\", \"exit ")?.1;
+    rest.strip_suffix("\"]")?.parse().ok()
 }
 
 /// The time of the last event line in `lines` (`[12.5, "o", ...]`).

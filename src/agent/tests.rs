@@ -240,3 +240,86 @@ fn one_user_cannot_hold_every_connection() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Spooled `(kind, seq, body, session)`, oldest first.
+fn spooled_bodies(state: &Path) -> Vec<(String, Option<String>, Vec<u8>, String)> {
+    let spool = Spool::open(state.join("spool"), 0).unwrap();
+    let mut out = Vec::new();
+    for e in spool.entries().unwrap() {
+        let mut claim = spool.claim(&e).unwrap().unwrap();
+        let rec = claim.read().unwrap();
+        let id = rec.meta.get("session_id").cloned().unwrap_or_default();
+        out.push((rec.kind, rec.meta.get("seq").cloned(), rec.body, id));
+    }
+    out
+}
+
+#[test]
+fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let peer = super::store::Peer::new(nix::unistd::getuid().as_raw(), 0, 4242);
+    let l = limits(u64::MAX, u64::MAX, WhenFull::Refuse);
+    {
+        let store = Store::open(&state, l, None).unwrap();
+        // Cut off mid-session: two chunks stored, then the agent dies.
+        let mut s = store.open_session(&peer, open("crash-1", "me")).unwrap();
+        assert!(store.chunk(&mut s, 0, b"[0.5, \"o\", \"first\"]\n".to_vec()).ok);
+        assert!(store.chunk(&mut s, 1, b"[1.250000, \"o\", \"second\"]\n".to_vec()).ok);
+        // Cut off after the recorder's exit marker, before its end.
+        let mut t = store.open_session(&peer, open("crash-2", "me")).unwrap();
+        assert!(store.chunk(&mut t, 0, b"[0.1, \"o\", \"x\"]\n[0.200000, \"m\", \"exit 3\"]\n".to_vec()).ok);
+        // Ended properly: nothing to do after the restart.
+        let mut u = store.open_session(&peer, open("done-1", "me")).unwrap();
+        assert!(store.chunk(&mut u, 0, b"[0.1, \"o\", \"y\"]\n".to_vec()).ok);
+        assert!(store.end(&mut u, super::proto::End { exit_code: 0, duration_ms: 1 }).ok);
+        std::mem::forget((s, t, u)); // no finalising: the process is gone
+    }
+    // Bytes the dead agent wrote past what it recorded were never acknowledged.
+    use std::io::Write;
+    let cast1 = state.join("recordings").join(me()).join("crash-1.cast");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&cast1)
+        .unwrap()
+        .write_all(b"[2.0, \"o\", \"unacked")
+        .unwrap();
+    let before = spooled_bodies(&state).len();
+    drop(Store::open(&state, l, None).unwrap());
+    let after = spooled_bodies(&state);
+    let mut new: Vec<_> =
+        after[before..].iter().map(|(k, s, _, id)| (id.as_str(), k.as_str(), s.as_deref())).collect();
+    new.sort();
+    assert_eq!(
+        new,
+        [
+            ("crash-1", "session.chunk", Some("1")), // its last chunk again (a repeat upstream)
+            ("crash-1", "session.chunk", Some("2")), // the closing marker
+            ("crash-1", "session.end", None),
+            ("crash-2", "session.chunk", Some("0")), // its last chunk again
+            ("crash-2", "session.end", None),        // only the end was missing
+        ],
+        "both sessions recovered once, done-1 left alone"
+    );
+    let again = after
+        .iter()
+        .filter(|(k, s, _, id)| k == "session.chunk" && s.as_deref() == Some("1") && id == "crash-1")
+        .collect::<Vec<_>>();
+    assert_eq!(again[0].2, again[1].2, "the repeated chunk has the same bytes");
+    let cast = std::fs::read_to_string(&cast1).unwrap();
+    assert!(!cast.contains("unacked"), "{cast}");
+    assert!(
+        cast.ends_with("\"recording interrupted: the agent stopped while the session was live\"]\n"),
+        "{cast}"
+    );
+    let ends: Vec<serde_json::Value> = after
+        .iter()
+        .filter(|(k, ..)| k == "session.end")
+        .map(|(_, _, b, _)| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert!(ends.iter().any(|e| e["exit_code"] == 3 && e["chunks"] == 1), "{ends:?}");
+    assert!(ends.iter().any(|e| e["exit_code"] == -1 && e["chunks"] == 3), "{ends:?}");
+    // A second restart finds nothing left to do.
+    drop(Store::open(&state, l, None).unwrap());
+    assert_eq!(spooled_bodies(&state).len(), after.len());
+}
