@@ -75,24 +75,15 @@ impl Agent {
                 }
             }
             Request::Chunk { seq, lines } => match session {
-                Some(s) => {
-                    let r = self.store.chunk(s, seq, lines);
-                    self.count(s, r)
-                }
+                Some(s) => self.store.chunk(s, seq, lines),
                 None => no_session(),
             },
             Request::Event(ev) => match session {
-                Some(s) => {
-                    let r = self.store.event(s, ev);
-                    self.count(s, r)
-                }
+                Some(s) => self.store.event(s, ev),
                 None => no_session(),
             },
             Request::Snapshot(snap) => match session {
-                Some(s) => {
-                    let r = self.store.snapshot(s, snap);
-                    self.count(s, r)
-                }
+                Some(s) => self.store.snapshot(s, snap),
                 None => no_session(),
             },
             Request::End(end) => match session {
@@ -101,18 +92,11 @@ impl Agent {
                     if s.ended {
                         self.forget(&s.id);
                     }
-                    self.count(s, r)
+                    r
                 }
                 None => no_session(),
             },
         }
-    }
-
-    fn count(&self, s: &mut Session, r: Reply) -> Reply {
-        if r.ok {
-            s.acked += 1;
-        }
-        r
     }
 
     fn forget(&self, id: &str) {

@@ -82,8 +82,6 @@ pub struct Session {
     last_t: f64,
     started: Instant,
     pub ended: bool,
-    /// Frames of this session acknowledged so far (after the open).
-    pub acked: u64,
 }
 
 /// The agent's state directory and its outbox.
@@ -300,7 +298,6 @@ impl Store {
             last_t: 0.0,
             started: Instant::now(),
             ended: false,
-            acked: 0,
         })
     }
 
@@ -537,7 +534,6 @@ impl Store {
             last_t: last_time(&last).unwrap_or(0.0),
             started: Instant::now(),
             ended: false,
-            acked: 0,
         };
         match last_exit(&last) {
             // The recorder had written its exit marker: only the end is missing.
