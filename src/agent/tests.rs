@@ -256,6 +256,7 @@ fn spooled_bodies(state: &Path) -> Vec<(String, Option<String>, Vec<u8>, String)
 
 #[test]
 fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
+    use std::io::Write;
     let d = tempfile::tempdir().unwrap();
     let state = d.path().join("state");
     let peer = super::store::Peer::new(nix::unistd::getuid().as_raw(), 0, 4242);
@@ -273,10 +274,24 @@ fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
         let mut u = store.open_session(&peer, open("done-1", "me")).unwrap();
         assert!(store.chunk(&mut u, 0, b"[0.1, \"o\", \"y\"]\n".to_vec()).ok);
         assert!(store.end(&mut u, super::proto::End { exit_code: 0, duration_ms: 1 }).ok);
-        std::mem::forget((s, t, u)); // no finalising: the process is gone
+        // Cut off between the progress record and the spool: chunk 1 is in the cast and counted, not spooled.
+        let mut v = store.open_session(&peer, open("crash-3", "me")).unwrap();
+        assert!(store.chunk(&mut v, 0, b"[0.1, \"o\", \"z\"]\n".to_vec()).ok);
+        std::mem::forget((s, t, u, v)); // no finalising: the process is gone
     }
+    let cast3 = state.join("recordings").join(me()).join("crash-3.cast");
+    let len0 = std::fs::metadata(&cast3).unwrap().len();
+    let unspooled = b"[0.300000, \"o\", \"in the cast, not in the spool\"]\n";
+    std::fs::OpenOptions::new().append(true).open(&cast3).unwrap().write_all(unspooled).unwrap();
+    let at3 = std::fs::OpenOptions::new().write(true).open(state.join("sessions/crash-3.at")).unwrap();
+    let p = super::progress::Progress {
+        next_seq: 2,
+        prev_len: len0,
+        len: len0 + unspooled.len() as u64,
+        ended: false,
+    };
+    super::progress::write(&at3, &p).unwrap();
     // Bytes the dead agent wrote past what it recorded were never acknowledged.
-    use std::io::Write;
     let cast1 = state.join("recordings").join(me()).join("crash-1.cast");
     std::fs::OpenOptions::new()
         .append(true)
@@ -298,6 +313,9 @@ fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
             ("crash-1", "session.end", None),
             ("crash-2", "session.chunk", Some("0")), // its last chunk again
             ("crash-2", "session.end", None),        // only the end was missing
+            ("crash-3", "session.chunk", Some("1")), // the chunk the spool never got
+            ("crash-3", "session.chunk", Some("2")),
+            ("crash-3", "session.end", None),
         ],
         "both sessions recovered once, done-1 left alone"
     );
@@ -319,6 +337,8 @@ fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
         .collect();
     assert!(ends.iter().any(|e| e["exit_code"] == 3 && e["chunks"] == 1), "{ends:?}");
     assert!(ends.iter().any(|e| e["exit_code"] == -1 && e["chunks"] == 3), "{ends:?}");
+    let c3: Vec<_> = after.iter().filter(|(k, _, _, id)| k == "session.chunk" && id == "crash-3").collect();
+    assert_eq!(c3[1].2, unspooled, "crash-3's chunk 1 reaches the spool from the cast");
     // A second restart finds nothing left to do.
     drop(Store::open(&state, l, None).unwrap());
     assert_eq!(spooled_bodies(&state).len(), after.len());
