@@ -30,7 +30,7 @@ fleet-prereqs:
 test: fleet-prereqs
 
 fleet-test: fleet-prereqs ## Only the fleet container tests (debug build)
-	$(CARGO) test --locked --test fleet_image --test fleet_ansible --test fleet_configs --test fleet_ssh -- --nocapture
+	$(CARGO) test --locked --test fleet_image --test fleet_ansible --test fleet_configs --test fleet_ssh --test fleet_bastion -- --nocapture
 
 e2e: ## Base image, release build, image, chart and role checks, fleet tests on the release binary
 	@bash scripts/e2e.sh

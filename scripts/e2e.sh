@@ -21,7 +21,7 @@ step image        env SKIP_CARGO=1 bash scripts/image.sh
 venv="$(bash scripts/py-tools.sh | tail -1)"
 step helm-check   "$venv/bin/python" scripts/helm-check.py --ddcoterm target/release/ddcoterm
 step ansible-lint bash scripts/ansible-lint.sh
-step fleet-tests  cargo test --locked --release --test fleet_configs --test fleet_image --test fleet_ansible --test fleet_ssh --test ssh_login -- --nocapture --test-threads=1
+step fleet-tests  cargo test --locked --release --test fleet_configs --test fleet_image --test fleet_ansible --test fleet_ssh --test fleet_bastion --test agent_bastion --test ssh_login -- --nocapture --test-threads=1
 
 echo "e2e: step times"
 printf '  %s\n' "${report[@]}"

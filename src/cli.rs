@@ -103,6 +103,14 @@ pub enum Command {
     ///
     /// Example: SSH_ORIGINAL_COMMAND='scp -t /tmp' ddcoterm ssh-login --dry-run
     SshLogin(SshLoginArgs),
+    /// Bastion mode: hold the spool, audit log, recordings and upload credentials for every user's recorder.
+    ///
+    /// Runs as its own system user (deploy/systemd/ddcoterm-agent.service); recorders stream to it over
+    /// `agent.socket` and it files each session under the user the kernel says is connected. Everything it
+    /// reads comes from the system layer (`agent:` in /etc/ddcoterm/config.yaml); see docs/bastion.md.
+    ///
+    /// Example: sudo -u ddcoterm-agent ddcoterm agent
+    Agent,
 }
 
 #[derive(Debug, Args)]

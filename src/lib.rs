@@ -17,6 +17,7 @@ pub mod redact;
 pub mod shim;
 pub mod spool;
 // Added by the parallel work streams (one line each, keep sorted on merge):
+pub mod agent;
 pub mod approval;
 pub mod audit;
 pub mod ssh;

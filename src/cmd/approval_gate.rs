@@ -310,6 +310,14 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
         &req.rule,
         reason,
     );
+    if loaded.settings.agent.enabled {
+        // Bastion mode: the agent stores the record (the user's spool and audit.log are theirs to delete).
+        crate::agent::client::send_audit(&loaded.settings.agent.socket, BREAK_GLASS_WHAT, &rec)
+            .map_err(|e| Exit::new(exit::REFUSED, format!("break glass refused: bastion mode: {e}")))?;
+        eprintln!("{}", audit::banner(&rec));
+        eprintln!("ddcoterm: break-glass audit record stored by the recording agent");
+        return Ok(gate_outcome(&rec));
+    }
     let spool = Spool::open(super::outputs::spool_dir(loaded), loaded.settings.spool.max_bytes)
         .map_err(|e| refuse(e.into()))?;
     let id = audit::spool_record(&spool, &rec).map_err(refuse)?;
@@ -327,11 +335,19 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
             "ddcoterm: break-glass audit event kept in the spool ({e}); it is sent by the next `ddcoterm spool flush`"
         ),
     }
+    Ok(gate_outcome(&rec))
+}
+
+/// The agent's name for a break-glass audit record (it files it as `audit.break_glass`, as the spool does).
+const BREAK_GLASS_WHAT: &str = "break_glass";
+
+/// Break glass forces recording and process events, and tags the session.
+fn gate_outcome(rec: &AuditRecord) -> GateOutcome {
     let mut tags = vec!["break_glass:true".to_string()];
     if let Some(r) = &rec.reason {
         tags.push(format!("break_glass_reason:{}", r.chars().take(150).collect::<String>()));
     }
-    Ok(GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags })
+    GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags }
 }
 
 /// Delivers one spooled audit record right away through the spool deliverer; on failure its state is kept

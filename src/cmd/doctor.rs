@@ -68,6 +68,7 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
         Some(l) => {
             check_keys_and_clock(&mut r, l);
             check_spool(&mut r, l);
+            check_mode(&mut r, l);
         }
         None => r.line(Verdict::Warn, "keys, spool, clock", "skipped: the configuration did not load"),
     }
@@ -246,6 +247,31 @@ fn clock(r: &mut Report, server: SystemTime, local: SystemTime) {
         Verdict::Fail
     };
     r.line(v, "clock", format!("local clock is {s}s {ahead} the server's"));
+}
+
+/// Bastion mode (the agent holds the evidence) or personal mode (the user's spool and recordings).
+fn check_mode(r: &mut Report, l: &Loaded) {
+    let a = &l.settings.agent;
+    if !a.enabled {
+        r.line(Verdict::Ok, "mode", "personal: spool and recordings in the user's own directories");
+        return;
+    }
+    match crate::agent::client::ping(&a.socket) {
+        Ok(reply) => r.line(
+            Verdict::Ok,
+            "mode",
+            format!(
+                "bastion: the agent at {} answers and files this user's sessions as `{}`",
+                a.socket.display(),
+                reply.detail.unwrap_or_default()
+            ),
+        ),
+        Err(e) => r.line(
+            Verdict::Fail,
+            "mode",
+            format!("bastion: {e}; recorded commands are refused until it answers"),
+        ),
+    }
 }
 
 fn check_spool(r: &mut Report, l: &Loaded) {

@@ -1,5 +1,6 @@
 //! Subcommand implementations: the only glue between modules, and the only owner of a tokio runtime.
 
+pub mod agent;
 pub mod approval_gate;
 pub mod approve;
 pub mod bundle_cmd;
@@ -43,5 +44,6 @@ pub fn main() -> anyhow::Result<i32> {
         Some(Command::Approve(a)) => approve::run(&g, a),
         Some(Command::Bundle(c)) => bundle_cmd::run(&g, c),
         Some(Command::SshLogin(a)) => ssh_login::run(&g, a),
+        Some(Command::Agent) => agent::run(&g),
     }
 }

@@ -44,7 +44,10 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         return exec_plain(&req, &shell_path);
     }
     if let Some(claim) = std::env::var(ENV_SESSION).ok().filter(|v| !v.is_empty()) {
-        match nesting::prove(&claim) {
+        let agent = &loaded.settings.agent;
+        let ask = |id: &str| crate::agent::client::live_recorder(&agent.socket, id);
+        let witness = if agent.enabled { nesting::Witness::Agent(&ask) } else { nesting::Witness::OpenCast };
+        match nesting::prove(&claim, witness) {
             Ok(outer) if !req.forced.contains(Action::Record) => {
                 if req.program.is_none() {
                     eprintln!("ddcoterm: already recording session {}; not recording again", outer.session_id);
@@ -115,14 +118,26 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         ssh: crate::ssh::origin::from_env(),
     };
 
+    // Bastion mode: the agent holds the session; nothing is written to the user's disk.
+    let agent = if loaded.settings.agent.enabled {
+        match crate::agent::client::session_output(&loaded.settings.agent, &meta, &shell_path)? {
+            Some(opened) => Some(opened),
+            None => return exec_plain(&req, &shell_path),
+        }
+    } else {
+        None
+    };
     let dir = rec.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
     let record = req.actions.contains(Action::Record);
     let process_info = req.actions.contains(Action::ProcessInfo);
-    if record || process_info {
+    if (record || process_info) && agent.is_none() {
         cast::ensure_private_dir(&dir)?;
     }
-    let cast_path = dir.join(format!("{session_id}.cast"));
-    let cast_file = if record {
+    let cast_path = match &agent {
+        Some((_, at)) => PathBuf::from(at),
+        None => dir.join(format!("{session_id}.cast")),
+    };
+    let cast_file = if record && agent.is_none() {
         let term = std::env::var("TERM").unwrap_or_default();
         Some(CastFile::create(
             cast_path.clone(),
@@ -131,18 +146,27 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let events = if process_info {
+    let events = if process_info && agent.is_none() {
         Some(cast::create_private(&dir.join(format!("{session_id}.events.jsonl")))?)
     } else {
         None
     };
-    let outputs = crate::cmd::outputs::build(loaded, &req.actions).unwrap_or_else(|e| {
-        tracing::warn!("session outputs unavailable, recording locally only: {e:#}");
-        Vec::new()
-    });
+    let bastion = agent.is_some();
+    let outputs = match agent {
+        Some((output, _)) => vec![Box::new(output) as Box<dyn crate::model::Output>],
+        None => crate::cmd::outputs::build(loaded, &req.actions).unwrap_or_else(|e| {
+            tracing::warn!("session outputs unavailable, recording locally only: {e:#}");
+            Vec::new()
+        }),
+    };
     let cfg = PipelineConfig {
         merge_window,
-        merge_bytes: rec.merge_bytes,
+        // Bastion mode: every chunk must fit in one agent frame, whatever the user's merge size.
+        merge_bytes: if bastion {
+            rec.merge_bytes.min(crate::agent::proto::MAX_MERGE_BYTES)
+        } else {
+            rec.merge_bytes
+        },
         input: rec.input,
         snapshots: req.actions.contains(Action::Logs),
     };

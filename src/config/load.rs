@@ -11,7 +11,7 @@
 //! figment merges values (later wins). On top: the policy floor ([`PolicySet::compose`]) for lints, rules and
 //! default actions; `locked:` keys of the system layer are restored from layers 1-4 with a warning; safety
 //! keys ([`super::safety`]) may be tightened by layers 5-7, never loosened; `teams`, `locked`,
-//! `bundles.trusted_keys` and `ssh` are honoured from the system layer only.
+//! `bundles.trusted_keys`, `ssh` and `agent` are honoured from the system layer only.
 
 use super::bundle_layer::{self, BundleFile};
 use super::file_layer::{self, LayerFile, Trust};
@@ -199,6 +199,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         ("locked", settings.locked != sys_settings.locked),
         ("bundles.trusted_keys", settings.bundles.trusted_keys != sys_settings.bundles.trusted_keys),
         ("ssh", settings.ssh != sys_settings.ssh),
+        ("agent", settings.agent != sys_settings.agent),
     ] {
         if differs {
             warnings.push(format!(
@@ -211,6 +212,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     settings.locked = sys_settings.locked.clone();
     settings.bundles.trusted_keys = sys_settings.bundles.trusted_keys.clone();
     settings.ssh = sys_settings.ssh.clone();
+    settings.agent = sys_settings.agent.clone();
 
     // Policy floor.
     let mut layers = Vec::new();

@@ -305,3 +305,20 @@ process_config:
         });
     }
 }
+
+#[test]
+fn agent_paths_come_from_the_system_layer_only() {
+    Jail::expect_with(|jail| {
+        let d = dirs(jail);
+        write(&d.system_config(), "agent:\n  enabled: true\n  state_dir: /var/spool/ddcoterm\n");
+        write(&d.user_config(), "agent:\n  enabled: false\n  state_dir: /home/mallory/evidence\n");
+        jail.set_env("DDCOTERM_AGENT__SOCKET", "/tmp/fake-agent.sock");
+        let l = load(&opts(jail, &["agent.when_full=run_unrecorded"])).unwrap();
+        assert!(l.settings.agent.enabled);
+        assert_eq!(l.settings.agent.state_dir, Path::new("/var/spool/ddcoterm"));
+        assert_eq!(l.settings.agent.socket, Path::new("/run/ddcoterm/agent.sock"));
+        assert_eq!(l.settings.agent.when_full, crate::config::settings::WhenFull::Refuse);
+        assert!(l.warnings.iter().any(|w| w.contains("`agent` is honoured from")), "{:?}", l.warnings);
+        Ok(())
+    });
+}

@@ -30,6 +30,8 @@ pub struct Settings {
     pub policy: PolicySettings,
     /// `ddcoterm ssh-login` on bastions. Read from the system layer only.
     pub ssh: SshSettings,
+    /// Bastion mode: evidence held by `ddcoterm agent` (docs/bastion.md). Read from the system layer only.
+    pub agent: AgentSettings,
     /// Team name -> unix groups whose members load `teams/<team>.yaml`. Read from the system layer only.
     pub teams: BTreeMap<String, Vec<String>>,
     /// Dotted key paths (`redaction.enabled`) that layers below the system layer cannot change.
@@ -301,4 +303,54 @@ impl Default for SshSettings {
             trusted_path: ["/usr/local/bin", "/usr/bin", "/bin"].iter().map(PathBuf::from).collect(),
         }
     }
+}
+
+/// Bastion mode (docs/bastion.md). System layer only: a user who could move the socket or the state dir could
+/// point their recorder at an agent of their own, or keep the evidence where they can delete it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Recorders stream to the agent instead of the user's spool and recordings; unreachable = refuse.
+    pub enabled: bool,
+    /// The agent's unix socket.
+    pub socket: PathBuf,
+    /// Group that may connect (socket mode 0660); unset: every local user may (mode 0666). Either way the
+    /// agent learns who is speaking from the socket's peer credentials.
+    pub socket_group: Option<String>,
+    /// The agent's own state: `spool/`, `recordings/<user>/`, `audit/`, `sessions/`.
+    pub state_dir: PathBuf,
+    /// YAML with `api_key`, `app_key` (Datadog): read by the agent alone, must not be group/world-readable.
+    pub credentials_file: Option<PathBuf>,
+    /// Spool plus recordings, all users: a new session is refused beyond it (nothing is evicted).
+    pub max_bytes: u64,
+    /// One user's recordings: their new sessions are refused beyond it.
+    pub user_quota_bytes: u64,
+    /// What a recorder does when the agent refuses a new session for want of space.
+    pub when_full: WhenFull,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            enabled: false,
+            socket: PathBuf::from("/run/ddcoterm/agent.sock"),
+            socket_group: None,
+            state_dir: PathBuf::from("/var/spool/ddcoterm"),
+            credentials_file: None,
+            max_bytes: 4 * 1024 * 1024 * 1024,
+            user_quota_bytes: 1024 * 1024 * 1024,
+            when_full: WhenFull::Refuse,
+        }
+    }
+}
+
+/// `agent.when_full`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// The guarded command is not run (exit 1).
+    #[default]
+    Refuse,
+    /// The command runs unrecorded; the agent stores an audit record saying so first.
+    RunUnrecorded,
 }

@@ -4,8 +4,9 @@
 //!
 //! 1. the named process is an ancestor of this one (a process cannot choose its parent chain);
 //! 2. it runs the same ddcoterm executable as this process (same device and inode);
-//! 3. it holds the session's recording open (`<session-id>.cast`, not deleted): a ddcoterm that is not
-//!    recording (`--actions logs`, `play`) holds none.
+//! 3. it is recording that session: it holds `<session-id>.cast` open (not deleted), or, in bastion mode,
+//!    the local agent says that very process streams that session (the agent knows its peers by
+//!    `SO_PEERCRED`). A ddcoterm that is not recording (`--actions logs`, `play`) passes neither.
 //!
 //! A forced `record` (break glass, `ssh-login`) never skips, proven or not (the caller decides that). A claim
 //! that fails is reported once and the command is recorded: failing safe costs a second recording.
@@ -30,13 +31,21 @@ pub struct Outer {
     pub pid: u32,
 }
 
-/// Checks the marker against the process tree and the recorder's open files (see the module doc). `Err`
-/// says why the claim does not hold, for the one line the user sees.
-pub fn prove(marker: &str) -> Result<Outer, String> {
-    prove_in(Path::new("/proc"), marker, std::process::id())
+/// Who knows whether the named process is recording the session.
+pub enum Witness<'a> {
+    /// Personal mode: the recorder writes `<session-id>.cast` itself and holds it open.
+    OpenCast,
+    /// Bastion mode: the agent holding the recording, asked for the pid streaming a session id.
+    Agent(&'a dyn Fn(&str) -> std::io::Result<Option<u32>>),
 }
 
-fn prove_in(proc: &Path, marker: &str, me: u32) -> Result<Outer, String> {
+/// Checks the marker against the process tree and the recording's witness (see the module doc). `Err`
+/// says why the claim does not hold, for the one line the user sees.
+pub fn prove(marker: &str, witness: Witness<'_>) -> Result<Outer, String> {
+    prove_in(Path::new("/proc"), marker, std::process::id(), witness)
+}
+
+fn prove_in(proc: &Path, marker: &str, me: u32, witness: Witness<'_>) -> Result<Outer, String> {
     let (id, pid) = marker.rsplit_once(':').ok_or("it names no recorder process")?;
     let valid_id = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     if !valid_id {
@@ -52,13 +61,19 @@ fn prove_in(proc: &Path, marker: &str, me: u32) -> Result<Outer, String> {
         (Ok(_), Ok(_)) => return Err(format!("process {pid} is not ddcoterm")),
         (Err(e), _) | (_, Err(e)) => return Err(format!("cannot check process {pid}: {e}")),
     }
-    let cast = format!("{id}.cast");
-    let fds = std::fs::read_dir(proc.join(pid.to_string()).join("fd"))
-        .map_err(|e| format!("cannot check process {pid}'s open files: {e}"))?;
-    let recording = fds
-        .flatten()
-        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-        .any(|target: PathBuf| target.file_name().is_some_and(|n| n == cast.as_str()));
+    let recording = match witness {
+        Witness::OpenCast => {
+            let cast = format!("{id}.cast");
+            let fds = std::fs::read_dir(proc.join(pid.to_string()).join("fd"))
+                .map_err(|e| format!("cannot check process {pid}'s open files: {e}"))?;
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target: PathBuf| target.file_name().is_some_and(|n| n == cast.as_str()))
+        }
+        Witness::Agent(ask) => {
+            ask(id).map_err(|e| format!("the agent cannot confirm session {id}: {e}"))? == Some(pid)
+        }
+    };
     if !recording {
         return Err(format!("process {pid} is not recording session {id}"));
     }
@@ -102,14 +117,58 @@ mod tests {
             (&*format!("0193abcd-0000:{unrelated}"), "not one of this command's parents"),
             (&*format!("0193abcd-0000:{me}"), "not one of this command's parents"),
         ] {
-            let e = prove(marker).unwrap_err();
+            let e = prove(marker, Witness::OpenCast).unwrap_err();
             assert!(e.contains(why), "{marker}: {e}");
         }
         let _ = child.kill();
         let _ = child.wait();
         // Our parent is the test harness: an ancestor, but not ddcoterm, or not recording.
-        let e = prove(&format!("0193abcd-0000:{ppid}")).unwrap_err();
+        let e = prove(&format!("0193abcd-0000:{ppid}"), Witness::OpenCast).unwrap_err();
         assert!(e.contains("is not ddcoterm") || e.contains("is not recording"), "{e}");
+    }
+
+    /// A /proc of our own making: `me` (100) <- 50 (the recorder) <- 1; both run `exe`, 50 holds `held` open.
+    fn fake_proc(recorder_exe: &str, held: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path();
+        std::fs::write(p.join("ddcoterm"), "").unwrap();
+        std::fs::write(p.join("other"), "").unwrap();
+        for (pid, ppid, exe) in [(100, 50, "ddcoterm"), (50, 1, recorder_exe)] {
+            let d = p.join(pid.to_string());
+            std::fs::create_dir_all(d.join("fd")).unwrap();
+            std::fs::write(d.join("stat"), format!("{pid} (dd coterm) S {ppid} 1 1 0\n")).unwrap();
+            std::os::unix::fs::symlink(p.join(exe), d.join("exe")).unwrap();
+        }
+        std::os::unix::fs::symlink(p.join(held), p.join("50/fd/3")).unwrap();
+        t
+    }
+
+    #[test]
+    fn each_proof_step_is_required() {
+        let id = "0193abcd-0000";
+        let yes = |_: &str| Ok(Some(50));
+        let other_pid = |_: &str| Ok(Some(77));
+        let none = |_: &str| Ok(None);
+        let down =
+            |_: &str| -> std::io::Result<Option<u32>> { Err(std::io::Error::other("connection refused")) };
+        let cast = format!("{id}.cast");
+        let cases: Vec<(&str, &str, &str, Witness<'_>, Result<(), &str>)> = vec![
+            ("recorder holds the cast", "ddcoterm", &cast, Witness::OpenCast, Ok(())),
+            ("holds another file", "ddcoterm", "notes.txt", Witness::OpenCast, Err("is not recording")),
+            ("another program", "other", &cast, Witness::OpenCast, Err("is not ddcoterm")),
+            ("agent confirms this pid", "ddcoterm", "x", Witness::Agent(&yes), Ok(())),
+            ("agent names another pid", "ddcoterm", "x", Witness::Agent(&other_pid), Err("is not recording")),
+            ("agent knows no such session", "ddcoterm", "x", Witness::Agent(&none), Err("is not recording")),
+            ("agent unreachable", "ddcoterm", "x", Witness::Agent(&down), Err("cannot confirm")),
+        ];
+        for (name, exe, held, witness, want) in cases {
+            let t = fake_proc(exe, held);
+            let got = prove_in(t.path(), &format!("{id}:50"), 100, witness);
+            match want {
+                Ok(()) => assert_eq!(got, Ok(Outer { session_id: id.into(), pid: 50 }), "{name}"),
+                Err(why) => assert!(got.unwrap_err().contains(why), "{name}"),
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,93 @@
+//! A session's progress on the agent's disk (`sessions/<id>.at`): how many chunks are stored and where the last
+//! one starts and ends in the cast, so that an agent restarted after a crash can close the sessions it held.
+//!
+//! One fixed-size line rewritten in place (`pwrite` at offset 0, then fdatasync) after each chunk reaches the
+//! cast and before it is spooled: recovery cuts the cast back to `len` (lines past it were never
+//! acknowledged) and spools the chunk `[prev_len, len)` again, which the upload side takes as a repeat (same
+//! seq, same bytes) when it was already sent.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Bytes of the record on disk.
+const WIDTH: usize = 80;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The seq the next chunk carries (= chunks stored).
+    pub next_seq: u64,
+    /// Where the last stored chunk starts in the cast (the header's end when there is none).
+    pub prev_len: u64,
+    /// The cast's length with every stored chunk.
+    pub len: u64,
+    /// The session's end is spooled: nothing to recover.
+    pub ended: bool,
+}
+
+impl Progress {
+    fn encode(&self) -> [u8; WIDTH] {
+        let text = format!(
+            "{} {} {} {}",
+            self.next_seq,
+            self.prev_len,
+            self.len,
+            if self.ended { "ended" } else { "open" }
+        );
+        let mut out = [b' '; WIDTH];
+        out[..text.len()].copy_from_slice(text.as_bytes());
+        out[WIDTH - 1] = b'\n';
+        out
+    }
+
+    fn parse(b: &[u8]) -> Option<Progress> {
+        let text = std::str::from_utf8(b).ok()?;
+        let mut w = text.split_whitespace();
+        let next_seq = w.next()?.parse().ok()?;
+        let prev_len = w.next()?.parse().ok()?;
+        let len = w.next()?.parse().ok()?;
+        let ended = match w.next()? {
+            "ended" => true,
+            "open" => false,
+            _ => return None,
+        };
+        (prev_len <= len).then_some(Progress { next_seq, prev_len, len, ended })
+    }
+}
+
+/// Rewrites the record and waits until it is on disk.
+pub fn write(f: &File, p: &Progress) -> std::io::Result<()> {
+    f.write_all_at(&p.encode(), 0)?;
+    f.sync_data()
+}
+
+/// The record at `path`; an unreadable one is an error naming the file.
+pub fn read(path: &Path) -> std::io::Result<Progress> {
+    let b = std::fs::read(path)?;
+    Progress::parse(&b).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: not a progress record", path.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_rewritten_in_place_and_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("s.at");
+        let f = File::create(&path).unwrap();
+        let big = Progress { next_seq: u64::MAX, prev_len: u64::MAX - 1, len: u64::MAX, ended: false };
+        write(&f, &big).unwrap();
+        let small = Progress { next_seq: 1, prev_len: 10, len: 20, ended: true };
+        write(&f, &small).unwrap();
+        assert_eq!(read(&path).unwrap(), small, "a shorter record leaves nothing of the longer one");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), WIDTH as u64);
+        std::fs::write(&path, "1 20 10 open").unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("s.at"), "prev_len past len is refused");
+    }
+}
