@@ -14,34 +14,64 @@ use std::path::{Path, PathBuf};
 const STICKY: u32 = 0o1000;
 
 /// Checks `path` (a file or directory holding org policy), its symlinks and every directory above it.
+///
+/// One `lstat` per path component on the usual layout (no symlink anywhere): this runs on every shim call.
 pub fn check_org(path: &Path, what: &'static str) -> Result<(), ConfigError> {
     let euid = nix::unistd::geteuid().as_raw();
-    let refuse = |p: &Path, reason: String| ConfigError::Untrusted { path: p.into(), what, reason };
-    let link = std::fs::symlink_metadata(path)
-        .map_err(|e| ConfigError::Io { path: path.into(), msg: e.to_string() })?;
-    if link.file_type().is_symlink() {
-        owned_by_trusted(path, &link, euid).map_err(|r| refuse(path, format!("the symlink {r}")))?;
+    let io = |p: &Path, e: std::io::Error| ConfigError::Io { path: p.into(), msg: e.to_string() };
+    let lexical = chain(path, |p| std::fs::symlink_metadata(p)).map_err(|(p, e)| io(&p, e))?;
+    if !lexical.iter().any(|(_, m)| m.file_type().is_symlink()) {
+        return check_chain(path, &lexical, euid, what, None);
     }
-    let real = path.canonicalize().map_err(|e| ConfigError::Io { path: path.into(), msg: e.to_string() })?;
-    // The directories the name sits in (where a symlink lives) and those of the file it resolves to.
-    let lexical_dirs: Vec<PathBuf> =
-        path.parent().into_iter().flat_map(Path::ancestors).map(Path::to_path_buf).collect();
-    for (i, p) in real.ancestors().map(Path::to_path_buf).chain(lexical_dirs).enumerate() {
-        if p.as_os_str().is_empty() {
-            continue;
+    // A symlink on the way: each link must be ours or root's (its own mode bits mean nothing), the places the
+    // links sit in must pass, and so must the file it resolves to and every directory above that.
+    for (p, m) in &lexical {
+        if m.file_type().is_symlink() {
+            owned_by_trusted(p, m, euid).map_err(|r| untrusted(path, what, format!("the symlink {r}")))?;
         }
-        let m = std::fs::metadata(&p).map_err(|e| ConfigError::Io { path: p.clone(), msg: e.to_string() })?;
-        let shown =
-            if p == real && real != path { format!("its target {}", real.display()) } else { "it".into() };
-        owned_by_trusted(&p, &m, euid).map_err(|r| {
-            refuse(
-                if i == 0 { path } else { &p },
-                if i == 0 { format!("{shown} {r}") } else { format!("a directory above it {r}") },
-            )
+    }
+    let dirs: Vec<_> = lexical.into_iter().skip(1).filter(|(_, m)| !m.file_type().is_symlink()).collect();
+    check_chain(path, &dirs, euid, what, Some(1))?;
+    let real = path.canonicalize().map_err(|e| io(path, e))?;
+    let resolved = chain(&real, |p| std::fs::metadata(p)).map_err(|(p, e)| io(&p, e))?;
+    check_chain(path, &resolved, euid, what, None)
+}
+
+/// `path` and each of its ancestors with `meta` of each, the path itself first.
+fn chain(
+    path: &Path,
+    meta: fn(&Path) -> std::io::Result<std::fs::Metadata>,
+) -> Result<Vec<(PathBuf, std::fs::Metadata)>, (PathBuf, std::io::Error)> {
+    path.ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| meta(p).map(|m| (p.to_path_buf(), m)).map_err(|e| (p.to_path_buf(), e)))
+        .collect()
+}
+
+/// Owner and mode of each entry; the first is the file itself unless `first_dir` says where directories start.
+fn check_chain(
+    path: &Path,
+    entries: &[(PathBuf, std::fs::Metadata)],
+    euid: u32,
+    what: &'static str,
+    first_dir: Option<usize>,
+) -> Result<(), ConfigError> {
+    let first_dir = first_dir.unwrap_or(1);
+    for (i, (p, m)) in entries.iter().enumerate() {
+        let is_target = i == 0 && first_dir == 1;
+        owned_by_trusted(p, m, euid).map_err(|r| {
+            let reason = if !is_target {
+                format!("a directory above it {r}")
+            } else if p != path {
+                format!("its target {r}")
+            } else {
+                format!("it {r}")
+            };
+            untrusted(path, what, reason)
         })?;
         let mode = m.mode();
-        let dir_ok = m.is_dir() && mode & STICKY != 0 && i != 0;
-        if mode & 0o022 != 0 && !dir_ok {
+        let sticky_dir = m.is_dir() && mode & STICKY != 0 && !is_target;
+        if mode & 0o022 != 0 && !sticky_dir {
             let who = if mode & 0o002 != 0 { "everyone" } else { "its group" };
             let reason = format!(
                 "{} is writable by {who} (mode {:o}); run `chmod go-w {}`",
@@ -49,10 +79,14 @@ pub fn check_org(path: &Path, what: &'static str) -> Result<(), ConfigError> {
                 mode & 0o7777,
                 p.display()
             );
-            return Err(refuse(path, reason));
+            return Err(untrusted(path, what, reason));
         }
     }
     Ok(())
+}
+
+fn untrusted(path: &Path, what: &'static str, reason: String) -> ConfigError {
+    ConfigError::Untrusted { path: path.into(), what, reason }
 }
 
 fn owned_by_trusted(p: &Path, m: &std::fs::Metadata, euid: u32) -> Result<(), String> {
@@ -116,6 +150,12 @@ mod tests {
         let e = check_org(&f, "policy file").unwrap_err().to_string();
         assert!(e.contains("not by root or the user running ddcoterm") && e.contains("config.yaml"), "{e}");
         std::os::unix::fs::chown(&f, Some(0), None).unwrap();
+        // A symlink owned by another user, even to a good file.
+        let link = f.parent().unwrap().join("link.yaml");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+        let e = check_org(&link, "policy file").unwrap_err().to_string();
+        assert!(e.contains("the symlink") && e.contains("link.yaml is owned by"), "{e}");
         std::os::unix::fs::chown(f.parent().unwrap(), Some(65534), None).unwrap();
         let e = check_org(&f, "policy file").unwrap_err().to_string();
         assert!(e.contains("a directory above it") && e.contains("system is owned by"), "{e}");
