@@ -81,7 +81,7 @@ fn the_users_file_cannot_loosen_safety_keys() {
         assert!(err.contains(&format!("`{key}`")) && err.contains("looser"), "{key}: {err}");
     }
     assert!(stdout.contains("require_reason: true"), "{stdout}");
-    assert!(!stdout.contains("enabled: false"), "{stdout}");
+    assert!(stdout.contains("redaction:\n  enabled: true"), "{stdout}");
 
     // And the break-glass reason stays required: no reason, no terminal to ask on, no run.
     let mut c = w.cmd(w.shim("kubectl"));
