@@ -1,0 +1,42 @@
+//! Picks and opens the two stores from the settings (`--database-url`, `--object-store`, `--data-dir`).
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+
+use crate::config::Resolved;
+use crate::objects::{LocalDir, Objects};
+use crate::store::sqlite::Sqlite;
+use crate::store::MetaStore;
+
+pub async fn open_meta(s: &Resolved) -> anyhow::Result<Arc<dyn MetaStore>> {
+    match s.raw.database_url.as_deref() {
+        None => {
+            std::fs::create_dir_all(&s.raw.data_dir)
+                .with_context(|| format!("creating the data directory {}", s.raw.data_dir.display()))?;
+            let path = s.raw.data_dir.join("ddcoterm.db");
+            let db = Sqlite::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
+            Ok(Arc::new(db))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            Ok(Arc::new(Sqlite::open_url(url).await.with_context(|| format!("opening database_url {url}"))?))
+        }
+        Some(url) => bail!(
+            "database_url {:?}: only sqlite: URLs are supported by this build",
+            url.split('@').next_back().unwrap_or(url)
+        ),
+    }
+}
+
+pub fn open_objects(s: &Resolved) -> anyhow::Result<Arc<dyn Objects>> {
+    let dir = match s.raw.object_store.as_deref() {
+        None => s.raw.data_dir.join("objects"),
+        Some(url) => match url.strip_prefix("file://") {
+            Some(path) if path.starts_with('/') => path.into(),
+            _ => bail!("object_store {url:?}: only file:///absolute/path is supported by this build"),
+        },
+    };
+    let store =
+        LocalDir::open(&dir).with_context(|| format!("opening the object directory {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
