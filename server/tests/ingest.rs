@@ -178,7 +178,10 @@ fn gzip_chunks_are_stored_decoded() {
 
 #[test]
 fn a_silent_session_is_abandoned_and_a_late_chunk_reopens_it() {
-    let s = Server::start_with(&[("DDCOTERMD_COMPLETER__GRACE", "1s"), ("DDCOTERMD_COMPLETER__INTERVAL", "200ms")]);
+    let s = Server::start_with(&[
+        ("DDCOTERMD_COMPLETER__GRACE", "1s"),
+        ("DDCOTERMD_COMPLETER__INTERVAL", "200ms"),
+    ]);
     let host = s.token("h", "host");
     let aud = s.token("a", "auditor");
     let c = chunks(2);

@@ -40,7 +40,11 @@ impl Server {
         cmd.args(["--data-dir"]).arg(self.data()).args(["serve", "--listen", "127.0.0.1:0"]);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdout(Stdio::piped()).stderr(Stdio::from(
-            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap(),
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join("server.log"))
+                .unwrap(),
         ));
         let mut child = cmd.spawn().expect("start ddcoterm-server");
         let mut line = String::new();
@@ -158,7 +162,11 @@ impl Server {
     pub fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
         let start = Instant::now();
         while !f() {
-            assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}\n{}", self.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
