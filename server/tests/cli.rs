@@ -1,0 +1,77 @@
+//! Command line and settings: config errors exit 78 naming key and file, unsupported backends are named,
+//! retention deletes what is past `retention.days` except sessions on legal hold.
+
+mod support;
+
+use std::process::Command;
+
+use support::{chunks, Server, BIN};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(BIN).args(args).envs(env.iter().copied()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn configuration_errors_exit_78_and_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.yaml");
+    std::fs::write(&file, "listen: 127.0.0.1:0\nretention:\n  dayz: 3\n").unwrap();
+    let (code, err) = run(&["--config", file.to_str().unwrap(), "token", "list"], &[]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("dayz") && err.contains("server.yaml"), "{err}");
+
+    std::fs::write(&file, "listen: [unclosed\n").unwrap();
+    let (code, err) = run(&["--config", file.to_str().unwrap(), "token", "list"], &[]);
+    assert_eq!(code, 78);
+    assert!(err.contains("line 1"), "{err}");
+
+    let (code, err) = run(&["token", "list"], &[("DDCOTERMD_LOG_FORMAT", "xml")]);
+    assert_eq!(code, 78);
+    assert!(err.contains("log_format"), "{err}");
+    let (code, err) = run(&["--config", "/nonexistent.yaml", "token", "list"], &[]);
+    assert_eq!(code, 78);
+    assert!(err.contains("/nonexistent.yaml"), "{err}");
+}
+
+#[test]
+fn backends_this_build_lacks_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, err) =
+        run(&["--data-dir", d, "--database-url", "postgres://u:secret@db/x", "token", "list"], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("only sqlite:") && !err.contains("secret"), "the password is not echoed: {err}");
+    let (code, err) =
+        run(&["--data-dir", d, "serve", "--listen", "127.0.0.1:0", "--object-store", "s3://b/p"], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("object_store"), "{err}");
+}
+
+#[test]
+fn retention_deletes_old_sessions_but_never_one_on_legal_hold() {
+    let mut s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("a", "auditor");
+    let c = chunks(1);
+    for id in ["old1", "kept"] {
+        assert_eq!(s.create(&host, id, "alice").status(), 201);
+        assert_eq!(s.chunk(&host, id, 0, &c[0], None).status(), 201);
+        assert_eq!(s.chunk(&host, id, 1, &c[1], Some(&c[0])).status(), 201);
+    }
+    assert_eq!(s.end(&host, "kept", 1).status(), 200);
+    let out = s.cli(&["hold", "kept"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!s.cli(&["hold", "nosuch"]).status.success());
+    assert_eq!(s.get_json(&aud, "/api/v1/sessions/kept").1["legal_hold"], true);
+    // retention.days = 0: everything first seen before now is past retention.
+    s.env.push(("DDCOTERMD_RETENTION__DAYS".into(), "0".into()));
+    s.env.push(("DDCOTERMD_COMPLETER__INTERVAL".into(), "200ms".into()));
+    s.restart();
+    s.wait_for("old1 deleted", || s.get_json(&aud, "/api/v1/sessions/old1").0 == 404);
+    assert_eq!(s.get_json(&aud, "/api/v1/sessions/kept").0, 200);
+    assert_eq!(s.cast(&aud, "kept"), c.concat());
+    let files = s.object_files();
+    assert!(files.iter().all(|f| !f.to_string_lossy().contains("old1")), "{files:?}");
+    assert_eq!(files.len(), 1, "{files:?}");
+}
