@@ -75,3 +75,19 @@ fn retention_deletes_old_sessions_but_never_one_on_legal_hold() {
     assert!(files.iter().all(|f| !f.to_string_lossy().contains("old1")), "{files:?}");
     assert_eq!(files.len(), 1, "{files:?}");
 }
+
+#[test]
+fn public_url_goes_into_links_and_logs_can_be_json() {
+    let s = Server::start_with(&[
+        ("DDCOTERMD_PUBLIC_URL", "https://sessions.example.com/"),
+        ("DDCOTERMD_LOG_FORMAT", "json"),
+    ]);
+    let host = s.token("h", "host");
+    let r = s.create(&host, "p1", "alice");
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["url"], "https://sessions.example.com/sessions/p1");
+    let log = s.log();
+    let first = log.lines().next().expect("a log line");
+    let v: serde_json::Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(v["fields"]["message"], "ddcoterm-server listening");
+    assert!(!log.contains(&host), "tokens are never logged");
+}

@@ -16,6 +16,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub env: Vec<(String, String)>,
+    /// A program (and its arguments) the server runs under, e.g. strace.
+    pub wrapper: Vec<String>,
     child: Option<Child>,
     pub http: Client,
 }
@@ -30,13 +32,30 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let mut s = Server { dir, url: String::new(), env, child: None, http };
+        let mut s = Server { dir, url: String::new(), env, wrapper: vec![], child: None, http };
+        s.spawn();
+        s
+    }
+
+    /// Starts the server under `wrapper` (the program, then its arguments, before the server's command line).
+    pub fn start_wrapped(wrapper: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        let mut s = Server { dir, url: String::new(), env: vec![], wrapper, child: None, http };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(["--data-dir"]).arg(self.data()).args(["serve", "--listen", "127.0.0.1:0"]);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdout(Stdio::piped()).stderr(Stdio::from(
