@@ -17,11 +17,13 @@ server: ## Debug build of the session server (target/debug/ddcoterm-server)
 release: ## Optimised build (target/release/ddcoterm)
 	$(CARGO) build --locked --release
 
-tools: ## Install the Debian packages tests and benchmarks use (root, idempotent)
+tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and SeaweedFS for the server (idempotent)
 	@bash scripts/install-tools.sh
+	@bash scripts/server-tools.sh
 
 test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers, the session server
 	$(CARGO) test --locked --workspace
+	@CARGO=$(CARGO) bash scripts/server-backend-tests.sh
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all --check

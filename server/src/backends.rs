@@ -5,7 +5,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 
 use crate::config::Resolved;
+use crate::objects::s3::S3;
 use crate::objects::{LocalDir, Objects};
+use crate::store::postgres::Postgres;
 use crate::store::sqlite::Sqlite;
 use crate::store::MetaStore;
 
@@ -21,8 +23,17 @@ pub async fn open_meta(s: &Resolved) -> anyhow::Result<Arc<dyn MetaStore>> {
         Some(url) if url.starts_with("sqlite:") => {
             Ok(Arc::new(Sqlite::open_url(url).await.with_context(|| format!("opening database_url {url}"))?))
         }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            // The URL may hold a password: errors name only what follows the '@'.
+            let shown = url.rsplit('@').next().unwrap_or("");
+            Ok(Arc::new(
+                Postgres::open_url(url)
+                    .await
+                    .with_context(|| format!("connecting to PostgreSQL at {shown}"))?,
+            ))
+        }
         Some(url) => bail!(
-            "database_url {:?}: only sqlite: URLs are supported by this build",
+            "database_url {:?}: expected sqlite:... or postgres://...",
             url.split('@').next_back().unwrap_or(url)
         ),
     }
@@ -33,7 +44,8 @@ pub fn open_objects(s: &Resolved) -> anyhow::Result<Arc<dyn Objects>> {
         None => s.raw.data_dir.join("objects"),
         Some(url) => match url.strip_prefix("file://") {
             Some(path) if path.starts_with('/') => path.into(),
-            _ => bail!("object_store {url:?}: only file:///absolute/path is supported by this build"),
+            _ if url.starts_with("s3://") => return Ok(Arc::new(S3::open(url)?)),
+            _ => bail!("object_store {url:?}: expected file:///absolute/path or s3://bucket/prefix"),
         },
     };
     let store =

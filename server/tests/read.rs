@@ -74,6 +74,7 @@ fn viewers_see_only_their_own_sessions_and_users_sign_in_with_passwords() {
         .arg("--data-dir")
         .arg(s.data())
         .args(["user", "add", "carol", "--role", "auditor", "--password-stdin"])
+        .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -24,7 +24,7 @@ CREATE TABLE sessions (
     last_activity  INTEGER NOT NULL,
     state          TEXT NOT NULL,
     meta_json      TEXT,
-    user           TEXT,
+    user_name      TEXT,
     command        TEXT,
     sort_ts        INTEGER NOT NULL,
     ended_at       TEXT,

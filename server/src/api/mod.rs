@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::BodyExt as _;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{token_hash, verify_password, Principal};
@@ -135,21 +135,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> ApiResult
         Some("gzip") => true,
         Some(other) => return Err(ApiError::unsupported(format!("Content-Encoding {other:?}: only gzip"))),
     };
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-    {
-        if len > limit + (limit / 8) {
-            return Err(ApiError::too_large(format!("body of {len} bytes; at most {limit}")));
-        }
-    }
     // A gzip stream of `limit` bytes can be slightly longer than its content.
     let wire_limit = if gzip { limit + limit / 8 + 1024 } else { limit };
-    let raw = match Limited::new(body, wire_limit as usize).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(ApiError::too_large(format!("body over {limit} bytes")));
-        }
-        Err(e) => return Err(ApiError::bad_request(format!("reading the body: {e}"))),
-    };
+    let raw = collect_limited(body, wire_limit).await?;
     if !gzip {
         return Ok(raw);
     }
@@ -161,6 +149,32 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> ApiResult
         return Err(ApiError::too_large(format!("decoded body over {limit} bytes")));
     }
     Ok(Bytes::from(out))
+}
+
+/// Past this much, an oversized body is no longer read to the end before the 413: the connection is closed.
+const DRAIN_CAP: u64 = 64 << 20;
+
+/// Collects the body up to `limit` bytes. Above it, the rest is read and discarded (up to `DRAIN_CAP`) so the
+/// client, still writing, receives the 413 instead of a broken pipe.
+async fn collect_limited(mut body: Body, limit: u64) -> ApiResult<Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > limit {
+            if seen > DRAIN_CAP {
+                break;
+            }
+            continue;
+        }
+        buf.extend_from_slice(&data);
+    }
+    if seen > limit {
+        return Err(ApiError::too_large(format!("body over {limit} bytes")));
+    }
+    Ok(buf.freeze())
 }
 
 /// Parses a JSON body: 400 when it is not JSON, 422 when it is JSON of the wrong shape.

@@ -125,7 +125,7 @@ fn session_row(r: &SqliteRow) -> Result<SessionRow> {
         last_activity: r.try_get("last_activity").map_err(err)?,
         state: r.try_get("state").map_err(err)?,
         meta_json: r.try_get("meta_json").map_err(err)?,
-        user: r.try_get("user").map_err(err)?,
+        user: r.try_get("user_name").map_err(err)?,
         command: r.try_get("command").map_err(err)?,
         sort_ts: r.try_get("sort_ts").map_err(err)?,
         ended_at: r.try_get("ended_at").map_err(err)?,
@@ -280,7 +280,7 @@ impl MetaStore for Sqlite {
 
     async fn session_set_meta(&self, id: &str, meta: &SessionMeta, now: i64) -> Result<()> {
         sqlx::query(
-            "UPDATE sessions SET meta_json = ?, user = ?, command = ?, sort_ts = ?, last_activity = ? \
+            "UPDATE sessions SET meta_json = ?, user_name = ?, command = ?, sort_ts = ?, last_activity = ? \
              WHERE id = ? AND meta_json IS NULL",
         )
         .bind(&meta.meta_json)
@@ -341,7 +341,7 @@ impl MetaStore for Sqlite {
     async fn session_list(&self, f: &ListFilter) -> Result<Vec<SessionRow>> {
         let mut sql = String::from("SELECT * FROM sessions WHERE 1 = 1");
         if f.user.is_some() {
-            sql.push_str(" AND user = ?");
+            sql.push_str(" AND user_name = ?");
         }
         if f.host.is_some() {
             sql.push_str(" AND host = ?");

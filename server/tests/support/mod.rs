@@ -1,6 +1,9 @@
 //! Test harness: the real `ddcoterm-server` binary on a free port with its own data directory, and an HTTP
-//! client for it.
+//! client for it. With `DDCOTERM_SERVER_BACKEND=postgres-s3` every server stores into a real PostgreSQL
+//! cluster and a real S3 store (SeaweedFS), started once per test binary (`backends.rs`).
 #![allow(dead_code)]
+
+pub mod backends;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,7 +33,9 @@ impl Server {
     /// Starts the server with extra `DDCOTERMD_*` variables.
     pub fn start_with(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.extend(backends::server_env());
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let mut s = Server { dir, url: String::new(), env, wrapper: vec![], child: None, http };
         s.spawn();
@@ -159,22 +164,35 @@ impl Server {
         (s, r.json().unwrap_or(serde_json::Value::Null))
     }
 
-    /// Every regular file under the object directory.
-    pub fn object_files(&self) -> Vec<PathBuf> {
-        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+    /// Every stored object, key and bytes, whichever store the server uses.
+    pub fn objects(&self) -> Vec<(String, Vec<u8>)> {
+        if let Some(v) = backends::objects(&self.env) {
+            return v;
+        }
+        fn walk(root: &Path, p: &Path, out: &mut Vec<(String, Vec<u8>)>) {
             for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
                 let p = e.path();
                 if p.is_dir() {
-                    walk(&p, out)
+                    walk(root, &p, out)
                 } else {
-                    out.push(p)
+                    let key = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                    out.push((key, std::fs::read(&p).unwrap()))
                 }
             }
         }
+        let root = self.data().join("objects");
         let mut v = Vec::new();
-        walk(&self.data().join("objects"), &mut v);
+        walk(&root, &root, &mut v);
         v.sort();
         v
+    }
+
+    /// Overwrites a stored object behind the server's back (tampering tests).
+    pub fn write_object(&self, key: &str, bytes: &[u8]) {
+        if backends::write_object(&self.env, key, bytes) {
+            return;
+        }
+        std::fs::write(self.data().join("objects").join(key), bytes).unwrap();
     }
 
     /// Polls until `f` holds or 10 s pass.

@@ -8,6 +8,8 @@ use std::collections::HashSet;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub mod s3;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
