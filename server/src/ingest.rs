@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{hex, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
-use crate::objects::Put;
+use crate::objects::{ObjectError, Put};
 use crate::state::AppState;
 use crate::store::{ChunkInsert, ChunkRow, NewSession, SessionMeta, SessionRow};
 
@@ -348,7 +348,16 @@ pub async fn compact(st: &AppState, row: &SessionRow) -> ApiResult<()> {
     let Some(last) = row.last_seq else { return Ok(()) };
     let mut cast = Vec::with_capacity(row.bytes as usize);
     for seq in 0..=last {
-        cast.extend_from_slice(&st.objects.get(&chunk_key(row, seq)).await?);
+        match st.objects.get(&chunk_key(row, seq)).await {
+            Ok(b) => cast.extend_from_slice(&b),
+            // Another server process compacted it first and dropped the chunks: nothing left to do.
+            Err(ObjectError::NotFound(_))
+                if st.meta.session_get(&row.id).await?.is_some_and(|r| r.compacted) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     st.objects.put_overwrite(&cast_key(row), Bytes::from(cast)).await?;
     st.meta.session_mark_compacted(&row.id, now_ms()).await?;

@@ -42,6 +42,16 @@ impl Server {
         s
     }
 
+    /// A second server process on the same database and object store as `other` (replicas behind a balancer).
+    pub fn start_sharing(other: &Server) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let mut s =
+            Server { dir, url: String::new(), env: other.env.clone(), wrapper: vec![], child: None, http };
+        s.spawn();
+        s
+    }
+
     /// Starts the server under `wrapper` (the program, then its arguments, before the server's command line).
     pub fn start_wrapped(wrapper: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
