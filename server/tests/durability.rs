@@ -61,4 +61,22 @@ fn a_chunk_is_fsynced_and_its_row_committed_before_the_201() {
     println!(
         "trace order: chunk fsync line {file}, dir fsync {dir}, WAL sync {commit}, 201 written {answer}"
     );
+
+    // The first chunk of a new session also creates its directory: the day directory holding that new
+    // entry is synced too, before the answer.
+    let start = std::fs::read_to_string(&trace).unwrap().len();
+    assert_eq!(s.chunk(&host, "d2", 0, &c[0], None).status(), 201);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text[start..].lines().collect();
+    let day_dir = |l: &str| {
+        let Some(path) = l.split('<').nth(1).and_then(|p| p.split('>').next()) else { return false };
+        path.split("/objects/sessions/").nth(1).is_some_and(|rest| rest.split('/').count() == 3)
+    };
+    let day = lines.iter().position(|l| sync(l) && day_dir(l));
+    let answer = lines.iter().position(|l| l.contains("HTTP/1.1 201"));
+    match (day, answer) {
+        (Some(d), Some(a)) => assert!(d < a, "day directory synced after the answer:\n{}", lines.join("\n")),
+        _ => panic!("no day-directory sync before the 201:\n{}", lines.join("\n")),
+    }
 }

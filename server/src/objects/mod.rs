@@ -52,7 +52,7 @@ pub trait Objects: Send + Sync {
 pub struct LocalDir {
     root: PathBuf,
     fs: LocalFileSystem,
-    /// Directories already synced since they were created: each new one is synced into its parent once.
+    /// Directories whose own entry in their parent is known to be durable.
     synced_dirs: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
@@ -72,35 +72,31 @@ impl LocalDir {
         Path::parse(key).map_err(|e| ObjectError::Unavailable(format!("bad object key {key:?}: {e}")))
     }
 
-    /// Syncs the file, its directory, and once each every ancestor directory up to the root.
+    /// Syncs the file and its directory (the file's new entry), then makes each new directory's own entry
+    /// durable by syncing its parent, climbing until a directory already known to be durable.
     async fn sync(&self, key: &str) -> Result<()> {
         let file = self.root.join(key);
         let root = self.root.clone();
-        let synced = self.synced_dirs.clone();
+        let durable = self.synced_dirs.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::File::open(&file)?.sync_all()?;
-            let mut dir = file.parent().map(FsPath::to_path_buf);
-            let mut first = true;
-            while let Some(d) = dir {
-                if !d.starts_with(&root) {
+            let Some(mut dir) = file.parent().map(FsPath::to_path_buf) else { return Ok(()) };
+            std::fs::File::open(&dir)?.sync_all()?;
+            while dir != root && dir.starts_with(&root) {
+                if durable.lock().map(|s| s.contains(&dir)).unwrap_or(false) {
                     break;
                 }
-                // The file's own directory gained an entry: always synced. Ancestors only gained an entry
-                // when a directory below them was created, so they are synced once per process.
-                let known = !first && synced.lock().map(|s| s.contains(&d)).unwrap_or(false);
-                if !known {
-                    std::fs::File::open(&d)?.sync_all()?;
-                    if !first {
-                        if let Ok(mut s) = synced.lock() {
-                            s.insert(d.clone());
-                        }
+                let Some(parent) = dir.parent().map(FsPath::to_path_buf) else { break };
+                std::fs::File::open(&parent)?.sync_all()?;
+                if let Ok(mut s) = durable.lock() {
+                    // One entry per session directory: bounded by forgetting now and then (the cost is one
+                    // extra directory sync per session afterwards).
+                    if s.len() >= 100_000 {
+                        s.clear();
                     }
+                    s.insert(dir.clone());
                 }
-                first = false;
-                if d == root {
-                    break;
-                }
-                dir = d.parent().map(FsPath::to_path_buf);
+                dir = parent;
             }
             Ok(())
         })
