@@ -21,13 +21,17 @@ tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and S
 	@bash scripts/install-tools.sh
 	@bash scripts/server-tools.sh
 
-test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers, the session server
-	$(CARGO) test --locked --workspace
+# The client and the server are tested (and linted) in separate cargo runs: one run over the whole workspace
+# would unify features (tokio's, tracing-subscriber's) into the client and rebuild it unlike `make build`.
+test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers, the session server on both backends
+	$(CARGO) test --locked
+	$(CARGO) test --locked -p ddcoterm-server -p ddcoterm-wire
 	@CARGO=$(CARGO) bash scripts/server-backend-tests.sh
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p ddcoterm-server -p ddcoterm-wire --all-targets -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
