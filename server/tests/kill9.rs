@@ -11,8 +11,9 @@ use support::{chunks, sha256, Server};
 const HOSTS: usize = 4;
 const CHUNKS: usize = 400;
 
-/// Sends chunks 0..=CHUNKS of `id` in order until one fails; returns the seqs acknowledged.
-fn send_until_failure(url: &str, token: &str, id: &str, c: &[Vec<u8>]) -> Vec<u64> {
+/// Sends chunks 0..=CHUNKS of `id` in order until one fails; returns the seqs acknowledged and, when it
+/// stopped early, why.
+fn send_until_failure(url: &str, token: &str, id: &str, c: &[Vec<u8>]) -> (Vec<u64>, Option<String>) {
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let mut acked = Vec::new();
     for (i, body) in c.iter().enumerate() {
@@ -26,10 +27,11 @@ fn send_until_failure(url: &str, token: &str, id: &str, c: &[Vec<u8>]) -> Vec<u6
         }
         match r.send() {
             Ok(res) if res.status().is_success() => acked.push(i as u64),
-            _ => break,
+            Ok(res) => return (acked, Some(format!("HTTP {} on chunk {i}", res.status()))),
+            Err(e) => return (acked, Some(format!("connection: {e}"))),
         }
     }
-    acked
+    (acked, None)
 }
 
 #[test]
@@ -46,14 +48,20 @@ fn acknowledged_chunks_survive_kill_9_and_sessions_complete_after_resend() {
         .map(|i| {
             let (url, token, c, acked) = (s.url.clone(), tokens[i].clone(), casts[i].clone(), acked.clone());
             std::thread::spawn(move || {
-                let a = send_until_failure(&url, &token, &format!("k{i}"), &c);
+                let (a, why) = send_until_failure(&url, &token, &format!("k{i}"), &c);
+                // Only the kill may stop a host: an HTTP error answer before it is a failure.
+                if let Some(why) = &why {
+                    assert!(why.starts_with("connection"), "k{i} stopped on {why} before the kill");
+                }
                 acked.lock().unwrap()[i] = a;
             })
         })
         .collect();
     // Kill while the hosts are mid-stream.
-    s.wait_for("some chunks stored", || {
-        s.get_json(&aud, "/api/v1/sessions/k0").1["committed_seq"].as_u64().unwrap_or(0) >= 20
+    s.wait_for("some chunks stored in every session", || {
+        (0..HOSTS).all(|i| {
+            s.get_json(&aud, &format!("/api/v1/sessions/k{i}")).1["committed_seq"].as_u64().unwrap_or(0) >= 10
+        })
     });
     s.kill9();
     for t in threads {
@@ -74,8 +82,8 @@ fn acknowledged_chunks_survive_kill_9_and_sessions_complete_after_resend() {
     // The hosts' spools resend everything from their first unacknowledged chunk (and, harmlessly, more).
     for (i, t) in tokens.iter().enumerate() {
         let id = format!("k{i}");
-        let a = send_until_failure(&s.url, t, &id, &casts[i]);
-        assert_eq!(a.len(), CHUNKS + 1, "{id}: resend refused\n{}", s.log());
+        let (a, why) = send_until_failure(&s.url, t, &id, &casts[i]);
+        assert_eq!(a.len(), CHUNKS + 1, "{id}: resend stopped: {why:?}\n{}", s.log());
         assert_eq!(s.end(t, &id, CHUNKS as u64).status(), 200);
         assert_eq!(s.cast(&aud, &id), casts[i].concat(), "{id}");
         let out = s.cli(&["verify", &id]);
