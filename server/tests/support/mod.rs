@@ -101,6 +101,13 @@ impl Server {
     /// SIGKILL: no shutdown, no flush; what was acknowledged must already be on disk.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // Under a wrapper (strace), the server is the wrapper's child and outlives a killed wrapper.
+            if !self.wrapper.is_empty() {
+                let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.id()));
+                for pid in children.unwrap_or_default().split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
             c.kill().unwrap();
             c.wait().unwrap();
         }
