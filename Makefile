@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build release test lint fmt bench ci tools demo pie-check
+.PHONY: help build server release test lint fmt bench ci tools demo pie-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -11,21 +11,30 @@ help: ## List the targets
 build: ## Debug build of the ddcoterm binary
 	$(CARGO) build --locked
 
+server: ## Debug build of the session server (target/debug/ddcoterm-server)
+	$(CARGO) build --locked -p ddcoterm-server
+
 release: ## Optimised build (target/release/ddcoterm)
 	$(CARGO) build --locked --release
 
-tools: ## Install the Debian packages tests and benchmarks use (root, idempotent)
+tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and SeaweedFS for the server (idempotent)
 	@bash scripts/install-tools.sh
+	@bash scripts/server-tools.sh
 
-test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers
+# The client and the server are tested (and linted) in separate cargo runs: one run over the whole workspace
+# would unify features (tokio's, tracing-subscriber's) into the client and rebuild it unlike `make build`.
+test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers, the session server on both backends
 	$(CARGO) test --locked
+	$(CARGO) test --locked -p ddcoterm-server -p ddcoterm-wire
+	@CARGO=$(CARGO) bash scripts/server-backend-tests.sh
 
 lint: ## cargo fmt --check and clippy -D warnings
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p ddcoterm-server -p ddcoterm-wire --all-targets -- -D warnings
 
 fmt: ## Format the code
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 
 bench: tools release ## Benchmarks with ratios against baselines measured in the same run
 	@bash bench/run.sh

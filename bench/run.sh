@@ -3,7 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for b in bench/shim.sh bench/record.sh bench/spool.sh; do
+for b in bench/shim.sh bench/record.sh bench/spool.sh bench/server.sh; do
   [ -f "$b" ] || continue
   echo "== $b"
   bash "$b" || status=1

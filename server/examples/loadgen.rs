@@ -1,0 +1,191 @@
+//! Load generator for `bench/server.sh`: simulated hosts uploading chunks to a running ddcoterm-server.
+//!
+//! Paced (open loop): every host sends a chunk every `--interval-ms` whether or not the previous one was
+//! acknowledged, so a slow server shows up as latency rather than as fewer requests. Saturated: every host
+//! sends its next chunk as soon as the previous one is acknowledged. Prints one line of `key=value` numbers.
+//!
+//! Usage: loadgen URL TOKEN [--hosts N] [--seconds S] [--chunk-bytes B] [--interval-ms MS] [--saturate]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+struct Opts {
+    url: String,
+    token: String,
+    hosts: usize,
+    seconds: u64,
+    chunk_bytes: usize,
+    interval: Duration,
+    saturate: bool,
+}
+
+fn parse() -> Result<Opts, String> {
+    let mut args = std::env::args().skip(1);
+    let url = args.next().ok_or("usage: loadgen URL TOKEN [options]")?;
+    let token = args.next().ok_or("usage: loadgen URL TOKEN [options]")?;
+    let mut o = Opts {
+        url,
+        token,
+        hosts: 200,
+        seconds: 60,
+        chunk_bytes: 16 << 10,
+        interval: Duration::from_millis(250),
+        saturate: false,
+    };
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| -> Result<u64, String> {
+            let v = args.next().ok_or(format!("{name} needs a value"))?;
+            v.parse().map_err(|_| format!("{name}: {v:?} is not a number"))
+        };
+        match a.as_str() {
+            "--hosts" => o.hosts = val("--hosts")? as usize,
+            "--seconds" => o.seconds = val("--seconds")?,
+            "--chunk-bytes" => o.chunk_bytes = val("--chunk-bytes")? as usize,
+            "--interval-ms" => o.interval = Duration::from_millis(val("--interval-ms")?),
+            "--saturate" => o.saturate = true,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Chunk `seq` of a host: the header for 0, else asciicast output lines adding up to about `size` bytes.
+fn chunk(seq: u64, size: usize) -> Vec<u8> {
+    if seq == 0 {
+        return b"{\"version\":2,\"width\":120,\"height\":40}\n".to_vec();
+    }
+    let mut out = Vec::with_capacity(size + 128);
+    let mut i = 0;
+    while out.len() < size {
+        let line = format!("[{seq}.{i:03},\"o\",\"{:0>100}\\r\\n\"]\n", seq * 1000 + i);
+        out.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    out
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    bytes: u64,
+}
+
+async fn send(
+    http: &reqwest::Client,
+    o: &Opts,
+    id: &str,
+    seq: u64,
+    body: Vec<u8>,
+    prev: Option<String>,
+    stats: &Mutex<Stats>,
+) -> bool {
+    let len = body.len() as u64;
+    let mut r = http
+        .put(format!("{}/api/v1/sessions/{id}/chunks/{seq}", o.url))
+        .bearer_auth(&o.token)
+        .header("content-type", "application/x-asciicast")
+        .body(body);
+    if let Some(p) = prev {
+        r = r.header("x-ddcoterm-prev-sha256", p);
+    }
+    let start = Instant::now();
+    let ok = matches!(r.send().await, Ok(res) if res.status().is_success());
+    let us = start.elapsed().as_micros() as u64;
+    let mut s = stats.lock().await;
+    if ok {
+        s.latencies_us.push(us);
+        s.bytes += len;
+    } else {
+        s.errors += 1;
+    }
+    ok
+}
+
+async fn host(o: Arc<Opts>, h: usize, stats: Arc<Mutex<Stats>>, deadline: Instant) {
+    let http = reqwest::Client::new();
+    let id = format!("load-{}-{h}", std::process::id());
+    let create = serde_json::json!({
+        "id": id, "started_at": "2026-01-01T00:00:00Z", "host": format!("sim-{h}"), "user": "load",
+        "command": "bash", "width": 120, "height": 40,
+    });
+    let created =
+        http.post(format!("{}/api/v1/sessions", o.url)).bearer_auth(&o.token).json(&create).send().await;
+    if !matches!(created, Ok(r) if r.status().is_success()) {
+        stats.lock().await.errors += 1;
+        return;
+    }
+    // Spread the hosts' first sends over one interval, as real bastions are not in phase.
+    tokio::time::sleep(o.interval.mul_f64(h as f64 / o.hosts as f64)).await;
+    let mut prev: Option<String> = None;
+    let mut seq = 0u64;
+    let mut tick = tokio::time::interval(o.interval);
+    let mut pending = Vec::new();
+    while Instant::now() < deadline {
+        let body = chunk(seq, o.chunk_bytes);
+        let this_hash = hex(&Sha256::digest(&body));
+        if o.saturate {
+            if !send(&http, &o, &id, seq, body, prev.clone(), &stats).await {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        } else {
+            tick.tick().await;
+            let (http, o, id, prev, stats) =
+                (http.clone(), o.clone(), id.clone(), prev.clone(), stats.clone());
+            pending.push(tokio::spawn(async move {
+                send(&http, &o, &id, seq, body, prev, &stats).await;
+            }));
+        }
+        prev = Some(this_hash);
+        seq += 1;
+    }
+    for p in pending {
+        let _ = p.await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let o = match parse() {
+        Ok(o) => Arc::new(o),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(64);
+        }
+    };
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(o.seconds);
+    let tasks: Vec<_> =
+        (0..o.hosts).map(|h| tokio::spawn(host(o.clone(), h, stats.clone(), deadline))).collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let mut s = stats.lock().await;
+    s.latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if s.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((s.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, s.latencies_us.len()) - 1;
+        s.latencies_us[i] as f64 / 1000.0
+    };
+    println!(
+        "acks={} errors={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} mb_per_s={:.2}",
+        s.latencies_us.len(),
+        s.errors,
+        pct(0.50),
+        pct(0.99),
+        pct(1.0),
+        s.bytes as f64 / secs / 1e6
+    );
+}

@@ -1,0 +1,183 @@
+//! Read handlers (viewer, auditor, admin): session list, one session with its process events, the cast.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::Json;
+use base64::Engine as _;
+use ddcoterm_wire::{CreateSession, ProcessEvent, SessionDetail, SessionInfo, SessionPage};
+
+use super::authenticate;
+use super::ingest::path_error;
+use crate::auth::Principal;
+use crate::cmd::token::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::{read_cast, validate_id};
+use crate::state::AppState;
+use crate::store::{ListFilter, SessionRow};
+
+const MAX_LIMIT: u32 = 500;
+
+async fn reader(st: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+    let who = authenticate(st, headers).await?;
+    if !who.can_read() {
+        return Err(ApiError::forbidden("host tokens write sessions and never read them"));
+    }
+    Ok(who)
+}
+
+pub fn info(st: &AppState, r: &SessionRow) -> SessionInfo {
+    let meta: Option<CreateSession> = r.meta_json.as_deref().and_then(|m| serde_json::from_str(m).ok());
+    SessionInfo {
+        id: r.id.clone(),
+        state: r.state.clone(),
+        url: st.session_url(&r.id),
+        host: r.host.clone(),
+        claimed_host: meta.as_ref().map(|m| m.host.clone()),
+        user: r.user.clone(),
+        command: r.command.clone(),
+        started_at: meta.as_ref().map(|m| m.started_at.clone()),
+        ended_at: r.ended_at.clone(),
+        exit_status: r.exit_status,
+        width: meta.as_ref().map(|m| m.width),
+        height: meta.as_ref().map(|m| m.height),
+        rule: meta.as_ref().and_then(|m| m.rule.clone()),
+        actions: meta.as_ref().map(|m| m.actions.clone()).unwrap_or_default(),
+        break_glass: meta.as_ref().is_some_and(|m| m.break_glass),
+        approval: meta.as_ref().and_then(|m| m.approval.clone()),
+        ssh: meta.as_ref().and_then(|m| m.ssh.clone()),
+        tags: meta.map(|m| m.tags).unwrap_or_default(),
+        received_at: rfc3339(r.first_seen),
+        last_activity: rfc3339(r.last_activity),
+        committed_seq: r.committed_seq,
+        last_seq: r.last_seq,
+        bytes: r.bytes,
+        legal_hold: r.legal_hold,
+    }
+}
+
+fn time_ms(key: &str, v: &str) -> ApiResult<i64> {
+    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        ApiError::bad_request(format!("query parameter `{key}`: {v:?} is not RFC 3339 ({e})"))
+    })?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn encode_cursor(r: &SessionRow) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", r.sort_ts, r.id))
+}
+
+fn decode_cursor(v: &str) -> ApiResult<(i64, String)> {
+    let bad = || ApiError::bad_request("query parameter `cursor`: not a cursor this server handed out");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ts, id) = raw.split_once(':').ok_or_else(bad)?;
+    validate_id(id).map_err(|_| bad())?;
+    Ok((ts.parse().map_err(|_| bad())?, id.to_string()))
+}
+
+/// Builds the filter from the query string; unknown parameters are refused rather than ignored.
+fn filter(who: &Principal, params: Vec<(String, String)>) -> ApiResult<ListFilter> {
+    let mut f = ListFilter { limit: 50, ..Default::default() };
+    for (k, v) in params {
+        match k.as_str() {
+            "user" => f.user = Some(v),
+            "host" => f.host = Some(v),
+            "command" => f.command = Some(v),
+            "since" => f.since_ms = Some(time_ms("since", &v)?),
+            "until" => f.until_ms = Some(time_ms("until", &v)?),
+            "exit" => {
+                f.exit = Some(v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("query parameter `exit`: {v:?} is not an integer"))
+                })?)
+            }
+            "state" => match v.as_str() {
+                "live" | "complete" | "abandoned" => f.state = Some(v),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "query parameter `state`: {v:?} is not live, complete or abandoned"
+                    )))
+                }
+            },
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => f.limit = n,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "query parameter `limit`: {v:?} is not between 1 and {MAX_LIMIT}"
+                    )))
+                }
+            },
+            "cursor" => f.before = Some(decode_cursor(&v)?),
+            "q" => {
+                return Err(ApiError::bad_request(
+                    "query parameter `q`: full-text search is not available yet",
+                ))
+            }
+            other => return Err(ApiError::bad_request(format!("unknown query parameter `{other}`"))),
+        }
+    }
+    if let Some(own) = who.forced_user() {
+        match &f.user {
+            Some(u) if u != own => {
+                return Err(ApiError::forbidden(format!("a viewer sees only the sessions of user {own}")));
+            }
+            _ => f.user = Some(own.to_string()),
+        }
+    }
+    Ok(f)
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<SessionPage>> {
+    let who = reader(&st, &headers).await?;
+    let Query(params) = query.map_err(|e| ApiError::bad_request(format!("query: {e}")))?;
+    let f = filter(&who, params)?;
+    let rows = st.meta.session_list(&f).await?;
+    let next_cursor = (rows.len() == f.limit as usize).then(|| rows.last().map(encode_cursor)).flatten();
+    Ok(Json(SessionPage { sessions: rows.iter().map(|r| info(&st, r)).collect(), next_cursor }))
+}
+
+/// The session if it exists and the caller may see it; 404 otherwise (a viewer cannot probe others' ids).
+async fn visible(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
+    validate_id(id)?;
+    match st.meta.session_get(id).await? {
+        Some(r) if who.can_read_session(&r) => Ok(r),
+        _ => Err(ApiError::not_found(format!("no session {id}"))),
+    }
+}
+
+pub async fn detail(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Json<SessionDetail>> {
+    let who = reader(&st, &headers).await?;
+    let Path(id) = path.map_err(path_error)?;
+    let row = visible(&st, &who, &id).await?;
+    let events = st
+        .meta
+        .events(&id)
+        .await?
+        .iter()
+        .filter_map(|e| serde_json::from_str::<ProcessEvent>(e).ok())
+        .collect();
+    tracing::info!(viewer = %who.name, session = %id, "session metadata read");
+    Ok(Json(SessionDetail { session: info(&st, &row), events }))
+}
+
+pub async fn cast(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    let who = reader(&st, &headers).await?;
+    let Path(id) = path.map_err(path_error)?;
+    let row = visible(&st, &who, &id).await?;
+    let bytes = read_cast(&st, &row).await?;
+    tracing::info!(viewer = %who.name, session = %id, bytes = bytes.len(), "recording downloaded");
+    Ok(([(header::CONTENT_TYPE, "application/x-asciicast")], bytes))
+}

@@ -1,0 +1,134 @@
+//! Command-line interface of `ddcoterm-server` (clap structs only; each command's work is in `cmd/`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Self-hosted session server for ddcoterm recordings.
+///
+/// Settings come from built-in defaults, then the YAML file (--config), then DDCOTERMD_* variables
+/// (`__` nests: DDCOTERMD_RETENTION__DAYS=90), then flags.
+#[derive(Debug, Parser)]
+#[command(name = "ddcoterm-server", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// YAML configuration file.
+    #[arg(long, global = true, env = "DDCOTERMD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded database and the recordings (default ./ddcoterm-data).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database instead of <data-dir>/ddcoterm.db, e.g. sqlite:///var/lib/ddcoterm/meta.db.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    ///
+    /// Example: ddcoterm-server serve --listen 0.0.0.0:7780 --public-url https://sessions.example.com
+    Serve(ServeArgs),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage local users (password sign-in for reviewers).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Re-check a stored session end to end: every chunk's hash, the hash chain, the compacted cast.
+    ///
+    /// Example: ddcoterm-server verify 0192f0c4-7a1e-7c3e-9f55-1d2e3f4a5b6c
+    Verify {
+        /// Session id.
+        id: String,
+    },
+    /// Put a session on legal hold (retention never deletes it) or release it.
+    ///
+    /// Example: ddcoterm-server hold 0192f0c4-7a1e-7c3e-9f55-1d2e3f4a5b6c --release
+    Hold {
+        /// Session id.
+        id: String,
+        /// Release the hold instead of setting it.
+        #[arg(long)]
+        release: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:7780).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Base address put in session links when the server sits behind a proxy (default http://<listen>).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Where recordings go instead of <data-dir>/objects, e.g. file:///srv/recordings.
+    #[arg(long, value_name = "URL")]
+    pub object_store: Option<String>,
+    /// Log lines as text (default) or JSON.
+    #[arg(long, value_name = "text|json")]
+    pub log_format: Option<String>,
+    /// Serve /metrics without a token on this separate address (keep it off the public network).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print it once (only its hash is stored).
+    ///
+    /// Example: ddcoterm-server token create bastion-1 --role host --host bastion-1.prod
+    Create {
+        /// Unique name; for a viewer token, the user name whose sessions it may read.
+        name: String,
+        /// host (writes its own sessions, never reads), viewer, auditor or admin.
+        #[arg(long, default_value = "host")]
+        role: String,
+        /// Host name stamped on the sessions a host token creates (default: the token's name).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// List tokens with role, host and when each was last seen.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: every later request with it gets 401.
+    Revoke {
+        /// Token name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user; the password is asked on the terminal or read from stdin.
+    ///
+    /// Example: echo "$PW" | ddcoterm-server user add alice --role auditor --password-stdin
+    Add {
+        name: String,
+        /// viewer (own sessions), auditor (all sessions) or admin.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's password.
+    Passwd {
+        name: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove { name: String },
+}

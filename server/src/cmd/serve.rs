@@ -1,0 +1,66 @@
+//! `ddcoterm-server serve`: logging, stores, the listener(s), the completer, graceful shutdown.
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Resolved;
+use crate::state::AppState;
+
+fn init_logs(json: bool) {
+    let filter = EnvFilter::try_from_env("DDCOTERMD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(settings: Resolved) -> anyhow::Result<()> {
+    init_logs(settings.json_logs);
+    let listener = tokio::net::TcpListener::bind(&settings.raw.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.raw.listen))?;
+    let addr = listener.local_addr()?;
+    let meta = crate::backends::open_meta(&settings).await?;
+    let objects = crate::backends::open_objects(&settings)?;
+    let public = settings.raw.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let interval = settings.interval;
+    let metrics_listen = settings.raw.metrics_listen.clone();
+    let st = AppState::new(meta, objects, settings, public);
+    if let Some(m) = metrics_listen {
+        let l =
+            tokio::net::TcpListener::bind(&m).await.with_context(|| format!("listening on {m} (metrics)"))?;
+        tracing::info!(addr = %l.local_addr()?, "metrics listening");
+        let app = crate::api::metrics_router(st.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
+    tokio::spawn(crate::completer::run_forever(st.clone(), interval));
+    tracing::info!(%addr, public_url = %st.public_url, "ddcoterm-server listening");
+    // Tests and scripts wait for this line to learn the port of `--listen 127.0.0.1:0`.
+    println!("listening on {addr}");
+    axum::serve(listener, crate::api::router(st)).with_graceful_shutdown(shutdown()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

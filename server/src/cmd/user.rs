@@ -1,0 +1,66 @@
+//! `ddcoterm-server user add|passwd|remove`: local users for password sign-in (argon2 hashes only).
+
+use std::io::BufRead as _;
+
+use anyhow::{bail, Context as _};
+
+use crate::auth::hash_password;
+use crate::cli::UserCmd;
+use crate::ingest::now_ms;
+use crate::state::AppState;
+use crate::store::{Role, StoreError};
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let pw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        let a = rpassword::prompt_password("password: ")
+            .context("reading the password (or use --password-stdin)")?;
+        let b = rpassword::prompt_password("again: ").context("reading the password")?;
+        if a != b {
+            bail!("the two passwords differ");
+        }
+        a
+    };
+    if pw.chars().count() < 8 {
+        bail!("password: at least 8 characters");
+    }
+    Ok(pw)
+}
+
+pub async fn run(st: &AppState, cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Add { name, role, password_stdin } => {
+            let role = Role::parse(&role)
+                .filter(|r| *r != Role::Host)
+                .with_context(|| format!("--role {role:?}: expected viewer, auditor or admin"))?;
+            if name.is_empty() || name.len() > 128 || name.contains(':') || name.chars().any(char::is_control)
+            {
+                bail!("user name {name:?}: 1-128 printable characters, no ':'");
+            }
+            let hash = hash_password(&read_password(password_stdin)?)?;
+            match st.meta.user_insert(&name, role, &hash, now_ms()).await {
+                Ok(()) => println!("added {} user {name}", role.as_str()),
+                Err(StoreError::Conflict(_)) => bail!("user {name:?} already exists"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCmd::Passwd { name, password_stdin } => {
+            if st.meta.user_get(&name).await?.is_none() {
+                bail!("no user {name:?}");
+            }
+            let hash = hash_password(&read_password(password_stdin)?)?;
+            st.meta.user_set_password(&name, &hash).await?;
+            println!("password changed for {name}");
+        }
+        UserCmd::Remove { name } => {
+            if !st.meta.user_remove(&name).await? {
+                bail!("no user {name:?}");
+            }
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}

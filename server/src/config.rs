@@ -1,0 +1,231 @@
+//! Server settings: built-in defaults, then a YAML file, then `DDCOTERMD_*` variables, then flags (figment).
+//!
+//! Its own variable prefix because the client's `DDCOTERM_*` namespace refuses unknown keys. Unknown keys
+//! here are an error naming the key and where it came from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use figment::providers::{Env, Format as _, Serialized, Yaml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub object_store: Option<String>,
+    pub public_url: Option<String>,
+    pub log_format: String,
+    pub metrics_listen: Option<String>,
+    pub limits: Limits,
+    pub completer: Completer,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest chunk body, after gzip decoding (413 above).
+    pub max_chunk_bytes: u64,
+    /// Largest JSON body (create, events, end).
+    pub max_json_bytes: u64,
+    /// Most process events in one POST.
+    pub max_events: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Completer {
+    /// A live session with nothing received for this long becomes `abandoned` (humantime: `15m`, `2h`).
+    pub grace: String,
+    /// How often the completer and the retention sweep run.
+    pub interval: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Sessions first seen more than this many days ago are deleted (rows and objects), unless on legal
+    /// hold. Unset: nothing is ever deleted.
+    pub days: Option<u32>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:7780".into(),
+            data_dir: PathBuf::from("./ddcoterm-data"),
+            database_url: None,
+            object_store: None,
+            public_url: None,
+            log_format: "text".into(),
+            metrics_listen: None,
+            limits: Limits::default(),
+            completer: Completer::default(),
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_chunk_bytes: 4 << 20, max_json_bytes: 1 << 20, max_events: 1000 }
+    }
+}
+
+impl Default for Completer {
+    fn default() -> Self {
+        Completer { grace: "15m".into(), interval: "1m".into() }
+    }
+}
+
+/// Flag values that override every other layer; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+}
+
+/// Settings after resolving: durations parsed, choices checked.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub raw: Settings,
+    pub grace: Duration,
+    pub interval: Duration,
+    pub json_logs: bool,
+}
+
+pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Resolved> {
+    let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(file) = file {
+        // Figment silently skips a missing file; a named config file that is not there is a mistake.
+        if !file.is_file() {
+            bail!("config file {} does not exist", file.display());
+        }
+        // Parse once ourselves for an error with line and column (figment's YAML errors have none).
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
+            bail!("{}: {e}", file.display());
+        }
+        fig = fig.merge(Yaml::file_exact(file));
+    }
+    fig = fig
+        .merge(Env::prefixed("DDCOTERMD_").ignore(&["config"]).split("__"))
+        .merge(Serialized::defaults(overrides));
+    let raw: Settings = fig.extract().map_err(|e| {
+        let msgs: Vec<String> = e
+            .into_iter()
+            .map(|e| {
+                let key =
+                    if e.path.is_empty() { String::new() } else { format!("key `{}`: ", e.path.join(".")) };
+                let from =
+                    e.metadata.as_ref().map(|m| format!(" (from {})", describe(m))).unwrap_or_default();
+                format!("{key}{}{from}", e.kind)
+            })
+            .collect();
+        anyhow::anyhow!("configuration: {}", msgs.join("; "))
+    })?;
+    resolve(raw)
+}
+
+fn describe(m: &figment::Metadata) -> String {
+    match &m.source {
+        Some(figment::Source::File(p)) => p.display().to_string(),
+        _ => m.name.to_string(),
+    }
+}
+
+fn resolve(raw: Settings) -> anyhow::Result<Resolved> {
+    let dur = |key: &str, v: &str| {
+        humantime::parse_duration(v).with_context(|| format!("configuration key `{key}`: bad duration {v:?}"))
+    };
+    let grace = dur("completer.grace", &raw.completer.grace)?;
+    let interval = dur("completer.interval", &raw.completer.interval)?;
+    if interval.is_zero() {
+        bail!("configuration key `completer.interval`: must be more than 0");
+    }
+    let json_logs = match raw.log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => bail!("configuration key `log_format`: {other:?} is neither `text` nor `json`"),
+    };
+    if let Some(url) = &raw.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("configuration key `public_url`: {url:?} must start with http:// or https://");
+        }
+    }
+    Ok(Resolved { raw, grace, interval, json_logs })
+}
+
+#[cfg(test)]
+// figment::Jail's closures return figment::Error, which is large; only tests build them.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "s.yaml",
+                "listen: 0.0.0.0:1\nretention:\n  days: 5\ncompleter:\n  grace: 2m\n",
+            )?;
+            jail.set_env("DDCOTERMD_LISTEN", "0.0.0.0:2");
+            jail.set_env("DDCOTERMD_RETENTION__DAYS", "9");
+            let r = load(Some(Path::new("s.yaml")), Overrides::default()).unwrap();
+            assert_eq!(r.raw.listen, "0.0.0.0:2");
+            assert_eq!(r.raw.retention.days, Some(9));
+            assert_eq!(r.grace, Duration::from_secs(120));
+            assert_eq!(r.raw.data_dir, PathBuf::from("./ddcoterm-data"));
+            let flags = Overrides { listen: Some("0.0.0.0:3".into()), ..Default::default() };
+            let r = load(Some(Path::new("s.yaml")), flags).unwrap();
+            assert_eq!(r.raw.listen, "0.0.0.0:3");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("s.yaml", "retention:\n  dayz: 5\n")?;
+            let e = load(Some(Path::new("s.yaml")), Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("dayz") && e.contains("s.yaml"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DDCOTERMD_COMPLETER__GRACE", "soon");
+            let e = load(None, Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("completer.grace"), "{e}");
+            Ok(())
+        });
+        let flags = Overrides { log_format: Some("xml".into()), ..Default::default() };
+        assert!(load(None, flags).unwrap_err().to_string().contains("log_format"));
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let e = load(Some(Path::new("/nonexistent/ddcoterm-server.yaml")), Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ddcoterm-server.yaml"));
+    }
+}

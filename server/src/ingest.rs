@@ -1,0 +1,424 @@
+//! The ingest path: create, chunk, events, end, compaction. This file alone owns the commit order
+//! (DESIGN.md §12, STYLE §12): an object is durable before the row that names it commits, and an answer is
+//! sent only after the row committed. Handlers parse and authenticate; everything that decides is here.
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use ddcoterm_wire::{CommitAnswer, CreateAnswer, CreateSession, EndSession, ProcessEvent};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{hex, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+use crate::objects::{ObjectError, Put};
+use crate::state::AppState;
+use crate::store::{ChunkInsert, ChunkRow, NewSession, SessionMeta, SessionRow};
+
+/// Largest seq accepted: far beyond any session (a chunk per 250 ms for 80 years), and safe in an i64 column.
+pub const MAX_SEQ: u64 = 1 << 40;
+
+pub fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// Session ids are path components and object key parts: 1-128 of `[A-Za-z0-9_-]` (UUIDs fit), so `/`, `..`,
+/// NUL and every other surprise are refused before anything is looked up.
+pub fn validate_id(id: &str) -> ApiResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "session id {:?} is invalid: 1-128 characters of A-Z a-z 0-9 - _",
+            id.chars().take(140).collect::<String>()
+        )))
+    }
+}
+
+pub fn parse_seq(s: &str) -> ApiResult<u64> {
+    match s.parse::<u64>() {
+        Ok(n) if n <= MAX_SEQ => Ok(n),
+        _ => Err(ApiError::bad_request(format!("seq {s:?} is not an integer between 0 and {MAX_SEQ}"))),
+    }
+}
+
+fn parse_time(field: &str, v: &str) -> ApiResult<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::invalid(format!("field `{field}`: {v:?} is not an RFC 3339 time ({e})")))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+/// `sessions/<yyyy>/<mm>/<dd>/<id>`, dated by the server's clock at first contact, so a chunk that comes
+/// before its create lands where the create's session will look.
+fn prefix(id: &str, now_ms: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(now_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("sessions/{:04}/{:02}/{:02}/{id}", t.year(), t.month() as u8, t.day())
+}
+
+pub fn chunk_key(s: &SessionRow, seq: u64) -> String {
+    format!("{}/{seq:08}", s.prefix)
+}
+
+pub fn cast_key(s: &SessionRow) -> String {
+    format!("{}/{}.cast", s.prefix, s.id)
+}
+
+pub fn state_of(s: &SessionRow) -> String {
+    s.state.clone()
+}
+
+/// Finds or creates the session row, and refuses a caller that does not own it.
+async fn owned_session(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
+    let token = who.token_id.ok_or_else(|| ApiError::forbidden("only host tokens write sessions"))?;
+    let now = now_ms();
+    let row = match st.meta.session_get(id).await? {
+        Some(r) => r,
+        None => {
+            let host = who.host.clone().unwrap_or_else(|| who.name.clone());
+            let new =
+                NewSession { id: id.to_string(), owner_token: token, host, prefix: prefix(id, now), now };
+            st.meta.session_claim(&new).await?
+        }
+    };
+    if row.owner_token != token {
+        return Err(ApiError::forbidden(format!("session {id} belongs to another host token")));
+    }
+    Ok(row)
+}
+
+pub async fn create(
+    st: &AppState,
+    who: &Principal,
+    body: CreateSession,
+) -> ApiResult<(StatusCode, CreateAnswer)> {
+    validate_id(&body.id)?;
+    let started = parse_time("started_at", &body.started_at)?;
+    if !(1..=10_000).contains(&body.width) || !(1..=10_000).contains(&body.height) {
+        return Err(ApiError::invalid(format!(
+            "fields `width`/`height`: {}x{} is outside 1..10000",
+            body.width, body.height
+        )));
+    }
+    let _guard = st.lock_session(&body.id).await;
+    let row = owned_session(st, who, &body.id).await?;
+    let meta_json = serde_json::to_string(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let status = match &row.meta_json {
+        None => {
+            let meta = SessionMeta {
+                meta_json,
+                user: body.user.clone(),
+                command: body.command.clone(),
+                sort_ts: (started.unix_timestamp_nanos() / 1_000_000) as i64,
+            };
+            st.meta.session_set_meta(&body.id, &meta, now_ms()).await?;
+            StatusCode::CREATED
+        }
+        Some(stored) if *stored == meta_json => StatusCode::OK,
+        Some(_) => {
+            return Err(ApiError::conflict(format!("session {} exists with other metadata", body.id)));
+        }
+    };
+    let answer =
+        CreateAnswer { url: st.session_url(&body.id), id: body.id, committed_seq: row.committed_seq };
+    Ok((status, answer))
+}
+
+/// Checks a chunk body before anything is stored: UTF-8 asciicast v2 lines, each complete. Chunk 0 starts
+/// with the header object; every other line is an event array.
+pub fn validate_chunk(seq: u64, body: &[u8]) -> ApiResult<()> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("chunk is not UTF-8 (byte {})", e.valid_up_to())))?;
+    if text.is_empty() {
+        return Err(ApiError::bad_request("chunk is empty"));
+    }
+    if !text.ends_with('\n') {
+        return Err(ApiError::bad_request("chunk must end with a newline (whole asciicast lines only)"));
+    }
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| ApiError::bad_request(format!("chunk line {}: not JSON ({e})", i + 1)))?;
+        if seq == 0 && i == 0 {
+            if v.get("version").and_then(|v| v.as_u64()) != Some(2) {
+                return Err(ApiError::invalid(
+                    "chunk 0 line 1 must be an asciicast v2 header (\"version\": 2)",
+                ));
+            }
+        } else if !v.is_array() {
+            return Err(ApiError::invalid(format!(
+                "chunk line {}: an asciicast event must be a JSON array",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Stores one chunk. Order: checks, object (durable), row (commit point), answer; a failure before the row
+/// leaves nothing acknowledged, so the host's spool resends.
+pub async fn put_chunk(
+    st: &AppState,
+    who: &Principal,
+    id: &str,
+    seq: u64,
+    prev: Option<&str>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, CommitAnswer)> {
+    validate_id(id)?;
+    let prev = match (seq, prev) {
+        (0, _) => None,
+        (_, None) => {
+            return Err(ApiError::bad_request(format!(
+                "chunk {seq} needs header {} (SHA-256 of chunk {})",
+                ddcoterm_wire::PREV_HASH_HEADER,
+                seq - 1
+            )))
+        }
+        (_, Some(h))
+            if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Some(h.to_string())
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "header {} must be 64 lowercase hex digits",
+                ddcoterm_wire::PREV_HASH_HEADER
+            )))
+        }
+    };
+    validate_chunk(seq, &body)?;
+    let sha = sha256_hex(&body);
+    let _guard = st.lock_session(id).await;
+    let row = owned_session(st, who, id).await?;
+    if let Some(existing) = st.meta.chunk_get(id, seq).await? {
+        return replay(st, &row, &existing, &sha, prev.as_deref());
+    }
+    if let Some(last) = row.last_seq {
+        if seq > last {
+            return Err(ApiError::conflict(format!(
+                "chunk {seq} is past the session's end (last_seq {last})"
+            )));
+        }
+    }
+    if let (Some(p), Some(before)) = (&prev, seq.checked_sub(1)) {
+        if let Some(b) = st.meta.chunk_get(id, before).await? {
+            if b.sha256 != *p {
+                return Err(ApiError::conflict(format!(
+                    "chunk {seq}: previous-chunk hash does not match chunk {before}"
+                )));
+            }
+        }
+    }
+    if let Some(after) = st.meta.chunk_get(id, seq + 1).await? {
+        if after.prev_sha256.as_deref() != Some(sha.as_str()) {
+            return Err(ApiError::conflict(format!(
+                "chunk {seq}: chunk {} names another previous hash",
+                seq + 1
+            )));
+        }
+    }
+    let key = chunk_key(&row, seq);
+    let len = body.len() as u64;
+    if st.objects.put_create(&key, body.clone()).await? == Put::Exists {
+        // Left by an attempt that never reached its row (so never acknowledged): ours replaces it.
+        if st.objects.get(&key).await.ok().as_ref() != Some(&body) {
+            st.objects.put_overwrite(&key, body).await?;
+        }
+    }
+    let chunk = ChunkRow { seq, sha256: sha.clone(), prev_sha256: prev.clone(), len };
+    let committed = match st.meta.chunk_insert(id, &chunk, now_ms()).await? {
+        ChunkInsert::Inserted { committed_seq } => committed_seq,
+        // Only another server process can get here (this one holds the session's lock).
+        ChunkInsert::Exists(existing) => return replay(st, &row, &existing, &sha, prev.as_deref()),
+    };
+    Metrics::add(&st.metrics.chunks_acked, 1);
+    Metrics::add(&st.metrics.ingest_bytes, len);
+    let mut state = if row.state == "abandoned" { "live".to_string() } else { row.state.clone() };
+    if let (Some(last), Some(c)) = (row.last_seq, committed) {
+        if c >= last {
+            let fresh = st.meta.session_get(id).await?.unwrap_or(row);
+            // The chunk is committed whatever happens next: a failed compaction is the completer's to
+            // retry, not a reason to make the host resend.
+            match compact(st, &fresh).await {
+                Ok(()) => state = "complete".into(),
+                Err(e) => tracing::warn!(session = %id, error = %e.message, "compaction deferred"),
+            }
+        }
+    }
+    Ok((StatusCode::CREATED, CommitAnswer { committed_seq: committed, state }))
+}
+
+fn replay(
+    st: &AppState,
+    row: &SessionRow,
+    existing: &ChunkRow,
+    sha: &str,
+    prev: Option<&str>,
+) -> ApiResult<(StatusCode, CommitAnswer)> {
+    if existing.sha256 != sha || existing.prev_sha256.as_deref() != prev {
+        return Err(ApiError::conflict(format!(
+            "chunk {} of session {} is already stored with other bytes",
+            existing.seq, row.id
+        )));
+    }
+    Metrics::add(&st.metrics.chunks_replayed, 1);
+    Ok((StatusCode::OK, CommitAnswer { committed_seq: row.committed_seq, state: state_of(row) }))
+}
+
+pub async fn add_events(
+    st: &AppState,
+    who: &Principal,
+    id: &str,
+    events: Vec<ProcessEvent>,
+) -> ApiResult<CommitAnswer> {
+    validate_id(id)?;
+    let max = st.settings.raw.limits.max_events;
+    if events.len() > max {
+        return Err(ApiError::too_large(format!("{} events in one request; at most {max}", events.len())));
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        if e.command.is_empty() {
+            return Err(ApiError::invalid(format!("event {i}: field `command` is empty")));
+        }
+        if let Some(t) = &e.started_at {
+            parse_time(&format!("[{i}].started_at"), t)?;
+        }
+        let body = serde_json::to_string(e).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        rows.push((sha256_hex(body.as_bytes()), body));
+    }
+    let _guard = st.lock_session(id).await;
+    let row = owned_session(st, who, id).await?;
+    st.meta.events_insert(id, &rows, now_ms()).await?;
+    Ok(CommitAnswer { committed_seq: row.committed_seq, state: state_of(&row) })
+}
+
+/// Records the end; the session completes (and is compacted) once chunks 0..=last_seq are stored. 200 when
+/// complete, 202 while chunks are still missing.
+pub async fn end(
+    st: &AppState,
+    who: &Principal,
+    id: &str,
+    body: EndSession,
+) -> ApiResult<(StatusCode, CommitAnswer)> {
+    validate_id(id)?;
+    parse_time("ended_at", &body.ended_at)?;
+    if body.last_seq > MAX_SEQ {
+        return Err(ApiError::bad_request(format!("field `last_seq`: above {MAX_SEQ}")));
+    }
+    let _guard = st.lock_session(id).await;
+    let row = owned_session(st, who, id).await?;
+    match row.last_seq {
+        Some(l) if l != body.last_seq => {
+            return Err(ApiError::conflict(format!("session {id} already ended with last_seq {l}")));
+        }
+        Some(_) => {}
+        None => {
+            let chunks = st.meta.chunks(id).await?;
+            if let Some(c) = chunks.iter().find(|c| c.seq > body.last_seq) {
+                return Err(ApiError::invalid(format!(
+                    "field `last_seq`: {} but chunk {} is stored",
+                    body.last_seq, c.seq
+                )));
+            }
+            st.meta.session_set_end(id, &body.ended_at, body.exit_status, body.last_seq, now_ms()).await?;
+        }
+    }
+    let row = st.meta.session_get(id).await?.unwrap_or(row);
+    if row.committed_seq.is_some_and(|c| c >= body.last_seq) {
+        if !row.compacted {
+            compact(st, &row).await?;
+        }
+        return Ok((
+            StatusCode::OK,
+            CommitAnswer { committed_seq: row.committed_seq, state: "complete".into() },
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, CommitAnswer { committed_seq: row.committed_seq, state: state_of(&row) }))
+}
+
+/// Writes `<id>.cast` (chunks 0..=last_seq concatenated), marks the session complete, then drops the chunk
+/// objects. A crash in between leaves either the chunks (compaction reruns) or both (the row says which).
+pub async fn compact(st: &AppState, row: &SessionRow) -> ApiResult<()> {
+    let Some(last) = row.last_seq else { return Ok(()) };
+    let mut cast = Vec::with_capacity(row.bytes as usize);
+    for seq in 0..=last {
+        match st.objects.get(&chunk_key(row, seq)).await {
+            Ok(b) => cast.extend_from_slice(&b),
+            // Another server process compacted it first and dropped the chunks: nothing left to do.
+            Err(ObjectError::NotFound(_))
+                if st.meta.session_get(&row.id).await?.is_some_and(|r| r.compacted) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    st.objects.put_overwrite(&cast_key(row), Bytes::from(cast)).await?;
+    st.meta.session_mark_compacted(&row.id, now_ms()).await?;
+    Metrics::add(&st.metrics.compactions, 1);
+    for seq in 0..=last {
+        if let Err(e) = st.objects.delete(&chunk_key(row, seq)).await {
+            tracing::warn!(session = %row.id, seq, error = %e, "leaving a compacted chunk object behind");
+        }
+    }
+    Ok(())
+}
+
+/// The recording as stored so far: the compacted cast, or chunks 0..=committed_seq.
+pub async fn read_cast(st: &AppState, row: &SessionRow) -> ApiResult<Bytes> {
+    if row.compacted {
+        return Ok(st.objects.get(&cast_key(row)).await?);
+    }
+    let Some(c) = row.committed_seq else { return Ok(Bytes::new()) };
+    let mut out = Vec::with_capacity(row.bytes as usize);
+    for seq in 0..=c {
+        out.extend_from_slice(&st.objects.get(&chunk_key(row, seq)).await?);
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_refuse_path_tricks() {
+        for bad in ["", "a/b", "..", "a..b", "a\0b", "é", &"x".repeat(129), "a b", "a%2Fb"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["0192f0c4-7a1e-7c3e-9f55-1d2e3f4a5b6c", "s_1", &"x".repeat(128)] {
+            assert!(validate_id(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn seq_bounds() {
+        assert_eq!(parse_seq("0").unwrap(), 0);
+        assert_eq!(parse_seq(&MAX_SEQ.to_string()).unwrap(), MAX_SEQ);
+        for bad in ["-1", "18446744073709551616", "1e3", "", " 1", &(MAX_SEQ + 1).to_string()] {
+            assert!(parse_seq(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_shapes() {
+        assert!(validate_chunk(0, b"{\"version\":2,\"width\":80,\"height\":24}\n").is_ok());
+        assert!(validate_chunk(0, b"{\"version\":3}\n").is_err());
+        assert!(validate_chunk(1, b"[0.1,\"o\",\"hi\"]\n[0.2,\"o\",\"x\"]\n").is_ok());
+        assert!(validate_chunk(1, b"[0.1,\"o\",\"hi\"]").is_err());
+        assert!(validate_chunk(1, b"{\"version\":2}\n").is_err());
+        assert!(validate_chunk(1, b"\xff\xfe\n").is_err());
+        assert!(validate_chunk(1, b"").is_err());
+    }
+
+    #[test]
+    fn prefix_is_dated() {
+        assert_eq!(prefix("abc", 1_767_225_600_000), "sessions/2026/01/01/abc");
+    }
+}

@@ -1,0 +1,71 @@
+//! `ddcoterm-server`: parse the command line, load settings, run one command, map errors to exit codes.
+
+mod api;
+mod auth;
+mod backends;
+mod cli;
+mod cmd;
+mod completer;
+mod config;
+mod error;
+mod ingest;
+mod metrics;
+mod objects;
+mod state;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::config::Overrides;
+
+/// Exit code for a configuration error (EX_CONFIG), as the client uses.
+const EX_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut overrides = Overrides {
+        data_dir: cli.global.data_dir.clone(),
+        database_url: cli.global.database_url.clone(),
+        ..Default::default()
+    };
+    if let Command::Serve(a) = &cli.command {
+        overrides.listen = a.listen.clone();
+        overrides.public_url = a.public_url.clone();
+        overrides.object_store = a.object_store.clone();
+        overrides.log_format = a.log_format.clone();
+        overrides.metrics_listen = a.metrics_listen.clone();
+    }
+    let settings = match config::load(cli.global.config.as_deref(), overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ddcoterm-server: {e:#}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ddcoterm-server: starting the runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => cmd::serve::run(settings).await,
+            Command::Token(c) => cmd::token::run(&cmd::state(settings).await?, c).await,
+            Command::User(c) => cmd::user::run(&cmd::state(settings).await?, c).await,
+            Command::Verify { id } => cmd::verify::run(&cmd::state(settings).await?, &id).await,
+            Command::Hold { id, release } => cmd::hold::run(&cmd::state(settings).await?, &id, release).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ddcoterm-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

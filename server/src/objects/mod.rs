@@ -1,0 +1,165 @@
+//! Recording objects: the trait the ingest path writes through, and its local-directory implementation.
+//!
+//! The local store is `object_store`'s `LocalFileSystem` plus what it leaves out: it renames into place
+//! without fsync, so a 2xx could name bytes still only in the page cache. `put` here returns only after the
+//! file and every directory on its path are synced (DESIGN.md §12 "A 2xx means durable").
+
+use std::collections::HashSet;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub mod s3;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore as _, PutMode, PutOptions, PutPayload};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("object {0} not found")]
+    NotFound(String),
+    /// The store is down or refused the write: the caller answers 503 and the host retries.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type Result<T> = std::result::Result<T, ObjectError>;
+
+/// How a create-only put ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    /// An object was already there (left by an earlier attempt); nothing was written.
+    Exists,
+}
+
+#[async_trait]
+pub trait Objects: Send + Sync {
+    /// Writes `key` only if absent; durable when this returns.
+    async fn put_create(&self, key: &str, bytes: Bytes) -> Result<Put>;
+    /// Writes `key` whether or not it exists; durable when this returns. Only for objects no row names yet.
+    async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<()>;
+    async fn get(&self, key: &str) -> Result<Bytes>;
+    /// Deleting an absent key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// A cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Objects in a local directory (`--data-dir`/objects), synced before every acknowledgement.
+pub struct LocalDir {
+    root: PathBuf,
+    fs: LocalFileSystem,
+    /// Directories whose own entry in their parent is known to be durable.
+    synced_dirs: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ObjectError {
+    ObjectError::Unavailable(e.to_string())
+}
+
+impl LocalDir {
+    pub fn open(root: &FsPath) -> std::io::Result<LocalDir> {
+        std::fs::create_dir_all(root)?;
+        let root = root.canonicalize()?;
+        let fs = LocalFileSystem::new_with_prefix(&root).map_err(std::io::Error::other)?;
+        Ok(LocalDir { root, fs, synced_dirs: Arc::default() })
+    }
+
+    fn key(key: &str) -> Result<Path> {
+        Path::parse(key).map_err(|e| ObjectError::Unavailable(format!("bad object key {key:?}: {e}")))
+    }
+
+    /// Syncs the file and its directory (the file's new entry), then makes each new directory's own entry
+    /// durable by syncing its parent, climbing until a directory already known to be durable.
+    async fn sync(&self, key: &str) -> Result<()> {
+        let file = self.root.join(key);
+        let root = self.root.clone();
+        let durable = self.synced_dirs.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            let Some(mut dir) = file.parent().map(FsPath::to_path_buf) else { return Ok(()) };
+            std::fs::File::open(&dir)?.sync_all()?;
+            while dir != root && dir.starts_with(&root) {
+                if durable.lock().map(|s| s.contains(&dir)).unwrap_or(false) {
+                    break;
+                }
+                let Some(parent) = dir.parent().map(FsPath::to_path_buf) else { break };
+                std::fs::File::open(&parent)?.sync_all()?;
+                if let Ok(mut s) = durable.lock() {
+                    // One entry per session directory: bounded by forgetting now and then (the cost is one
+                    // extra directory sync per session afterwards).
+                    if s.len() >= 100_000 {
+                        s.clear();
+                    }
+                    s.insert(dir.clone());
+                }
+                dir = parent;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl Objects for LocalDir {
+    async fn put_create(&self, key: &str, bytes: Bytes) -> Result<Put> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.fs.put_opts(&Self::key(key)?, PutPayload::from_bytes(bytes), opts).await {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => return Ok(Put::Exists),
+            Err(e) => return Err(unavailable(e)),
+        }
+        self.sync(key).await?;
+        Ok(Put::Created)
+    }
+
+    async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.fs.put(&Self::key(key)?, PutPayload::from_bytes(bytes)).await.map_err(unavailable)?;
+        self.sync(key).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        match self.fs.get(&Self::key(key)?).await {
+            Ok(r) => r.bytes().await.map_err(unavailable),
+            Err(object_store::Error::NotFound { .. }) => Err(ObjectError::NotFound(key.to_string())),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match self.fs.delete(&Self::key(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        tokio::fs::metadata(&self.root).await.map(|_| ()).map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_only_put_keeps_the_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDir::open(dir.path()).unwrap();
+        let key = "sessions/2026/01/02/s1/00000000";
+        assert_eq!(store.put_create(key, Bytes::from_static(b"one\n")).await.unwrap(), Put::Created);
+        assert_eq!(store.put_create(key, Bytes::from_static(b"two\n")).await.unwrap(), Put::Exists);
+        assert_eq!(store.get(key).await.unwrap(), Bytes::from_static(b"one\n"));
+        store.put_overwrite(key, Bytes::from_static(b"three\n")).await.unwrap();
+        assert_eq!(store.get(key).await.unwrap(), Bytes::from_static(b"three\n"));
+        store.delete(key).await.unwrap();
+        store.delete(key).await.unwrap();
+        assert!(matches!(store.get(key).await, Err(ObjectError::NotFound(_))));
+    }
+}

@@ -1,0 +1,55 @@
+//! What every handler shares: the two stores, resolved settings, counters, per-session write locks.
+
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::Arc;
+
+use crate::config::Resolved;
+use crate::metrics::Metrics;
+use crate::objects::Objects;
+use crate::store::MetaStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub meta: Arc<dyn MetaStore>,
+    pub objects: Arc<dyn Objects>,
+    pub settings: Arc<Resolved>,
+    /// Base of the links handed out (`--public-url`, else `http://<listen address>`).
+    pub public_url: Arc<str>,
+    pub metrics: Arc<Metrics>,
+    locks: Arc<SessionLocks>,
+}
+
+/// Striped locks serialising writes to one session in this process: a chunk's object and its row must not
+/// interleave with another request for the same seq (the row is what says which bytes were acknowledged).
+struct SessionLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    hasher: RandomState,
+}
+
+impl AppState {
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        objects: Arc<dyn Objects>,
+        settings: Resolved,
+        public_url: String,
+    ) -> AppState {
+        let stripes = (0..256).map(|_| tokio::sync::Mutex::new(())).collect();
+        AppState {
+            meta,
+            objects,
+            settings: Arc::new(settings),
+            public_url: public_url.trim_end_matches('/').into(),
+            metrics: Arc::default(),
+            locks: Arc::new(SessionLocks { stripes, hasher: RandomState::new() }),
+        }
+    }
+
+    pub async fn lock_session(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let i = self.locks.hasher.hash_one(id) as usize % self.locks.stripes.len();
+        self.locks.stripes[i].lock().await
+    }
+
+    pub fn session_url(&self, id: &str) -> String {
+        format!("{}/sessions/{id}", self.public_url)
+    }
+}

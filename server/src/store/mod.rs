@@ -1,0 +1,218 @@
+//! The metadata store: the trait every database backend implements, and the rows it returns.
+//!
+//! Handlers and the ingest path see only this trait, so PostgreSQL drops in beside SQLite. A committed row is
+//! the commit point of every write (DESIGN.md §12): objects are durable before the row that names them.
+
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+/// What went wrong in the store, as much as a handler needs to pick a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database is unreachable or refused the statement: the caller answers 503 and the host retries.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule held (a name taken, a row inserted concurrently).
+    #[error("already exists: {0}")]
+    Conflict(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Who may do what (DESIGN.md §12 "Roles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Writes its own sessions, never reads.
+    Host,
+    /// Reads sessions recorded under its own user name.
+    Viewer,
+    /// Reads every session.
+    Auditor,
+    /// Reads every session and manages tokens and users.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Viewer => "viewer",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "host" => Role::Host,
+            "viewer" => Role::Viewer,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub host: Option<String>,
+    pub created_at: i64,
+    pub last_seen: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub name: String,
+    pub role: Role,
+    /// Argon2 PHC string.
+    pub password: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub owner_token: i64,
+    /// The host name bound to the owner token.
+    pub host: String,
+    /// Object key prefix `sessions/<yyyy>/<mm>/<dd>/<id>`, fixed at first contact.
+    pub prefix: String,
+    pub first_seen: i64,
+    pub last_activity: i64,
+    /// `live`, `complete` or `abandoned`.
+    pub state: String,
+    /// The create body as received (canonical JSON of `CreateSession`); `None` until the create arrives.
+    pub meta_json: Option<String>,
+    pub user: Option<String>,
+    pub command: Option<String>,
+    pub sort_ts: i64,
+    pub ended_at: Option<String>,
+    pub exit_status: Option<i32>,
+    pub last_seq: Option<u64>,
+    pub committed_seq: Option<u64>,
+    pub bytes: u64,
+    pub legal_hold: bool,
+    pub compacted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkRow {
+    pub seq: u64,
+    pub sha256: String,
+    pub prev_sha256: Option<String>,
+    pub len: u64,
+}
+
+/// A new session row, written at first contact (a create or a chunk that came first).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub owner_token: i64,
+    pub host: String,
+    pub prefix: String,
+    pub now: i64,
+}
+
+/// The create's metadata, filled into a row that may already exist from an early chunk.
+#[derive(Debug, Clone)]
+pub struct SessionMeta {
+    pub meta_json: String,
+    pub user: String,
+    pub command: String,
+    /// Unix ms of `started_at`: the list's sort key.
+    pub sort_ts: i64,
+}
+
+/// Filters of `GET /api/v1/sessions`; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub user: Option<String>,
+    pub host: Option<String>,
+    /// Substring of the command line.
+    pub command: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub exit: Option<i32>,
+    pub state: Option<String>,
+    /// Keyset cursor: rows strictly older than `(sort_ts, id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// The outcome of inserting a chunk row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChunkInsert {
+    /// The row is committed; the session's new commit point.
+    Inserted { committed_seq: Option<u64> },
+    /// A row for this seq already exists (a concurrent request won): compare against it.
+    Exists(ChunkRow),
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// A cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    async fn token_insert(
+        &self,
+        name: &str,
+        role: Role,
+        host: Option<&str>,
+        hash: &str,
+        now: i64,
+    ) -> Result<i64>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    async fn token_touch(&self, id: i64, now: i64) -> Result<()>;
+    async fn token_list(&self) -> Result<Vec<TokenRow>>;
+    /// Revokes by name; false when no live token has that name.
+    async fn token_revoke(&self, name: &str, now: i64) -> Result<bool>;
+
+    async fn user_insert(&self, name: &str, role: Role, password: &str, now: i64) -> Result<()>;
+    async fn user_get(&self, name: &str) -> Result<Option<UserRow>>;
+    /// False when no such user.
+    async fn user_set_password(&self, name: &str, password: &str) -> Result<bool>;
+    async fn user_remove(&self, name: &str) -> Result<bool>;
+
+    async fn session_get(&self, id: &str) -> Result<Option<SessionRow>>;
+    /// Inserts the row unless one exists; returns the row as stored either way.
+    async fn session_claim(&self, new: &NewSession) -> Result<SessionRow>;
+    /// Fills the create's metadata into a row that has none yet.
+    async fn session_set_meta(&self, id: &str, meta: &SessionMeta, now: i64) -> Result<()>;
+    /// Records the end (`last_seq`, `ended_at`, `exit_status`) once.
+    async fn session_set_end(
+        &self,
+        id: &str,
+        ended_at: &str,
+        exit_status: Option<i32>,
+        last_seq: u64,
+        now: i64,
+    ) -> Result<()>;
+    /// Marks the session complete and its `<id>.cast` written.
+    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<()>;
+    async fn session_set_hold(&self, id: &str, hold: bool) -> Result<bool>;
+    async fn session_list(&self, filter: &ListFilter) -> Result<Vec<SessionRow>>;
+    async fn session_delete(&self, id: &str) -> Result<()>;
+    /// Live sessions with no activity since `cutoff` become `abandoned`; returns how many.
+    async fn sessions_abandon(&self, cutoff: i64) -> Result<u64>;
+    /// Sessions first seen before `cutoff` and not on legal hold.
+    async fn sessions_expired(&self, cutoff: i64) -> Result<Vec<SessionRow>>;
+    async fn sessions_live_count(&self) -> Result<u64>;
+    /// Ended sessions whose chunks are all stored but whose cast is not written yet.
+    async fn sessions_to_compact(&self) -> Result<Vec<SessionRow>>;
+
+    async fn chunk_get(&self, id: &str, seq: u64) -> Result<Option<ChunkRow>>;
+    /// Inserts the chunk's row, advances the commit point, bumps activity and reopens an abandoned session,
+    /// in one transaction.
+    async fn chunk_insert(&self, id: &str, chunk: &ChunkRow, now: i64) -> Result<ChunkInsert>;
+    async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>>;
+
+    /// Appends events not already stored (same digest); returns how many were new.
+    async fn events_insert(&self, id: &str, events: &[(String, String)], now: i64) -> Result<u64>;
+    /// Event bodies in arrival order.
+    async fn events(&self, id: &str) -> Result<Vec<String>>;
+}

@@ -1,0 +1,582 @@
+//! The metadata store on PostgreSQL (`--database-url postgres://...`), for several replicas sharing one state.
+//!
+//! The same statements as the SQLite store. Writes to one session lock its row (`SELECT ... FOR UPDATE`)
+//! first, so two server processes taking the same session serialise in the database; migrations run under
+//! an advisory lock so replicas starting together apply them once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+
+use super::{
+    ChunkInsert, ChunkRow, ListFilter, MetaStore, NewSession, Result, Role, SessionMeta, SessionRow,
+    StoreError, TokenRow, UserRow,
+};
+
+/// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Advisory lock key for migrations (any constant; "ddct" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6464_6374;
+
+pub struct Postgres {
+    pool: PgPool,
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(db.message().to_string());
+        }
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+impl Postgres {
+    /// Connects to a `postgres://` URL and applies pending migrations. A database that is down fails here,
+    /// at start, rather than on the first upload.
+    pub async fn open_url(url: &str) -> Result<Postgres> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("database_url: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(err)?;
+        let store = Postgres { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        for (version, sql) in MIGRATIONS {
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            if done.is_none() {
+                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(err)?;
+                sqlx::query(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, extract(epoch from now())::bigint)",
+                )
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            }
+        }
+        tx.commit().await.map_err(err)
+    }
+}
+
+/// `?` placeholders to PostgreSQL's `$1, $2, ...` (for the one statement built at run time).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn opt_u64(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+fn token_row(r: &PgRow) -> Result<TokenRow> {
+    let role: String = r.try_get("role").map_err(err)?;
+    Ok(TokenRow {
+        id: r.try_get("id").map_err(err)?,
+        name: r.try_get("name").map_err(err)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in tokens")))?,
+        host: r.try_get("host").map_err(err)?,
+        created_at: r.try_get("created_at").map_err(err)?,
+        last_seen: r.try_get("last_seen").map_err(err)?,
+        revoked_at: r.try_get("revoked_at").map_err(err)?,
+    })
+}
+
+fn session_row(r: &PgRow) -> Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.try_get("id").map_err(err)?,
+        owner_token: r.try_get("owner_token").map_err(err)?,
+        host: r.try_get("host").map_err(err)?,
+        prefix: r.try_get("prefix").map_err(err)?,
+        first_seen: r.try_get("first_seen").map_err(err)?,
+        last_activity: r.try_get("last_activity").map_err(err)?,
+        state: r.try_get("state").map_err(err)?,
+        meta_json: r.try_get("meta_json").map_err(err)?,
+        user: r.try_get("user_name").map_err(err)?,
+        command: r.try_get("command").map_err(err)?,
+        sort_ts: r.try_get("sort_ts").map_err(err)?,
+        ended_at: r.try_get("ended_at").map_err(err)?,
+        exit_status: r.try_get("exit_status").map_err(err)?,
+        last_seq: opt_u64(r.try_get("last_seq").map_err(err)?),
+        committed_seq: opt_u64(r.try_get("committed_seq").map_err(err)?),
+        bytes: r.try_get::<i64, _>("bytes").map_err(err)? as u64,
+        legal_hold: r.try_get::<i64, _>("legal_hold").map_err(err)? != 0,
+        compacted: r.try_get::<i64, _>("compacted").map_err(err)? != 0,
+    })
+}
+
+fn chunk_row(r: &PgRow) -> Result<ChunkRow> {
+    Ok(ChunkRow {
+        seq: r.try_get::<i64, _>("seq").map_err(err)? as u64,
+        sha256: r.try_get("sha256").map_err(err)?,
+        prev_sha256: r.try_get("prev_sha256").map_err(err)?,
+        len: r.try_get::<i64, _>("len").map_err(err)? as u64,
+    })
+}
+
+#[async_trait]
+impl MetaStore for Postgres {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err).map(|_| ())
+    }
+
+    async fn token_insert(
+        &self,
+        name: &str,
+        role: Role,
+        host: Option<&str>,
+        hash: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tokens (name, role, host, hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+            .bind(name)
+            .bind(role.as_str())
+            .bind(host)
+            .bind(hash)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(id)
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
+        let r =
+            sqlx::query("SELECT * FROM tokens WHERE hash = $1").bind(hash).fetch_optional(&self.pool).await;
+        r.map_err(err)?.as_ref().map(token_row).transpose()
+    }
+
+    async fn token_touch(&self, id: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE tokens SET last_seen = $1 WHERE id = $2 AND (last_seen IS NULL OR last_seen < $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(err)
+        .map(|_| ())
+    }
+
+    async fn token_list(&self) -> Result<Vec<TokenRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM tokens ORDER BY name").fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(token_row).collect()
+    }
+
+    async fn token_revoke(&self, name: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn user_insert(&self, name: &str, role: Role, password: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO users (name, role, password, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(name)
+            .bind(role.as_str())
+            .bind(password)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
+        let r =
+            sqlx::query("SELECT * FROM users WHERE name = $1").bind(name).fetch_optional(&self.pool).await;
+        match r.map_err(err)? {
+            None => Ok(None),
+            Some(r) => {
+                let role: String = r.try_get("role").map_err(err)?;
+                Ok(Some(UserRow {
+                    name: r.try_get("name").map_err(err)?,
+                    role: Role::parse(&role)
+                        .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in users")))?,
+                    password: r.try_get("password").map_err(err)?,
+                }))
+            }
+        }
+    }
+
+    async fn user_set_password(&self, name: &str, password: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET password = $1 WHERE name = $2")
+            .bind(password)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn user_remove(&self, name: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn session_get(&self, id: &str) -> Result<Option<SessionRow>> {
+        let r = sqlx::query("SELECT * FROM sessions WHERE id = $1").bind(id).fetch_optional(&self.pool).await;
+        r.map_err(err)?.as_ref().map(session_row).transpose()
+    }
+
+    async fn session_claim(&self, new: &NewSession) -> Result<SessionRow> {
+        sqlx::query(
+            "INSERT INTO sessions (id, owner_token, host, prefix, first_seen, last_activity, state, sort_ts) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'live', $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&new.id)
+        .bind(new.owner_token)
+        .bind(&new.host)
+        .bind(&new.prefix)
+        .bind(new.now)
+        .bind(new.now)
+        .bind(new.now)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        self.session_get(&new.id)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable(format!("session {} vanished after insert", new.id)))
+    }
+
+    async fn session_set_meta(&self, id: &str, meta: &SessionMeta, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET meta_json = $1, user_name = $2, command = $3, sort_ts = $4, last_activity = $5 \
+             WHERE id = $6 AND meta_json IS NULL",
+        )
+        .bind(&meta.meta_json)
+        .bind(&meta.user)
+        .bind(&meta.command)
+        .bind(meta.sort_ts)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(err)
+        .map(|_| ())
+    }
+
+    async fn session_set_end(
+        &self,
+        id: &str,
+        ended_at: &str,
+        exit_status: Option<i32>,
+        last_seq: u64,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $1, exit_status = $2, last_seq = $3, last_activity = $4, \
+             state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END WHERE id = $5 AND last_seq IS NULL",
+        )
+        .bind(ended_at)
+        .bind(exit_status)
+        .bind(last_seq as i64)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(err)
+        .map(|_| ())
+    }
+
+    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET compacted = 1, state = 'complete', last_activity = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn session_set_hold(&self, id: &str, hold: bool) -> Result<bool> {
+        let r = sqlx::query("UPDATE sessions SET legal_hold = $1 WHERE id = $2")
+            .bind(hold as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn session_list(&self, f: &ListFilter) -> Result<Vec<SessionRow>> {
+        let mut sql = String::from("SELECT * FROM sessions WHERE 1 = 1");
+        if f.user.is_some() {
+            sql.push_str(" AND user_name = ?");
+        }
+        if f.host.is_some() {
+            sql.push_str(" AND host = ?");
+        }
+        if f.command.is_some() {
+            sql.push_str(" AND strpos(command, ?) > 0");
+        }
+        if f.since_ms.is_some() {
+            sql.push_str(" AND sort_ts >= ?");
+        }
+        if f.until_ms.is_some() {
+            sql.push_str(" AND sort_ts < ?");
+        }
+        if f.exit.is_some() {
+            sql.push_str(" AND exit_status = ?");
+        }
+        if f.state.is_some() {
+            sql.push_str(" AND state = ?");
+        }
+        if f.before.is_some() {
+            sql.push_str(" AND (sort_ts < ? OR (sort_ts = ? AND id < ?))");
+        }
+        sql.push_str(" ORDER BY sort_ts DESC, id DESC LIMIT ?");
+        let sql = numbered(&sql);
+        let mut q = sqlx::query(&sql);
+        if let Some(v) = &f.user {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.host {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.command {
+            q = q.bind(v);
+        }
+        if let Some(v) = f.since_ms {
+            q = q.bind(v);
+        }
+        if let Some(v) = f.until_ms {
+            q = q.bind(v);
+        }
+        if let Some(v) = f.exit {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.state {
+            q = q.bind(v);
+        }
+        if let Some((ts, id)) = &f.before {
+            q = q.bind(ts).bind(ts).bind(id);
+        }
+        let rows = q.bind(f.limit as i64).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(session_row).collect()
+    }
+
+    async fn session_delete(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn sessions_abandon(&self, cutoff: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE sessions SET state = 'abandoned' WHERE state = 'live' AND last_activity < $1",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn sessions_expired(&self, cutoff: i64) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE first_seen < $1 AND legal_hold = 0")
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(session_row).collect()
+    }
+
+    async fn sessions_live_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE state = 'live'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(n as u64)
+    }
+
+    async fn sessions_to_compact(&self) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE compacted = 0 AND last_seq IS NOT NULL AND committed_seq >= last_seq",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(session_row).collect()
+    }
+
+    async fn chunk_get(&self, id: &str, seq: u64) -> Result<Option<ChunkRow>> {
+        let r = sqlx::query("SELECT * FROM chunks WHERE session_id = $1 AND seq = $2")
+            .bind(id)
+            .bind(seq as i64)
+            .fetch_optional(&self.pool)
+            .await;
+        r.map_err(err)?.as_ref().map(chunk_row).transpose()
+    }
+
+    async fn chunk_insert(&self, id: &str, c: &ChunkRow, now: i64) -> Result<ChunkInsert> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("SELECT id FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let existing = sqlx::query("SELECT * FROM chunks WHERE session_id = $1 AND seq = $2")
+            .bind(id)
+            .bind(c.seq as i64)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        if let Some(r) = existing {
+            return Ok(ChunkInsert::Exists(chunk_row(&r)?));
+        }
+        sqlx::query(
+            "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(c.seq as i64)
+        .bind(&c.sha256)
+        .bind(&c.prev_sha256)
+        .bind(c.len as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut committed: i64 = sqlx::query_scalar("SELECT committed_seq FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+        loop {
+            let next: Option<i64> =
+                sqlx::query_scalar("SELECT seq FROM chunks WHERE session_id = $1 AND seq = $2")
+                    .bind(id)
+                    .bind(committed + 1)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            match next {
+                Some(_) => committed += 1,
+                None => break,
+            }
+        }
+        sqlx::query(
+            "UPDATE sessions SET committed_seq = $1, bytes = bytes + $2, last_activity = $3, \
+             state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END WHERE id = $4",
+        )
+        .bind(committed)
+        .bind(c.len as i64)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(ChunkInsert::Inserted { committed_seq: opt_u64(Some(committed)) })
+    }
+
+    async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>> {
+        let rows = sqlx::query("SELECT * FROM chunks WHERE session_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(chunk_row).collect()
+    }
+
+    async fn events_insert(&self, id: &str, events: &[(String, String)], now: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("SELECT id FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let mut next: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(idx), -1) + 1 FROM events WHERE session_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+        let mut added = 0;
+        for (digest, body) in events {
+            let r = sqlx::query(
+                "INSERT INTO events (session_id, idx, digest, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (session_id, digest) DO NOTHING",
+            )
+            .bind(id)
+            .bind(next)
+            .bind(digest)
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            if r.rows_affected() > 0 {
+                next += 1;
+                added += 1;
+            }
+        }
+        sqlx::query("UPDATE sessions SET last_activity = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(added)
+    }
+
+    async fn events(&self, id: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT body FROM events WHERE session_id = $1 ORDER BY idx")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
+    }
+}

@@ -1,0 +1,201 @@
+//! Ingest API v1 against the real binary: create, chunks (order, replay, chain), events, end, compaction,
+//! ownership, verify, abandoned sessions reopening.
+
+mod support;
+
+use support::{chunks, sha256, Server};
+
+#[test]
+fn a_session_uploaded_in_order_reads_back_byte_for_byte_and_verifies() {
+    let s = Server::start();
+    let host = s.token("bastion-1", "host");
+    let aud = s.token("audit", "auditor");
+    let r = s.create(&host, "s1", "alice");
+    assert_eq!(r.status(), 201);
+    let answer: serde_json::Value = r.json().unwrap();
+    assert_eq!(answer["url"], format!("{}/sessions/s1", s.url));
+    assert!(answer["committed_seq"].is_null());
+    let c = chunks(3);
+    for (i, body) in c.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| c[p].as_slice());
+        let r = s.chunk(&host, "s1", i as u64, body, prev);
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.json::<serde_json::Value>().unwrap()["committed_seq"], i as u64);
+    }
+    let r = s.end(&host, "s1", 3);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["state"], "complete");
+    assert_eq!(s.cast(&aud, "s1"), c.concat());
+    // Compaction leaves one object: <id>.cast.
+    let objects = s.objects();
+    assert_eq!(objects.len(), 1, "{:?}", objects.iter().map(|o| &o.0).collect::<Vec<_>>());
+    assert!(objects[0].0.ends_with("s1/s1.cast"));
+    let out = s.cli(&["verify", "s1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 4 chunks"));
+    // Tampering with the stored cast is found.
+    let mut bytes = objects[0].1.clone();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 1;
+    s.write_object(&objects[0].0, &bytes);
+    let out = s.cli(&["verify", "s1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("chunk 3: stored bytes hash"));
+}
+
+#[test]
+fn create_is_idempotent_for_the_same_metadata_and_conflicts_otherwise() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    assert_eq!(s.create(&host, "s1", "alice").status(), 201);
+    assert_eq!(s.create(&host, "s1", "alice").status(), 200);
+    let r = s.create(&host, "s1", "mallory");
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["error"]["code"], "conflict");
+}
+
+#[test]
+fn chunks_out_of_order_and_before_the_create_converge() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("a", "auditor");
+    let c = chunks(4);
+    // 2 and 4 first, then 0 before the create, then the rest.
+    for i in [2usize, 4, 0] {
+        let prev = i.checked_sub(1).map(|p| c[p].as_slice());
+        assert_eq!(s.chunk(&host, "s2", i as u64, &c[i], prev).status(), 201);
+    }
+    let r = s.create(&host, "s2", "bob");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["committed_seq"], 0);
+    // The end arrives before chunks 1 and 3: accepted, not complete.
+    let r = s.end(&host, "s2", 4);
+    assert_eq!(r.status(), 202);
+    let r = s.chunk(&host, "s2", 1, &c[1], Some(&c[0]));
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["committed_seq"], 2);
+    let r = s.chunk(&host, "s2", 3, &c[3], Some(&c[2]));
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!((v["committed_seq"].as_u64(), v["state"].as_str()), (Some(4), Some("complete")));
+    assert_eq!(s.cast(&aud, "s2"), c.concat());
+    let (_, d) = s.get_json(&aud, "/api/v1/sessions/s2");
+    assert_eq!(d["state"], "complete");
+    assert_eq!(d["host"], "h", "the token's host name is stamped");
+    assert_eq!(d["claimed_host"], "claimed-host", "the client's claim is kept beside");
+}
+
+#[test]
+fn a_replayed_chunk_is_200_with_the_same_bytes_and_409_with_others() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let c = chunks(1);
+    assert_eq!(s.chunk(&host, "s3", 0, &c[0], None).status(), 201);
+    assert_eq!(s.chunk(&host, "s3", 1, &c[1], Some(&c[0])).status(), 201);
+    assert_eq!(s.chunk(&host, "s3", 1, &c[1], Some(&c[0])).status(), 200);
+    assert_eq!(s.chunk(&host, "s3", 1, b"[1.0,\"o\",\"other\"]\n", Some(&c[0])).status(), 409);
+    // After completion too (the chunk objects are compacted away; the rows still answer).
+    assert_eq!(s.end(&host, "s3", 1).status(), 200);
+    assert_eq!(s.chunk(&host, "s3", 1, &c[1], Some(&c[0])).status(), 200);
+    assert_eq!(s.chunk(&host, "s3", 2, b"[2.0,\"o\",\"late\"]\n", Some(&c[1])).status(), 409);
+}
+
+#[test]
+fn a_broken_hash_chain_is_refused_in_either_arrival_order() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let c = chunks(3);
+    assert_eq!(s.chunk(&host, "s4", 0, &c[0], None).status(), 201);
+    // Chunk 1 claiming another predecessor.
+    assert_eq!(s.chunk(&host, "s4", 1, &c[1], Some(b"not chunk 0")).status(), 409);
+    // Chunk 3 arrives first naming a chunk 2 that is not the one later sent.
+    assert_eq!(s.chunk(&host, "s4", 3, &c[3], Some(b"something else")).status(), 201);
+    assert_eq!(s.chunk(&host, "s4", 2, &c[2], Some(&c[1])).status(), 409);
+    // A missing chain header on chunk > 0.
+    let r = s.chunk(&host, "s4", 1, &c[1], None);
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("x-ddcoterm-prev-sha256"));
+}
+
+#[test]
+fn only_the_creating_host_token_writes_its_session() {
+    let s = Server::start();
+    let owner = s.token("owner", "host");
+    let other = s.token("other", "host");
+    let c = chunks(1);
+    assert_eq!(s.create(&owner, "s5", "alice").status(), 201);
+    assert_eq!(s.create(&other, "s5", "alice").status(), 403);
+    assert_eq!(s.chunk(&other, "s5", 0, &c[0], None).status(), 403);
+    assert_eq!(s.end(&other, "s5", 0).status(), 403);
+    let ev = s.req("POST", "/api/v1/sessions/s5/events", &other).json(&serde_json::json!([{"command": "x"}]));
+    assert_eq!(ev.send().unwrap().status(), 403);
+    // A session first touched by a chunk is owned by that chunk's token: no squatting by a later create.
+    assert_eq!(s.chunk(&owner, "s6", 0, &c[0], None).status(), 201);
+    assert_eq!(s.create(&other, "s6", "alice").status(), 403);
+}
+
+#[test]
+fn process_events_are_stored_once_and_shown_with_the_session() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("a", "auditor");
+    assert_eq!(s.create(&host, "s7", "alice").status(), 201);
+    let events = serde_json::json!([
+        {"command": "kubectl get pods", "cwd": "/home/alice", "started_at": "2026-01-01T00:00:01Z", "exit_code": 0, "duration_ms": 120},
+        {"command": "kubectl delete pod web-1", "started_at": "2026-01-01T00:00:05Z", "exit_code": 1}
+    ]);
+    for _ in 0..2 {
+        let r = s.req("POST", "/api/v1/sessions/s7/events", &host).json(&events).send().unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (status, d) = s.get_json(&aud, "/api/v1/sessions/s7");
+    assert_eq!(status, 200);
+    let ev = d["events"].as_array().unwrap();
+    assert_eq!(ev.len(), 2, "a resent batch is not stored twice: {d}");
+    assert_eq!(ev[1]["command"], "kubectl delete pod web-1");
+    assert_eq!(d["rule"], "prod");
+}
+
+#[test]
+fn gzip_chunks_are_stored_decoded() {
+    use std::io::Write as _;
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("a", "auditor");
+    let c = chunks(1);
+    assert_eq!(s.chunk(&host, "s8", 0, &c[0], None).status(), 201);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&c[1]).unwrap();
+    let r = s
+        .req("PUT", "/api/v1/sessions/s8/chunks/1", &host)
+        .header("content-type", "application/x-asciicast")
+        .header("content-encoding", "gzip")
+        .header("x-ddcoterm-prev-sha256", sha256(&c[0]))
+        .body(gz.finish().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(s.cast(&aud, "s8"), c.concat());
+}
+
+#[test]
+fn a_silent_session_is_abandoned_and_a_late_chunk_reopens_it() {
+    let s = Server::start_with(&[
+        ("DDCOTERMD_COMPLETER__GRACE", "1s"),
+        ("DDCOTERMD_COMPLETER__INTERVAL", "200ms"),
+    ]);
+    let host = s.token("h", "host");
+    let aud = s.token("a", "auditor");
+    let c = chunks(2);
+    assert_eq!(s.create(&host, "s9", "alice").status(), 201);
+    assert_eq!(s.chunk(&host, "s9", 0, &c[0], None).status(), 201);
+    s.wait_for("abandoned", || s.get_json(&aud, "/api/v1/sessions/s9").1["state"] == "abandoned");
+    let r = s.chunk(&host, "s9", 1, &c[1], Some(&c[0]));
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["state"], "live");
+    assert_eq!(s.get_json(&aud, "/api/v1/sessions/s9").1["state"], "live");
+    // Late chunks then an end complete it.
+    assert_eq!(s.chunk(&host, "s9", 2, &c[2], Some(&c[1])).status(), 201);
+    assert_eq!(s.end(&host, "s9", 2).status(), 200);
+    assert_eq!(s.cast(&aud, "s9"), c.concat());
+    let metrics = s.req("GET", "/metrics", &aud).send().unwrap().text().unwrap();
+    assert!(metrics.contains("ddcoterm_sessions_abandoned_total 1"), "{metrics}");
+}

@@ -1,0 +1,178 @@
+//! JSON bodies of the session server API v1 (DESIGN.md §12), shared by the client's uploader and the server.
+//!
+//! Serde only, so the client can use these types without linking any of the server's dependencies. Field
+//! names are the wire contract: renaming one is an API change.
+
+use serde::{Deserialize, Serialize};
+
+/// Request header carrying the SHA-256 (lowercase hex) of chunk `seq - 1`, on every chunk after chunk 0.
+/// The body stays the cast's bytes, so the chain is checked without parsing the recording.
+pub const PREV_HASH_HEADER: &str = "x-ddcoterm-prev-sha256";
+
+/// `POST /api/v1/sessions`: the session's metadata as the host saw it at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub id: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// The host's own claim; the server also stamps the host name bound to the token.
+    pub host: String,
+    pub user: String,
+    pub command: String,
+    pub width: u32,
+    pub height: u32,
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub break_glass: bool,
+    #[serde(default)]
+    pub approval: Option<String>,
+    #[serde(default)]
+    pub ssh: Option<SshOrigin>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Where an SSH session came from (`ddcoterm ssh-login`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshOrigin {
+    #[serde(default)]
+    pub client: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// Answer to a create: the link to show the user and how far the server already holds the recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateAnswer {
+    pub id: String,
+    pub url: String,
+    /// Highest seq with every lower seq stored; `None` until chunk 0 is stored.
+    pub committed_seq: Option<u64>,
+}
+
+/// Answer to a chunk PUT, an events POST and an end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitAnswer {
+    pub committed_seq: Option<u64>,
+    /// `live`, `complete` or `abandoned`.
+    pub state: String,
+}
+
+/// One process event: a command typed in a recorded shell (shell markers) or the wrapped command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessEvent {
+    /// The command line, already redacted by the host.
+    pub command: String,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+/// `POST /api/v1/sessions/{id}/end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndSession {
+    /// RFC 3339.
+    pub ended_at: String,
+    #[serde(default)]
+    pub exit_status: Option<i32>,
+    /// The last chunk's seq: the session completes once chunks 0..=last_seq are stored.
+    pub last_seq: u64,
+}
+
+/// One session as the read API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    /// `live`, `complete` or `abandoned`.
+    pub state: String,
+    pub url: String,
+    /// The host name bound to the token that created the session (the server's word).
+    pub host: String,
+    /// The host name the client claimed (kept beside, never trusted).
+    pub claimed_host: Option<String>,
+    pub user: Option<String>,
+    pub command: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub exit_status: Option<i32>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub rule: Option<String>,
+    pub actions: Vec<String>,
+    pub break_glass: bool,
+    pub approval: Option<String>,
+    pub ssh: Option<SshOrigin>,
+    pub tags: Vec<String>,
+    /// When the server first heard of the session, RFC 3339 (server clock).
+    pub received_at: String,
+    /// When the server last received anything for it, RFC 3339 (server clock).
+    pub last_activity: String,
+    pub committed_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub bytes: u64,
+    pub legal_hold: bool,
+}
+
+/// `GET /api/v1/sessions/{id}`: metadata and process events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: SessionInfo,
+    pub events: Vec<ProcessEvent>,
+}
+
+/// `GET /api/v1/sessions`: one page, newest first; pass `next_cursor` as `cursor` for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionInfo>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable (`bad_request`, `unauthorized`, `conflict`, ...).
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_refuses_unknown_fields_so_typos_fail_loudly() {
+        let err = serde_json::from_str::<CreateSession>(
+            r#"{"id":"a","started_at":"2026-01-01T00:00:00Z","host":"h","user":"u","command":"c","width":80,"height":24,"colour":1}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn create_fills_optional_fields() {
+        let c: CreateSession = serde_json::from_str(
+            r#"{"id":"a","started_at":"2026-01-01T00:00:00Z","host":"h","user":"u","command":"c","width":80,"height":24}"#,
+        )
+        .unwrap();
+        assert!(c.actions.is_empty() && !c.break_glass && c.ssh.is_none());
+    }
+}
