@@ -20,7 +20,8 @@ const WRAP_LINES: usize = 64;
 pub(crate) struct Found {
     pub start: usize,
     pub end: usize,
-    /// Priority: lower wins when two spans start at the same byte (user patterns, then built-ins in order).
+    /// Priority: lower wins when two built-in spans start at the same byte (built-ins in order, then user
+    /// patterns, which never take bytes away from a built-in span: see `union`).
     pub prio: usize,
     /// Index into `Engine::names`.
     pub name: usize,
@@ -200,14 +201,6 @@ impl Engine {
                 self.try_kind(v, start, k, from, &mut found, &mut scan.open_pem);
             }
         });
-        for (i, (re, name)) in self.user.iter().enumerate() {
-            for caps in re.captures_iter(v) {
-                let m = secret_group(&caps);
-                if m.0 < m.1 {
-                    found.push(Found { start: m.0, end: m.1, prio: i, name: *name });
-                }
-            }
-        }
         found.sort_unstable_by_key(|f| (f.start, f.prio, usize::MAX - f.end));
         let mut last_end = 0;
         for f in found {
@@ -215,6 +208,18 @@ impl Engine {
                 last_end = f.end;
                 scan.found.push(f);
             }
+        }
+        if !self.user.is_empty() {
+            let mut user = Vec::new();
+            for (i, (re, name)) in self.user.iter().enumerate() {
+                for caps in re.captures_iter(v) {
+                    let m = secret_group(&caps);
+                    if m.0 < m.1 {
+                        user.push(Found { start: m.0, end: m.1, prio: KINDS.len() + i, name: *name });
+                    }
+                }
+            }
+            scan.found = union(std::mem::take(&mut scan.found), user);
         }
         scan
     }
@@ -239,10 +244,10 @@ impl Engine {
         }
         let hay = &v[p..v.len().min(p + def.max_len)];
         if let Some((s, e)) = self.primary(kind, hay) {
-            found.push(Found { start: p + s, end: p + e, prio: self.user.len() + k, name: kind.name });
+            found.push(Found { start: p + s, end: p + e, prio: k, name: kind.name });
         } else if def.token {
             if let Some((s, e)) = self.joined(kind, v, p) {
-                found.push(Found { start: s, end: e, prio: self.user.len() + k, name: kind.name });
+                found.push(Found { start: s, end: e, prio: k, name: kind.name });
             }
         }
     }
@@ -282,7 +287,7 @@ impl Engine {
         while let Some(i) = memchr::memmem::find(&v[at..limit], b"-----END ") {
             let q = at + i;
             if let Some(m) = pem_end().find(&v[q..v.len().min(q + 128)]) {
-                found.push(Found { start: p, end: q + m.end(), prio: self.user.len() + k, name: kind.name });
+                found.push(Found { start: p, end: q + m.end(), prio: k, name: kind.name });
                 return;
             }
             at = q + 1;
@@ -392,6 +397,31 @@ fn join_run(v: &[u8], p: usize, max: usize) -> Option<(Vec<u8>, Vec<usize>)> {
     }
     let width = width?;
     (i - line_start <= width).then_some((text, map))
+}
+
+/// Every byte either list covers, as sorted non-overlapping spans: user patterns only add to the built-in
+/// kinds. Where spans overlap they become one, named after the built-in kind when one takes part (a user
+/// pattern that starts a byte before a private key block must not shorten what the block's kind covers).
+pub(crate) fn union(builtin: Vec<Found>, user: Vec<Found>) -> Vec<Found> {
+    if user.is_empty() {
+        return builtin;
+    }
+    let mut all = builtin;
+    all.extend(user);
+    all.sort_unstable_by_key(|f| (f.start, f.prio));
+    let mut out: Vec<Found> = Vec::with_capacity(all.len());
+    for f in all {
+        match out.last_mut() {
+            Some(last) if f.start < last.end => {
+                last.end = last.end.max(f.end);
+                if f.prio < last.prio {
+                    (last.prio, last.name) = (f.prio, f.name);
+                }
+            }
+            _ => out.push(f),
+        }
+    }
+    out
 }
 
 /// The first participating capture group, else the whole match.
