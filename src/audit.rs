@@ -183,7 +183,9 @@ mod tests {
             "mysql --password=hunter2 prod",
             "/",
             "r",
-            Some("rotated DB_PASSWORD=s3cr3t-v4lue and token ghp_16C7e42F292c6912E7710c838347Ae178B4a".into()),
+            Some(
+                "rotated DB_PASSWORD=s3cr3t-v4lue and token ghp_16C7e42F292c6912E7710c838347Ae178B4a".into(),
+            ),
         );
         let json = serde_json::to_string(&rec).unwrap();
         for leak in ["hunter2", "s3cr3t-v4lue", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"] {

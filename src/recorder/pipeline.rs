@@ -67,8 +67,9 @@ impl Pipeline {
         mut fanout: Fanout,
     ) -> Pipeline {
         fanout.start(&meta);
-        let snap =
-            cfg.snapshots.then(|| Snapshotter::new(meta.width, meta.height, &meta.session_id, redactor.clone()));
+        let snap = cfg
+            .snapshots
+            .then(|| Snapshotter::new(meta.width, meta.height, &meta.session_id, redactor.clone()));
         let mut out_redact = redactor.stream();
         out_redact.set_width(meta.width);
         Pipeline {

@@ -32,7 +32,8 @@ pub(crate) struct Found {
 pub(crate) struct Scan {
     /// Non-overlapping, sorted by start.
     pub found: Vec<Found>,
-    /// Start of the first private key block (at or after `from`) whose END is not in the buffer yet.
+    /// Start of the first private key block whose END is not in the buffer yet (its header may be in the
+    /// already-emitted context: the body is held all the same).
     pub open_pem: Option<usize>,
 }
 
@@ -187,18 +188,18 @@ impl Engine {
         !self.user.is_empty()
     }
 
-    /// Finds every secret in `v`. Unclosed private key headers before `from` (already emitted) are ignored.
-    pub(crate) fn scan(&self, v: &[u8], from: usize) -> Scan {
+    /// Finds every secret in `v`.
+    pub(crate) fn scan(&self, v: &[u8]) -> Scan {
         let mut scan = Scan::default();
         let mut found = Vec::new();
         for m in self.cs.ac.find_iter(v) {
             for &k in &self.cs.kinds[m.pattern().as_usize()] {
-                self.try_kind(v, m.start(), k, from, &mut found, &mut scan.open_pem);
+                self.try_kind(v, m.start(), k, &mut found, &mut scan.open_pem);
             }
         }
         self.ci_finder.each(&self.ci, v, |start, _, pat| {
             for &k in &self.ci.kinds[pat] {
-                self.try_kind(v, start, k, from, &mut found, &mut scan.open_pem);
+                self.try_kind(v, start, k, &mut found, &mut scan.open_pem);
             }
         });
         found.sort_unstable_by_key(|f| (f.start, f.prio, usize::MAX - f.end));
@@ -224,22 +225,14 @@ impl Engine {
         scan
     }
 
-    fn try_kind(
-        &self,
-        v: &[u8],
-        p: usize,
-        k: usize,
-        from: usize,
-        found: &mut Vec<Found>,
-        open_pem: &mut Option<usize>,
-    ) {
+    fn try_kind(&self, v: &[u8], p: usize, k: usize, found: &mut Vec<Found>, open_pem: &mut Option<usize>) {
         let kind = &self.kinds[k];
         let def = kind.def;
         if !def.before.allows(p.checked_sub(1).map(|i| v[i])) {
             return;
         }
         if def.name == PRIVATE_KEY {
-            self.try_pem(v, p, k, from, found, open_pem);
+            self.try_pem(v, p, k, found, open_pem);
             return;
         }
         let hay = &v[p..v.len().min(p + def.max_len)];
@@ -269,15 +262,7 @@ impl Engine {
         (ve - vs > e - s).then_some((vs, ve))
     }
 
-    fn try_pem(
-        &self,
-        v: &[u8],
-        p: usize,
-        k: usize,
-        from: usize,
-        found: &mut Vec<Found>,
-        open_pem: &mut Option<usize>,
-    ) {
+    fn try_pem(&self, v: &[u8], p: usize, k: usize, found: &mut Vec<Found>, open_pem: &mut Option<usize>) {
         let kind = &self.kinds[k];
         let Some(head) = kind.re().find(&v[p..v.len().min(p + kind.def.max_len)]) else { return };
         let body_from = p + head.end();
@@ -292,7 +277,9 @@ impl Engine {
             }
             at = q + 1;
         }
-        if p >= from && open_pem.is_none_or(|o| p < o) {
+        // A header already emitted (an idle flush let a typed `-----BEGIN ...-----` out before its line
+        // ended) still holds its body back: it is in the look-behind context, and the block is open.
+        if open_pem.is_none_or(|o| p < o) {
             *open_pem = Some(p);
         }
     }
@@ -400,24 +387,20 @@ fn join_run(v: &[u8], p: usize, max: usize) -> Option<(Vec<u8>, Vec<usize>)> {
 }
 
 /// Every byte either list covers, as sorted non-overlapping spans: user patterns only add to the built-in
-/// kinds. Where spans overlap they become one, named after the built-in kind when one takes part (a user
-/// pattern that starts a byte before a private key block must not shorten what the block's kind covers).
-pub(crate) fn union(builtin: Vec<Found>, user: Vec<Found>) -> Vec<Found> {
-    if user.is_empty() {
-        return builtin;
+/// kinds (a user pattern that starts a byte before a private key block must not shorten what the block's
+/// kind covers). Overlapping spans become one, named after the one that starts first (`extra` first on a
+/// tie: a user's name for a secret the org also knows is the more specific).
+pub(crate) fn union(base: Vec<Found>, extra: Vec<Found>) -> Vec<Found> {
+    if extra.is_empty() {
+        return base;
     }
-    let mut all = builtin;
-    all.extend(user);
-    all.sort_unstable_by_key(|f| (f.start, f.prio));
+    let mut all: Vec<(Found, bool)> = extra.into_iter().map(|f| (f, false)).collect();
+    all.extend(base.into_iter().map(|f| (f, true)));
+    all.sort_by_key(|(f, is_base)| (f.start, *is_base));
     let mut out: Vec<Found> = Vec::with_capacity(all.len());
-    for f in all {
+    for (f, _) in all {
         match out.last_mut() {
-            Some(last) if f.start < last.end => {
-                last.end = last.end.max(f.end);
-                if f.prio < last.prio {
-                    (last.prio, last.name) = (f.prio, f.name);
-                }
-            }
+            Some(last) if f.start < last.end => last.end = last.end.max(f.end),
             _ => out.push(f),
         }
     }

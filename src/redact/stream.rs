@@ -115,7 +115,7 @@ impl StreamRedactor {
         let v: &[u8] = &view.bytes;
         let len = v.len();
         let from = view.view_at(self.emitted);
-        let scan = engine.scan(v, from);
+        let scan = engine.scan(v);
         let mut found = scan.found;
 
         let mut cut = match mode {
@@ -139,9 +139,9 @@ impl StreamRedactor {
                 // END never came within the bound: everything held from BEGIN is the key.
                 found.retain(|f| f.start < b);
                 let block = Found { start: b, end: cut, prio: 0, name: engine.private_key_name() };
-                found = union(found, vec![block]);
+                found = union(vec![block], found);
             } else {
-                cut = cut.min(b);
+                cut = cut.min(b.max(from));
             }
         }
         for f in found.iter().rev() {
@@ -155,7 +155,7 @@ impl StreamRedactor {
         let mut pos = self.emitted;
         for f in &found {
             let (a, b) = view.raw_span(f.start, f.end);
-            if b <= pos || a >= raw_cut {
+            if b <= pos || a >= raw_cut || pos >= raw_cut {
                 continue;
             }
             out.extend_from_slice(&self.buf[pos..a.max(pos)]);
@@ -209,17 +209,18 @@ fn full_row_at_end(v: &[u8], from: usize, cut: usize, width: usize) -> Option<us
         return None;
     }
     let mut end = cut - 1;
-    if end > from && v[end - 1] == b'\r' {
+    if end > 0 && v[end - 1] == b'\r' {
         end -= 1;
     }
-    let start = memchr::memrchr2(b'\n', b'\r', &v[from..end]).map_or(from, |i| from + i + 1);
+    // The whole row counts, also a part an idle flush already let out (it is in the look-behind context).
+    let start = memchr::memrchr2(b'\n', b'\r', &v[..end]).map_or(0, |i| i + 1);
     let line = &v[start..end];
     let cols = if line.is_ascii() && memchr::memchr(b'\t', line).is_none() {
         line.len()
     } else {
         line.iter().filter(|&&b| b & 0xc0 != 0x80).count()
     };
-    (cols > 0 && cols % width == 0).then_some(start)
+    (cols > 0 && cols % width == 0).then_some(start.max(from))
 }
 
 /// Everything, except the trailing non-blank run when it may be the start of a secret (see `flush_idle`).
@@ -232,7 +233,7 @@ fn idle_cut(engine: &Engine, v: &[u8], from: usize) -> usize {
         if e > from && v[e - 1] == b' ' {
             e -= 1;
         }
-        if !(e > from && super::scan::is_tok(v[e - 1])) {
+        if !(e > from && !v[e - 1].is_ascii_whitespace()) {
             e = len;
         }
     }

@@ -120,9 +120,11 @@ fn is_tok(b: u8) -> bool {
 
 /// The byte ranges of `v` (escape-free text) that are wraps, sorted and disjoint.
 ///
-/// Soft wrap: a `\r` not followed by `\n` (and not the last byte: what follows decides) right after a token
-/// byte, or after a space that follows one (readline's ` \r`), is dropped with that space. A `\r` after
-/// anything else (`45%\r`, a prompt redrawn) still separates, so progress bars stay lines of their own.
+/// Soft wrap: a `\r` not followed by `\n` (and not the last byte: what follows decides) is dropped when it
+/// follows a space that follows some text (readline's ` \r`, whatever character reached the margin: a space
+/// typed after `password:` too), with that space; and when it follows a token byte (editors that write a bare
+/// `\r`). A `\r` after anything else (`45%\r`, a prompt redrawn) still separates, so such progress bars stay
+/// lines of their own.
 /// Hard wrap (only with a known `width`): a `\n` or `\r\n` that is not the last byte, ending a line exactly
 /// `width` columns wide. A line of exactly that width that really ended there is joined too: matching may
 /// then take a few bytes of the next line into a secret (more redacted, never less).
@@ -133,10 +135,10 @@ fn wrap_drops(v: &[u8], width: Option<usize>) -> Vec<(usize, usize)> {
             continue;
         }
         let p = v[i - 1];
-        if is_tok(p) {
-            drops.push((i, i + 1));
-        } else if p == b' ' && i >= 2 && is_tok(v[i - 2]) {
+        if p == b' ' && i >= 2 && !matches!(v[i - 2], b'\n' | b'\r') {
             drops.push((i - 1, i + 1));
+        } else if is_tok(p) {
+            drops.push((i, i + 1));
         }
     }
     let Some(w) = width.filter(|&w| w > 1) else { return drops };
@@ -149,7 +151,7 @@ fn wrap_drops(v: &[u8], width: Option<usize>) -> Vec<(usize, usize)> {
             break;
         }
         let end = if i > start && v[i - 1] == b'\r' { i - 1 } else { i };
-        if columns(&v[start..end], &drops[..soft], start) == Some(w) {
+        if columns(&v[start..end], &drops[..soft], start) == w {
             drops.push((end, i + 1));
         }
     }
@@ -159,27 +161,37 @@ fn wrap_drops(v: &[u8], width: Option<usize>) -> Vec<(usize, usize)> {
     drops
 }
 
-/// Display columns of one line of escape-free text (`None` when it surely is not one terminal row): tabs
-/// advance to the next multiple of 8, a kept `\r` returns to column 0, UTF-8 continuation bytes take no
-/// column (a wide character counts one: such a line is not taken for a wrapped one). Bytes in `soft` (drops,
-/// offsets from `base`) take no column. Cheap for the common case: a plain ASCII line is its length.
-fn columns(line: &[u8], soft: &[(usize, usize)], base: usize) -> Option<usize> {
+/// Display columns of one line of escape-free text: tabs advance to the next multiple of 8, a kept `\r`
+/// returns to column 0, UTF-8 continuation bytes take no column (a wide character counts one: such a line
+/// is not taken for a wrapped one). `soft` (sorted drops, offsets from `base`) take no column. A plain ASCII
+/// line is its length; otherwise one pass over the line and its drops.
+fn columns(line: &[u8], soft: &[(usize, usize)], base: usize) -> usize {
+    let first = soft.partition_point(|&(_, b)| b <= base);
+    let soft = &soft[first..soft.partition_point(|&(a, _)| a < base + line.len())];
     let special = memchr::memchr2(b'\t', b'\r', line).is_some() || !line.is_ascii();
     if !special && soft.is_empty() {
-        return Some(line.len());
+        return line.len();
     }
-    let dropped = |i: usize| soft.iter().any(|&(a, b)| (a..b).contains(&(base + i)));
+    let mut drops = soft.iter().map(|&(a, b)| (a.saturating_sub(base), b - base)).peekable();
     let mut col = 0;
-    for (i, &b) in line.iter().enumerate() {
-        match b {
-            _ if !soft.is_empty() && dropped(i) => {}
+    let mut i = 0;
+    while i < line.len() {
+        if let Some(&(a, b)) = drops.peek() {
+            if i >= a {
+                i = i.max(b);
+                drops.next();
+                continue;
+            }
+        }
+        match line[i] {
             b'\t' => col = (col / 8 + 1) * 8,
             b'\r' => col = 0,
-            _ if b & 0xc0 == 0x80 => {}
+            c if c & 0xc0 == 0x80 => {}
             _ => col += 1,
         }
+        i += 1;
     }
-    Some(col)
+    col
 }
 
 enum Seq {
@@ -289,6 +301,7 @@ mod tests {
     fn readline_soft_wrap_is_joined() {
         assert_eq!(joined(b"$ export DB_PASSWO \rRD=x\r\n", None).0, b"$ export DB_PASSWORD=x\r\n");
         assert_eq!(joined(b"DB_PASSWO\rRD=x", None).0, b"DB_PASSWORD=x");
+        assert_eq!(joined(b"password:  \rhunter2", None).0, b"password: hunter2");
         let (text, map) = joined(b"ab\x1b[0m \rcd", None);
         assert_eq!(text, b"abcd");
         assert_eq!(map, vec![0, 1, 8, 9]);
@@ -296,7 +309,8 @@ mod tests {
 
     #[test]
     fn progress_bars_and_a_final_cr_stay_apart() {
-        assert_eq!(joined(b"45% \r50%\r", Some(80)).0, b"45% \r50%\r");
+        assert_eq!(joined(b"45%\r50%\r", Some(80)).0, b"45%\r50%\r");
+        assert_eq!(joined(b"\n \rab", None).0, b"\n \rab", "a blank line is no wrap");
         assert_eq!(joined(b"abc\r", None).0, b"abc\r");
         assert_eq!(joined(b"abc\r\n", None).0, b"abc\r\n");
     }
