@@ -233,7 +233,7 @@ fn idle_cut(engine: &Engine, v: &[u8], from: usize) -> usize {
         if e > from && v[e - 1] == b' ' {
             e -= 1;
         }
-        if !(e > from && !v[e - 1].is_ascii_whitespace()) {
+        if e <= from || v[e - 1].is_ascii_whitespace() {
             e = len;
         }
     }
