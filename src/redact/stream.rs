@@ -220,7 +220,8 @@ fn full_row_at_end(v: &[u8], from: usize, cut: usize, width: usize) -> Option<us
     } else {
         line.iter().filter(|&&b| b & 0xc0 != 0x80).count()
     };
-    (cols > 0 && cols % width == 0).then_some(start.max(from))
+    // A chain of joined rows is held like any long line: its last `TOKEN_HOLD` bytes at most.
+    (cols > 0 && cols % width == 0).then_some(start.max(end.saturating_sub(TOKEN_HOLD)).max(from))
 }
 
 /// Everything, except the trailing non-blank run when it may be the start of a secret (see `flush_idle`).
