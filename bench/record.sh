@@ -5,7 +5,8 @@
 #
 # Needs: GNU time at /usr/bin/time (Debian package `time`), script(1) (util-linux), python3; asciinema optional.
 # Usage: bench/record.sh [path/to/ddcoterm]   (default target/release/ddcoterm; build it with
-#        `cargo build --release`). SIZE_MB=200 RUNS=3 override the defaults.
+#        `cargo build --release`). SIZE_MB=200 RUNS=3 override the defaults. PREV_BIN=path/to/older/ddcoterm
+#        adds that build as the tool `ddcoterm-prev`, measured in the same rounds (a regression check).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -51,6 +52,10 @@ seq_bytes=$(seq 1 5000000 | wc -c)
 # its typescript to /dev/null (the issue's baseline); `script-file` writes it to a file, as ddcoterm writes its
 # recording, for a like-for-like reading.
 declare -a tools=(ddcoterm script script-file)
+if [ -n "${PREV_BIN:-}" ]; then
+    [ -x "$PREV_BIN" ] || { echo "record.sh: PREV_BIN=$PREV_BIN is not an executable" >&2; exit 1; }
+    tools+=(ddcoterm-prev)
+fi
 asciinema_label=""
 if command -v asciinema >/dev/null; then
     v="$(asciinema --version 2>/dev/null | head -1)"
@@ -65,6 +70,8 @@ run_tool() { # tool workload-cmd -> "wall user sys maxrss_kb"
     local tool="$1" cmd="$2" out="$work/time.$$"
     case "$tool" in
         ddcoterm)  python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" "$bin" -- sh -c "$cmd" ;;
+        ddcoterm-prev) python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" \
+                       "$PREV_BIN" -- sh -c "$cmd" ;;
         script)    python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" script -q -c "$cmd" /dev/null ;;
         script-file) python3 "$here/ptydrain.py" /usr/bin/time -f "%e %U %S %M" -o "$out" \
                        script -q -c "$cmd" "$work/typescript" ;;

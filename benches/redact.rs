@@ -2,8 +2,8 @@
 //!
 //! Generates ~32 MB of realistic log lines (timestamps, levels, request ids, URLs, JSON fields, git SHAs,
 //! words like `token` and `password` in prose) with a secret every ~500 lines, then measures a whole-buffer
-//! `redact_bytes`, a stream fed in 64 KiB reads (what the recorder does), and the same stream on
-//! ANSI-coloured lines. Run with `cargo bench --bench redact`; criterion prints `thrpt` per case.
+//! `redact_bytes`, a stream fed in 64 KiB reads, and the same stream on ANSI-coloured lines; each stream case
+//! also with the terminal width set (`_width80`: what the recorder runs, joining hard-wrapped rows). Run with `cargo bench --bench redact`; criterion prints `thrpt` per case.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -82,8 +82,11 @@ fn log_text(color: bool) -> Vec<u8> {
     out
 }
 
-fn stream_in_reads(r: &Redactor, data: &[u8]) -> usize {
+fn stream_in_reads(r: &Redactor, data: &[u8], width: Option<u16>) -> usize {
     let mut s = r.stream();
+    if let Some(w) = width {
+        s.set_width(w);
+    }
     let mut n = 0;
     for chunk in data.chunks(64 * 1024) {
         n += s.push(chunk).len();
@@ -132,10 +135,17 @@ fn bench(c: &mut Criterion) {
         black_box(r.redact_bytes(black_box(&plain)));
     });
     report_mb_per_s("stream_64k_reads", plain.len(), || {
-        black_box(stream_in_reads(&r, black_box(&plain)));
+        black_box(stream_in_reads(&r, black_box(&plain), None));
     });
     report_mb_per_s("stream_64k_reads_ansi", colored.len(), || {
-        black_box(stream_in_reads(&r, black_box(&colored)));
+        black_box(stream_in_reads(&r, black_box(&colored), None));
+    });
+    // What the recorder runs: the stream knows the terminal's width and joins hard-wrapped rows.
+    report_mb_per_s("stream_64k_reads_width80", plain.len(), || {
+        black_box(stream_in_reads(&r, black_box(&plain), Some(80)));
+    });
+    report_mb_per_s("stream_64k_reads_ansi_width80", colored.len(), || {
+        black_box(stream_in_reads(&r, black_box(&colored), Some(80)));
     });
 
     let mut g = c.benchmark_group("redact");
@@ -143,9 +153,15 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8))
         .throughput(Throughput::Bytes(plain.len() as u64));
     g.bench_function("redact_bytes", |b| b.iter(|| r.redact_bytes(black_box(&plain))));
-    g.bench_function("stream_64k_reads", |b| b.iter(|| stream_in_reads(&r, black_box(&plain))));
+    g.bench_function("stream_64k_reads", |b| b.iter(|| stream_in_reads(&r, black_box(&plain), None)));
+    g.bench_function("stream_64k_reads_width80", |b| {
+        b.iter(|| stream_in_reads(&r, black_box(&plain), Some(80)))
+    });
     g.throughput(Throughput::Bytes(colored.len() as u64));
-    g.bench_function("stream_64k_reads_ansi", |b| b.iter(|| stream_in_reads(&r, black_box(&colored))));
+    g.bench_function("stream_64k_reads_ansi", |b| b.iter(|| stream_in_reads(&r, black_box(&colored), None)));
+    g.bench_function("stream_64k_reads_ansi_width80", |b| {
+        b.iter(|| stream_in_reads(&r, black_box(&colored), Some(80)))
+    });
     g.finish();
 }
 

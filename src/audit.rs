@@ -1,6 +1,7 @@
 //! Break glass and its audit record: detection, reason, banner, and the record written durably to the
 //! spool (class `audit`: never dropped) before the command runs. No setting turns any of this off.
 
+use crate::redact::Redactor;
 use crate::spool::{Class, Record, RecordId, Spool, SpoolError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
@@ -43,8 +44,11 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// A break-glass record with its tags filled in.
+    /// A break-glass record with its tags filled in. The command line and the reason go through `redactor`
+    /// here, whatever the caller did: a reason is free text typed in a hurry (`rotated DB_PASSWORD=...`), and
+    /// this record goes to the spool, the audit log and Datadog.
     pub fn break_glass(
+        redactor: &Redactor,
         user: &str,
         hostname: &str,
         command: &str,
@@ -58,10 +62,10 @@ impl AuditRecord {
         AuditRecord {
             user: user.into(),
             hostname: hostname.into(),
-            command: command.into(),
+            command: redactor.redact_str(command),
             cwd: cwd.into(),
             rule: Some(rule.into()),
-            reason,
+            reason: reason.map(|r| redactor.redact_str(&r)),
             session_id: None,
             timestamp_ms: now_ms(),
             tags,
@@ -166,6 +170,30 @@ mod tests {
         }
     }
 
+    fn redactor() -> Redactor {
+        Redactor::from_settings(&crate::config::settings::RedactionSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn break_glass_reason_and_command_are_redacted() {
+        let rec = AuditRecord::break_glass(
+            &redactor(),
+            "alice",
+            "h1",
+            "mysql --password=hunter2 prod",
+            "/",
+            "r",
+            Some(
+                "rotated DB_PASSWORD=s3cr3t-v4lue and token ghp_16C7e42F292c6912E7710c838347Ae178B4a".into(),
+            ),
+        );
+        let json = serde_json::to_string(&rec).unwrap();
+        for leak in ["hunter2", "s3cr3t-v4lue", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"] {
+            assert!(!json.contains(leak), "{leak} in {json}");
+        }
+        assert!(rec.reason.unwrap().contains("[REDACTED:password]"));
+    }
+
     #[test]
     fn reason_sources() {
         assert_eq!(reason(Some(" outage ".into()), true, None).unwrap().as_deref(), Some("outage"));
@@ -190,6 +218,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let spool = Spool::open(t.path().join("spool"), 0).unwrap();
         let rec = AuditRecord::break_glass(
+            &redactor(),
             "alice",
             "h1",
             "kubectl scale",

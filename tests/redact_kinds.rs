@@ -215,6 +215,8 @@ const TABLE: &[Case] = &[
             ("  passwd: s3cret", "s3cret"),
             ("MYSQL_PASS=abc123", "abc123"),
             ("mysql --password=hunter2 -u root", "hunter2"),
+            (r#"export PASSWORD="abc def ghi"#, "abc def ghi"),
+            ("DB_PASS='unterminated single", "unterminated single"),
         ],
         keep: &[
             "Password: ",
@@ -243,6 +245,203 @@ const TABLE: &[Case] = &[
             "max_tokens: 100",
             "tokenizer=bpe",
             "9b2f7c1e-4a5d-4e8f-9c3b-2d1a0f6e7b8c",
+        ],
+    },
+    Case {
+        kind: "azure_storage_key",
+        redact: &[("DefaultEndpointsProtocol=https;AccountName=prodlogs;AccountKey=EO5GHrWnn/71vUFYvlIVv95hNUx9S46gCaKGRF+mUe5SqKBjCh99sRbriMm7NfP/LAAOoSCcEFc2IzyBVQ4tF4==;EndpointSuffix=core.windows.net", "EO5GHrWnn/71vUFYvlIVv95hNUx9S46gCaKGRF+mUe5SqKBjCh99sRbriMm7NfP/LAAOoSCcEFc2IzyBVQ4tF4==")],
+        keep: &[
+            "AccountKey=short",
+            "the AccountKey setting",
+        ],
+    },
+    Case {
+        kind: "azure_sas_signature",
+        redact: &[("https://prodlogs.blob.core.windows.net/c?sv=2022-11-02&ss=b&sp=rl&se=2026-12-31&sig=wuKSxyp1Q8RV0TOw5j59lKAtpIAi6hoEaN2rc%2Bgm%3D", "wuKSxyp1Q8RV0TOw5j59lKAtpIAi6hoEaN2rc%2Bgm%3D")],
+        keep: &[
+            "sig=abc",
+            "git log --show-signature",
+        ],
+    },
+    Case {
+        kind: "npm_token",
+        redact: &[("//registry.local/:_authToken is npm_t6yNBrbKUj2wmSZt1fZ8ugZNYA3IJVcqjC0u", "npm_t6yNBrbKUj2wmSZt1fZ8ugZNYA3IJVcqjC0u")],
+        keep: &[
+            "npm_config_cache=/tmp",
+            "echo $npm_package_version",
+        ],
+    },
+    Case {
+        kind: "sendgrid_key",
+        redact: &[("SENDGRID=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", "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")],
+        keep: &[
+            "SG.short.value",
+        ],
+    },
+    Case {
+        kind: "gcp_private_key_id",
+        redact: &[("  \"private_key_id\": \"49201c8999dde290c5ff0ce20151c072e0b870fd\",", "49201c8999dde290c5ff0ce20151c072e0b870fd")],
+        keep: &[
+            "\"private_key_id\": \"\"",
+            "private_key_id: abc",
+        ],
+    },
+    Case {
+        kind: "anthropic_key",
+        redact: &[("claude sk-ant-api03-hSEhi3rzATTUC_097ljWH1MbCqlj0BPzEdSBHhrwEgHJVwFd_JgG7T29UxT--Fq5_f3THtt4oyrJ8u3fUrp-m4fKUw", "sk-ant-api03-hSEhi3rzATTUC_097ljWH1MbCqlj0BPzEdSBHhrwEgHJVwFd_JgG7T29UxT--Fq5_f3THtt4oyrJ8u3fUrp-m4fKUw")],
+        keep: &[
+            "sk-ant-",
+        ],
+    },
+    Case {
+        kind: "huggingface_token",
+        redact: &[("hub hf_Kl450EiFQA6WLHpDVFeVmEbcvMCuTCpeYJ", "hf_Kl450EiFQA6WLHpDVFeVmEbcvMCuTCpeYJ")],
+        keep: &[
+            "hf_transfer enabled",
+            "hf_hub_download_timeout_seconds_total_xyz",
+        ],
+    },
+    Case {
+        kind: "vault_token",
+        redact: &[("VAULT hvs.QmHDZxiMfGDF7vUWCqxm6WDAdpCIF6KDYMPEL4SmKEFvHm1eqiUvolgmYeY6LHzTNqcdCQEkU6HojQc4P4h8KLtb_1", "hvs.QmHDZxiMfGDF7vUWCqxm6WDAdpCIF6KDYMPEL4SmKEFvHm1eqiUvolgmYeY6LHzTNqcdCQEkU6HojQc4P4h8KLtb_1")],
+        keep: &[
+            "hvs.short",
+        ],
+    },
+    Case {
+        kind: "digitalocean_token",
+        redact: &[("doctl dop_v1_fceb110bbba328cf113f4fff7ad86deab2d0da65c97e86a3180e95e48ebaef64", "dop_v1_fceb110bbba328cf113f4fff7ad86deab2d0da65c97e86a3180e95e48ebaef64")],
+        keep: &[
+            "dop_v1_abc",
+        ],
+    },
+    Case {
+        kind: "pypi_token",
+        redact: &[("twine pypi-AgEIcHlwaS5vcmcYbFcefPLfgWOS7uI1zBPBZ3hLxEYLMe2QmjzkGnLhcnB0i964f3jOJd0pS0y", "pypi-AgEIcHlwaS5vcmcYbFcefPLfgWOS7uI1zBPBZ3hLxEYLMe2QmjzkGnLhcnB0i964f3jOJd0pS0y")],
+        keep: &[
+            "pypi-AgEIcHlwaS5vcmc",
+        ],
+    },
+    Case {
+        kind: "shopify_token",
+        redact: &[("shop 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", "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")],
+        keep: &[
+            "shpat_short",
+        ],
+    },
+    Case {
+        kind: "postman_key",
+        redact: &[("postman PMAK-1631b15e2cd93552c48a40cc-db17e304b01d2b57c713688bc46835ee5c", "PMAK-1631b15e2cd93552c48a40cc-db17e304b01d2b57c713688bc46835ee5c")],
+        keep: &[
+            "PMAK-123",
+        ],
+    },
+    Case {
+        kind: "linear_key",
+        redact: &[("linear lin_api_yTf98wlCYht9ygo7vgbyRGrhM944latRpIr2yoSX", "lin_api_yTf98wlCYht9ygo7vgbyRGrhM944latRpIr2yoSX")],
+        keep: &[
+            "lin_api_short",
+        ],
+    },
+    Case {
+        kind: "grafana_token",
+        redact: &[("grafana glsa_UzVb62cFDfmAOoXoiOQpOWMz4FaFspyJ_4ecd57fc", "glsa_UzVb62cFDfmAOoXoiOQpOWMz4FaFspyJ_4ecd57fc")],
+        keep: &[
+            "glc_short",
+        ],
+    },
+    Case {
+        kind: "newrelic_key",
+        redact: &[("newrelic NRAK-LU2CFIU3V8ZC7863YXXFV75E5JU", "NRAK-LU2CFIU3V8ZC7863YXXFV75E5JU")],
+        keep: &[
+            "NRAK-SHORT",
+        ],
+    },
+    Case {
+        kind: "age_secret_key",
+        redact: &[("# AGE-SECRET-KEY-1045ZQTA37G9SR8XTZF4REVQHES2WDHZ4ZFS28TPC7CVD905KTF7NVYGLXZ", "AGE-SECRET-KEY-1045ZQTA37G9SR8XTZF4REVQHES2WDHZ4ZFS28TPC7CVD905KTF7NVYGLXZ")],
+        keep: &[
+            "AGE-SECRET-KEY-1",
+        ],
+    },
+    Case {
+        kind: "doppler_token",
+        redact: &[("doppler dp.st.Ddrf48naJQAIng92j7s7OKSrB7TxMImoZkq2RTbT0Vq", "dp.st.Ddrf48naJQAIng92j7s7OKSrB7TxMImoZkq2RTbT0Vq")],
+        keep: &[
+            "dp.st.short",
+        ],
+    },
+    Case {
+        kind: "databricks_token",
+        redact: &[("databricks dapib053b761208512320acab6ef8701e250", "dapib053b761208512320acab6ef8701e250")],
+        keep: &[
+            "dapi_version=2",
+            "dapigateway",
+        ],
+    },
+    Case {
+        kind: "rubygems_key",
+        redact: &[("gem rubygems_6ca68be62ba465e6d3e6c319bdb8a3fdb365d6f7f9428e4a", "rubygems_6ca68be62ba465e6d3e6c319bdb8a3fdb365d6f7f9428e4a")],
+        keep: &[
+            "rubygems_version=3",
+        ],
+    },
+    Case {
+        kind: "sentry_token",
+        redact: &[("sentry sntrys_yXg_OIkkThPLjcM-MSuhibfAnb4mGe0uqUfZz4K4coVnl13uZvv9_CLkyywb", "sntrys_yXg_OIkkThPLjcM-MSuhibfAnb4mGe0uqUfZz4K4coVnl13uZvv9_CLkyywb")],
+        keep: &[
+            "sntrys_short",
+        ],
+    },
+    Case {
+        kind: "pulumi_token",
+        redact: &[("pulumi pul-4b13867d9006d5076808c4ce307f829db8831533", "pul-4b13867d9006d5076808c4ce307f829db8831533")],
+        keep: &[
+            "pul-short",
+        ],
+    },
+    Case {
+        kind: "discord_webhook",
+        redact: &[("https://discord.com/api/webhooks/1234567890123456789/CUPMViAotl7xEV9Eny8Z_ApWHXqHClS0H8i2raCjGmvJdXV2TGI4PR-RKO3MvHQsEQtp", "1234567890123456789/CUPMViAotl7xEV9Eny8Z_ApWHXqHClS0H8i2raCjGmvJdXV2TGI4PR-RKO3MvHQsEQtp")],
+        keep: &[
+            "https://discord.com/api/webhooks/ is the prefix",
+        ],
+    },
+    Case {
+        kind: "heroku_key",
+        redact: &[("heroku HRKU-iuoT9djsp9pVlQ_pjtoJzggRCap18kvu9KVzoGkkgxf8RucEJ-FvBXxMOrpL", "HRKU-iuoT9djsp9pVlQ_pjtoJzggRCap18kvu9KVzoGkkgxf8RucEJ-FvBXxMOrpL")],
+        keep: &[
+            "HRKU-short",
+        ],
+    },
+    Case {
+        kind: "atlassian_token",
+        redact: &[("jira ATATT3xaJ52LigWyYdgj38_4ey-ONPy_LBRUHH4AejvRCIP_Ph5RMk6hCqtK39qVRSoG80qf2GDWDQ7-bqMp7-FeYiCXJqMkOCw7ikHWLYs_180yrkog9qFE3G0zwI", "ATATT3xaJ52LigWyYdgj38_4ey-ONPy_LBRUHH4AejvRCIP_Ph5RMk6hCqtK39qVRSoG80qf2GDWDQ7-bqMp7-FeYiCXJqMkOCw7ikHWLYs_180yrkog9qFE3G0zwI")],
+        keep: &[
+            "ATATT3short",
+        ],
+    },
+    Case {
+        kind: "square_token",
+        redact: &[("square sq0atp-QI2Ha8BFjlA-8x-mNoRmDf", "sq0atp-QI2Ha8BFjlA-8x-mNoRmDf")],
+        keep: &[
+            "sq0atp-short",
+            "EAAA is a prefix",
+        ],
+    },
+    Case {
+        kind: "dockerhub_token",
+        redact: &[("docker login -p dckr_pat_NaXxU1A_Hd0T4ygzyFemk-nQA9i", "dckr_pat_NaXxU1A_Hd0T4ygzyFemk-nQA9i")],
+        keep: &[
+            "dckr_pat_short",
+        ],
+    },
+    Case {
+        kind: "alibaba_access_key_id",
+        redact: &[("aliyun LTAIvsclrQ8zfebyCH2yPLwl", "LTAIvsclrQ8zfebyCH2yPLwl")],
+        keep: &[
+            "LTAIshort",
+            "LTAIABCDEFGHIJKLMNOPQRST",
         ],
     },
 ];

@@ -126,6 +126,27 @@ fn hold_back_stays_bounded_on_endless_output_without_newlines() {
     assert_eq!(out, noise.repeat(20));
 }
 
+/// Joined wraps never make a line without end: soft wraps (` \r` after every few bytes, a progress bar
+/// redrawn forever) and rows exactly as wide as the terminal are held like any line, at most 16 KiB.
+#[test]
+fn joined_wraps_stay_bounded_and_lose_nothing() {
+    let r = redactor();
+    let soft: Vec<u8> = b"working ".iter().chain(b"x \r").copied().cycle().take(4096).collect();
+    let rows: Vec<u8> = (0..50).flat_map(|_| [&[b'='; 80][..], b"\r\n"].concat()).collect();
+    for (name, chunk) in [("soft wraps", soft), ("full-width rows", rows)] {
+        let mut s = r.stream();
+        s.set_width(80);
+        let mut emitted = 0;
+        for _ in 0..500 {
+            emitted += s.push(&chunk).len();
+            emitted += s.flush_idle().len();
+            assert!(s.held_back() <= 16 * 1024 + chunk.len(), "{name}: held {}", s.held_back());
+        }
+        emitted += s.finish().len();
+        assert_eq!(emitted, 500 * chunk.len(), "{name}: every byte comes out");
+    }
+}
+
 #[test]
 fn binary_noise_passes_through_except_matches() {
     let r = redactor();

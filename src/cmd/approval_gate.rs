@@ -302,7 +302,9 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
         }
         _ => audit::reason(env_reason, required, None).map_err(refuse)?,
     };
+    let redactor = Redactor::from_settings(&loaded.settings.redaction)?;
     let rec = AuditRecord::break_glass(
+        &redactor,
         &req.user,
         &req.hostname,
         if req.is_session() { "(terminal session)" } else { &req.command_line },

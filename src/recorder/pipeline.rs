@@ -67,9 +67,13 @@ impl Pipeline {
         mut fanout: Fanout,
     ) -> Pipeline {
         fanout.start(&meta);
-        let snap = cfg.snapshots.then(|| Snapshotter::new(meta.width, meta.height, &meta.session_id));
+        let snap = cfg
+            .snapshots
+            .then(|| Snapshotter::new(meta.width, meta.height, &meta.session_id, redactor.clone()));
+        let mut out_redact = redactor.stream();
+        out_redact.set_width(meta.width);
         Pipeline {
-            out_redact: redactor.stream(),
+            out_redact,
             in_redact: redactor.stream(),
             redactor,
             cfg,
@@ -185,6 +189,7 @@ impl Pipeline {
     /// The terminal was resized.
     pub fn resize(&mut self, cols: u16, rows: u16, at: Instant) {
         self.flush_output(false);
+        self.out_redact.set_width(cols);
         self.emit(at, "r", &cast::resize_data(cols, rows));
         if let Some(s) = &mut self.snap {
             let ms = self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64;

@@ -20,7 +20,8 @@ const WRAP_LINES: usize = 64;
 pub(crate) struct Found {
     pub start: usize,
     pub end: usize,
-    /// Priority: lower wins when two spans start at the same byte (user patterns, then built-ins in order).
+    /// Priority: lower wins when two built-in spans start at the same byte (built-ins in order, then user
+    /// patterns, which never take bytes away from a built-in span: see `union`).
     pub prio: usize,
     /// Index into `Engine::names`.
     pub name: usize,
@@ -31,7 +32,8 @@ pub(crate) struct Found {
 pub(crate) struct Scan {
     /// Non-overlapping, sorted by start.
     pub found: Vec<Found>,
-    /// Start of the first private key block (at or after `from`) whose END is not in the buffer yet.
+    /// Start of the first private key block whose END is not in the buffer yet (its header may be in the
+    /// already-emitted context: the body is held all the same).
     pub open_pem: Option<usize>,
 }
 
@@ -57,11 +59,35 @@ struct Anchors {
     kinds: Vec<Vec<usize>>,
 }
 
+/// Most literals one case-sensitive automaton gets: its SIMD (Teddy) prefilter slows down sharply as the
+/// pattern count grows (with all ~75 anchors in one automaton the stream ran at a third of its speed), so the
+/// anchors are split into groups of at most this many, each searched with its own fast prefilter.
+const GROUP_LITERALS: usize = 24;
+
 impl Anchors {
-    fn build(ci: bool) -> Anchors {
+    /// The case-sensitive anchors, in groups of at most `GROUP_LITERALS` literals (a kind's anchors stay in
+    /// one group).
+    fn build_groups() -> Vec<Anchors> {
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut count = 0;
+        for (k, def) in KINDS.iter().enumerate().filter(|(_, d)| !d.ci) {
+            if count + def.anchors.len() > GROUP_LITERALS && count > 0 {
+                groups.push(Vec::new());
+                count = 0;
+            }
+            groups.last_mut().expect("one group at least").push(k);
+            count += def.anchors.len();
+        }
+        groups.iter().map(|g| Anchors::build(false, g)).collect()
+    }
+
+    /// The anchors of `only` (kind indices; all kinds of this case sensitivity when empty).
+    fn build(ci: bool, only: &[usize]) -> Anchors {
         let mut literals: Vec<&'static str> = Vec::new();
         let mut kinds: Vec<Vec<usize>> = Vec::new();
-        for (k, def) in KINDS.iter().enumerate().filter(|(_, d)| d.ci == ci) {
+        for (k, def) in
+            KINDS.iter().enumerate().filter(|(k, d)| d.ci == ci && (only.is_empty() || only.contains(k)))
+        {
             for a in def.anchors {
                 let lower = |s: &str| if ci { s.to_ascii_lowercase() } else { s.to_string() };
                 match literals.iter().position(|l| lower(l) == lower(a)) {
@@ -137,7 +163,7 @@ impl CiFinder {
 #[derive(Debug)]
 pub(crate) struct Engine {
     kinds: Vec<Kind>,
-    cs: Anchors,
+    cs: Vec<Anchors>,
     ci: Anchors,
     ci_finder: CiFinder,
     pem_end: OnceLock<Regex>,
@@ -167,8 +193,8 @@ impl Engine {
         let replacements = names.iter().map(|n| format!("[REDACTED:{n}]").into_bytes()).collect();
         Engine {
             kinds,
-            cs: Anchors::build(false),
-            ci: Anchors::build(true),
+            cs: Anchors::build_groups(),
+            ci: Anchors::build(true, &[]),
             ci_finder: CiFinder::build(),
             pem_end: OnceLock::new(),
             user,
@@ -186,28 +212,22 @@ impl Engine {
         !self.user.is_empty()
     }
 
-    /// Finds every secret in `v`. Unclosed private key headers before `from` (already emitted) are ignored.
-    pub(crate) fn scan(&self, v: &[u8], from: usize) -> Scan {
+    /// Finds every secret in `v`.
+    pub(crate) fn scan(&self, v: &[u8]) -> Scan {
         let mut scan = Scan::default();
         let mut found = Vec::new();
-        for m in self.cs.ac.find_iter(v) {
-            for &k in &self.cs.kinds[m.pattern().as_usize()] {
-                self.try_kind(v, m.start(), k, from, &mut found, &mut scan.open_pem);
+        for cs in &self.cs {
+            for m in cs.ac.find_iter(v) {
+                for &k in &cs.kinds[m.pattern().as_usize()] {
+                    self.try_kind(v, m.start(), k, &mut found, &mut scan.open_pem);
+                }
             }
         }
         self.ci_finder.each(&self.ci, v, |start, _, pat| {
             for &k in &self.ci.kinds[pat] {
-                self.try_kind(v, start, k, from, &mut found, &mut scan.open_pem);
+                self.try_kind(v, start, k, &mut found, &mut scan.open_pem);
             }
         });
-        for (i, (re, name)) in self.user.iter().enumerate() {
-            for caps in re.captures_iter(v) {
-                let m = secret_group(&caps);
-                if m.0 < m.1 {
-                    found.push(Found { start: m.0, end: m.1, prio: i, name: *name });
-                }
-            }
-        }
         found.sort_unstable_by_key(|f| (f.start, f.prio, usize::MAX - f.end));
         let mut last_end = 0;
         for f in found {
@@ -216,33 +236,37 @@ impl Engine {
                 scan.found.push(f);
             }
         }
+        if !self.user.is_empty() {
+            let mut user = Vec::new();
+            for (i, (re, name)) in self.user.iter().enumerate() {
+                for caps in re.captures_iter(v) {
+                    let m = secret_group(&caps);
+                    if m.0 < m.1 {
+                        user.push(Found { start: m.0, end: m.1, prio: KINDS.len() + i, name: *name });
+                    }
+                }
+            }
+            scan.found = union(std::mem::take(&mut scan.found), user);
+        }
         scan
     }
 
-    fn try_kind(
-        &self,
-        v: &[u8],
-        p: usize,
-        k: usize,
-        from: usize,
-        found: &mut Vec<Found>,
-        open_pem: &mut Option<usize>,
-    ) {
+    fn try_kind(&self, v: &[u8], p: usize, k: usize, found: &mut Vec<Found>, open_pem: &mut Option<usize>) {
         let kind = &self.kinds[k];
         let def = kind.def;
         if !def.before.allows(p.checked_sub(1).map(|i| v[i])) {
             return;
         }
         if def.name == PRIVATE_KEY {
-            self.try_pem(v, p, k, from, found, open_pem);
+            self.try_pem(v, p, k, found, open_pem);
             return;
         }
         let hay = &v[p..v.len().min(p + def.max_len)];
         if let Some((s, e)) = self.primary(kind, hay) {
-            found.push(Found { start: p + s, end: p + e, prio: self.user.len() + k, name: kind.name });
+            found.push(Found { start: p + s, end: p + e, prio: k, name: kind.name });
         } else if def.token {
             if let Some((s, e)) = self.joined(kind, v, p) {
-                found.push(Found { start: s, end: e, prio: self.user.len() + k, name: kind.name });
+                found.push(Found { start: s, end: e, prio: k, name: kind.name });
             }
         }
     }
@@ -264,15 +288,7 @@ impl Engine {
         (ve - vs > e - s).then_some((vs, ve))
     }
 
-    fn try_pem(
-        &self,
-        v: &[u8],
-        p: usize,
-        k: usize,
-        from: usize,
-        found: &mut Vec<Found>,
-        open_pem: &mut Option<usize>,
-    ) {
+    fn try_pem(&self, v: &[u8], p: usize, k: usize, found: &mut Vec<Found>, open_pem: &mut Option<usize>) {
         let kind = &self.kinds[k];
         let Some(head) = kind.re().find(&v[p..v.len().min(p + kind.def.max_len)]) else { return };
         let body_from = p + head.end();
@@ -282,12 +298,14 @@ impl Engine {
         while let Some(i) = memchr::memmem::find(&v[at..limit], b"-----END ") {
             let q = at + i;
             if let Some(m) = pem_end().find(&v[q..v.len().min(q + 128)]) {
-                found.push(Found { start: p, end: q + m.end(), prio: self.user.len() + k, name: kind.name });
+                found.push(Found { start: p, end: q + m.end(), prio: k, name: kind.name });
                 return;
             }
             at = q + 1;
         }
-        if p >= from && open_pem.is_none_or(|o| p < o) {
+        // A header already emitted (an idle flush let a typed `-----BEGIN ...-----` out before its line
+        // ended) still holds its body back: it is in the look-behind context, and the block is open.
+        if open_pem.is_none_or(|o| p < o) {
             *open_pem = Some(p);
         }
     }
@@ -325,9 +343,9 @@ impl Engine {
         if s == e {
             return None;
         }
-        for m in self.cs.ac.find_iter(&v[s..e]) {
+        for (cs, m) in self.cs.iter().flat_map(|cs| cs.ac.find_iter(&v[s..e]).map(move |m| (cs, m))) {
             let p = s + m.start();
-            for &k in &self.cs.kinds[m.pattern().as_usize()] {
+            for &k in &cs.kinds[m.pattern().as_usize()] {
                 let kind = &self.kinds[k];
                 if !kind.def.token || !kind.def.before.allows(p.checked_sub(1).map(|i| v[i])) {
                     continue;
@@ -344,7 +362,7 @@ impl Engine {
     pub(crate) fn has_anchor(&self, v: &[u8]) -> bool {
         let mut any = false;
         self.ci_finder.each(&self.ci, v, |_, _, _| any = true);
-        any || self.cs.ac.is_match(v)
+        any || self.cs.iter().any(|cs| cs.ac.is_match(v))
     }
 }
 
@@ -392,6 +410,27 @@ fn join_run(v: &[u8], p: usize, max: usize) -> Option<(Vec<u8>, Vec<usize>)> {
     }
     let width = width?;
     (i - line_start <= width).then_some((text, map))
+}
+
+/// Every byte either list covers, as sorted non-overlapping spans: user patterns only add to the built-in
+/// kinds (a user pattern that starts a byte before a private key block must not shorten what the block's
+/// kind covers). Overlapping spans become one, named after the one that starts first (`extra` first on a
+/// tie: a user's name for a secret the org also knows is the more specific).
+pub(crate) fn union(base: Vec<Found>, extra: Vec<Found>) -> Vec<Found> {
+    if extra.is_empty() {
+        return base;
+    }
+    let mut all: Vec<(Found, bool)> = extra.into_iter().map(|f| (f, false)).collect();
+    all.extend(base.into_iter().map(|f| (f, true)));
+    all.sort_by_key(|(f, is_base)| (f.start, *is_base));
+    let mut out: Vec<Found> = Vec::with_capacity(all.len());
+    for (f, _) in all {
+        match out.last_mut() {
+            Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+            _ => out.push(f),
+        }
+    }
+    out
 }
 
 /// The first participating capture group, else the whole match.

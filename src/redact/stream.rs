@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::scan::{Engine, Found, PEM_MAX};
+use super::scan::{union, Engine, Found, PEM_MAX};
 use super::view::View;
 
 /// Emitted bytes kept as look-behind for the next scan.
@@ -35,11 +35,19 @@ pub struct StreamRedactor {
     emitted: usize,
     /// The pending part holds a line break (so a hold other than "partial line" may be in force).
     pending_break: bool,
+    /// The terminal's width in columns, when the stream is a terminal's: lines exactly this wide are joined
+    /// with the next one before matching (a program hard-wrapping its output at the terminal width).
+    width: Option<usize>,
 }
 
 impl StreamRedactor {
     pub(crate) fn new(engine: Arc<Engine>, enabled: bool) -> StreamRedactor {
-        StreamRedactor { engine, enabled, buf: Vec::new(), emitted: 0, pending_break: false }
+        StreamRedactor { engine, enabled, buf: Vec::new(), emitted: 0, pending_break: false, width: None }
+    }
+
+    /// The terminal this stream is shown on is `cols` wide (at the start and after every resize); see `width`.
+    pub fn set_width(&mut self, cols: u16) {
+        self.width = (cols > 1).then_some(cols as usize);
     }
 
     /// Feeds bytes; returns the redacted bytes that are now safe to emit (possibly fewer than fed: the
@@ -103,11 +111,11 @@ impl StreamRedactor {
 
     fn process(&mut self, mode: Mode, out: &mut Vec<u8>) {
         let engine = &*self.engine;
-        let view = View::new(&self.buf);
+        let view = View::new(&self.buf).joined(self.width);
         let v: &[u8] = &view.bytes;
         let len = v.len();
         let from = view.view_at(self.emitted);
-        let scan = engine.scan(v, from);
+        let scan = engine.scan(v);
         let mut found = scan.found;
 
         let mut cut = match mode {
@@ -116,6 +124,9 @@ impl StreamRedactor {
             Mode::Idle => idle_cut(engine, v, from),
         };
         if mode != Mode::Finish {
+            if let Some(h) = self.width.and_then(|w| full_row_at_end(v, from, cut, w)) {
+                cut = h;
+            }
             if let Some(i) = memchr::memrchr(b'\n', &v[from..cut]) {
                 if let Some(h) = engine.wrap_hold(v, from + i + 1) {
                     cut = cut.min(h.max(from));
@@ -126,10 +137,11 @@ impl StreamRedactor {
             let forced = mode == Mode::Finish || len - b > PEM_MAX;
             if forced && cut > b {
                 // END never came within the bound: everything held from BEGIN is the key.
-                found.retain(|f| f.end <= b);
-                found.push(Found { start: b, end: cut, prio: 0, name: engine.private_key_name() });
+                found.retain(|f| f.start < b);
+                let block = Found { start: b, end: cut, prio: 0, name: engine.private_key_name() };
+                found = union(vec![block], found);
             } else {
-                cut = cut.min(b);
+                cut = cut.min(b.max(from));
             }
         }
         for f in found.iter().rev() {
@@ -143,7 +155,7 @@ impl StreamRedactor {
         let mut pos = self.emitted;
         for f in &found {
             let (a, b) = view.raw_span(f.start, f.end);
-            if b <= pos || a >= raw_cut {
+            if b <= pos || a >= raw_cut || pos >= raw_cut {
                 continue;
             }
             out.extend_from_slice(&self.buf[pos..a.max(pos)]);
@@ -190,14 +202,47 @@ fn push_cut(v: &[u8], from: usize) -> usize {
     c
 }
 
+/// When `v[..cut]` ends with a line break that is the last byte seen, after a row exactly `width` columns
+/// wide (or several joined ones): where that line starts, since the next byte may continue it (hard wrap).
+fn full_row_at_end(v: &[u8], from: usize, cut: usize, width: usize) -> Option<usize> {
+    if cut != v.len() || cut <= from || v[cut - 1] != b'\n' {
+        return None;
+    }
+    let mut end = cut - 1;
+    if end > 0 && v[end - 1] == b'\r' {
+        end -= 1;
+    }
+    // The whole row counts, also a part an idle flush already let out (it is in the look-behind context).
+    let start = memchr::memrchr2(b'\n', b'\r', &v[..end]).map_or(0, |i| i + 1);
+    let line = &v[start..end];
+    let cols = if line.is_ascii() && memchr::memchr(b'\t', line).is_none() {
+        line.len()
+    } else {
+        line.iter().filter(|&&b| b & 0xc0 != 0x80).count()
+    };
+    // A chain of joined rows is held like any long line: its last `TOKEN_HOLD` bytes at most.
+    (cols > 0 && cols % width == 0).then_some(start.max(end.saturating_sub(TOKEN_HOLD)).max(from))
+}
+
 /// Everything, except the trailing non-blank run when it may be the start of a secret (see `flush_idle`).
+/// A soft wrap at the very end (`ghp_12 \r`, `ghp_12\r`: the next byte decides) does not end the run.
 fn idle_cut(engine: &Engine, v: &[u8], from: usize) -> usize {
     let len = v.len();
-    let mut r = len;
+    let mut e = len;
+    if e > from && v[e - 1] == b'\r' {
+        e -= 1;
+        if e > from && v[e - 1] == b' ' {
+            e -= 1;
+        }
+        if e <= from || v[e - 1].is_ascii_whitespace() {
+            e = len;
+        }
+    }
+    let mut r = e;
     while r > from && !v[r - 1].is_ascii_whitespace() {
         r -= 1;
     }
-    if r == len {
+    if r == e && e == len {
         return len;
     }
     let line_start = memchr::memrchr(b'\n', &v[..r]).map_or(0, |i| i + 1);

@@ -1,9 +1,15 @@
-//! The text a secret is matched on: the raw bytes with terminal escape sequences taken out, mapped back.
+//! The text a secret is matched on: the raw bytes with terminal escape sequences and line wraps taken out,
+//! mapped back.
 //!
 //! `AKIA\x1b[0mIOSFODNN7EXAMPLE` is one key on screen; matching on this view and redacting the original
 //! span (escapes inside it included) catches it. CSI, two-byte and charset escapes, DCS/SOS/PM/APC strings
 //! are removed; an OSC string (titles, hyperlinks, shell-integration marks) keeps its payload, framed by
 //! spaces, because a hyperlink target can itself hold credentials.
+//!
+//! Wraps are joined the same way (`View::joined`): a line editor's soft wrap at the right margin (readline
+//! writes ` \r` there, other editors a bare `\r`; the cursor moves around it are escapes, already gone) and a
+//! program's hard wrap at the terminal width (a line exactly as wide as the terminal, then `\r\n` or `\n`).
+//! `DB_PASSWO \rRD=x` is matched as `DB_PASSWORD=x`. See docs/redact.md.
 
 use std::borrow::Cow;
 
@@ -58,6 +64,29 @@ impl<'a> View<'a> {
         View { bytes: Cow::Owned(bytes), map: Some(map), raw_len: raw.len() }
     }
 
+    /// This view with soft and hard wraps taken out (see the module doc). `width` is the terminal's: without
+    /// it only soft wraps are joined. Returns `self` unchanged (and unallocated) when nothing is joined.
+    pub(crate) fn joined(self, width: Option<usize>) -> View<'a> {
+        let drops = wrap_drops(&self.bytes, width);
+        if drops.is_empty() {
+            return self;
+        }
+        let v: &[u8] = &self.bytes;
+        let kept = v.len() - drops.iter().map(|(a, b)| b - a).sum::<usize>();
+        let mut bytes = Vec::with_capacity(kept);
+        let mut map: Vec<u32> = Vec::with_capacity(kept);
+        let mut at = 0;
+        for &(a, b) in drops.iter().chain(std::iter::once(&(v.len(), v.len()))) {
+            bytes.extend_from_slice(&v[at..a]);
+            match &self.map {
+                None => map.extend((at as u32)..(a as u32)),
+                Some(m) => map.extend_from_slice(&m[at..a]),
+            }
+            at = b;
+        }
+        View { bytes: Cow::Owned(bytes), map: Some(map), raw_len: self.raw_len }
+    }
+
     /// Raw offset where view byte `v` starts (escapes just before it belong to the earlier part).
     pub(crate) fn raw_at(&self, v: usize) -> usize {
         match &self.map {
@@ -82,6 +111,87 @@ impl<'a> View<'a> {
             Some(m) => m.partition_point(|&o| (o as usize) < r),
         }
     }
+}
+
+/// Bytes a secret token is made of (base64, base64url, hex, and the separators tokens use).
+fn is_tok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+' | b'/' | b'=')
+}
+
+/// The byte ranges of `v` (escape-free text) that are wraps, sorted and disjoint.
+///
+/// Soft wrap: a `\r` not followed by `\n` (and not the last byte: what follows decides) is dropped when it
+/// follows a space that follows some text (readline's ` \r`, whatever character reached the margin: a space
+/// typed after `password:` too), with that space; and when it follows a token byte (editors that write a bare
+/// `\r`). A `\r` after anything else (`45%\r`, a prompt redrawn) still separates, so such progress bars stay
+/// lines of their own.
+/// Hard wrap (only with a known `width`): a `\n` or `\r\n` that is not the last byte, ending a line exactly
+/// `width` columns wide. A line of exactly that width that really ended there is joined too: matching may
+/// then take a few bytes of the next line into a secret (more redacted, never less).
+fn wrap_drops(v: &[u8], width: Option<usize>) -> Vec<(usize, usize)> {
+    let mut drops = Vec::new();
+    for i in memchr::memchr_iter(b'\r', v) {
+        if i == 0 || i + 1 >= v.len() || v[i + 1] == b'\n' {
+            continue;
+        }
+        let p = v[i - 1];
+        if p == b' ' && i >= 2 && !matches!(v[i - 2], b'\n' | b'\r') {
+            drops.push((i - 1, i + 1));
+        } else if is_tok(p) {
+            drops.push((i, i + 1));
+        }
+    }
+    let Some(w) = width.filter(|&w| w > 1) else { return drops };
+    let soft = drops.len();
+    let mut line_start = 0;
+    for i in memchr::memchr_iter(b'\n', v) {
+        let start = line_start;
+        line_start = i + 1;
+        if i + 1 >= v.len() {
+            break;
+        }
+        let end = if i > start && v[i - 1] == b'\r' { i - 1 } else { i };
+        if columns(&v[start..end], &drops[..soft], start) == w {
+            drops.push((end, i + 1));
+        }
+    }
+    if soft > 0 && drops.len() > soft {
+        drops.sort_unstable();
+    }
+    drops
+}
+
+/// Display columns of one line of escape-free text: tabs advance to the next multiple of 8, a kept `\r`
+/// returns to column 0, UTF-8 continuation bytes take no column (a wide character counts one: such a line
+/// is not taken for a wrapped one). `soft` (sorted drops, offsets from `base`) take no column. A plain ASCII
+/// line is its length; otherwise one pass over the line and its drops.
+fn columns(line: &[u8], soft: &[(usize, usize)], base: usize) -> usize {
+    let first = soft.partition_point(|&(_, b)| b <= base);
+    let soft = &soft[first..soft.partition_point(|&(a, _)| a < base + line.len())];
+    let special = memchr::memchr2(b'\t', b'\r', line).is_some() || !line.is_ascii();
+    if !special && soft.is_empty() {
+        return line.len();
+    }
+    let mut drops = soft.iter().map(|&(a, b)| (a.saturating_sub(base), b - base)).peekable();
+    let mut col = 0;
+    let mut i = 0;
+    while i < line.len() {
+        if let Some(&(a, b)) = drops.peek() {
+            if i >= a {
+                i = i.max(b);
+                drops.next();
+                continue;
+            }
+        }
+        match line[i] {
+            b'\t' => col = (col / 8 + 1) * 8,
+            b'\r' => col = 0,
+            c if c & 0xc0 == 0x80 => {}
+            _ => col += 1,
+        }
+        i += 1;
+    }
+    col
 }
 
 enum Seq {
@@ -179,6 +289,41 @@ mod tests {
     fn osc_keeps_payload_between_spaces() {
         let v = View::new(b"a\x1b]8;;https://u:p@h\x07b");
         assert_eq!(&v.bytes[..], b"a 8;;https://u:p@h b");
+    }
+
+    fn joined(raw: &[u8], width: Option<usize>) -> (Vec<u8>, Vec<usize>) {
+        let v = View::new(raw).joined(width);
+        let map = (0..v.bytes.len()).map(|i| v.raw_at(i)).collect();
+        (v.bytes.to_vec(), map)
+    }
+
+    #[test]
+    fn readline_soft_wrap_is_joined() {
+        assert_eq!(joined(b"$ export DB_PASSWO \rRD=x\r\n", None).0, b"$ export DB_PASSWORD=x\r\n");
+        assert_eq!(joined(b"DB_PASSWO\rRD=x", None).0, b"DB_PASSWORD=x");
+        assert_eq!(joined(b"password:  \rhunter2", None).0, b"password: hunter2");
+        let (text, map) = joined(b"ab\x1b[0m \rcd", None);
+        assert_eq!(text, b"abcd");
+        assert_eq!(map, vec![0, 1, 8, 9]);
+    }
+
+    #[test]
+    fn progress_bars_and_a_final_cr_stay_apart() {
+        assert_eq!(joined(b"45%\r50%\r", Some(80)).0, b"45%\r50%\r");
+        assert_eq!(joined(b"\n \rab", None).0, b"\n \rab", "a blank line is no wrap");
+        assert_eq!(joined(b"abc\r", None).0, b"abc\r");
+        assert_eq!(joined(b"abc\r\n", None).0, b"abc\r\n");
+    }
+
+    #[test]
+    fn hard_wrap_at_the_terminal_width_is_joined() {
+        let raw = b"0123456789\r\nabcdef\nxyz\n";
+        assert_eq!(joined(raw, Some(10)).0, b"0123456789abcdef\nxyz\n");
+        assert_eq!(joined(raw, Some(11)).0, raw.to_vec(), "a narrower line is not a wrap");
+        assert_eq!(joined(raw, None).0, raw.to_vec(), "no width: no hard-wrap join");
+        assert_eq!(joined(b"0123456789\r\n", Some(10)).0, b"0123456789\r\n", "what follows decides");
+        let coloured = b"\x1b[1m01234\x1b[0m56789\r\nab";
+        assert_eq!(joined(coloured, Some(10)).0, b"0123456789ab", "escapes take no column");
     }
 
     #[test]
