@@ -33,9 +33,20 @@ ln -s "$bin" "$work/home/.ddcoterm-shims/kubectl"
 export PATH
 # Sanity: the shim really decides and execs the fake (exit 0), and a matching rule would not be skipped.
 "$work/home/.ddcoterm-shims/kubectl" get pods
+# PREV_BIN=path/to/older/ddcoterm: that build's shim is measured in the same hyperfine run, for regressions.
+prev=()
+if [ -n "${PREV_BIN:-}" ]; then
+  [ -x "$PREV_BIN" ] || { echo "shim.sh: PREV_BIN=$PREV_BIN is not an executable" >&2; exit 1; }
+  mkdir -p "$work/prev-shims"
+  ln -s "$PREV_BIN" "$work/prev-shims/kubectl"
+  # Each shim finds the real kubectl on PATH past itself, so each gets a PATH of its own; `env` sets it for
+  # both the same way (its exec is in both figures and cancels out of their ratio).
+  prev=(-n this-env "env PATH=$work/home/.ddcoterm-shims:$work/real kubectl get pods"
+        -n prev-env "env PATH=$work/prev-shims:$work/real kubectl get pods")
+fi
 hyperfine -N --warmup 100 --runs "${RUNS:-1000}" --export-json "$work/h.json" \
   -n direct "$work/real/kubectl get pods" \
-  -n shim "$work/home/.ddcoterm-shims/kubectl get pods" >/dev/null
+  -n shim "$work/home/.ddcoterm-shims/kubectl get pods" "${prev[@]}" >/dev/null
 python3 - "$work/h.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
@@ -43,4 +54,8 @@ d, s = r["direct"]["median"] * 1e3, r["shim"]["median"] * 1e3
 added = s - d
 print(f"shim: direct exec median {d:.3f} ms, through shim {s:.3f} ms, added {added:.3f} ms "
       f"(ratio {s/d:.2f}x) target <= 2 ms: {'PASS' if added <= 2.0 else 'FAIL'}")
+if "prev-env" in r:
+    t, p = r["this-env"]["median"] * 1e3, r["prev-env"]["median"] * 1e3
+    print(f"shim: with env setting PATH, this build {t:.3f} ms, previous build {p:.3f} ms, "
+          f"difference {t - p:+.3f} ms ({t / p:.3f}x, same run)")
 PY
