@@ -8,6 +8,7 @@ pub mod markers;
 pub mod pipeline;
 pub mod player;
 pub mod queue;
+pub mod recovery;
 pub mod relay;
 pub mod shell;
 pub mod snapshot;

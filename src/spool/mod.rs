@@ -103,9 +103,9 @@ impl Spool {
         fsutil::ensure_private_dir(&dir).map_err(io_err(&dir))?;
         let tmp = dir.join("tmp");
         fsutil::ensure_private_dir(&tmp).map_err(io_err(&tmp))?;
-        let spool = Spool { dir, max_bytes, size: Mutex::new(None) };
-        spool.clean_tmp();
-        Ok(spool)
+        // Temp files of dead writers are swept by session recovery (`Spool::sweep_tmp`), which knows which
+        // of them a journal still needs.
+        Ok(Spool { dir, max_bytes, size: Mutex::new(None) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -124,6 +124,18 @@ impl Spool {
 
     /// [`Spool::enqueue`], also returning the ids it dropped to make room.
     pub fn enqueue_noting_drops(&self, rec: Record) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
+        self.enqueue_journaled(rec, &mut |_| Ok(()))
+    }
+
+    /// [`Spool::enqueue_noting_drops`] calling `journal` with the record's file name once its temp file is
+    /// complete and fsync'd, just before it is published (renamed into place). A crash after the journal
+    /// call leaves the record whole under `tmp/`, where [`Spool::publish_tmp`] finishes the job; an error
+    /// from `journal` stores nothing. This is how a session's chunk boundaries are persisted with the chunk.
+    pub fn enqueue_journaled(
+        &self,
+        rec: Record,
+        journal: &mut dyn FnMut(&str) -> std::io::Result<()>,
+    ) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
         if !record::valid_kind(&rec.kind) {
             return Err(SpoolError::Invalid(format!("bad record kind `{}`", rec.kind)));
         }
@@ -139,9 +151,12 @@ impl Spool {
         let header = record::encode_header(&rec, id.created_ms());
         let size = (header.len() + rec.body.len()) as u64;
         let dropped = self.make_room(size, &rec)?;
-        let dest = self.dir.join(name.file_name());
-        fsutil::atomic_write_parts(&self.dir.join("tmp"), &dest, &[&header, &rec.body])
-            .map_err(io_err(&dest))?;
+        let file_name = name.file_name();
+        let dest = self.dir.join(&file_name);
+        fsutil::atomic_write_parts_then(&self.dir.join("tmp"), &dest, &[&header, &rec.body], &mut || {
+            journal(&file_name)
+        })
+        .map_err(io_err(&dest))?;
         if let Ok(mut s) = self.size.lock() {
             if let Some((b, _)) = s.as_mut() {
                 *b += size;
@@ -308,19 +323,67 @@ impl Spool {
             .map_err(|err| SpoolError::Corrupt { path: e.path.clone(), msg: err.to_string() })
     }
 
-    fn clean_tmp(&self) {
+    /// Whether a record file named `file_name` (as given to an [`Spool::enqueue_journaled`] journal) is
+    /// waiting in the spool.
+    pub fn holds(&self, file_name: &str) -> bool {
+        Name::parse(file_name).is_some() && self.dir.join(file_name).is_file()
+    }
+
+    /// Finishes an enqueue that `pid` journaled but did not publish (it died between the two): renames its
+    /// complete temp file into place. Returns whether there was one.
+    pub fn publish_tmp(&self, file_name: &str, pid: u32) -> Result<bool, SpoolError> {
+        if Name::parse(file_name).is_none() {
+            return Err(SpoolError::Invalid(format!("bad record file name `{file_name}`")));
+        }
+        let tmp = fsutil::tmp_path(&self.dir.join("tmp"), file_name, pid);
+        let dest = self.dir.join(file_name);
+        match fs::rename(&tmp, &dest) {
+            Ok(()) => {
+                File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(SpoolError::Io { path: tmp, source: e }),
+        }
+    }
+
+    /// Removes temp files left by writers that died: older than `older_than`, whose owning pid (in the name)
+    /// is no longer running, and that `keep` does not claim (a group whose recorder is still to be recovered
+    /// may need its journaled temp file). Returns the paths removed.
+    pub fn sweep_tmp(&self, older_than: Duration, keep: &dyn Fn(Option<&str>) -> bool) -> Vec<PathBuf> {
         let tmp = self.dir.join("tmp");
-        let Ok(rd) = fs::read_dir(&tmp) else { return };
+        let mut removed = Vec::new();
+        let Ok(rd) = fs::read_dir(&tmp) else { return removed };
         for de in rd.flatten() {
-            let stale = de
+            let file = de.file_name().to_string_lossy().into_owned();
+            let old = de
                 .metadata()
                 .and_then(|m| m.modified())
-                .map(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
+                .map(|t| t.elapsed().unwrap_or_default() > older_than)
                 .unwrap_or(false);
-            if stale {
-                let _ = fs::remove_file(de.path());
+            let owner_alive = fsutil::tmp_owner(&file).is_some_and(pid_alive);
+            let group = file.split_once(".rec.").and_then(|(rec, _)| Name::parse(&format!("{rec}.rec")));
+            if !old || owner_alive || keep(group.as_ref().and_then(|n| n.group.as_deref())) {
+                continue;
+            }
+            if fs::remove_file(de.path()).is_ok() {
+                removed.push(de.path());
             }
         }
+        removed
+    }
+}
+
+/// Whether a process with this pid exists (a zombie or another user's process counts as existing).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // Signal 0 sends nothing; it only checks that the pid exists.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
     }
 }
 
