@@ -415,3 +415,20 @@ fn stale_spool_temp_files_without_an_owner_are_removed_and_others_kept() {
     assert!(fresh.exists(), "recent: kept");
     assert!(owned.exists(), "owner alive: kept");
 }
+
+#[test]
+fn a_lock_naming_another_file_is_refused_and_the_file_untouched() {
+    let t = tempfile::tempdir().unwrap();
+    let s = dead_session(t.path(), 1, 2);
+    let victim = t.path().join("notes.txt");
+    std::fs::write(&victim, b"keep me\n[0.1, \"o\", \"partial").unwrap();
+    let lock = rec::lock_path(&s.dir, &s.id);
+    let mut info: RecorderInfo = serde_json::from_slice(&std::fs::read(&lock).unwrap()).unwrap();
+    info.cast = Some(victim.clone());
+    std::fs::write(&lock, serde_json::to_vec(&info).unwrap()).unwrap();
+    let before = spooled(&s).len();
+    assert!(!recover_once(&s, None), "refused");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me\n[0.1, \"o\", \"partial");
+    assert_eq!(spooled(&s).len(), before, "nothing spooled");
+    assert!(lock.exists(), "left for a person to look at");
+}

@@ -160,7 +160,7 @@ enum Sink {
 
 impl Sink {
     fn enqueue(&self, rec: Record) -> anyhow::Result<RecordId> {
-        self.enqueue_journaled(rec, &mut |_| Ok(()))
+        self.enqueue_with(rec, None)
     }
 
     fn enqueue_journaled(
@@ -168,10 +168,24 @@ impl Sink {
         rec: Record,
         journal: &mut dyn FnMut(&str) -> std::io::Result<()>,
     ) -> anyhow::Result<RecordId> {
+        self.enqueue_with(rec, Some(journal))
+    }
+
+    fn enqueue_with(
+        &self,
+        rec: Record,
+        journal: Option<&mut dyn FnMut(&str) -> std::io::Result<()>>,
+    ) -> anyhow::Result<RecordId> {
         match self {
-            Sink::Sending(s) => Ok(s.enqueue_journaled(rec, journal)?),
+            Sink::Sending(s) => Ok(match journal {
+                Some(j) => s.enqueue_journaled(rec, j)?,
+                None => s.enqueue(rec)?,
+            }),
             Sink::SpoolOnly { spool, written, .. } => {
-                let (id, _) = spool.enqueue_journaled(rec, journal)?;
+                let (id, _) = match journal {
+                    Some(j) => spool.enqueue_journaled(rec, j)?,
+                    None => spool.enqueue_noting_drops(rec)?,
+                };
                 if let Ok(mut n) = written.lock() {
                     *n += 1;
                 }

@@ -138,6 +138,20 @@ fn remove_orphan_journals(dir: &Path) {
 pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Result<u64> {
     let info = c.info.clone();
     let id = info.meta.session_id.clone();
+    // The lock names the recording it covers: only `<id>.cast` beside it is ever read, cut or uploaded.
+    let stem = c.path().file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if group_of(&id) != id || stem != id {
+        anyhow::bail!("{}: session id {id:?} is not a session id; left as is", c.path().display());
+    }
+    let beside = c.path().with_extension("cast");
+    if info.cast.as_ref().is_some_and(|p| *p != beside) {
+        anyhow::bail!(
+            "{}: names the recording {}, not {}; left as is",
+            c.path().display(),
+            info.cast.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            beside.display()
+        );
+    }
     let entries = Journal::read(&c.journal)?;
     // 1. The last journaled record may be whole under tmp/ (its writer died before publishing it).
     if let Some(last) = entries.last() {

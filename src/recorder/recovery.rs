@@ -171,6 +171,11 @@ impl Claimed {
         Ok(Some(Claimed { _file: file, path: path.to_path_buf(), info, journal }))
     }
 
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Recovery is complete: removes the lock, then the journal (see [`RecorderLock::release`]).
     pub fn finish(self) {
         let _ = fs::remove_file(&self.path);

@@ -23,7 +23,7 @@ pub fn atomic_write(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()>
 
 /// [`atomic_write`] of the concatenation of `parts`, without building it in memory.
 pub fn atomic_write_parts(tmp_dir: &Path, dest: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    atomic_write_parts_then(tmp_dir, dest, parts, &mut || Ok(()))
+    atomic_write_parts_then(tmp_dir, dest, parts, None)
 }
 
 /// The temp file [`atomic_write_parts`] uses for `dest`: `<tmp_dir>/<file name>.<pid>.tmp`.
@@ -45,7 +45,7 @@ pub fn atomic_write_parts_then(
     tmp_dir: &Path,
     dest: &Path,
     parts: &[&[u8]],
-    before_rename: &mut dyn FnMut() -> io::Result<()>,
+    before_rename: Option<&mut dyn FnMut() -> io::Result<()>>,
 ) -> io::Result<()> {
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tmp_path(tmp_dir, &name, std::process::id());
@@ -57,9 +57,11 @@ pub fn atomic_write_parts_then(
         }
         f.sync_all()?;
         drop(f);
-        // From here the journal may name the file (even if the hook fails half-way): keep it on any error.
-        journaled = true;
-        before_rename()?;
+        if let Some(hook) = before_rename {
+            // From here the journal may name the file (even if the hook fails half-way): keep it on any error.
+            journaled = true;
+            hook()?;
+        }
         fs::rename(&tmp, dest)?;
         if let Some(parent) = dest.parent() {
             File::open(parent)?.sync_all()?;

@@ -124,7 +124,7 @@ impl Spool {
 
     /// [`Spool::enqueue`], also returning the ids it dropped to make room.
     pub fn enqueue_noting_drops(&self, rec: Record) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
-        self.enqueue_journaled(rec, &mut |_| Ok(()))
+        self.enqueue_inner(rec, None)
     }
 
     /// [`Spool::enqueue_noting_drops`] calling `journal` with the record's file name once its temp file is
@@ -135,6 +135,14 @@ impl Spool {
         &self,
         rec: Record,
         journal: &mut dyn FnMut(&str) -> std::io::Result<()>,
+    ) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
+        self.enqueue_inner(rec, Some(journal))
+    }
+
+    fn enqueue_inner(
+        &self,
+        rec: Record,
+        journal: Option<&mut dyn FnMut(&str) -> std::io::Result<()>>,
     ) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
         if !record::valid_kind(&rec.kind) {
             return Err(SpoolError::Invalid(format!("bad record kind `{}`", rec.kind)));
@@ -153,9 +161,12 @@ impl Spool {
         let dropped = self.make_room(size, &rec)?;
         let file_name = name.file_name();
         let dest = self.dir.join(&file_name);
-        fsutil::atomic_write_parts_then(&self.dir.join("tmp"), &dest, &[&header, &rec.body], &mut || {
-            journal(&file_name)
-        })
+        let tmp = self.dir.join("tmp");
+        let parts: [&[u8]; 2] = [&header, &rec.body];
+        match journal {
+            Some(j) => fsutil::atomic_write_parts_then(&tmp, &dest, &parts, Some(&mut || j(&file_name))),
+            None => fsutil::atomic_write_parts(&tmp, &dest, &parts),
+        }
         .map_err(io_err(&dest))?;
         if let Ok(mut s) = self.size.lock() {
             if let Some((b, _)) = s.as_mut() {
@@ -521,6 +532,31 @@ mod tests {
         assert_eq!(s.entries().unwrap().iter().filter(|e| e.class == Class::Audit).count(), 11);
         let e = s.enqueue(Record::new("event.process", Class::Normal, body)).unwrap_err().to_string();
         assert!(e.contains("spool.max_bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_journaled_record_whose_writer_died_before_publishing_is_published_later() {
+        let (_t, s) = spool(0);
+        let mut named = String::new();
+        // The journal line is written, then the writer "dies" before the rename.
+        let err = s
+            .enqueue_journaled(Record::new("k", Class::Bulk, b"x".to_vec()).in_group("g"), &mut |f| {
+                named = f.to_string();
+                Err(std::io::Error::other("killed"))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("killed"), "{err}");
+        assert!(!s.holds(&named) && s.entries().unwrap().is_empty(), "not published");
+        assert_eq!(fs::read_dir(s.dir().join("tmp")).unwrap().count(), 1, "kept whole under tmp/");
+        assert!(s.publish_tmp(&named, std::process::id()).unwrap());
+        assert!(s.holds(&named));
+        assert_eq!(Claim::read(&mut s.claim(&s.entries().unwrap()[0]).unwrap().unwrap()).unwrap().body, b"x");
+        assert!(!s.publish_tmp(&named, std::process::id()).unwrap(), "nothing left to publish");
+        assert!(s.publish_tmp("../x", 1).is_err(), "only record names");
+        // Without a journal a failed write leaves nothing behind.
+        let plain = s.enqueue(Record::new("k", Class::Normal, b"y".to_vec())).unwrap();
+        assert!(s.entries().unwrap().iter().any(|e| e.id == plain));
+        assert_eq!(fs::read_dir(s.dir().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
