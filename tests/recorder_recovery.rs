@@ -432,3 +432,14 @@ fn a_lock_naming_another_file_is_refused_and_the_file_untouched() {
     assert_eq!(spooled(&s).len(), before, "nothing spooled");
     assert!(lock.exists(), "left for a person to look at");
 }
+
+#[test]
+fn a_session_whose_recording_was_deleted_still_gets_its_end() {
+    let t = tempfile::tempdir().unwrap();
+    let s = dead_session(t.path(), 1, 2);
+    std::fs::remove_file(&s.cast).unwrap();
+    assert!(recover_once(&s, None));
+    let kinds: Vec<String> = spooled(&s).into_iter().map(|r| r.0).collect();
+    assert_eq!(kinds, ["session.create", "session.chunk", "event.process", "session.end"]);
+    assert!(!rec::lock_path(&s.dir, &s.id).exists());
+}

@@ -243,12 +243,16 @@ struct Tail {
 /// bytes from `start` (where the next chunk begins) to the end. Reads only the tail (plus a window for the
 /// last line), never the whole recording.
 fn finish_cast(path: &Path, start: u64) -> anyhow::Result<Tail> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let opened = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path);
+    let mut f = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Deleted since: what was spooled is all there is; the session still gets its end.
+            tracing::warn!("{} is gone; ending its session with what was already spooled", path.display());
+            return Ok(Tail { bytes: Vec::new(), last_t: 0.0, exit_code: None });
+        }
+        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
+    };
     let len = f.metadata()?.len();
     if start > len {
         anyhow::bail!(
