@@ -1,7 +1,7 @@
 //! Finishes the sessions of recorders that died (`kill -9`, a crash): spools the `.cast` tail no chunk holds
-//! yet, the process event and the end, each exactly once, and removes stale spool temp files. Runs in the
-//! background of the next recorded session and in `ddcoterm spool flush` (the flush timer), never on a shim
-//! call that execs directly. Works on spool records, whatever delivers them.
+//! yet, the process event and the end, each exactly once, and removes stale spool temp files. Runs after the
+//! next recorded session's command and in `ddcoterm spool flush` (the flush timer), never on a shim call that
+//! execs directly. Works on spool records, whatever delivers them.
 //!
 //! Every step is journaled (`recorder/recovery.rs`) before its record is published, so a recovery killed
 //! between any two steps is resumed by the next one without sending anything twice:
@@ -71,7 +71,7 @@ pub fn recordings_dir(loaded: &Loaded) -> PathBuf {
     loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings())
 }
 
-/// Spools through this process's sender (the background of a recorded session).
+/// Spools through this process's sender (a recorded session's, which sends them with its own).
 pub fn via_sender(
     loaded: &Loaded,
 ) -> impl Fn(Record, &mut dyn FnMut(&str) -> std::io::Result<()>) -> anyhow::Result<()> + Sync + '_ {
