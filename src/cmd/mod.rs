@@ -16,6 +16,7 @@ pub mod outputs;
 pub mod play;
 pub mod policy_cmd;
 pub mod record;
+pub mod recovery;
 pub mod session;
 pub mod sessions;
 pub mod shim_cmd;

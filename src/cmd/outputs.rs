@@ -14,6 +14,7 @@ use crate::config::Loaded;
 use crate::datadog::payload::{self, AuditEvent, LogBatcher};
 use crate::datadog::{ApiError, Call, Client, ClientOptions, Retry};
 use crate::model::{Action, ActionSet, Output, ProcessEvent, SessionMeta, Snapshot};
+use crate::recorder::recovery::{self as journal, Journal};
 use crate::spool::{
     Class, Deliver, DrainReport, Failure, Record, RecordId, Sender, SenderOptions, Spool, Stored,
 };
@@ -159,10 +160,32 @@ enum Sink {
 
 impl Sink {
     fn enqueue(&self, rec: Record) -> anyhow::Result<RecordId> {
+        self.enqueue_with(rec, None)
+    }
+
+    fn enqueue_journaled(
+        &self,
+        rec: Record,
+        journal: &mut dyn FnMut(&str) -> std::io::Result<()>,
+    ) -> anyhow::Result<RecordId> {
+        self.enqueue_with(rec, Some(journal))
+    }
+
+    fn enqueue_with(
+        &self,
+        rec: Record,
+        journal: Option<&mut dyn FnMut(&str) -> std::io::Result<()>>,
+    ) -> anyhow::Result<RecordId> {
         match self {
-            Sink::Sending(s) => Ok(s.enqueue(rec)?),
+            Sink::Sending(s) => Ok(match journal {
+                Some(j) => s.enqueue_journaled(rec, j)?,
+                None => s.enqueue(rec)?,
+            }),
             Sink::SpoolOnly { spool, written, .. } => {
-                let id = spool.enqueue(rec)?;
+                let (id, _) = match journal {
+                    Some(j) => spool.enqueue_journaled(rec, j)?,
+                    None => spool.enqueue_noting_drops(rec)?,
+                };
                 if let Ok(mut n) = written.lock() {
                     *n += 1;
                 }
@@ -201,6 +224,16 @@ fn sink(loaded: &Loaded) -> anyhow::Result<Sink> {
 /// follow it with [`finish`] before exiting so that it is sent promptly.
 pub fn enqueue(loaded: &Loaded, record: Record) -> anyhow::Result<RecordId> {
     sink(loaded)?.enqueue(record)
+}
+
+/// [`enqueue`] through [`Spool::enqueue_journaled`]: `journal` is called with the record's file name just
+/// before it is published (session recovery, `cmd/recovery.rs`).
+pub fn enqueue_journaled(
+    loaded: &Loaded,
+    record: Record,
+    journal: &mut dyn FnMut(&str) -> std::io::Result<()>,
+) -> anyhow::Result<RecordId> {
+    sink(loaded)?.enqueue_journaled(record, journal)
 }
 
 /// What [`finish`] reports.
@@ -260,6 +293,17 @@ pub fn finish_by(deadline: Instant) -> FinishReport {
 /// Builds the session's Datadog outputs for `actions` (`record`, `logs`, `process_info`); none when no such
 /// action is set. The returned outputs only write to the spool; [`finish`] waits for delivery.
 pub fn build(loaded: &Loaded, actions: &ActionSet) -> anyhow::Result<Vec<Box<dyn Output>>> {
+    build_journaled(loaded, actions, None)
+}
+
+/// [`build`], with the session's recovery journal: every session record (create, chunks, process events, end)
+/// is journaled as it is spooled, each chunk with its byte range in the local `.cast`, whose first chunk
+/// starts at `cast_header_len`. A killed recorder's recovery continues from there (`cmd/recovery.rs`).
+pub fn build_journaled(
+    loaded: &Loaded,
+    actions: &ActionSet,
+    journal: Option<(Journal, u64)>,
+) -> anyhow::Result<Vec<Box<dyn Output>>> {
     let wanted = [Action::Record, Action::Logs, Action::ProcessInfo];
     if !wanted.iter().any(|a| actions.contains(*a)) {
         return Ok(Vec::new());
@@ -267,7 +311,12 @@ pub fn build(loaded: &Loaded, actions: &ActionSet) -> anyhow::Result<Vec<Box<dyn
     // Validate the timeout now so a bad value is reported before the session, not silently at its end.
     flush_timeout(loaded)?;
     let sink = sink(loaded)?;
-    Ok(vec![Box::new(DatadogOutput::new(actions.clone(), sink))])
+    let mut out = DatadogOutput::new(actions.clone(), sink);
+    if let Some((j, offset)) = journal {
+        out.journal = Some(j);
+        out.offset = offset;
+    }
+    Ok(vec![Box::new(out)])
 }
 
 /// One output for all three actions of a session.
@@ -278,10 +327,25 @@ struct DatadogOutput {
     logs: LogBatcher,
     logs_since: Option<Instant>,
     chunks: u64,
+    /// The recovery journal, and where the next chunk starts in the local `.cast`.
+    journal: Option<Journal>,
+    offset: u64,
+}
+
+/// A record of session `session_id`: ordered in its group, after its create.
+pub(crate) fn session_record(kind: &str, class: Class, session_id: &str, body: Vec<u8>) -> Record {
+    Record::new(kind, class, body).in_group(group_of(session_id)).with_meta("session_id", session_id)
+}
+
+/// Chunk `seq` of a session: asciicast lines stored plain (compressing is the sender's job, see [`to_call`]).
+pub(crate) fn chunk_record(session_id: &str, seq: u64, lines: Vec<u8>) -> Record {
+    session_record(KIND_SESSION_CHUNK, Class::Bulk, session_id, lines)
+        .with_meta("seq", seq.to_string())
+        .with_meta(META_ENCODING, ENCODING_PLAIN)
 }
 
 /// Session ids are uuids; anything else is made safe for a spool group name.
-fn group_of(session_id: &str) -> String {
+pub(crate) fn group_of(session_id: &str) -> String {
     let g: String = session_id
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
@@ -296,11 +360,34 @@ fn group_of(session_id: &str) -> String {
 
 impl DatadogOutput {
     fn new(actions: ActionSet, sink: Sink) -> Self {
-        DatadogOutput { actions, sink, meta: None, logs: LogBatcher::default(), logs_since: None, chunks: 0 }
+        DatadogOutput {
+            actions,
+            sink,
+            meta: None,
+            logs: LogBatcher::default(),
+            logs_since: None,
+            chunks: 0,
+            journal: None,
+            offset: 0,
+        }
     }
 
     fn session_record(&self, kind: &str, class: Class, session_id: &str, body: Vec<u8>) -> Record {
-        Record::new(kind, class, body).in_group(group_of(session_id)).with_meta("session_id", session_id)
+        session_record(kind, class, session_id, body)
+    }
+
+    /// Spools `rec`, journaling it as `entry(file name, pid)` when the session has a journal.
+    fn enqueue_journaled(
+        &mut self,
+        rec: Record,
+        entry: impl Fn(String, u32) -> journal::Entry,
+    ) -> anyhow::Result<RecordId> {
+        match &mut self.journal {
+            None => self.sink.enqueue(rec),
+            Some(j) => self
+                .sink
+                .enqueue_journaled(rec, &mut |file| j.append(&entry(file.to_string(), std::process::id()))),
+        }
     }
 
     fn send_logs(&mut self, batch: Vec<u8>) -> anyhow::Result<()> {
@@ -329,7 +416,7 @@ impl Output for DatadogOutput {
                 &meta.session_id,
                 payload::session_create(meta),
             );
-            self.sink.enqueue(rec)?;
+            self.enqueue_journaled(rec, |file, pid| journal::Entry::Create { file, pid })?;
         }
         Ok(())
     }
@@ -341,12 +428,11 @@ impl Output for DatadogOutput {
     fn cast_chunk_vec(&mut self, seq: u64, lines: Vec<u8>) -> anyhow::Result<()> {
         if self.actions.contains(Action::Record) {
             let id = self.meta.as_ref().map(|m| m.session_id.clone()).unwrap_or_default();
-            // Stored plain: compressing is the sender's job, just before the upload (see `to_call`).
-            let rec = self
-                .session_record(KIND_SESSION_CHUNK, Class::Bulk, &id, lines)
-                .with_meta("seq", seq.to_string())
-                .with_meta(META_ENCODING, ENCODING_PLAIN);
-            self.sink.enqueue(rec)?;
+            let (start, end) = (self.offset, self.offset + lines.len() as u64);
+            let rec = chunk_record(&id, seq, lines);
+            // The range moves on even if the spool refused the chunk: the next chunk's bytes come after it.
+            self.offset = end;
+            self.enqueue_journaled(rec, |file, pid| journal::Entry::Chunk { seq, start, end, file, pid })?;
             self.chunks = self.chunks.max(seq + 1);
         }
         self.flush_old_logs()
@@ -354,7 +440,8 @@ impl Output for DatadogOutput {
 
     fn process_event(&mut self, event: &ProcessEvent) -> anyhow::Result<()> {
         if self.actions.contains(Action::ProcessInfo) {
-            self.sink.enqueue(Record::new(KIND_EVENT, Class::Normal, payload::process_event(event)))?;
+            let rec = Record::new(KIND_EVENT, Class::Normal, payload::process_event(event));
+            self.enqueue_journaled(rec, |file, pid| journal::Entry::Event { file, pid })?;
         }
         self.flush_old_logs()
     }
@@ -390,7 +477,7 @@ impl Output for DatadogOutput {
                 &meta.session_id,
                 payload::session_end(exit_code, duration_ms, self.chunks),
             );
-            if let Err(e) = self.sink.enqueue(rec) {
+            if let Err(e) = self.enqueue_journaled(rec, |file, pid| journal::Entry::End { file, pid }) {
                 first_err.get_or_insert(e);
             }
         }

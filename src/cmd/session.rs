@@ -7,6 +7,7 @@ use crate::model::{Action, ActionSet, ProcessEvent, SessionMeta};
 use crate::recorder::cast::{self, CastFile};
 use crate::recorder::fanout::Fanout;
 use crate::recorder::pipeline::{Pipeline, PipelineConfig};
+use crate::recorder::recovery::{self, RecorderInfo, RecorderLock};
 use crate::recorder::relay::{self, Io, Launch, Mode};
 use crate::recorder::{nesting, shell, tty};
 use crate::redact::Redactor;
@@ -137,24 +138,56 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         Some((_, at)) => PathBuf::from(at),
         None => dir.join(format!("{session_id}.cast")),
     };
-    let cast_file = if record && agent.is_none() {
-        let term = std::env::var("TERM").unwrap_or_default();
-        Some(CastFile::create(
-            cast_path.clone(),
-            &cast::header_line(&meta, &shell_path.to_string_lossy(), &term),
-        )?)
-    } else {
-        None
-    };
+    let header =
+        cast::header_line(&meta, &shell_path.to_string_lossy(), &std::env::var("TERM").unwrap_or_default());
+    let cast_file =
+        if record && agent.is_none() { Some(CastFile::create(cast_path.clone(), &header)?) } else { None };
     let events = if process_info && agent.is_none() {
         Some(cast::create_private(&dir.join(format!("{session_id}.events.jsonl")))?)
     } else {
         None
     };
+    // What a recovery needs if this process is killed: the lock that says it runs, and the journal of what
+    // it spooled (docs/recorder.md, "After a crash").
+    let wrapped = ProcessEvent {
+        session_id: session_id.clone(),
+        command: meta.command.clone(),
+        executable: req.display_name.clone(),
+        cwd: cwd.display().to_string(),
+        user: meta.user.clone(),
+        hostname: meta.hostname.clone(),
+        exit_code: None,
+        started_at_ms: started_ms,
+        duration_ms: 0,
+        tags: req.tags.clone(),
+    };
+    // In bastion mode the agent holds the session and finalises it when this process dies.
+    let recorder_lock = if (record || process_info) && agent.is_none() {
+        let info = RecorderInfo {
+            v: 1,
+            pid: std::process::id(),
+            pid_start: recovery::proc_start_time(std::process::id()),
+            started_at_ms: started_ms,
+            meta: meta.clone(),
+            cast: record.then(|| cast_path.clone()),
+            header_len: header.len() as u64,
+            event: (req.program.is_some() && process_info).then(|| wrapped.clone()),
+        };
+        RecorderLock::acquire(&dir, &info)
+            .and_then(|l| Ok((l, recovery::Journal::open(&recovery::journal_path(&dir, &session_id))?)))
+            .map_err(|e| tracing::warn!("{e:#}; this session cannot be recovered if ddcoterm is killed"))
+            .ok()
+    } else {
+        None
+    };
+    let (recorder_lock, journal) = match recorder_lock {
+        Some((l, j)) => (Some(l), Some((j, header.len() as u64))),
+        None => (None, None),
+    };
     let bastion = agent.is_some();
     let outputs = match agent {
         Some((output, _)) => vec![Box::new(output) as Box<dyn crate::model::Output>],
-        None => crate::cmd::outputs::build(loaded, &req.actions).unwrap_or_else(|e| {
+        None => crate::cmd::outputs::build_journaled(loaded, &req.actions, journal).unwrap_or_else(|e| {
             tracing::warn!("session outputs unavailable, recording locally only: {e:#}");
             Vec::new()
         }),
@@ -203,20 +236,24 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     };
     if req.program.is_some() {
         let ev = ProcessEvent {
-            session_id: session_id.clone(),
-            command: pipeline.meta().command.clone(),
-            executable: req.display_name.clone(),
-            cwd: cwd.display().to_string(),
-            user: pipeline.meta().user.clone(),
-            hostname: pipeline.meta().hostname.clone(),
             exit_code: Some(code),
-            started_at_ms: started_ms,
             duration_ms: started.elapsed().as_millis() as u64,
-            tags: req.tags.clone(),
+            ..wrapped
         };
         pipeline.process_event(&ev);
     }
     pipeline.finish(code);
+    // Everything is spooled (and the exit marker written): nothing is left to recover.
+    if let Some(l) = recorder_lock {
+        l.release();
+    }
+    // Sessions of recorders that died before are finished now, once the command has run: never on its path,
+    // and not beside the recording either (a thread of its own cost the recorder 0.3-0.5 MiB of peak RSS).
+    // Their records go out with this session's, within `spool.flush_timeout`.
+    let recovered = crate::cmd::recovery::sweep(loaded, &crate::cmd::recovery::via_sender(loaded));
+    if !recovered.sessions.is_empty() || !recovered.errors.is_empty() {
+        eprint!("ddcoterm: {recovered}");
+    }
     // Uploads get at most `spool.flush_timeout`; whatever is left stays spooled for a later flush.
     let report = crate::cmd::outputs::finish(loaded);
     if report.needs_attention() {

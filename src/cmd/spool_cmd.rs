@@ -137,6 +137,12 @@ fn fmt_age(ms: u64) -> String {
 }
 
 fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyhow::Result<i32> {
+    // Sessions of recorders that died are finished first, so that this flush sends them.
+    let enqueue = |r, j: &mut dyn FnMut(&str) -> std::io::Result<()>| {
+        spool.enqueue_journaled(r, j).map(|_| ()).map_err(anyhow::Error::from)
+    };
+    let recovered = super::recovery::sweep(loaded, &enqueue);
+    eprint!("{recovered}");
     let total = spool.entries()?.len();
     if total == 0 {
         println!("spool is empty: nothing to send");

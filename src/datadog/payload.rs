@@ -203,6 +203,18 @@ pub fn session_end(exit_code: i32, duration_ms: u64, chunks: u64) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// The end body of a session finished by recovery after its recorder died: the exit status is `null` when the
+/// recorder did not write it, and `recovered` says the end time is the last recorded event's.
+pub fn session_end_recovered(exit_code: Option<i32>, duration_ms: u64, chunks: u64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "exit_code": exit_code,
+        "duration_ms": duration_ms,
+        "chunks": chunks,
+        "recovered": true,
+    }))
+    .unwrap_or_default()
+}
+
 /// One log entry for a terminal snapshot.
 pub fn log_entry(meta: &SessionMeta, snap: &Snapshot) -> Value {
     let mut tags = vec![format!("session_id:{}", snap.session_id), format!("user:{}", meta.user)];

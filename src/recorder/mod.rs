@@ -9,6 +9,7 @@ pub mod nesting;
 pub mod pipeline;
 pub mod player;
 pub mod queue;
+pub mod recovery;
 pub mod relay;
 pub mod shell;
 pub mod snapshot;

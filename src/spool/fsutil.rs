@@ -23,8 +23,33 @@ pub fn atomic_write(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()>
 
 /// [`atomic_write`] of the concatenation of `parts`, without building it in memory.
 pub fn atomic_write_parts(tmp_dir: &Path, dest: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    atomic_write_parts_then(tmp_dir, dest, parts, None)
+}
+
+/// The temp file [`atomic_write_parts`] uses for `dest`: `<tmp_dir>/<file name>.<pid>.tmp`.
+pub fn tmp_path(tmp_dir: &Path, file_name: &str, pid: u32) -> std::path::PathBuf {
+    tmp_dir.join(format!("{file_name}.{pid}.tmp"))
+}
+
+/// The pid that owns a temp file, from its name (`<file name>.<pid>.tmp`).
+pub fn tmp_owner(tmp_file_name: &str) -> Option<u32> {
+    let stem = tmp_file_name.strip_suffix(".tmp")?;
+    stem.rsplit_once('.')?.1.parse().ok()
+}
+
+/// [`atomic_write_parts`] calling `before_rename` once the temp file is complete and fsync'd, just before it
+/// is renamed into place: a journal written there names a record that is either published or still whole
+/// in `tmp_dir`, never half-written. Once the hook has been called the temp file is kept on any error
+/// (the journal may already name it), for recovery to publish or sweep.
+pub fn atomic_write_parts_then(
+    tmp_dir: &Path,
+    dest: &Path,
+    parts: &[&[u8]],
+    before_rename: Option<&mut dyn FnMut() -> io::Result<()>>,
+) -> io::Result<()> {
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = tmp_dir.join(format!("{name}.{}.tmp", std::process::id()));
+    let tmp = tmp_path(tmp_dir, &name, std::process::id());
+    let mut journaled = false;
     let res = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         for p in parts {
@@ -32,13 +57,19 @@ pub fn atomic_write_parts(tmp_dir: &Path, dest: &Path, parts: &[&[u8]]) -> io::R
         }
         f.sync_all()?;
         drop(f);
+        if let Some(hook) = before_rename {
+            // From here the journal may name the file (even if the hook fails half-way): keep it on any error.
+            journaled = true;
+            hook()?;
+        }
         fs::rename(&tmp, dest)?;
         if let Some(parent) = dest.parent() {
             File::open(parent)?.sync_all()?;
         }
         Ok(())
     })();
-    if res.is_err() {
+    // Once a journal names the temp file it is kept: recovery publishes it.
+    if res.is_err() && !journaled {
         let _ = fs::remove_file(&tmp);
     }
     res

@@ -103,9 +103,9 @@ impl Spool {
         fsutil::ensure_private_dir(&dir).map_err(io_err(&dir))?;
         let tmp = dir.join("tmp");
         fsutil::ensure_private_dir(&tmp).map_err(io_err(&tmp))?;
-        let spool = Spool { dir, max_bytes, size: Mutex::new(None) };
-        spool.clean_tmp();
-        Ok(spool)
+        // Temp files of dead writers are swept by session recovery (`Spool::sweep_tmp`), which knows which
+        // of them a journal still needs.
+        Ok(Spool { dir, max_bytes, size: Mutex::new(None) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -124,6 +124,26 @@ impl Spool {
 
     /// [`Spool::enqueue`], also returning the ids it dropped to make room.
     pub fn enqueue_noting_drops(&self, rec: Record) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
+        self.enqueue_inner(rec, None)
+    }
+
+    /// [`Spool::enqueue_noting_drops`] calling `journal` with the record's file name once its temp file is
+    /// complete and fsync'd, just before it is published (renamed into place). A crash after the journal
+    /// call leaves the record whole under `tmp/`, where [`Spool::publish_tmp`] finishes the job; an error
+    /// from `journal` stores nothing. This is how a session's chunk boundaries are persisted with the chunk.
+    pub fn enqueue_journaled(
+        &self,
+        rec: Record,
+        journal: &mut dyn FnMut(&str) -> std::io::Result<()>,
+    ) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
+        self.enqueue_inner(rec, Some(journal))
+    }
+
+    fn enqueue_inner(
+        &self,
+        rec: Record,
+        journal: Option<&mut dyn FnMut(&str) -> std::io::Result<()>>,
+    ) -> Result<(RecordId, Vec<RecordId>), SpoolError> {
         if !record::valid_kind(&rec.kind) {
             return Err(SpoolError::Invalid(format!("bad record kind `{}`", rec.kind)));
         }
@@ -139,9 +159,15 @@ impl Spool {
         let header = record::encode_header(&rec, id.created_ms());
         let size = (header.len() + rec.body.len()) as u64;
         let dropped = self.make_room(size, &rec)?;
-        let dest = self.dir.join(name.file_name());
-        fsutil::atomic_write_parts(&self.dir.join("tmp"), &dest, &[&header, &rec.body])
-            .map_err(io_err(&dest))?;
+        let file_name = name.file_name();
+        let dest = self.dir.join(&file_name);
+        let tmp = self.dir.join("tmp");
+        let parts: [&[u8]; 2] = [&header, &rec.body];
+        match journal {
+            Some(j) => fsutil::atomic_write_parts_then(&tmp, &dest, &parts, Some(&mut || j(&file_name))),
+            None => fsutil::atomic_write_parts(&tmp, &dest, &parts),
+        }
+        .map_err(io_err(&dest))?;
         if let Ok(mut s) = self.size.lock() {
             if let Some((b, _)) = s.as_mut() {
                 *b += size;
@@ -308,19 +334,67 @@ impl Spool {
             .map_err(|err| SpoolError::Corrupt { path: e.path.clone(), msg: err.to_string() })
     }
 
-    fn clean_tmp(&self) {
+    /// Whether a record file named `file_name` (as given to an [`Spool::enqueue_journaled`] journal) is
+    /// waiting in the spool.
+    pub fn holds(&self, file_name: &str) -> bool {
+        Name::parse(file_name).is_some() && self.dir.join(file_name).is_file()
+    }
+
+    /// Finishes an enqueue that `pid` journaled but did not publish (it died between the two): renames its
+    /// complete temp file into place. Returns whether there was one.
+    pub fn publish_tmp(&self, file_name: &str, pid: u32) -> Result<bool, SpoolError> {
+        if Name::parse(file_name).is_none() {
+            return Err(SpoolError::Invalid(format!("bad record file name `{file_name}`")));
+        }
+        let tmp = fsutil::tmp_path(&self.dir.join("tmp"), file_name, pid);
+        let dest = self.dir.join(file_name);
+        match fs::rename(&tmp, &dest) {
+            Ok(()) => {
+                File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(SpoolError::Io { path: tmp, source: e }),
+        }
+    }
+
+    /// Removes temp files left by writers that died: older than `older_than`, whose owning pid (in the name)
+    /// is no longer running, and that `keep` does not claim (a group whose recorder is still to be recovered
+    /// may need its journaled temp file). Returns the paths removed.
+    pub fn sweep_tmp(&self, older_than: Duration, keep: &dyn Fn(Option<&str>) -> bool) -> Vec<PathBuf> {
         let tmp = self.dir.join("tmp");
-        let Ok(rd) = fs::read_dir(&tmp) else { return };
+        let mut removed = Vec::new();
+        let Ok(rd) = fs::read_dir(&tmp) else { return removed };
         for de in rd.flatten() {
-            let stale = de
+            let file = de.file_name().to_string_lossy().into_owned();
+            let old = de
                 .metadata()
                 .and_then(|m| m.modified())
-                .map(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
+                .map(|t| t.elapsed().unwrap_or_default() > older_than)
                 .unwrap_or(false);
-            if stale {
-                let _ = fs::remove_file(de.path());
+            let owner_alive = fsutil::tmp_owner(&file).is_some_and(pid_alive);
+            let group = file.split_once(".rec.").and_then(|(rec, _)| Name::parse(&format!("{rec}.rec")));
+            if !old || owner_alive || keep(group.as_ref().and_then(|n| n.group.as_deref())) {
+                continue;
+            }
+            if fs::remove_file(de.path()).is_ok() {
+                removed.push(de.path());
             }
         }
+        removed
+    }
+}
+
+/// Whether a process with this pid exists (a zombie or another user's process counts as existing).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // Signal 0 sends nothing; it only checks that the pid exists.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
     }
 }
 
@@ -458,6 +532,31 @@ mod tests {
         assert_eq!(s.entries().unwrap().iter().filter(|e| e.class == Class::Audit).count(), 11);
         let e = s.enqueue(Record::new("event.process", Class::Normal, body)).unwrap_err().to_string();
         assert!(e.contains("spool.max_bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_journaled_record_whose_writer_died_before_publishing_is_published_later() {
+        let (_t, s) = spool(0);
+        let mut named = String::new();
+        // The journal line is written, then the writer "dies" before the rename.
+        let err = s
+            .enqueue_journaled(Record::new("k", Class::Bulk, b"x".to_vec()).in_group("g"), &mut |f| {
+                named = f.to_string();
+                Err(std::io::Error::other("killed"))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("killed"), "{err}");
+        assert!(!s.holds(&named) && s.entries().unwrap().is_empty(), "not published");
+        assert_eq!(fs::read_dir(s.dir().join("tmp")).unwrap().count(), 1, "kept whole under tmp/");
+        assert!(s.publish_tmp(&named, std::process::id()).unwrap());
+        assert!(s.holds(&named));
+        assert_eq!(Claim::read(&mut s.claim(&s.entries().unwrap()[0]).unwrap().unwrap()).unwrap().body, b"x");
+        assert!(!s.publish_tmp(&named, std::process::id()).unwrap(), "nothing left to publish");
+        assert!(s.publish_tmp("../x", 1).is_err(), "only record names");
+        // Without a journal a failed write leaves nothing behind.
+        let plain = s.enqueue(Record::new("k", Class::Normal, b"y".to_vec())).unwrap();
+        assert!(s.entries().unwrap().iter().any(|e| e.id == plain));
+        assert_eq!(fs::read_dir(s.dir().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]

@@ -103,10 +103,30 @@ impl Sender {
 
     /// Writes `rec` to the spool (durably, before returning) and wakes the sender. Never touches the network.
     pub fn enqueue(&self, rec: Record) -> Result<RecordId, SpoolError> {
+        self.enqueue_with(rec, None)
+    }
+
+    /// [`Sender::enqueue`] through [`Spool::enqueue_journaled`].
+    pub fn enqueue_journaled(
+        &self,
+        rec: Record,
+        journal: &mut dyn FnMut(&str) -> std::io::Result<()>,
+    ) -> Result<RecordId, SpoolError> {
+        self.enqueue_with(rec, Some(journal))
+    }
+
+    fn enqueue_with(
+        &self,
+        rec: Record,
+        journal: Option<&mut dyn FnMut(&str) -> std::io::Result<()>>,
+    ) -> Result<RecordId, SpoolError> {
         // Holding the state lock while writing means the sender cannot report this record before it is tracked.
         let mut st =
             self.shared.st.lock().map_err(|_| SpoolError::Invalid("sender state poisoned".into()))?;
-        let (id, dropped) = self.shared.spool.enqueue_noting_drops(rec)?;
+        let (id, dropped) = match journal {
+            Some(j) => self.shared.spool.enqueue_journaled(rec, j)?,
+            None => self.shared.spool.enqueue_noting_drops(rec)?,
+        };
         for d in dropped {
             st.own.remove(&d);
         }

@@ -1,0 +1,286 @@
+//! Finishes the sessions of recorders that died (`kill -9`, a crash): spools the `.cast` tail no chunk holds
+//! yet, the process event and the end, each exactly once, and removes stale spool temp files. Runs after the
+//! next recorded session's command and in `ddcoterm spool flush` (the flush timer), never on a shim call that
+//! execs directly. Works on spool records, whatever delivers them.
+//!
+//! Every step is journaled (`recorder/recovery.rs`) before its record is published, so a recovery killed
+//! between any two steps is resumed by the next one without sending anything twice:
+//! 1. publish the journal's last record if its writer died between journaling and publishing it;
+//! 2. cut a torn last line off the `.cast`, and append the exit marker (`exit unknown`) unless one is there;
+//! 3. spool the create record if the recorder never did, then the `.cast` bytes after the last journaled
+//!    chunk as the next chunks (same sequence, same byte offsets);
+//! 4. spool the wrapped command's process event (exit code unknown) and the end record, unless journaled;
+//! 5. remove the recorder lock, the journal and the session's orphaned temp files.
+
+use super::outputs::{self, chunk_record, group_of, session_record};
+use crate::config::Loaded;
+use crate::datadog::payload;
+use crate::model::Action;
+use crate::recorder::fanout::CHUNK_BYTES;
+use crate::recorder::recovery::{self as rec, Claimed, Entry, Journal};
+use crate::spool::{Class, Record, Spool};
+use anyhow::Context;
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Spool temp files of dead writers are removed once they are this old (a live writer renames its file
+/// within a second; the bound leaves room for a slow disk and a clock step).
+pub const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// How far before the unsent tail a recovery reads to find the `.cast`'s last line (an event line holds at
+/// most `recording.merge_bytes` of output, escaped).
+const LAST_LINE_WINDOW: u64 = 1024 * 1024;
+
+/// Writes a record to the spool, calling the journal hook just before it is published.
+pub type Enqueue<'a> =
+    &'a (dyn Fn(Record, &mut dyn FnMut(&str) -> std::io::Result<()>) -> anyhow::Result<()> + Sync);
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Sessions finished, with the chunks each got from its `.cast` tail.
+    pub sessions: Vec<(String, u64)>,
+    pub tmp_removed: usize,
+    pub errors: Vec<String>,
+}
+
+impl std::fmt::Display for SweepReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (id, chunks) in &self.sessions {
+            writeln!(
+                f,
+                "recovered session {id} of a recorder that died ({chunks} chunk(s) from its .cast tail)"
+            )?;
+        }
+        if self.tmp_removed > 0 {
+            writeln!(f, "removed {} stale spool temp file(s)", self.tmp_removed)?;
+        }
+        for e in &self.errors {
+            writeln!(f, "recovery: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `recording.dir`, else `~/.ddcoterm/recordings`.
+pub fn recordings_dir(loaded: &Loaded) -> PathBuf {
+    loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings())
+}
+
+/// Spools through this process's sender (a recorded session's, which sends them with its own).
+pub fn via_sender(
+    loaded: &Loaded,
+) -> impl Fn(Record, &mut dyn FnMut(&str) -> std::io::Result<()>) -> anyhow::Result<()> + Sync + '_ {
+    move |r, j| outputs::enqueue_journaled(loaded, r, j).map(|_| ())
+}
+
+/// Lock files of sessions in `dir`.
+fn locks(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = rd
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| p.extension().is_some_and(|x| x == rec::LOCK_EXT))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Finishes every session whose recorder is gone, then removes stale spool temp files. Errors are reported,
+/// never fatal: what could not be recovered stays for the next sweep.
+pub fn sweep(loaded: &Loaded, enqueue: Enqueue<'_>) -> SweepReport {
+    let dir = recordings_dir(loaded);
+    let mut rep = SweepReport::default();
+    let spool = match outputs::open_spool(loaded) {
+        Ok(s) => s,
+        Err(e) => {
+            rep.errors.push(format!("{e:#}"));
+            return rep;
+        }
+    };
+    for path in locks(&dir) {
+        match Claimed::dead(&path) {
+            Ok(Some(c)) => {
+                let id = c.info.meta.session_id.clone();
+                match recover(&spool, c, enqueue) {
+                    Ok(chunks) => rep.sessions.push((id, chunks)),
+                    Err(e) => rep.errors.push(format!("session {id}: {e:#}")),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => rep.errors.push(format!("{e:#}")),
+        }
+    }
+    // Sessions still waiting for a recovery may need their journaled temp file.
+    let waiting: HashSet<String> =
+        locks(&dir).iter().filter_map(|p| p.file_stem().map(|s| group_of(&s.to_string_lossy()))).collect();
+    remove_orphan_journals(&dir);
+    rep.tmp_removed = spool.sweep_tmp(STALE_TMP, &|g| g.is_some_and(|g| waiting.contains(g))).len();
+    rep
+}
+
+/// A journal without its lock was left by a process killed between removing the two (the lock goes first):
+/// nothing reads it any more.
+fn remove_orphan_journals(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for p in rd.flatten().map(|d| d.path()) {
+        if p.extension().is_some_and(|x| x == rec::JOURNAL_EXT) && !p.with_extension(rec::LOCK_EXT).exists() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Finishes one claimed session; returns how many chunks its `.cast` tail gave.
+pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Result<u64> {
+    let info = c.info.clone();
+    let id = info.meta.session_id.clone();
+    // The lock names the recording it covers: only `<id>.cast` beside it is ever read, cut or uploaded.
+    let stem = c.path().file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if group_of(&id) != id || stem != id {
+        anyhow::bail!("{}: session id {id:?} is not a session id; left as is", c.path().display());
+    }
+    let beside = c.path().with_extension("cast");
+    if info.cast.as_ref().is_some_and(|p| *p != beside) {
+        anyhow::bail!(
+            "{}: names the recording {}, not {}; left as is",
+            c.path().display(),
+            info.cast.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            beside.display()
+        );
+    }
+    let entries = Journal::read(&c.journal)?;
+    // 1. The last journaled record may be whole under tmp/ (its writer died before publishing it).
+    if let Some(last) = entries.last() {
+        let (file, pid) = last.record();
+        if !spool.holds(file) {
+            spool.publish_tmp(file, pid)?;
+        }
+    }
+    let mut journal = Journal::open(&c.journal)?;
+    let has = |f: fn(&Entry) -> bool| entries.iter().any(f);
+    let (mut seq, mut start) = entries
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Entry::Chunk { seq, end, .. } => Some((seq + 1, *end)),
+            _ => None,
+        })
+        .unwrap_or((0, info.header_len));
+    let record = info.meta.actions.contains(&Action::Record);
+    let mut exit_code = None;
+    let mut duration_ms = 0;
+    let mut chunks = 0;
+    if let (true, Some(cast)) = (record, &info.cast) {
+        // 2. + 3.
+        let tail = finish_cast(cast, start)?;
+        exit_code = tail.exit_code;
+        duration_ms = (tail.last_t * 1000.0) as u64;
+        if !has(|e| matches!(e, Entry::Create { .. })) {
+            let r = session_record(
+                outputs::KIND_SESSION_CREATE,
+                Class::Normal,
+                &id,
+                payload::session_create(&info.meta),
+            );
+            enqueue(r, &mut |file| {
+                journal.append(&Entry::Create { file: file.into(), pid: std::process::id() })
+            })?;
+        }
+        for (a, b) in rec::cut_chunks(&tail.bytes, 0, tail.bytes.len(), CHUNK_BYTES) {
+            let (from, to) = (start + a as u64, start + b as u64);
+            let r = chunk_record(&id, seq, tail.bytes[a..b].to_vec());
+            enqueue(r, &mut |file| {
+                journal.append(&Entry::Chunk {
+                    seq,
+                    start: from,
+                    end: to,
+                    file: file.into(),
+                    pid: std::process::id(),
+                })
+            })?;
+            seq += 1;
+            start = to;
+            chunks += 1;
+        }
+    }
+    // 4.
+    if let Some(ev) = &info.event {
+        if info.meta.actions.contains(&Action::ProcessInfo) && !has(|e| matches!(e, Entry::Event { .. })) {
+            let mut ev = ev.clone();
+            ev.exit_code = exit_code;
+            ev.duration_ms = duration_ms;
+            let r = Record::new(outputs::KIND_EVENT, Class::Normal, payload::process_event(&ev));
+            enqueue(r, &mut |file| {
+                journal.append(&Entry::Event { file: file.into(), pid: std::process::id() })
+            })?;
+        }
+    }
+    if record && !has(|e| matches!(e, Entry::End { .. })) {
+        let body = payload::session_end_recovered(exit_code, duration_ms, seq);
+        let r = session_record(outputs::KIND_SESSION_END, Class::Normal, &id, body);
+        enqueue(r, &mut |file| journal.append(&Entry::End { file: file.into(), pid: std::process::id() }))?;
+    }
+    // 5.
+    drop(journal);
+    c.finish();
+    let group = group_of(&id);
+    spool.sweep_tmp(Duration::ZERO, &|g| g != Some(group.as_str()));
+    Ok(chunks)
+}
+
+/// The `.cast` bytes after `start` once finished, and how it ended.
+struct Tail {
+    bytes: Vec<u8>,
+    last_t: f64,
+    exit_code: Option<i32>,
+}
+
+/// Cuts a torn last line off the `.cast` and appends the exit marker unless it ends with one; returns the
+/// bytes from `start` (where the next chunk begins) to the end. Reads only the tail (plus a window for the
+/// last line), never the whole recording.
+fn finish_cast(path: &Path, start: u64) -> anyhow::Result<Tail> {
+    let opened = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path);
+    let mut f = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Deleted since: what was spooled is all there is; the session still gets its end.
+            tracing::warn!("{} is gone; ending its session with what was already spooled", path.display());
+            return Ok(Tail { bytes: Vec::new(), last_t: 0.0, exit_code: None });
+        }
+        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
+    };
+    let len = f.metadata()?.len();
+    if start > len {
+        anyhow::bail!(
+            "{} is {len} bytes but its journal says {start} were already sent; not recovering its tail",
+            path.display()
+        );
+    }
+    let base = start.min(len.saturating_sub(LAST_LINE_WINDOW));
+    let mut buf = Vec::with_capacity((len - base) as usize);
+    f.seek(SeekFrom::Start(base))?;
+    f.read_to_end(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+    let complete = rec::complete_len(&buf).max((start - base) as usize);
+    if complete < buf.len() {
+        // The recorder died inside a write: the partial line is not an event; the recording ends before it.
+        f.set_len(base + complete as u64).with_context(|| format!("truncating {}", path.display()))?;
+        buf.truncate(complete);
+    }
+    let last_t = rec::last_event_time(&buf);
+    let exit_code = match rec::exit_marker(&buf) {
+        Some(code) => code,
+        None => {
+            let line = rec::unknown_exit_line(last_t);
+            f.seek(SeekFrom::End(0))?;
+            f.write_all(&line).with_context(|| format!("writing {}", path.display()))?;
+            buf.extend_from_slice(&line);
+            None
+        }
+    };
+    f.sync_all()?;
+    Ok(Tail { bytes: buf.split_off((start - base) as usize), last_t, exit_code })
+}
