@@ -93,8 +93,13 @@ fn locks(dir: &Path) -> Vec<PathBuf> {
 /// Finishes every session whose recorder is gone, then removes stale spool temp files. Errors are reported,
 /// never fatal: what could not be recovered stays for the next sweep.
 pub fn sweep(loaded: &Loaded, enqueue: Enqueue<'_>) -> SweepReport {
-    let dir = recordings_dir(loaded);
     let mut rep = SweepReport::default();
+    if loaded.settings.agent.enabled {
+        // Bastion mode: the agent holds and finishes every session; the user's directories hold none, and
+        // are not to be created by a sweep either.
+        return rep;
+    }
+    let dir = recordings_dir(loaded);
     let spool = match outputs::open_spool(loaded) {
         Ok(s) => s,
         Err(e) => {
