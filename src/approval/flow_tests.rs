@@ -300,3 +300,16 @@ fn a_saved_grant_counts_only_when_the_approval_system_confirms_it() {
         }
     }
 }
+
+#[test]
+fn a_requester_handle_without_the_user_placeholder_is_a_config_error_naming_the_key() {
+    let mut s = crate::config::settings::ApprovalSettings {
+        requester_handle: Some("oncall@example.com".into()),
+        ..Default::default()
+    };
+    let e = FlowOptions::from_settings(&s).unwrap_err().to_string();
+    assert!(e.contains("approval.requester_handle") && e.contains("{user}"), "{e}");
+    s.requester_handle = Some("{user}@example.com".into());
+    let o = FlowOptions::from_settings(&s).unwrap();
+    assert_eq!(o.requester_handle, Some(format!("{}@example.com", crate::dirs::user_name())));
+}
