@@ -88,14 +88,7 @@ fn approve_session(loaded: &Loaded, reason: Option<String>) -> anyhow::Result<i3
     let outcome: GateOutcome =
         approval_gate::require_with(loaded, &inv, &decision, "ddcoterm approve (session)", reason)?;
     let claim = std::env::var(ENV_SESSION).unwrap_or_default();
-    let agent = &loaded.settings.agent;
-    let ask = |id: &str| crate::agent::client::live_recorder(&agent.socket, id);
-    let witness = if agent.enabled {
-        crate::recorder::nesting::Witness::Agent(&ask)
-    } else {
-        crate::recorder::nesting::Witness::OpenCast
-    };
-    if !claim.is_empty() && crate::recorder::nesting::prove(&claim, witness).is_ok() {
+    if !claim.is_empty() && session::prove_outer(loaded, &claim).is_ok() {
         // Already inside a recorded session: the approval is now part of it.
         eprintln!("ddcoterm: this session is approved ({})", outcome.tags.join(", "));
         return Ok(0);

@@ -45,10 +45,7 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         return exec_plain(&req, &shell_path);
     }
     if let Some(claim) = std::env::var(ENV_SESSION).ok().filter(|v| !v.is_empty()) {
-        let agent = &loaded.settings.agent;
-        let ask = |id: &str| crate::agent::client::live_recorder(&agent.socket, id);
-        let witness = if agent.enabled { nesting::Witness::Agent(&ask) } else { nesting::Witness::OpenCast };
-        match nesting::prove(&claim, witness) {
+        match prove_outer(loaded, &claim) {
             Ok(outer) if !req.forced.contains(Action::Record) => {
                 if req.program.is_none() {
                     eprintln!("ddcoterm: already recording session {}; not recording again", outer.session_id);
@@ -266,6 +263,15 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         eprintln!("ddcoterm: session {session_id} ended (exit {code})");
     }
     Ok(code)
+}
+
+/// Whether `claim` (a `DDCOTERM_SESSION` value) names a real outer recording ([`nesting`]): in bastion mode
+/// the agent is the witness, otherwise the recorder's open `.cast`.
+pub fn prove_outer(loaded: &Loaded, claim: &str) -> Result<nesting::Outer, String> {
+    let agent = &loaded.settings.agent;
+    let ask = |id: &str| crate::agent::client::live_recorder(&agent.socket, id);
+    let witness = if agent.enabled { nesting::Witness::Agent(&ask) } else { nesting::Witness::OpenCast };
+    nesting::prove(claim, witness)
 }
 
 /// `recording.shell`, else `$SHELL`, else `/bin/bash`.
