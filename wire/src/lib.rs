@@ -5,9 +5,31 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Request header carrying the SHA-256 (lowercase hex) of chunk `seq - 1`, on every chunk after chunk 0.
-/// The body stays the cast's bytes, so the chain is checked without parsing the recording.
+/// Request header carrying the hash of what came before a chunk: on chunk 0 the [`chain_root`] of the
+/// session's create body, on every later chunk the [`chunk_hash`] of chunk `seq - 1`. The body stays the
+/// cast's bytes, so the chain is checked without parsing the recording, and the metadata the session was
+/// created with (user, host, command) is bound to its recording.
 pub const PREV_HASH_HEADER: &str = "x-ddcoterm-prev-sha256";
+
+/// The root of a session's hash chain: SHA-256 (lowercase hex) of the exact create request body as sent
+/// (after gzip decoding). Chunk 0 carries it in [`PREV_HASH_HEADER`].
+pub fn chain_root(create_body: &[u8]) -> String {
+    sha256_hex(create_body)
+}
+
+/// A chunk's link in the chain: SHA-256 (lowercase hex) of its decoded body. Chunk `seq + 1` carries it.
+pub fn chunk_hash(chunk_body: &[u8]) -> String {
+    sha256_hex(chunk_body)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    Sha256::digest(b).iter().fold(String::with_capacity(64), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
+}
 
 /// `POST /api/v1/sessions`: the session's metadata as the host saw it at start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +187,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn hashes_are_lowercase_hex_sha256() {
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(chunk_hash(b"abc"), abc);
+        assert_eq!(chain_root(b"abc"), abc);
     }
 
     #[test]
