@@ -2,14 +2,17 @@
 //!
 //! Paced (open loop): every host sends a chunk every `--interval-ms` whether or not the previous one was
 //! acknowledged, so a slow server shows up as latency rather than as fewer requests. Saturated: every host
-//! sends its next chunk as soon as the previous one is acknowledged. Prints one line of `key=value` numbers.
+//! sends its next chunk as soon as the previous one is acknowledged. A 503 is retried like a host's spool
+//! would (after its `Retry-After`, capped at 1 s) and counted as `busy`; the latency of such a chunk runs
+//! from its first send to its acknowledgement. Chunk 0 carries the create body's hash (the chain root).
+//! Prints one line of `key=value` numbers.
 //!
 //! Usage: loadgen URL TOKEN [--hosts N] [--seconds S] [--chunk-bytes B] [--interval-ms MS] [--saturate]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use ddcoterm_wire::{chain_root, chunk_hash};
 use tokio::sync::Mutex;
 
 struct Opts {
@@ -52,10 +55,6 @@ fn parse() -> Result<Opts, String> {
     Ok(o)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Chunk `seq` of a host: the header for 0, else asciicast output lines adding up to about `size` bytes.
 fn chunk(seq: u64, size: usize) -> Vec<u8> {
     if seq == 0 {
@@ -75,6 +74,8 @@ fn chunk(seq: u64, size: usize) -> Vec<u8> {
 struct Stats {
     latencies_us: Vec<u64>,
     errors: u64,
+    /// 503 answers (each retried).
+    busy: u64,
     bytes: u64,
 }
 
@@ -84,29 +85,43 @@ async fn send(
     id: &str,
     seq: u64,
     body: Vec<u8>,
-    prev: Option<String>,
+    prev: String,
     stats: &Mutex<Stats>,
 ) -> bool {
     let len = body.len() as u64;
-    let mut r = http
-        .put(format!("{}/api/v1/sessions/{id}/chunks/{seq}", o.url))
-        .bearer_auth(&o.token)
-        .header("content-type", "application/x-asciicast")
-        .body(body);
-    if let Some(p) = prev {
-        r = r.header("x-ddcoterm-prev-sha256", p);
-    }
     let start = Instant::now();
-    let ok = matches!(r.send().await, Ok(res) if res.status().is_success());
-    let us = start.elapsed().as_micros() as u64;
-    let mut s = stats.lock().await;
-    if ok {
-        s.latencies_us.push(us);
-        s.bytes += len;
-    } else {
-        s.errors += 1;
+    loop {
+        let r = http
+            .put(format!("{}/api/v1/sessions/{id}/chunks/{seq}", o.url))
+            .bearer_auth(&o.token)
+            .header("content-type", "application/x-asciicast")
+            .header("x-ddcoterm-prev-sha256", &prev)
+            .body(body.clone());
+        match r.send().await {
+            Ok(res) if res.status().is_success() => {
+                let us = start.elapsed().as_micros() as u64;
+                let mut s = stats.lock().await;
+                s.latencies_us.push(us);
+                s.bytes += len;
+                return true;
+            }
+            Ok(res) if res.status() == 503 => {
+                let wait = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .min(1);
+                stats.lock().await.busy += 1;
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            _ => {
+                stats.lock().await.errors += 1;
+                return false;
+            }
+        }
     }
-    ok
 }
 
 async fn host(o: Arc<Opts>, h: usize, stats: Arc<Mutex<Stats>>, deadline: Instant) {
@@ -116,21 +131,27 @@ async fn host(o: Arc<Opts>, h: usize, stats: Arc<Mutex<Stats>>, deadline: Instan
         "id": id, "started_at": "2026-01-01T00:00:00Z", "host": format!("sim-{h}"), "user": "load",
         "command": "bash", "width": 120, "height": 40,
     });
-    let created =
-        http.post(format!("{}/api/v1/sessions", o.url)).bearer_auth(&o.token).json(&create).send().await;
+    let create = serde_json::to_vec(&create).expect("JSON");
+    let created = http
+        .post(format!("{}/api/v1/sessions", o.url))
+        .bearer_auth(&o.token)
+        .header("content-type", "application/json")
+        .body(create.clone())
+        .send()
+        .await;
     if !matches!(created, Ok(r) if r.status().is_success()) {
         stats.lock().await.errors += 1;
         return;
     }
     // Spread the hosts' first sends over one interval, as real bastions are not in phase.
     tokio::time::sleep(o.interval.mul_f64(h as f64 / o.hosts as f64)).await;
-    let mut prev: Option<String> = None;
+    let mut prev = chain_root(&create);
     let mut seq = 0u64;
     let mut tick = tokio::time::interval(o.interval);
     let mut pending = Vec::new();
     while Instant::now() < deadline {
         let body = chunk(seq, o.chunk_bytes);
-        let this_hash = hex(&Sha256::digest(&body));
+        let this_hash = chunk_hash(&body);
         if o.saturate {
             if !send(&http, &o, &id, seq, body, prev.clone(), &stats).await {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -144,7 +165,7 @@ async fn host(o: Arc<Opts>, h: usize, stats: Arc<Mutex<Stats>>, deadline: Instan
                 send(&http, &o, &id, seq, body, prev, &stats).await;
             }));
         }
-        prev = Some(this_hash);
+        prev = this_hash;
         seq += 1;
     }
     for p in pending {
@@ -180,9 +201,10 @@ async fn main() {
         s.latencies_us[i] as f64 / 1000.0
     };
     println!(
-        "acks={} errors={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} mb_per_s={:.2}",
+        "acks={} errors={} busy={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} mb_per_s={:.2}",
         s.latencies_us.len(),
         s.errors,
+        s.busy,
         pct(0.50),
         pct(0.99),
         pct(1.0),

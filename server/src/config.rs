@@ -35,6 +35,11 @@ pub struct Limits {
     pub max_json_bytes: u64,
     /// Most process events in one POST.
     pub max_events: usize,
+    /// Request bodies held in memory at once, all ingest requests together; past it ingest answers 503
+    /// with `Retry-After` (hosts' spools retry).
+    pub max_inflight_bytes: u64,
+    /// Most chunk rows committed in one database transaction by the group commit.
+    pub max_commit_batch: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,7 +78,13 @@ impl Default for Settings {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_chunk_bytes: 4 << 20, max_json_bytes: 1 << 20, max_events: 1000 }
+        Limits {
+            max_chunk_bytes: 4 << 20,
+            max_json_bytes: 1 << 20,
+            max_events: 1000,
+            max_inflight_bytes: 64 << 20,
+            max_commit_batch: 1024,
+        }
     }
 }
 
@@ -165,6 +176,12 @@ fn resolve(raw: Settings) -> anyhow::Result<Resolved> {
         "json" => true,
         other => bail!("configuration key `log_format`: {other:?} is neither `text` nor `json`"),
     };
+    if raw.limits.max_commit_batch == 0 {
+        bail!("configuration key `limits.max_commit_batch`: must be at least 1");
+    }
+    if raw.limits.max_inflight_bytes < 1024 {
+        bail!("configuration key `limits.max_inflight_bytes`: must be at least 1024");
+    }
     if let Some(url) = &raw.public_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("configuration key `public_url`: {url:?} must start with http:// or https://");

@@ -1,6 +1,6 @@
 //! The API's error answer: a status and `{"error": {"code", "message"}}`, built in one place.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ddcoterm_wire::{ErrorBody, ErrorDetail};
@@ -8,18 +8,32 @@ use ddcoterm_wire::{ErrorBody, ErrorDetail};
 use crate::objects::ObjectError;
 use crate::store::StoreError;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds sent as `Retry-After` (503s): when a host's spool should try again.
+    pub retry_after: Option<u32>,
 }
+
+/// `Retry-After` of a 503 because a backend (database, object store) is unreachable.
+pub const RETRY_BACKEND_SECS: u32 = 5;
+/// `Retry-After` of a 503 because too many request bodies are in flight.
+pub const RETRY_BUSY_SECS: u32 = 1;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+    /// 503 with `Retry-After`: nothing was stored, the host keeps the request and sends it again.
+    pub fn unavailable(m: impl Into<String>) -> ApiError {
+        Self::retry(RETRY_BACKEND_SECS, m)
+    }
+    pub fn retry(secs: u32, m: impl Into<String>) -> ApiError {
+        ApiError { retry_after: Some(secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m) }
     }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
@@ -53,11 +67,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "database");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "database unavailable, retry later",
-                )
+                ApiError::unavailable("database unavailable, retry later")
             }
         }
     }
@@ -76,11 +86,7 @@ impl From<ObjectError> for ApiError {
             }
             ObjectError::Unavailable(m) => {
                 tracing::error!(error = %m, "object store");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "object store unavailable, retry later",
-                )
+                ApiError::unavailable("object store unavailable, retry later")
             }
         }
     }
@@ -89,6 +95,10 @@ impl From<ObjectError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
 }

@@ -4,10 +4,12 @@
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use ddcoterm_wire::{CommitAnswer, CreateAnswer, CreateSession, EndSession, ProcessEvent};
-use sha2::{Digest, Sha256};
+use ddcoterm_wire::{
+    chain_root, chunk_hash, CommitAnswer, CreateAnswer, CreateSession, EndSession, ProcessEvent,
+    PREV_HASH_HEADER,
+};
 
-use crate::auth::{hex, Principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::objects::{ObjectError, Put};
@@ -49,10 +51,6 @@ fn parse_time(field: &str, v: &str) -> ApiResult<time::OffsetDateTime> {
         .map_err(|e| ApiError::invalid(format!("field `{field}`: {v:?} is not an RFC 3339 time ({e})")))
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
-}
-
 /// `sessions/<yyyy>/<mm>/<dd>/<id>`, dated by the server's clock at first contact, so a chunk that comes
 /// before its create lands where the create's session will look.
 fn prefix(id: &str, now_ms: i64) -> String {
@@ -92,10 +90,13 @@ async fn owned_session(st: &AppState, who: &Principal, id: &str) -> ApiResult<Se
     Ok(row)
 }
 
+/// Records the session's metadata and the root of its hash chain: the SHA-256 of `raw`, the create body
+/// exactly as decoded, which chunk 0 must carry (in either arrival order).
 pub async fn create(
     st: &AppState,
     who: &Principal,
     body: CreateSession,
+    raw: &[u8],
 ) -> ApiResult<(StatusCode, CreateAnswer)> {
     validate_id(&body.id)?;
     let started = parse_time("started_at", &body.started_at)?;
@@ -108,16 +109,47 @@ pub async fn create(
     let _guard = st.lock_session(&body.id).await;
     let row = owned_session(st, who, &body.id).await?;
     let meta_json = serde_json::to_string(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let root = chain_root(raw);
     let status = match &row.meta_json {
         None => {
+            let mismatch = || {
+                ApiError::conflict(format!(
+                    "session {}: the create body's SHA-256 is not the {PREV_HASH_HEADER} its stored chunk 0 \
+                     carries (the body must be sent byte for byte as hashed)",
+                    body.id
+                ))
+            };
+            if let Some(c0) = st.meta.chunk_get(&body.id, 0).await? {
+                if c0.prev_sha256.as_deref() != Some(root.as_str()) {
+                    return Err(mismatch());
+                }
+            }
+            let create_body = String::from_utf8(raw.to_vec())
+                .map_err(|_| ApiError::bad_request("create body is not UTF-8"))?;
             let meta = SessionMeta {
-                meta_json,
+                meta_json: meta_json.clone(),
                 user: body.user.clone(),
                 command: body.command.clone(),
                 sort_ts: (started.unix_timestamp_nanos() / 1_000_000) as i64,
+                create_sha256: root,
+                create_body,
             };
-            st.meta.session_set_meta(&body.id, &meta, now_ms()).await?;
-            StatusCode::CREATED
+            if st.meta.session_set_meta(&body.id, &meta, now_ms()).await? {
+                StatusCode::CREATED
+            } else {
+                // Another server process got there first: a create or a chunk 0 decided the root.
+                let now = st.meta.session_get(&body.id).await?;
+                match now.and_then(|r| r.meta_json) {
+                    Some(stored) if stored == meta_json => StatusCode::OK,
+                    Some(_) => {
+                        return Err(ApiError::conflict(format!(
+                            "session {} exists with other metadata",
+                            body.id
+                        )))
+                    }
+                    None => return Err(mismatch()),
+                }
+            }
         }
         Some(stored) if *stored == meta_json => StatusCode::OK,
         Some(_) => {
@@ -170,33 +202,41 @@ pub async fn put_chunk(
     body: Bytes,
 ) -> ApiResult<(StatusCode, CommitAnswer)> {
     validate_id(id)?;
-    let prev = match (seq, prev) {
-        (0, _) => None,
-        (_, None) => {
+    let what = if seq == 0 {
+        "chain root: SHA-256 of the session's create body".to_string()
+    } else {
+        format!("SHA-256 of chunk {}", seq - 1)
+    };
+    let prev = match prev {
+        None => {
             return Err(ApiError::bad_request(format!(
-                "chunk {seq} needs header {} (SHA-256 of chunk {})",
-                ddcoterm_wire::PREV_HASH_HEADER,
-                seq - 1
+                "chunk {seq} needs header {PREV_HASH_HEADER} ({what})"
             )))
         }
-        (_, Some(h))
-            if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-        {
-            Some(h.to_string())
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
+            h.to_string()
         }
-        (_, Some(_)) => {
+        Some(_) => {
             return Err(ApiError::bad_request(format!(
-                "header {} must be 64 lowercase hex digits",
-                ddcoterm_wire::PREV_HASH_HEADER
+                "header {PREV_HASH_HEADER} must be 64 lowercase hex digits ({what})"
             )))
         }
     };
     validate_chunk(seq, &body)?;
-    let sha = sha256_hex(&body);
+    let sha = chunk_hash(&body);
     let _guard = st.lock_session(id).await;
     let row = owned_session(st, who, id).await?;
     if let Some(existing) = st.meta.chunk_get(id, seq).await? {
-        return replay(st, &row, &existing, &sha, prev.as_deref());
+        return replay(st, &row, &existing, &sha, &prev);
+    }
+    if seq == 0 {
+        if let Some(root) = &row.create_sha256 {
+            if *root != prev {
+                return Err(ApiError::conflict(format!(
+                    "chunk 0: header {PREV_HASH_HEADER} does not match the SHA-256 of the session's create body"
+                )));
+            }
+        }
     }
     if let Some(last) = row.last_seq {
         if seq > last {
@@ -205,9 +245,9 @@ pub async fn put_chunk(
             )));
         }
     }
-    if let (Some(p), Some(before)) = (&prev, seq.checked_sub(1)) {
+    if let Some(before) = seq.checked_sub(1) {
         if let Some(b) = st.meta.chunk_get(id, before).await? {
-            if b.sha256 != *p {
+            if b.sha256 != prev {
                 return Err(ApiError::conflict(format!(
                     "chunk {seq}: previous-chunk hash does not match chunk {before}"
                 )));
@@ -224,17 +264,19 @@ pub async fn put_chunk(
     }
     let key = chunk_key(&row, seq);
     let len = body.len() as u64;
-    if st.objects.put_create(&key, body.clone()).await? == Put::Exists {
+    if st.objects.put_create_staged(&key, body.clone()).await? == Put::Exists {
         // Left by an attempt that never reached its row (so never acknowledged): ours replaces it.
         if st.objects.get(&key).await.ok().as_ref() != Some(&body) {
             st.objects.put_overwrite(&key, body).await?;
         }
     }
-    let chunk = ChunkRow { seq, sha256: sha.clone(), prev_sha256: prev.clone(), len };
-    let committed = match st.meta.chunk_insert(id, &chunk, now_ms()).await? {
+    // The object is written; the commit queue syncs it with the rest of its batch, then commits the row.
+    let chunk = ChunkRow { seq, sha256: sha.clone(), prev_sha256: Some(prev.clone()), len };
+    let committed = match st.commits.commit(id, key, chunk).await? {
         ChunkInsert::Inserted { committed_seq } => committed_seq,
         // Only another server process can get here (this one holds the session's lock).
-        ChunkInsert::Exists(existing) => return replay(st, &row, &existing, &sha, prev.as_deref()),
+        ChunkInsert::Exists(existing) => return replay(st, &row, &existing, &sha, &prev),
+        ChunkInsert::Refused(why) => return Err(ApiError::conflict(why)),
     };
     Metrics::add(&st.metrics.chunks_acked, 1);
     Metrics::add(&st.metrics.ingest_bytes, len);
@@ -258,9 +300,9 @@ fn replay(
     row: &SessionRow,
     existing: &ChunkRow,
     sha: &str,
-    prev: Option<&str>,
+    prev: &str,
 ) -> ApiResult<(StatusCode, CommitAnswer)> {
-    if existing.sha256 != sha || existing.prev_sha256.as_deref() != prev {
+    if existing.sha256 != sha || existing.prev_sha256.as_deref() != Some(prev) {
         return Err(ApiError::conflict(format!(
             "chunk {} of session {} is already stored with other bytes",
             existing.seq, row.id
@@ -290,7 +332,7 @@ pub async fn add_events(
             parse_time(&format!("[{i}].started_at"), t)?;
         }
         let body = serde_json::to_string(e).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        rows.push((sha256_hex(body.as_bytes()), body));
+        rows.push((chunk_hash(body.as_bytes()), body));
     }
     let _guard = st.lock_session(id).await;
     let row = owned_session(st, who, id).await?;

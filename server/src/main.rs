@@ -1,10 +1,12 @@
 //! `ddcoterm-server`: parse the command line, load settings, run one command, map errors to exit codes.
 
+mod admission;
 mod api;
 mod auth;
 mod backends;
 mod cli;
 mod cmd;
+mod commit;
 mod completer;
 mod config;
 mod error;

@@ -3,6 +3,8 @@
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 
+use crate::admission::Admission;
+use crate::commit::CommitQueue;
 use crate::config::Resolved;
 use crate::metrics::Metrics;
 use crate::objects::Objects;
@@ -16,6 +18,10 @@ pub struct AppState {
     /// Base of the links handed out (`--public-url`, else `http://<listen address>`).
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// Group commit of chunk rows (`crate::commit`).
+    pub commits: CommitQueue,
+    /// The bound on request bodies in flight (`limits.max_inflight_bytes`).
+    pub admission: Arc<Admission>,
     locks: Arc<SessionLocks>,
 }
 
@@ -33,8 +39,14 @@ impl AppState {
         settings: Resolved,
         public_url: String,
     ) -> AppState {
-        let stripes = (0..256).map(|_| tokio::sync::Mutex::new(())).collect();
+        // Many stripes: a request holds its session's stripe while its batch commits, and should rarely
+        // wait behind another session that hashes to the same one.
+        let stripes = (0..4096).map(|_| tokio::sync::Mutex::new(())).collect();
+        let commits = CommitQueue::start(meta.clone(), objects.clone(), settings.raw.limits.max_commit_batch);
+        let admission = Arc::new(Admission::new(settings.raw.limits.max_inflight_bytes));
         AppState {
+            commits,
+            admission,
             meta,
             objects,
             settings: Arc::new(settings),

@@ -32,7 +32,7 @@ fn a_session_uploaded_in_order_reads_back_byte_for_byte_and_verifies() {
     assert!(objects[0].0.ends_with("s1/s1.cast"));
     let out = s.cli(&["verify", "s1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 4 chunks"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact: create and 4 chunks"));
     // Tampering with the stored cast is found.
     let mut bytes = objects[0].1.clone();
     let at = bytes.len() - 5;
@@ -60,9 +60,10 @@ fn chunks_out_of_order_and_before_the_create_converge() {
     let host = s.token("h", "host");
     let aud = s.token("a", "auditor");
     let c = chunks(4);
-    // 2 and 4 first, then 0 before the create, then the rest.
+    // 2 and 4 first, then 0 before the create (carrying the hash of the create body to come), then the rest.
+    let create = support::create_bytes("s2", "bob");
     for i in [2usize, 4, 0] {
-        let prev = i.checked_sub(1).map(|p| c[p].as_slice());
+        let prev = Some(i.checked_sub(1).map_or(create.as_slice(), |p| c[p].as_slice()));
         assert_eq!(s.chunk(&host, "s2", i as u64, &c[i], prev).status(), 201);
     }
     let r = s.create(&host, "s2", "bob");
@@ -198,4 +199,47 @@ fn a_silent_session_is_abandoned_and_a_late_chunk_reopens_it() {
     assert_eq!(s.cast(&aud, "s9"), c.concat());
     let metrics = s.req("GET", "/metrics", &aud).send().unwrap().text().unwrap();
     assert!(metrics.contains("ddcoterm_sessions_abandoned_total 1"), "{metrics}");
+}
+
+#[test]
+fn chunk_0_carries_the_create_bodys_hash_in_either_arrival_order() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("a", "auditor");
+    let c = chunks(1);
+    // Create first, then a chunk 0 naming another create body: refused, naming the header.
+    assert_eq!(s.create(&host, "r1", "alice").status(), 201);
+    let r = s.chunk(&host, "r1", 0, &c[0], Some(b"{\"id\":\"r1\"}"));
+    assert_eq!(r.status(), 409);
+    assert!(r.text().unwrap().contains("x-ddcoterm-prev-sha256"));
+    assert_eq!(s.chunk(&host, "r1", 0, &c[0], None).status(), 201);
+    assert_eq!(s.chunk(&host, "r1", 1, &c[1], Some(&c[0])).status(), 201);
+    assert_eq!(s.end(&host, "r1", 1).status(), 200);
+    let out = s.cli(&["verify", "r1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from the create"));
+
+    // Chunk 0 first: the create that follows must hash to what chunk 0 carried.
+    assert_eq!(s.chunk(&host, "r2", 0, &c[0], None).status(), 201);
+    let other = support::create_bytes("r2", "mallory");
+    let r = s
+        .req("POST", "/api/v1/sessions", &host)
+        .header("content-type", "application/json")
+        .body(other)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().unwrap().contains("x-ddcoterm-prev-sha256"));
+    assert_ne!(s.get_json(&aud, "/api/v1/sessions/r2").1["user"], "mallory");
+    assert_eq!(s.create(&host, "r2", "alice").status(), 201);
+    // The same create again (same bytes): 200; a create without chunks verifies only once chunk 0 is in.
+    assert_eq!(s.create(&host, "r2", "alice").status(), 200);
+    let out = s.cli(&["verify", "r2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A session whose create never came does not verify.
+    assert_eq!(s.chunk(&host, "r3", 0, &c[0], None).status(), 201);
+    let out = s.cli(&["verify", "r3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("create was never received"));
 }

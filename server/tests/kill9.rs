@@ -6,7 +6,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{chunks, sha256, Server};
+use support::{chunks, create_bytes, sha256, Server};
 
 const HOSTS: usize = 4;
 const CHUNKS: usize = 400;
@@ -22,9 +22,8 @@ fn send_until_failure(url: &str, token: &str, id: &str, c: &[Vec<u8>]) -> (Vec<u
             .bearer_auth(token)
             .header("content-type", "application/x-asciicast")
             .body(body.clone());
-        if i > 0 {
-            r = r.header("x-ddcoterm-prev-sha256", sha256(&c[i - 1]));
-        }
+        let prev = if i > 0 { sha256(&c[i - 1]) } else { sha256(&create_bytes(id, "alice")) };
+        r = r.header("x-ddcoterm-prev-sha256", prev);
         match r.send() {
             Ok(res) if res.status().is_success() => acked.push(i as u64),
             Ok(res) => return (acked, Some(format!("HTTP {} on chunk {i}", res.status()))),

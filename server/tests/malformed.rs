@@ -157,7 +157,15 @@ fn malformed_requests_get_4xx_and_store_nothing() {
             .header("content-encoding", "br")
             .header("x-ddcoterm-prev-sha256", prev0.clone()),
         case("chunk 0 without a header line", "PUT", "/api/v1/sessions/n11/chunks/0", &host, 422)
-            .cast(b"[0.1,\"o\",\"x\"]\n"),
+            .cast(b"[0.1,\"o\",\"x\"]\n")
+            .header("x-ddcoterm-prev-sha256", s.root("n11")),
+        case("chunk 0: no chain root header", "PUT", "/api/v1/sessions/n12/chunks/0", &host, 400).cast(&c[0]),
+        case("chunk 0: chain root not hex", "PUT", "/api/v1/sessions/n13/chunks/0", &host, 400)
+            .cast(&c[0])
+            .header("x-ddcoterm-prev-sha256", "ABC"),
+        case("chunk 0: another chain root", "PUT", &format!("{ch}/0"), &host, 409)
+            .cast(&c[0])
+            .header("x-ddcoterm-prev-sha256", sha256(b"another create body")),
         case("chunk: no final newline", "PUT", &format!("{ch}/1"), &host, 400)
             .cast(b"[0.1,\"o\",\"x\"]")
             .header("x-ddcoterm-prev-sha256", prev0.clone()),
@@ -175,7 +183,8 @@ fn malformed_requests_get_4xx_and_store_nothing() {
             .cast(&c[1])
             .header("x-ddcoterm-prev-sha256", sha256(b"other")),
         case("chunk: replayed with other bytes", "PUT", &format!("{ch}/0"), &host, 409)
-            .cast(b"{\"version\":2,\"width\":1,\"height\":1}\n"),
+            .cast(b"{\"version\":2,\"width\":1,\"height\":1}\n")
+            .header("x-ddcoterm-prev-sha256", s.root("good")),
         case("events: not an array", "POST", "/api/v1/sessions/good/events", &host, 422)
             .json(serde_json::json!({"command": "x"})),
         case("events: too many", "POST", "/api/v1/sessions/good/events", &host, 413).json(events_1001.into()),

@@ -9,12 +9,20 @@ fn ids(v: &serde_json::Value) -> Vec<String> {
     v["sessions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
 }
 
-fn create_at(s: &Server, token: &str, id: &str, user: &str, command: &str, started: &str) {
+/// Creates a session; returns the create body's bytes (chunk 0's chain root is their hash).
+fn create_at(s: &Server, token: &str, id: &str, user: &str, command: &str, started: &str) -> Vec<u8> {
     let mut body = support::create_body(id, user);
     body["started_at"] = started.into();
     body["command"] = command.into();
-    let r = s.req("POST", "/api/v1/sessions", token).json(&body).send().unwrap();
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let r = s
+        .req("POST", "/api/v1/sessions", token)
+        .header("content-type", "application/json")
+        .body(bytes.clone())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
+    bytes
 }
 
 #[test]
@@ -23,14 +31,22 @@ fn list_filters_sort_newest_first_and_pages_with_a_cursor() {
     let h1 = s.token("web-1", "host");
     let h2 = s.token("db-1", "host");
     let aud = s.token("aud", "auditor");
+    let mut created = Vec::new();
     for i in 0..7 {
         let (tok, user) = if i % 2 == 0 { (&h1, "alice") } else { (&h2, "bob") };
         let cmd = if i < 3 { "kubectl get pods" } else { "terraform apply" };
-        create_at(&s, tok, &format!("r{i}"), user, cmd, &format!("2026-01-0{}T10:00:00Z", i + 1));
+        created.push(create_at(
+            &s,
+            tok,
+            &format!("r{i}"),
+            user,
+            cmd,
+            &format!("2026-01-0{}T10:00:00Z", i + 1),
+        ));
     }
     // exit status: r6 ends with 0 through its one chunk.
     let c = chunks(0);
-    assert_eq!(s.chunk(&h1, "r6", 0, &c[0], None).status(), 201);
+    assert_eq!(s.chunk(&h1, "r6", 0, &c[0], Some(&created[6])).status(), 201);
     assert_eq!(s.end(&h1, "r6", 0).status(), 200);
 
     let (_, all) = s.get_json(&aud, "/api/v1/sessions");

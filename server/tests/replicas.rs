@@ -37,9 +37,12 @@ fn two_replicas_ingesting_the_same_sessions_store_each_chunk_once() {
                         .bearer_auth(&host)
                         .header("content-type", "application/x-asciicast")
                         .body(body.clone());
-                    if seq > 0 {
-                        r = r.header("x-ddcoterm-prev-sha256", sha256(&c[seq - 1]));
-                    }
+                    let prev = if seq > 0 {
+                        sha256(&c[seq - 1])
+                    } else {
+                        sha256(&support::create_bytes(&id, "alice"))
+                    };
+                    r = r.header("x-ddcoterm-prev-sha256", prev);
                     statuses.push(r.send().unwrap().status().as_u16());
                 }
                 let end = serde_json::json!({"ended_at": "2026-01-01T00:10:00Z", "exit_status": 0, "last_seq": CHUNKS});

@@ -30,7 +30,9 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     body: Body,
 ) -> ApiResult<T> {
     require_content_type(headers, &["application/json"])?;
-    let bytes = read_body(headers, body, st.settings.raw.limits.max_json_bytes).await?;
+    let limit = st.settings.raw.limits.max_json_bytes;
+    let _admitted = st.admission.admit(headers, limit)?;
+    let bytes = read_body(headers, body, limit).await?;
     parse_json(&bytes)
 }
 
@@ -44,8 +46,13 @@ pub async fn create(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<CreateAnswer>)> {
     let who = host(&st, &headers).await?;
-    let create: CreateSession = json_body(&st, &headers, body).await?;
-    let (status, answer) = ingest::create(&st, &who, create).await?;
+    require_content_type(&headers, &["application/json"])?;
+    // The exact bytes matter: their SHA-256 is the root of the session's hash chain.
+    let limit = st.settings.raw.limits.max_json_bytes;
+    let _admitted = st.admission.admit(&headers, limit)?;
+    let raw = read_body(&headers, body, limit).await?;
+    let create: CreateSession = parse_json(&raw)?;
+    let (status, answer) = ingest::create(&st, &who, create, &raw).await?;
     Ok((status, Json(answer)))
 }
 
@@ -67,7 +74,10 @@ pub async fn chunk(
                 .map_err(|_| ApiError::bad_request(format!("header {PREV_HASH_HEADER} is not ASCII")))?,
         ),
     };
-    let bytes = read_body(&headers, body, st.settings.raw.limits.max_chunk_bytes).await?;
+    let limit = st.settings.raw.limits.max_chunk_bytes;
+    // Held until the answer: the body stays in memory until its batch commits.
+    let _admitted = st.admission.admit(&headers, limit)?;
+    let bytes = read_body(&headers, body, limit).await?;
     let (status, answer) = ingest::put_chunk(&st, &who, &id, seq, prev, bytes).await?;
     Ok((status, Json(answer)))
 }

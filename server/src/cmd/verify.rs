@@ -1,12 +1,12 @@
 //! `ddcoterm-server verify ID`: re-checks a stored session end to end against what its rows recorded.
 //!
-//! Every chunk's SHA-256, each chunk's claim on the previous one (the hash chain), contiguity from 0, and for
-//! a compacted session that the cast is exactly the chunks in order. Exit 0 when intact, 1 with every finding.
+//! The chain from its root: the stored create body hashes to the recorded root and chunk 0 carries that root,
+//! then every chunk's SHA-256, each chunk's claim on the previous one, contiguity from 0, and for a compacted
+//! session that the cast is exactly the chunks in order. Exit 0 when intact, 1 with every finding.
 
 use anyhow::bail;
-use sha2::{Digest, Sha256};
+use ddcoterm_wire::{chain_root, chunk_hash};
 
-use crate::auth::hex;
 use crate::ingest::{cast_key, chunk_key, validate_id};
 use crate::state::AppState;
 
@@ -17,6 +17,22 @@ pub async fn run(st: &AppState, id: &str) -> anyhow::Result<()> {
     let Some(row) = st.meta.session_get(id).await? else { bail!("no session {id:?}") };
     let chunks = st.meta.chunks(id).await?;
     let mut problems = Vec::new();
+    match (&row.create_body, &row.create_sha256) {
+        (Some(body), Some(root)) => {
+            if chain_root(body.as_bytes()) != *root {
+                problems.push(format!(
+                    "create body hashes to {}, recorded root {root}",
+                    chain_root(body.as_bytes())
+                ));
+            }
+            if let Some(c0) = chunks.first().filter(|c| c.seq == 0) {
+                if c0.prev_sha256.as_deref() != Some(root.as_str()) {
+                    problems.push("chunk 0: its chain root does not match the create body".to_string());
+                }
+            }
+        }
+        _ => problems.push("the create was never received (no chain root)".to_string()),
+    }
     for (i, c) in chunks.iter().enumerate() {
         if c.seq != i as u64 {
             problems.push(format!("chunk {i} is missing (next stored is {})", c.seq));
@@ -54,7 +70,7 @@ pub async fn run(st: &AppState, id: &str) -> anyhow::Result<()> {
     }
     if problems.is_empty() {
         println!(
-            "{id}: intact: {} chunks, {} bytes, hash chain verified, state {}{}",
+            "{id}: intact: create and {} chunks, {} bytes, hash chain verified from the create, state {}{}",
             chunks.len(),
             row.bytes,
             row.state,
@@ -70,7 +86,7 @@ pub async fn run(st: &AppState, id: &str) -> anyhow::Result<()> {
 }
 
 fn check(problems: &mut Vec<String>, seq: u64, bytes: &[u8], want: &str, len: u64) {
-    let got = hex(&Sha256::digest(bytes));
+    let got = chunk_hash(bytes);
     if got != want || bytes.len() as u64 != len {
         problems.push(format!(
             "chunk {seq}: stored bytes hash {got} ({} bytes), recorded {want} ({len})",

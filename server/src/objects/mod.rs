@@ -39,6 +39,16 @@ pub enum Put {
 pub trait Objects: Send + Sync {
     /// Writes `key` only if absent; durable when this returns.
     async fn put_create(&self, key: &str, bytes: Bytes) -> Result<Put>;
+    /// Writes `key` only if absent, without waiting for durability: the commit queue calls
+    /// [`Objects::make_durable`] for a whole batch of keys before any row naming them commits.
+    async fn put_create_staged(&self, key: &str, bytes: Bytes) -> Result<Put> {
+        self.put_create(key, bytes).await
+    }
+    /// Makes every key written by `put_create_staged` (or left by an earlier attempt) durable, in one round.
+    /// Stores whose writes are durable when acknowledged (S3) have nothing to do.
+    async fn make_durable(&self, _keys: &[String]) -> Result<()> {
+        Ok(())
+    }
     /// Writes `key` whether or not it exists; durable when this returns. Only for objects no row names yet.
     async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<()>;
     async fn get(&self, key: &str) -> Result<Bytes>;
@@ -75,35 +85,63 @@ impl LocalDir {
     /// Syncs the file and its directory (the file's new entry), then makes each new directory's own entry
     /// durable by syncing its parent, climbing until a directory already known to be durable.
     async fn sync(&self, key: &str) -> Result<()> {
-        let file = self.root.join(key);
-        let root = self.root.clone();
-        let durable = self.synced_dirs.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::File::open(&file)?.sync_all()?;
-            let Some(mut dir) = file.parent().map(FsPath::to_path_buf) else { return Ok(()) };
-            std::fs::File::open(&dir)?.sync_all()?;
-            while dir != root && dir.starts_with(&root) {
-                if durable.lock().map(|s| s.contains(&dir)).unwrap_or(false) {
-                    break;
-                }
-                let Some(parent) = dir.parent().map(FsPath::to_path_buf) else { break };
-                std::fs::File::open(&parent)?.sync_all()?;
-                if let Ok(mut s) = durable.lock() {
-                    // One entry per session directory: bounded by forgetting now and then (the cost is one
-                    // extra directory sync per session afterwards).
-                    if s.len() >= 100_000 {
-                        s.clear();
-                    }
-                    s.insert(dir.clone());
-                }
-                dir = parent;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)
+        self.make_durable(&[key.to_string()]).await
     }
+}
+
+/// Most threads one sync round uses: enough for the journal to merge the batch's syncs into few commits.
+const SYNC_THREADS: usize = 32;
+
+/// One sync round: `fdatasync` of every file and `fsync` of every distinct directory holding one, spread
+/// over up to [`SYNC_THREADS`] threads, then new directories' own entries (climbing to a known one).
+fn sync_round(root: &FsPath, files: Vec<PathBuf>, durable: &Mutex<HashSet<PathBuf>>) -> std::io::Result<()> {
+    let mut dirs: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(FsPath::to_path_buf)).collect();
+    dirs.sort();
+    dirs.dedup();
+    let work: Vec<(PathBuf, bool)> =
+        files.into_iter().map(|f| (f, true)).chain(dirs.iter().cloned().map(|d| (d, false))).collect();
+    let per = work.len().div_ceil(SYNC_THREADS).max(1);
+    std::thread::scope(|scope| -> std::io::Result<()> {
+        let handles: Vec<_> = work
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || -> std::io::Result<()> {
+                    for (path, is_file) in part {
+                        let f = std::fs::File::open(path)?;
+                        if *is_file {
+                            f.sync_data()?;
+                        } else {
+                            f.sync_all()?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| std::io::Error::other("a sync thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    for mut dir in dirs {
+        while dir != root && dir.starts_with(root) {
+            if durable.lock().map(|s| s.contains(&dir)).unwrap_or(false) {
+                break;
+            }
+            let Some(parent) = dir.parent().map(FsPath::to_path_buf) else { break };
+            std::fs::File::open(&parent)?.sync_all()?;
+            if let Ok(mut s) = durable.lock() {
+                // One entry per session directory: bounded by forgetting now and then (the cost is one
+                // extra directory sync per session afterwards).
+                if s.len() >= 100_000 {
+                    s.clear();
+                }
+                s.insert(dir.clone());
+            }
+            dir = parent;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -117,6 +155,31 @@ impl Objects for LocalDir {
         }
         self.sync(key).await?;
         Ok(Put::Created)
+    }
+
+    async fn put_create_staged(&self, key: &str, bytes: Bytes) -> Result<Put> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.fs.put_opts(&Self::key(key)?, PutPayload::from_bytes(bytes), opts).await {
+            Ok(_) => Ok(Put::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Exists),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn make_durable(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for k in keys {
+            Self::key(k)?;
+        }
+        let files: Vec<PathBuf> = keys.iter().map(|k| self.root.join(k)).collect();
+        let root = self.root.clone();
+        let durable = self.synced_dirs.clone();
+        tokio::task::spawn_blocking(move || sync_round(&root, files, &durable))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
     }
 
     async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<()> {

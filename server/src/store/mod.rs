@@ -88,6 +88,10 @@ pub struct SessionRow {
     pub state: String,
     /// The create body as received (canonical JSON of `CreateSession`); `None` until the create arrives.
     pub meta_json: Option<String>,
+    /// SHA-256 of the create body as received: the chain root chunk 0 must carry (DESIGN.md §12).
+    pub create_sha256: Option<String>,
+    /// The create body as received, byte for byte (write-once), so `verify` can recompute the root.
+    pub create_body: Option<String>,
     pub user: Option<String>,
     pub command: Option<String>,
     pub sort_ts: i64,
@@ -126,6 +130,10 @@ pub struct SessionMeta {
     pub command: String,
     /// Unix ms of `started_at`: the list's sort key.
     pub sort_ts: i64,
+    /// `ddcoterm_wire::chain_root` of `create_body`.
+    pub create_sha256: String,
+    /// The request body exactly as decoded.
+    pub create_body: String,
 }
 
 /// Filters of `GET /api/v1/sessions`; `None` means any.
@@ -151,6 +159,8 @@ pub enum ChunkInsert {
     Inserted { committed_seq: Option<u64> },
     /// A row for this seq already exists (a concurrent request won): compare against it.
     Exists(ChunkRow),
+    /// Chunk 0 names a chain root other than the stored create body's hash; nothing was written.
+    Refused(String),
 }
 
 #[async_trait]
@@ -181,8 +191,9 @@ pub trait MetaStore: Send + Sync {
     async fn session_get(&self, id: &str) -> Result<Option<SessionRow>>;
     /// Inserts the row unless one exists; returns the row as stored either way.
     async fn session_claim(&self, new: &NewSession) -> Result<SessionRow>;
-    /// Fills the create's metadata into a row that has none yet.
-    async fn session_set_meta(&self, id: &str, meta: &SessionMeta, now: i64) -> Result<()>;
+    /// Fills the create's metadata into a row that has none yet, unless a stored chunk 0 names another chain
+    /// root; false when nothing was written (the caller re-reads the row to say why).
+    async fn session_set_meta(&self, id: &str, meta: &SessionMeta, now: i64) -> Result<bool>;
     /// Records the end (`last_seq`, `ended_at`, `exit_status`) once.
     async fn session_set_end(
         &self,
@@ -206,9 +217,11 @@ pub trait MetaStore: Send + Sync {
     async fn sessions_to_compact(&self) -> Result<Vec<SessionRow>>;
 
     async fn chunk_get(&self, id: &str, seq: u64) -> Result<Option<ChunkRow>>;
-    /// Inserts the chunk's row, advances the commit point, bumps activity and reopens an abandoned session,
-    /// in one transaction.
-    async fn chunk_insert(&self, id: &str, chunk: &ChunkRow, now: i64) -> Result<ChunkInsert>;
+    /// Inserts the rows of a batch of chunks (session id, row) in ONE transaction, so a single commit (one
+    /// WAL sync) makes many hosts' chunks durable at once: each row advances its session's commit point,
+    /// bumps activity and reopens an abandoned session. One outcome per item, in order; an error means
+    /// nothing of the batch was committed.
+    async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>>;
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>>;
 
     /// Appends events not already stored (same digest); returns how many were new.

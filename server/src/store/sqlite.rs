@@ -20,7 +20,10 @@ use super::{
 };
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_create_chain.sql")),
+];
 
 pub struct Sqlite {
     pool: SqlitePool,
@@ -125,6 +128,8 @@ fn session_row(r: &SqliteRow) -> Result<SessionRow> {
         last_activity: r.try_get("last_activity").map_err(err)?,
         state: r.try_get("state").map_err(err)?,
         meta_json: r.try_get("meta_json").map_err(err)?,
+        create_sha256: r.try_get("create_sha256").map_err(err)?,
+        create_body: r.try_get("create_body").map_err(err)?,
         user: r.try_get("user_name").map_err(err)?,
         command: r.try_get("command").map_err(err)?,
         sort_ts: r.try_get("sort_ts").map_err(err)?,
@@ -278,21 +283,26 @@ impl MetaStore for Sqlite {
             .ok_or_else(|| StoreError::Unavailable(format!("session {} vanished after insert", new.id)))
     }
 
-    async fn session_set_meta(&self, id: &str, meta: &SessionMeta, now: i64) -> Result<()> {
+    async fn session_set_meta(&self, id: &str, meta: &SessionMeta, now: i64) -> Result<bool> {
         sqlx::query(
-            "UPDATE sessions SET meta_json = ?, user_name = ?, command = ?, sort_ts = ?, last_activity = ? \
-             WHERE id = ? AND meta_json IS NULL",
+            "UPDATE sessions SET meta_json = ?, user_name = ?, command = ?, sort_ts = ?, last_activity = ?, \
+             create_sha256 = ?, create_body = ? WHERE id = ? AND meta_json IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM chunks WHERE session_id = ? AND seq = 0 AND prev_sha256 IS NOT ?)",
         )
         .bind(&meta.meta_json)
         .bind(&meta.user)
         .bind(&meta.command)
         .bind(meta.sort_ts)
         .bind(now)
+        .bind(&meta.create_sha256)
+        .bind(&meta.create_body)
         .bind(id)
+        .bind(id)
+        .bind(&meta.create_sha256)
         .execute(&self.pool)
         .await
         .map_err(err)
-        .map(|_| ())
+        .map(|r| r.rows_affected() == 1)
     }
 
     async fn session_set_end(
@@ -449,60 +459,14 @@ impl MetaStore for Sqlite {
         r.map_err(err)?.as_ref().map(chunk_row).transpose()
     }
 
-    async fn chunk_insert(&self, id: &str, c: &ChunkRow, now: i64) -> Result<ChunkInsert> {
+    async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let existing = sqlx::query("SELECT * FROM chunks WHERE session_id = ? AND seq = ?")
-            .bind(id)
-            .bind(c.seq as i64)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?;
-        if let Some(r) = existing {
-            return Ok(ChunkInsert::Exists(chunk_row(&r)?));
+        let mut out = Vec::with_capacity(batch.len());
+        for (id, c) in batch {
+            out.push(insert_chunk(&mut tx, id, c, now).await?);
         }
-        sqlx::query(
-            "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(c.seq as i64)
-        .bind(&c.sha256)
-        .bind(&c.prev_sha256)
-        .bind(c.len as i64)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        let mut committed: i64 = sqlx::query_scalar("SELECT committed_seq FROM sessions WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
-        loop {
-            let next: Option<i64> =
-                sqlx::query_scalar("SELECT seq FROM chunks WHERE session_id = ? AND seq = ?")
-                    .bind(id)
-                    .bind(committed + 1)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err)?;
-            match next {
-                Some(_) => committed += 1,
-                None => break,
-            }
-        }
-        sqlx::query(
-            "UPDATE sessions SET committed_seq = ?, bytes = bytes + ?, last_activity = ?, \
-             state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END WHERE id = ?",
-        )
-        .bind(committed)
-        .bind(c.len as i64)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
         tx.commit().await.map_err(err)?;
-        Ok(ChunkInsert::Inserted { committed_seq: opt_u64(Some(committed)) })
+        Ok(out)
     }
 
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>> {
@@ -557,4 +521,80 @@ impl MetaStore for Sqlite {
             .await
             .map_err(err)
     }
+}
+
+/// One chunk row inside the caller's transaction: refuses a seq already stored (returned for comparison) and
+/// a chunk 0 whose chain root differs from the stored create's, then inserts and advances the commit point.
+async fn insert_chunk(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+    c: &ChunkRow,
+    now: i64,
+) -> Result<ChunkInsert> {
+    let existing = sqlx::query("SELECT * FROM chunks WHERE session_id = ? AND seq = ?")
+        .bind(id)
+        .bind(c.seq as i64)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err)?;
+    if let Some(r) = existing {
+        return Ok(ChunkInsert::Exists(chunk_row(&r)?));
+    }
+    if c.seq == 0 {
+        let root: Option<String> = sqlx::query_scalar("SELECT create_sha256 FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?
+            .flatten();
+        if let Some(root) = root {
+            if c.prev_sha256.as_deref() != Some(root.as_str()) {
+                return Ok(ChunkInsert::Refused(format!(
+                    "chunk 0: header {} does not match the SHA-256 of the session's create body",
+                    ddcoterm_wire::PREV_HASH_HEADER
+                )));
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(c.seq as i64)
+    .bind(&c.sha256)
+    .bind(&c.prev_sha256)
+    .bind(c.len as i64)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    let mut committed: i64 = sqlx::query_scalar("SELECT committed_seq FROM sessions WHERE id = ?")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+    loop {
+        let next: Option<i64> = sqlx::query_scalar("SELECT seq FROM chunks WHERE session_id = ? AND seq = ?")
+            .bind(id)
+            .bind(committed + 1)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        match next {
+            Some(_) => committed += 1,
+            None => break,
+        }
+    }
+    sqlx::query(
+        "UPDATE sessions SET committed_seq = ?, bytes = bytes + ?, last_activity = ?, \
+         state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END WHERE id = ?",
+    )
+    .bind(committed)
+    .bind(c.len as i64)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    Ok(ChunkInsert::Inserted { committed_seq: opt_u64(Some(committed)) })
 }

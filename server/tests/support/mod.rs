@@ -23,6 +23,8 @@ pub struct Server {
     pub wrapper: Vec<String>,
     child: Option<Child>,
     pub http: Client,
+    /// The create bodies sent through [`Server::create`], by session id: chunk 0's chain root is their hash.
+    created: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl Server {
@@ -37,7 +39,15 @@ impl Server {
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         env.extend(backends::server_env());
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let mut s = Server { dir, url: String::new(), env, wrapper: vec![], child: None, http };
+        let mut s = Server {
+            dir,
+            url: String::new(),
+            env,
+            wrapper: vec![],
+            child: None,
+            http,
+            created: Default::default(),
+        };
         s.spawn();
         s
     }
@@ -46,8 +56,15 @@ impl Server {
     pub fn start_sharing(other: &Server) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let mut s =
-            Server { dir, url: String::new(), env: other.env.clone(), wrapper: vec![], child: None, http };
+        let mut s = Server {
+            dir,
+            url: String::new(),
+            env: other.env.clone(),
+            wrapper: vec![],
+            child: None,
+            http,
+            created: Default::default(),
+        };
         s.spawn();
         s
     }
@@ -57,7 +74,15 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
-        let mut s = Server { dir, url: String::new(), env: vec![], wrapper, child: None, http };
+        let mut s = Server {
+            dir,
+            url: String::new(),
+            env: vec![],
+            wrapper,
+            child: None,
+            http,
+            created: Default::default(),
+        };
         s.spawn();
         s
     }
@@ -146,20 +171,42 @@ impl Server {
         }
     }
 
+    /// POSTs the create, remembering its exact bytes (chunk 0's chain root is their hash).
     pub fn create(&self, token: &str, id: &str, user: &str) -> Response {
-        self.req("POST", "/api/v1/sessions", token).json(&create_body(id, user)).send().unwrap()
+        let bytes = create_bytes(id, user);
+        self.created.lock().unwrap().insert(id.to_string(), bytes.clone());
+        self.req("POST", "/api/v1/sessions", token)
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .unwrap()
     }
 
-    /// PUTs chunk `seq` with the hash of `prev` in the chain header.
+    /// The chain root chunk 0 of `id` carries: the hash of the create body sent through [`Server::create`],
+    /// else of `create_bytes(id, "alice")` (what a test sending chunk 0 first will create later).
+    pub fn root(&self, id: &str) -> String {
+        let created = self.created.lock().unwrap().get(id).cloned();
+        sha256(&created.unwrap_or_else(|| create_bytes(id, "alice")))
+    }
+
+    /// PUTs chunk `seq` with the hash of `prev` in the chain header; chunk 0 without `prev` carries
+    /// [`Server::root`].
     pub fn chunk(&self, token: &str, id: &str, seq: u64, body: &[u8], prev: Option<&[u8]>) -> Response {
-        let mut r = self
+        let r = self
             .req("PUT", &format!("/api/v1/sessions/{id}/chunks/{seq}"), token)
             .header("content-type", "application/x-asciicast")
             .body(body.to_vec());
-        if let Some(p) = prev {
-            r = r.header("x-ddcoterm-prev-sha256", sha256(p));
+        let hash = match (seq, prev) {
+            (_, Some(p)) => Some(sha256(p)),
+            (0, None) => Some(self.root(id)),
+            (_, None) => None,
+        };
+        match hash {
+            Some(h) => r.header("x-ddcoterm-prev-sha256", h),
+            None => r,
         }
-        r.send().unwrap()
+        .send()
+        .unwrap()
     }
 
     pub fn end(&self, token: &str, id: &str, last_seq: u64) -> Response {
@@ -238,6 +285,11 @@ pub fn create_body(id: &str, user: &str) -> serde_json::Value {
         "command": "kubectl scale deploy/web --replicas=3", "width": 80, "height": 24,
         "rule": "prod", "actions": ["record"], "break_glass": false, "tags": ["env:prod"]
     })
+}
+
+/// The create body as bytes, exactly as [`Server::create`] sends it.
+pub fn create_bytes(id: &str, user: &str) -> Vec<u8> {
+    serde_json::to_vec(&create_body(id, user)).unwrap()
 }
 
 pub fn sha256(b: &[u8]) -> String {

@@ -1,0 +1,80 @@
+//! A bound on request bodies held in memory (`limits.max_inflight_bytes`): past it, ingest answers 503 with
+//! `Retry-After` instead of queueing without limit, so a burst of hosts costs latency on the hosts' side
+//! (their spools keep the chunks and retry) rather than server memory.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{ApiError, ApiResult, RETRY_BUSY_SECS};
+
+/// Budget in KiB (a semaphore counts in u32 permits).
+pub struct Admission {
+    budget_kib: u32,
+    sem: Arc<Semaphore>,
+}
+
+/// Held for as long as the request's body is; returns its share of the budget when dropped.
+#[derive(Debug)]
+pub struct Admitted {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
+
+impl Admission {
+    pub fn new(max_bytes: u64) -> Admission {
+        let budget_kib = kib(max_bytes);
+        Admission { budget_kib, sem: Arc::new(Semaphore::new(budget_kib as usize)) }
+    }
+
+    /// Reserves room for a body of at most `limit` bytes: its `Content-Length` when it has one and is not
+    /// gzip (a gzip body may decode to `limit`), else `limit`. 503 + `Retry-After` when the budget is spent.
+    pub fn admit(&self, headers: &HeaderMap, limit: u64) -> ApiResult<Admitted> {
+        let gzip = headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity");
+        let len = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let want = match len {
+            Some(n) if !gzip => n.min(limit),
+            _ => limit,
+        };
+        let want = kib(want).min(self.budget_kib);
+        match self.sem.clone().try_acquire_many_owned(want) {
+            Ok(p) => Ok(Admitted { _permit: Some(p) }),
+            Err(_) => Err(ApiError::retry(
+                RETRY_BUSY_SECS,
+                format!(
+                    "server busy: {} KiB of request bodies in flight (limits.max_inflight_bytes); retry later",
+                    self.budget_kib - self.sem.available_permits() as u32
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_budget_is_503_until_a_body_is_released() {
+        let a = Admission::new(64 << 10);
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, "40000".parse().unwrap());
+        let first = a.admit(&h, 1 << 20).unwrap();
+        let e = a.admit(&h, 1 << 20).unwrap_err();
+        assert_eq!(e.status.as_u16(), 503);
+        assert_eq!(e.retry_after, Some(RETRY_BUSY_SECS));
+        assert!(e.message.contains("limits.max_inflight_bytes"), "{}", e.message);
+        drop(first);
+        let _second = a.admit(&h, 1 << 20).unwrap();
+        // No length (or gzip): the whole limit is reserved, capped at the budget.
+        let none = HeaderMap::new();
+        assert!(a.admit(&none, 1 << 20).is_err());
+    }
+}
