@@ -6,13 +6,14 @@
 //! `If-None-Match: *`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
 
 use super::{ObjectError, Objects, Put, Result};
 
@@ -34,7 +35,12 @@ impl S3 {
         if bucket.is_empty() {
             anyhow::bail!("object_store {url:?}: no bucket name");
         }
+        // Few, quick retries: with the store down, a request must come back as a 503 (the host's spool
+        // retries) well within the host's own timeout, not after minutes of backoff.
+        let retry =
+            RetryConfig { max_retries: 2, retry_timeout: Duration::from_secs(5), ..Default::default() };
         let s3 = AmazonS3Builder::from_env()
+            .with_retry(retry)
             .with_bucket_name(bucket)
             .build()
             .map_err(|e| anyhow::anyhow!("object_store {url:?}: {e}"))?;

@@ -19,12 +19,14 @@ const KEY_ID: &str = "ddcoterm-test";
 const SECRET: &str = "ddcoterm-test-secret";
 
 struct Services {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// The watchdog shells: they outlive this process on purpose (to stop the services after it exits).
     _watchdogs: Vec<std::process::Child>,
     pg_port: u16,
     pg_bin: PathBuf,
     s3_endpoint: String,
+    /// The shell line that starts SeaweedFS again after [`stop_s3`].
+    start_weed: String,
 }
 
 static SERVICES: OnceLock<Services> = OnceLock::new();
@@ -143,9 +145,7 @@ fn start() -> Services {
     wait_port(pg_port, "PostgreSQL", &pg_log);
 
     // SeaweedFS: every port chosen free; keys make it check signatures.
-    let weed = std::env::var("DDCOTERM_WEED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.build/server-venv/bin/weed"));
+    let weed = weed_bin();
     assert!(weed.exists(), "{} is missing (make tools installs SeaweedFS)", weed.display());
     let weed_dir = dir.path().join("weed");
     std::fs::create_dir(&weed_dir).unwrap();
@@ -162,8 +162,13 @@ fn start() -> Services {
     let weed_watch = with_watchdog(&start_weed, "true", &weed_dir, &weed_log);
     wait_port(s3, "SeaweedFS S3", &weed_log);
     let s3_endpoint = format!("http://127.0.0.1:{s3}");
-    // Ready when a signed request to the bucket is answered.
-    let store = s3_store(&s3_endpoint);
+    wait_s3_ready(&s3_endpoint);
+    Services { dir, _watchdogs: vec![pg_watch, weed_watch], pg_port, pg_bin, s3_endpoint, start_weed }
+}
+
+/// Ready when a signed request to the bucket is answered.
+fn wait_s3_ready(endpoint: &str) {
+    let store = s3_store(endpoint);
     let start = Instant::now();
     loop {
         match block_on(store.head(&Key::from("ready-probe"))) {
@@ -174,7 +179,80 @@ fn start() -> Services {
             }
         }
     }
-    Services { _dir: dir, _watchdogs: vec![pg_watch, weed_watch], pg_port, pg_bin, s3_endpoint }
+}
+
+/// The SeaweedFS processes serving `dir`: their command line starts with the binary (unlike the watchdog
+/// shells, whose script merely mentions it).
+fn weed_pids(dir: &Path) -> Vec<String> {
+    let pattern = format!("^{} mini -dir={}", weed_bin().display(), dir.display());
+    let out = Command::new("pgrep").args(["-f", &pattern]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+}
+
+fn weed_bin() -> PathBuf {
+    std::env::var("DDCOTERM_WEED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.build/server-venv/bin/weed"))
+}
+
+/// Outage drills: stops this test binary's SeaweedFS (SIGKILL of its processes, found by their data
+/// directory, which is unique to this binary).
+pub fn stop_s3() {
+    let s = services();
+    let pids = weed_pids(&s.dir.path().join("weed"));
+    assert!(!pids.is_empty(), "no SeaweedFS process found to stop");
+    for pid in pids {
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+    let port: u16 = s.s3_endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(20), "SeaweedFS still listening after kill");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts SeaweedFS again on the same ports and data (with its own watchdog), and waits until it answers.
+pub fn start_s3() {
+    let s = services();
+    let log = s.dir.path().join("weed-restart.log");
+    std::fs::File::create(&log).unwrap();
+    // Its watchdog process stays running until this test binary exits, then stops it.
+    let watchdog = with_watchdog(&s.start_weed, "true", &s.dir.path().join("weed-restarted"), &log);
+    std::mem::forget(watchdog);
+    wait_s3_ready(&s.s3_endpoint);
+}
+
+/// Stops this binary's PostgreSQL (`pg_ctl stop -m immediate`: like a crash).
+pub fn stop_pg() {
+    let s = services();
+    let out = pg_cmd(&s.pg_bin, "pg_ctl")
+        .arg("-D")
+        .arg(s.dir.path().join("pg/data"))
+        .args(["-m", "immediate", "-w", "stop"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts PostgreSQL again on the same port and data, and waits until it accepts connections.
+pub fn start_pg() {
+    let s = services();
+    let pg_dir = s.dir.path().join("pg");
+    let opts = format!("-p {} -h 127.0.0.1 -k {}", s.pg_port, pg_dir.display());
+    let out = pg_cmd(&s.pg_bin, "pg_ctl")
+        .arg("-D")
+        .arg(pg_dir.join("data"))
+        .args(["-o", &opts, "-l"])
+        .arg(s.dir.path().join("postgres-restart.log"))
+        .args(["-w", "start"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success(), "pg_ctl start failed");
+    wait_port(s.pg_port, "PostgreSQL (restarted)", &s.dir.path().join("postgres-restart.log"));
 }
 
 fn services() -> &'static Services {
