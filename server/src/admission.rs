@@ -18,7 +18,37 @@ pub struct Admission {
 /// Held for as long as the request's body is; returns its share of the budget when dropped.
 #[derive(Debug)]
 pub struct Admitted {
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: OwnedSemaphorePermit,
+    sem: Arc<Semaphore>,
+    budget_kib: u32,
+}
+
+impl Admitted {
+    /// Grows the reservation to `bytes` (a gzip body once decoded); 503 when the budget cannot cover it.
+    pub fn grow_to(&mut self, bytes: u64) -> ApiResult<()> {
+        let want = kib(bytes).min(self.budget_kib);
+        let have = self.permit.num_permits() as u32;
+        if want <= have {
+            return Ok(());
+        }
+        match self.sem.clone().try_acquire_many_owned(want - have) {
+            Ok(more) => {
+                self.permit.merge(more);
+                Ok(())
+            }
+            Err(_) => Err(busy(self.budget_kib, &self.sem)),
+        }
+    }
+}
+
+fn busy(budget_kib: u32, sem: &Semaphore) -> ApiError {
+    ApiError::retry(
+        RETRY_BUSY_SECS,
+        format!(
+            "server busy: {} KiB of request bodies in flight (limits.max_inflight_bytes); retry later",
+            budget_kib.saturating_sub(sem.available_permits() as u32)
+        ),
+    )
 }
 
 fn kib(bytes: u64) -> u32 {
@@ -31,28 +61,18 @@ impl Admission {
         Admission { budget_kib, sem: Arc::new(Semaphore::new(budget_kib as usize)) }
     }
 
-    /// Reserves room for a body of at most `limit` bytes: its `Content-Length` when it has one and is not
-    /// gzip (a gzip body may decode to `limit`), else `limit`. 503 + `Retry-After` when the budget is spent.
+    /// Reserves room for a body: its `Content-Length` (as sent: a gzip body is grown with
+    /// [`Admitted::grow_to`] once decoded), or `limit` when the length is not given. 503 + `Retry-After`
+    /// when the budget is spent.
     pub fn admit(&self, headers: &HeaderMap, limit: u64) -> ApiResult<Admitted> {
-        let gzip = headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity");
         let len = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let want = match len {
-            Some(n) if !gzip => n.min(limit),
-            _ => limit,
-        };
-        let want = kib(want).min(self.budget_kib);
+        let want = kib(len.map_or(limit, |n| n.min(limit))).min(self.budget_kib);
         match self.sem.clone().try_acquire_many_owned(want) {
-            Ok(p) => Ok(Admitted { _permit: Some(p) }),
-            Err(_) => Err(ApiError::retry(
-                RETRY_BUSY_SECS,
-                format!(
-                    "server busy: {} KiB of request bodies in flight (limits.max_inflight_bytes); retry later",
-                    self.budget_kib - self.sem.available_permits() as u32
-                ),
-            )),
+            Ok(permit) => Ok(Admitted { permit, sem: self.sem.clone(), budget_kib: self.budget_kib }),
+            Err(_) => Err(busy(self.budget_kib, &self.sem)),
         }
     }
 }
@@ -73,8 +93,14 @@ mod tests {
         assert!(e.message.contains("limits.max_inflight_bytes"), "{}", e.message);
         drop(first);
         let _second = a.admit(&h, 1 << 20).unwrap();
-        // No length (or gzip): the whole limit is reserved, capped at the budget.
+        // No length: the whole limit is reserved, capped at the budget.
         let none = HeaderMap::new();
         assert!(a.admit(&none, 1 << 20).is_err());
+        // A body that grows once decoded needs room for what it decodes to.
+        drop(_second);
+        let mut small = a.admit(&h, 1 << 20).unwrap();
+        small.grow_to(60 << 10).unwrap();
+        assert!(a.admit(&h, 1 << 20).is_err());
+        assert_eq!(small.grow_to(200 << 10).map(|_| ()).ok(), Some(()), "capped at the budget");
     }
 }

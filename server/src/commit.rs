@@ -1,12 +1,14 @@
 //! Group commit: durability batched across hosts (DESIGN.md §11, §12).
 //!
-//! Each chunk request writes its object (not yet synced) and hands its row to this queue. One committer task
-//! takes everything waiting, makes the batch's objects durable in one round (on a local directory: the
-//! files and their directories synced in parallel, so the filesystem journal commits them together), then
-//! inserts all the batch's rows in ONE database transaction (one WAL sync), and only then answers every
-//! request of the batch. While a batch commits the next one gathers, so the cost of a sync is shared by
-//! every host that sent meanwhile instead of paid per chunk. An error anywhere answers the whole batch with
-//! it (503 for an unreachable backend): nothing of a failed batch was acknowledged, the hosts resend.
+//! Each chunk request writes its object (not yet synced) and hands its row to this queue. Two stages, each
+//! one task: the syncer takes everything waiting and makes the batch's objects durable in one round (on a
+//! local directory: the files and their directories synced in parallel, so the filesystem journal commits
+//! them together); the committer takes every batch synced meanwhile and inserts all their rows in ONE
+//! database transaction (one WAL sync), and only then answers every request in it. A row therefore never
+//! commits before its object is durable, the two syncs of consecutive batches overlap, and the cost of each
+//! sync is shared by every host that sent meanwhile instead of paid per chunk. An error answers the whole
+//! batch with it (503 for an unreachable backend): nothing of a failed batch was acknowledged, the hosts
+//! resend.
 
 use std::sync::Arc;
 
@@ -34,7 +36,9 @@ impl CommitQueue {
     /// Starts the committer task (needs a Tokio runtime). `max_batch` caps the rows of one transaction.
     pub fn start(meta: Arc<dyn MetaStore>, objects: Arc<dyn Objects>, max_batch: usize) -> CommitQueue {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, meta, objects, max_batch.max(1)));
+        let (synced_tx, synced_rx) = mpsc::unbounded_channel();
+        tokio::spawn(sync_stage(rx, synced_tx, objects, max_batch.max(1)));
+        tokio::spawn(commit_stage(synced_rx, meta, max_batch.max(1)));
         CommitQueue { tx }
     }
 
@@ -49,26 +53,45 @@ impl CommitQueue {
     }
 }
 
-async fn run(
+/// Stage 1: batches of written objects made durable; a batch that fails to sync is answered here.
+async fn sync_stage(
     mut rx: mpsc::UnboundedReceiver<Job>,
-    meta: Arc<dyn MetaStore>,
+    synced: mpsc::UnboundedSender<Vec<Job>>,
     objects: Arc<dyn Objects>,
     max_batch: usize,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        // One lock order for every batch, so two replicas' transactions on PostgreSQL cannot deadlock.
-        batch.sort_by(|a: &Job, b: &Job| (&a.session, a.row.seq).cmp(&(&b.session, b.row.seq)));
+    loop {
+        let mut batch = Vec::with_capacity(max_batch);
+        if rx.recv_many(&mut batch, max_batch).await == 0 {
+            return;
+        }
         let keys: Vec<String> = batch.iter().map(|j| j.key.clone()).collect();
-        let rows: Vec<(String, ChunkRow)> =
-            batch.iter().map(|j| (j.session.clone(), j.row.clone())).collect();
-        let outcome = match objects.make_durable(&keys).await {
-            Ok(()) => meta.chunks_commit(&rows, now_ms()).await.map_err(ApiError::from),
-            Err(e) => Err(ApiError::from(e)),
-        };
-        match outcome {
-            Ok(results) if results.len() == batch.len() => {
-                for (job, r) in batch.drain(..).zip(results) {
+        match objects.make_durable(&keys).await {
+            Ok(()) => {
+                if let Err(mpsc::error::SendError(batch)) = synced.send(batch) {
+                    answer_all(batch, ApiError::unavailable("the commit stage has stopped"));
+                }
+            }
+            Err(e) => answer_all(batch, ApiError::from(e)),
+        }
+    }
+}
+
+/// Stage 2: every synced batch waiting, rows in one transaction, then the answers.
+async fn commit_stage(mut rx: mpsc::UnboundedReceiver<Vec<Job>>, meta: Arc<dyn MetaStore>, max_batch: usize) {
+    let mut batches = Vec::new();
+    loop {
+        batches.clear();
+        if rx.recv_many(&mut batches, max_batch).await == 0 {
+            return;
+        }
+        let mut jobs: Vec<Job> = batches.drain(..).flatten().collect();
+        // One lock order for every transaction, so two replicas on PostgreSQL cannot deadlock.
+        jobs.sort_by(|a, b| (&a.session, a.row.seq).cmp(&(&b.session, b.row.seq)));
+        let rows: Vec<(String, ChunkRow)> = jobs.iter().map(|j| (j.session.clone(), j.row.clone())).collect();
+        match meta.chunks_commit(&rows, now_ms()).await {
+            Ok(results) if results.len() == jobs.len() => {
+                for (job, r) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(r));
                 }
             }
@@ -76,17 +99,17 @@ async fn run(
                 let e = ApiError::unavailable(format!(
                     "the database answered {} outcomes for a batch of {}",
                     results.len(),
-                    batch.len()
+                    jobs.len()
                 ));
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
+                answer_all(jobs, e);
             }
-            Err(e) => {
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-            }
+            Err(e) => answer_all(jobs, ApiError::from(e)),
         }
+    }
+}
+
+fn answer_all(jobs: Vec<Job>, e: ApiError) {
+    for job in jobs {
+        let _ = job.reply.send(Err(e.clone()));
     }
 }

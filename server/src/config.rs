@@ -82,7 +82,7 @@ impl Default for Limits {
             max_chunk_bytes: 4 << 20,
             max_json_bytes: 1 << 20,
             max_events: 1000,
-            max_inflight_bytes: 64 << 20,
+            max_inflight_bytes: 16 << 20,
             max_commit_batch: 1024,
         }
     }

@@ -226,8 +226,10 @@ pub async fn put_chunk(
     let sha = chunk_hash(&body);
     let _guard = st.lock_session(id).await;
     let row = owned_session(st, who, id).await?;
-    if let Some(existing) = st.meta.chunk_get(id, seq).await? {
-        return replay(st, &row, &existing, &sha, &prev);
+    let near = st.meta.chunks_near(id, seq).await?;
+    let at = |s: u64| near.iter().find(|c| c.seq == s);
+    if let Some(existing) = at(seq) {
+        return replay(st, &row, existing, &sha, &prev);
     }
     if seq == 0 {
         if let Some(root) = &row.create_sha256 {
@@ -246,7 +248,7 @@ pub async fn put_chunk(
         }
     }
     if let Some(before) = seq.checked_sub(1) {
-        if let Some(b) = st.meta.chunk_get(id, before).await? {
+        if let Some(b) = at(before) {
             if b.sha256 != prev {
                 return Err(ApiError::conflict(format!(
                     "chunk {seq}: previous-chunk hash does not match chunk {before}"
@@ -254,7 +256,7 @@ pub async fn put_chunk(
             }
         }
     }
-    if let Some(after) = st.meta.chunk_get(id, seq + 1).await? {
+    if let Some(after) = at(seq + 1) {
         if after.prev_sha256.as_deref() != Some(sha.as_str()) {
             return Err(ApiError::conflict(format!(
                 "chunk {seq}: chunk {} names another previous hash",

@@ -47,7 +47,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Few blocking threads: file writes and syncs go through them, and every extra thread is stack and a
+    // malloc arena of resident memory (DESIGN.md §11: server RSS <= 150 MiB under 200 hosts).
+    let rt = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ddcoterm-server: starting the runtime: {e}");

@@ -31,8 +31,9 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 ) -> ApiResult<T> {
     require_content_type(headers, &["application/json"])?;
     let limit = st.settings.raw.limits.max_json_bytes;
-    let _admitted = st.admission.admit(headers, limit)?;
+    let mut admitted = st.admission.admit(headers, limit)?;
     let bytes = read_body(headers, body, limit).await?;
+    admitted.grow_to(bytes.len() as u64)?;
     parse_json(&bytes)
 }
 
@@ -49,8 +50,9 @@ pub async fn create(
     require_content_type(&headers, &["application/json"])?;
     // The exact bytes matter: their SHA-256 is the root of the session's hash chain.
     let limit = st.settings.raw.limits.max_json_bytes;
-    let _admitted = st.admission.admit(&headers, limit)?;
+    let mut admitted = st.admission.admit(&headers, limit)?;
     let raw = read_body(&headers, body, limit).await?;
+    admitted.grow_to(raw.len() as u64)?;
     let create: CreateSession = parse_json(&raw)?;
     let (status, answer) = ingest::create(&st, &who, create, &raw).await?;
     Ok((status, Json(answer)))
@@ -76,8 +78,9 @@ pub async fn chunk(
     };
     let limit = st.settings.raw.limits.max_chunk_bytes;
     // Held until the answer: the body stays in memory until its batch commits.
-    let _admitted = st.admission.admit(&headers, limit)?;
+    let mut admitted = st.admission.admit(&headers, limit)?;
     let bytes = read_body(&headers, body, limit).await?;
+    admitted.grow_to(bytes.len() as u64)?;
     let (status, answer) = ingest::put_chunk(&st, &who, &id, seq, prev, bytes).await?;
     Ok((status, Json(answer)))
 }

@@ -217,6 +217,9 @@ pub trait MetaStore: Send + Sync {
     async fn sessions_to_compact(&self) -> Result<Vec<SessionRow>>;
 
     async fn chunk_get(&self, id: &str, seq: u64) -> Result<Option<ChunkRow>>;
+    /// The rows of `seq - 1`, `seq` and `seq + 1` that exist, in one round trip (what a new chunk is checked
+    /// against: its own replay and both neighbours' chain hashes).
+    async fn chunks_near(&self, id: &str, seq: u64) -> Result<Vec<ChunkRow>>;
     /// Inserts the rows of a batch of chunks (session id, row) in ONE transaction, so a single commit (one
     /// WAL sync) makes many hosts' chunks durable at once: each row advances its session's commit point,
     /// bumps activity and reopens an abandoned session. One outcome per item, in order; an error means

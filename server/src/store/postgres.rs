@@ -469,6 +469,18 @@ impl MetaStore for Postgres {
         r.map_err(err)?.as_ref().map(chunk_row).transpose()
     }
 
+    async fn chunks_near(&self, id: &str, seq: u64) -> Result<Vec<ChunkRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM chunks WHERE session_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq")
+                .bind(id)
+                .bind(seq as i64 - 1)
+                .bind(seq as i64 + 1)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        rows.iter().map(chunk_row).collect()
+    }
+
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let mut out = Vec::with_capacity(batch.len());
