@@ -38,8 +38,10 @@ pub struct Limits {
     /// Request bodies held in memory at once, all ingest requests together; past it ingest answers 503
     /// with `Retry-After` (hosts' spools retry).
     pub max_inflight_bytes: u64,
-    /// Most chunk rows committed in one database transaction by the group commit.
+    /// Most chunks made durable in one sync round by the group commit.
     pub max_commit_batch: usize,
+    /// Open client connections at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +86,7 @@ impl Default for Limits {
             max_events: 1000,
             max_inflight_bytes: 16 << 20,
             max_commit_batch: 1024,
+            max_connections: 512,
         }
     }
 }
@@ -178,6 +181,9 @@ fn resolve(raw: Settings) -> anyhow::Result<Resolved> {
     };
     if raw.limits.max_commit_batch == 0 {
         bail!("configuration key `limits.max_commit_batch`: must be at least 1");
+    }
+    if raw.limits.max_connections == 0 {
+        bail!("configuration key `limits.max_connections`: must be at least 1");
     }
     if raw.limits.max_inflight_bytes < 1024 {
         bail!("configuration key `limits.max_inflight_bytes`: must be at least 1024");

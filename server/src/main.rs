@@ -9,6 +9,7 @@ mod cmd;
 mod commit;
 mod completer;
 mod config;
+mod connlimit;
 mod error;
 mod ingest;
 mod metrics;

@@ -28,6 +28,7 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
     let objects = crate::backends::open_objects(&settings)?;
     let public = settings.raw.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let interval = settings.interval;
+    let max_connections = settings.raw.limits.max_connections;
     let metrics_listen = settings.raw.metrics_listen.clone();
     let st = AppState::new(meta, objects, settings, public);
     if let Some(m) = metrics_listen {
@@ -45,6 +46,7 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
     tracing::info!(%addr, public_url = %st.public_url, "ddcoterm-server listening");
     // Tests and scripts wait for this line to learn the port of `--listen 127.0.0.1:0`.
     println!("listening on {addr}");
+    let listener = crate::connlimit::Limited::new(listener, max_connections);
     axum::serve(listener, crate::api::router(st)).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
