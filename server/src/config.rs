@@ -86,7 +86,7 @@ impl Default for Limits {
             max_events: 1000,
             max_inflight_bytes: 16 << 20,
             max_commit_batch: 1024,
-            max_connections: 512,
+            max_connections: 2048,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Durable before acknowledged, shown at the syscall level: `kill -9` keeps the page cache, so this traces
-//! the server and checks that the chunk file, its directory and the database commit are synced before the
-//! 201 is written to the socket.
+//! the server (every thread: the group commit syncs a batch's files and directories on its own threads, then
+//! commits the batch's rows) and checks that the chunk file, its directory and the database commit are synced
+//! before the 201 is written to the socket. Without the sync round the file's fdatasync is missing and this
+//! fails.
 
 mod support;
 
