@@ -236,6 +236,7 @@ pub async fn put_chunk(
         // Only another server process can get here (this one holds the session's lock).
         ChunkInsert::Exists(existing) => return replay(st, &row, &existing, &sha, prev.as_deref()),
     };
+    st.live.committed(id);
     Metrics::add(&st.metrics.chunks_acked, 1);
     Metrics::add(&st.metrics.ingest_bytes, len);
     let mut state = if row.state == "abandoned" { "live".to_string() } else { row.state.clone() };
@@ -329,6 +330,7 @@ pub async fn end(
             st.meta.session_set_end(id, &body.ended_at, body.exit_status, body.last_seq, now_ms()).await?;
         }
     }
+    st.live.committed(id);
     let row = st.meta.session_get(id).await?.unwrap_or(row);
     if row.committed_seq.is_some_and(|c| c >= body.last_seq) {
         if !row.compacted {

@@ -9,6 +9,7 @@ mod completer;
 mod config;
 mod error;
 mod ingest;
+mod live;
 mod metrics;
 mod objects;
 mod state;

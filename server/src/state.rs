@@ -4,6 +4,7 @@ use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 
 use crate::config::Resolved;
+use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::objects::Objects;
 use crate::store::MetaStore;
@@ -16,6 +17,8 @@ pub struct AppState {
     /// Base of the links handed out (`--public-url`, else `http://<listen address>`).
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// Wakes live followers when a chunk commits in this process.
+    pub live: Arc<LiveHub>,
     locks: Arc<SessionLocks>,
 }
 
@@ -40,6 +43,7 @@ impl AppState {
             settings: Arc::new(settings),
             public_url: public_url.trim_end_matches('/').into(),
             metrics: Arc::default(),
+            live: Arc::default(),
             locks: Arc::new(SessionLocks { stripes, hasher: RandomState::new() }),
         }
     }

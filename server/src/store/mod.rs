@@ -144,6 +144,20 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
+/// One recorded view of a session (DESIGN.md §12: every replay or download is itself recorded).
+#[derive(Debug, Clone)]
+pub struct ViewRow {
+    pub id: i64,
+    /// Unix ms.
+    pub at: i64,
+    /// Token name or user name of the reader.
+    pub viewer: String,
+    pub role: String,
+    pub session_id: String,
+    /// `cast` (download or replay) or `live` (live follow).
+    pub kind: String,
+}
+
 /// The outcome of inserting a chunk row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChunkInsert {
@@ -215,4 +229,9 @@ pub trait MetaStore: Send + Sync {
     async fn events_insert(&self, id: &str, events: &[(String, String)], now: i64) -> Result<u64>;
     /// Event bodies in arrival order.
     async fn events(&self, id: &str) -> Result<Vec<String>>;
+
+    /// Records a view before its bytes are served.
+    async fn view_insert(&self, at: i64, viewer: &str, role: Role, session: &str, kind: &str) -> Result<()>;
+    /// Views newest first, optionally of one session, with ids below `before` (a cursor).
+    async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>>;
 }

@@ -16,11 +16,14 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     ChunkInsert, ChunkRow, ListFilter, MetaStore, NewSession, Result, Role, SessionMeta, SessionRow,
-    StoreError, TokenRow, UserRow,
+    StoreError, TokenRow, UserRow, ViewRow,
 };
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_read.sql")),
+];
 
 pub struct Sqlite {
     pool: SqlitePool,
@@ -556,5 +559,49 @@ impl MetaStore for Sqlite {
             .fetch_all(&self.pool)
             .await
             .map_err(err)
+    }
+
+    async fn view_insert(&self, at: i64, viewer: &str, role: Role, session: &str, kind: &str) -> Result<()> {
+        sqlx::query("INSERT INTO view_audit (at, viewer, role, session_id, kind) VALUES (?, ?, ?, ?, ?)")
+            .bind(at)
+            .bind(viewer)
+            .bind(role.as_str())
+            .bind(session)
+            .bind(kind)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>> {
+        let mut sql = String::from("SELECT * FROM view_audit WHERE 1 = 1");
+        if session.is_some() {
+            sql.push_str(" AND session_id = ?");
+        }
+        if before.is_some() {
+            sql.push_str(" AND id < ?");
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let mut q = sqlx::query(&sql);
+        if let Some(v) = session {
+            q = q.bind(v);
+        }
+        if let Some(v) = before {
+            q = q.bind(v);
+        }
+        let rows = q.bind(limit as i64).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter()
+            .map(|r: &SqliteRow| {
+                Ok(ViewRow {
+                    id: r.try_get("id").map_err(err)?,
+                    at: r.try_get("at").map_err(err)?,
+                    viewer: r.try_get("viewer").map_err(err)?,
+                    role: r.try_get("role").map_err(err)?,
+                    session_id: r.try_get("session_id").map_err(err)?,
+                    kind: r.try_get("kind").map_err(err)?,
+                })
+            })
+            .collect()
     }
 }
