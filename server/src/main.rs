@@ -8,10 +8,12 @@ mod cmd;
 mod completer;
 mod config;
 mod error;
+mod indexer;
 mod ingest;
 mod live;
 mod metrics;
 mod objects;
+mod search;
 mod state;
 mod store;
 

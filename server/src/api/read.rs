@@ -110,11 +110,10 @@ fn filter(who: &Principal, params: Vec<(String, String)>) -> ApiResult<ListFilte
                 }
             },
             "cursor" => f.before = Some(decode_cursor(&v)?),
-            "q" => {
-                return Err(ApiError::bad_request(
-                    "query parameter `q`: full-text search is not available yet",
-                ))
-            }
+            "q" => f.q.extend(
+                crate::search::parse_query(&v)
+                    .map_err(|e| ApiError::bad_request(format!("query parameter `q`: {e}")))?,
+            ),
             other => return Err(ApiError::bad_request(format!("unknown query parameter `{other}`"))),
         }
     }
