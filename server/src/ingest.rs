@@ -280,6 +280,7 @@ pub async fn put_chunk(
         ChunkInsert::Exists(existing) => return replay(st, &row, &existing, &sha, &prev),
         ChunkInsert::Refused(why) => return Err(ApiError::conflict(why)),
     };
+    st.live.committed(id);
     Metrics::add(&st.metrics.chunks_acked, 1);
     Metrics::add(&st.metrics.ingest_bytes, len);
     let mut state = if row.state == "abandoned" { "live".to_string() } else { row.state.clone() };
@@ -373,6 +374,7 @@ pub async fn end(
             st.meta.session_set_end(id, &body.ended_at, body.exit_status, body.last_seq, now_ms()).await?;
         }
     }
+    st.live.committed(id);
     let row = st.meta.session_get(id).await?.unwrap_or(row);
     if row.committed_seq.is_some_and(|c| c >= body.last_seq) {
         if !row.compacted {

@@ -11,9 +11,12 @@ mod completer;
 mod config;
 mod connlimit;
 mod error;
+mod indexer;
 mod ingest;
+mod live;
 mod metrics;
 mod objects;
+mod search;
 mod state;
 mod store;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::admission::Admission;
 use crate::commit::CommitQueue;
 use crate::config::Resolved;
+use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::objects::Objects;
 use crate::store::MetaStore;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub commits: CommitQueue,
     /// The bound on request bodies in flight (`limits.max_inflight_bytes`).
     pub admission: Arc<Admission>,
+    /// Wakes live followers when a chunk commits in this process.
+    pub live: Arc<LiveHub>,
     locks: Arc<SessionLocks>,
 }
 
@@ -52,6 +55,7 @@ impl AppState {
             settings: Arc::new(settings),
             public_url: public_url.trim_end_matches('/').into(),
             metrics: Arc::default(),
+            live: Arc::default(),
             locks: Arc::new(SessionLocks { stripes, hasher: RandomState::new() }),
         }
     }

@@ -32,6 +32,8 @@ pub fn router(st: AppState) -> Router {
         .route("/api/v1/sessions/{id}/events", post(ingest::events))
         .route("/api/v1/sessions/{id}/end", post(ingest::end))
         .route("/api/v1/sessions/{id}/cast", get(read::cast))
+        .route("/api/v1/sessions/{id}/live", get(read::live))
+        .route("/api/v1/views", get(read::views))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -13,8 +13,9 @@ use super::ingest::path_error;
 use crate::auth::Principal;
 use crate::cmd::token::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{read_cast, validate_id};
+use crate::ingest::{now_ms, read_cast, validate_id};
 use crate::state::AppState;
+use crate::store::Role;
 use crate::store::{ListFilter, SessionRow};
 
 const MAX_LIMIT: u32 = 500;
@@ -109,11 +110,10 @@ fn filter(who: &Principal, params: Vec<(String, String)>) -> ApiResult<ListFilte
                 }
             },
             "cursor" => f.before = Some(decode_cursor(&v)?),
-            "q" => {
-                return Err(ApiError::bad_request(
-                    "query parameter `q`: full-text search is not available yet",
-                ))
-            }
+            "q" => f.q.extend(
+                crate::search::parse_query(&v)
+                    .map_err(|e| ApiError::bad_request(format!("query parameter `q`: {e}")))?,
+            ),
             other => return Err(ApiError::bad_request(format!("unknown query parameter `{other}`"))),
         }
     }
@@ -177,7 +177,78 @@ pub async fn cast(
     let who = reader(&st, &headers).await?;
     let Path(id) = path.map_err(path_error)?;
     let row = visible(&st, &who, &id).await?;
+    audit(&st, &who, &id, "cast").await?;
     let bytes = read_cast(&st, &row).await?;
     tracing::info!(viewer = %who.name, session = %id, bytes = bytes.len(), "recording downloaded");
     Ok(([(header::CONTENT_TYPE, "application/x-asciicast")], bytes))
+}
+
+/// Records who is about to see which recording, before a byte of it is served: a view that cannot be
+/// recorded is refused (503), never served unrecorded.
+async fn audit(st: &AppState, who: &Principal, id: &str, kind: &str) -> ApiResult<()> {
+    st.meta.view_insert(now_ms(), &who.name, who.role, id, kind).await?;
+    tracing::info!(viewer = %who.name, session = %id, kind, "view recorded");
+    Ok(())
+}
+
+/// `GET /api/v1/sessions/{id}/live`: Server-Sent Events for asciinema-player's `eventsource` driver.
+pub async fn live(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    let who = reader(&st, &headers).await?;
+    let Path(id) = path.map_err(path_error)?;
+    let row = visible(&st, &who, &id).await?;
+    audit(&st, &who, &id, "live").await?;
+    Ok(crate::live::follow(st, row))
+}
+
+/// `GET /api/v1/views?session=&limit=&cursor=`: the view audit, newest first (admins only).
+pub async fn views(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let who = authenticate(&st, &headers).await?;
+    if who.role != Role::Admin {
+        return Err(ApiError::forbidden("only admins read the view audit"));
+    }
+    let Query(params) = query.map_err(|e| ApiError::bad_request(format!("query: {e}")))?;
+    let (mut session, mut before, mut limit) = (None, None, 100u32);
+    for (k, v) in params {
+        match k.as_str() {
+            "session" => {
+                validate_id(&v).map_err(|_| {
+                    ApiError::bad_request(format!("query parameter `session`: {v:?} is not a session id"))
+                })?;
+                session = Some(v);
+            }
+            "cursor" => {
+                before = Some(v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request("query parameter `cursor`: not a cursor this server handed out")
+                })?)
+            }
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "query parameter `limit`: {v:?} is not between 1 and {MAX_LIMIT}"
+                    )))
+                }
+            },
+            other => return Err(ApiError::bad_request(format!("unknown query parameter `{other}`"))),
+        }
+    }
+    let rows = st.meta.views(session.as_deref(), before, limit).await?;
+    let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    let views: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "at": rfc3339(r.at), "viewer": r.viewer, "role": r.role, "session": r.session_id, "kind": r.kind,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "views": views, "next_cursor": next_cursor })))
 }

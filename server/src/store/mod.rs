@@ -147,9 +147,57 @@ pub struct ListFilter {
     pub until_ms: Option<i64>,
     pub exit: Option<i32>,
     pub state: Option<String>,
+    /// Full-text terms (`q`), each a word or a phrase of normalised words; all must match.
+    pub q: Vec<Vec<String>>,
     /// Keyset cursor: rows strictly older than `(sort_ts, id)`.
     pub before: Option<(i64, String)>,
     pub limit: u32,
+}
+
+/// One recorded view of a session (DESIGN.md §12: every replay or download is itself recorded).
+#[derive(Debug, Clone)]
+pub struct ViewRow {
+    pub id: i64,
+    /// Unix ms.
+    pub at: i64,
+    /// Token name or user name of the reader.
+    pub viewer: String,
+    pub role: String,
+    pub session_id: String,
+    /// `cast` (download or replay) or `live` (live follow).
+    pub kind: String,
+}
+
+/// How far the search indexer got in one session (`search_progress`). Advanced only by a compare-and-set on
+/// the counters, so two indexers never both store the same piece.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexProgress {
+    /// Highest chunk whose output is indexed (-1: none).
+    pub indexed_seq: i64,
+    /// Bytes of the cast through `indexed_seq` (where the next chunk starts in the compacted cast).
+    pub indexed_bytes: u64,
+    /// Process events whose commands are indexed.
+    pub events_done: u64,
+    /// The session's own command is indexed.
+    pub meta_done: bool,
+    /// The session ended (or was abandoned) and its last words are indexed.
+    pub final_done: bool,
+    /// Normalised text carried to the next pass: the unfinished last word and a few words before it.
+    pub tail: String,
+}
+
+/// One index row to store.
+#[derive(Debug, Clone)]
+pub struct IndexDoc {
+    /// `output` or `command`.
+    pub kind: &'static str,
+    /// Chunks the output came from; -1 for commands.
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Position of this row among those of one indexing pass.
+    pub part: i64,
+    /// Normalised text (see `search::normalise`).
+    pub text: String,
 }
 
 /// The outcome of inserting a chunk row.
@@ -231,4 +279,25 @@ pub trait MetaStore: Send + Sync {
     async fn events_insert(&self, id: &str, events: &[(String, String)], now: i64) -> Result<u64>;
     /// Event bodies in arrival order.
     async fn events(&self, id: &str) -> Result<Vec<String>>;
+
+    /// Records a view before its bytes are served.
+    async fn view_insert(&self, at: i64, viewer: &str, role: Role, session: &str, kind: &str) -> Result<()>;
+    /// Views newest first, optionally of one session, with ids below `before` (a cursor).
+    async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>>;
+
+    /// Sessions with output, commands or an end not indexed yet, and no indexer's lease live at `now`.
+    async fn index_pending(&self, now: i64, limit: u32) -> Result<Vec<String>>;
+    /// Takes the indexing lease of one session until `until` (creating its progress row); `None` when another
+    /// indexer holds a live lease.
+    async fn index_claim(&self, id: &str, now: i64, until: i64) -> Result<Option<IndexProgress>>;
+    /// Stores `docs` and moves the progress from `from` to `to` in one transaction, releasing the lease; false
+    /// (and nothing stored) when the progress is no longer `from` (another indexer moved it, or the session
+    /// was deleted).
+    async fn index_commit(
+        &self,
+        id: &str,
+        from: &IndexProgress,
+        to: &IndexProgress,
+        docs: &[IndexDoc],
+    ) -> Result<bool>;
 }

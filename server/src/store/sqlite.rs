@@ -16,13 +16,15 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     ChunkInsert, ChunkRow, ListFilter, MetaStore, NewSession, Result, Role, SessionMeta, SessionRow,
-    StoreError, TokenRow, UserRow,
+    StoreError, TokenRow, UserRow, ViewRow,
 };
+use super::{IndexDoc, IndexProgress};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_create_chain.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_read.sql")),
 ];
 
 pub struct Sqlite {
@@ -371,6 +373,12 @@ impl MetaStore for Sqlite {
         if f.state.is_some() {
             sql.push_str(" AND state = ?");
         }
+        for _ in &f.q {
+            sql.push_str(
+                " AND id IN (SELECT d.session_id FROM search_docs d WHERE d.id IN \
+                 (SELECT rowid FROM search_fts WHERE search_fts MATCH ?))",
+            );
+        }
         if f.before.is_some() {
             sql.push_str(" AND (sort_ts < ? OR (sort_ts = ? AND id < ?))");
         }
@@ -396,6 +404,10 @@ impl MetaStore for Sqlite {
         }
         if let Some(v) = &f.state {
             q = q.bind(v);
+        }
+        for t in &f.q {
+            // Words are letters and digits only (search::normalise): nothing in them is query syntax.
+            q = q.bind(format!("\"{}\"", t.join(" ")));
         }
         if let Some((ts, id)) = &f.before {
             q = q.bind(ts).bind(ts).bind(id);
@@ -532,6 +544,150 @@ impl MetaStore for Sqlite {
             .fetch_all(&self.pool)
             .await
             .map_err(err)
+    }
+
+    async fn view_insert(&self, at: i64, viewer: &str, role: Role, session: &str, kind: &str) -> Result<()> {
+        sqlx::query("INSERT INTO view_audit (at, viewer, role, session_id, kind) VALUES (?, ?, ?, ?, ?)")
+            .bind(at)
+            .bind(viewer)
+            .bind(role.as_str())
+            .bind(session)
+            .bind(kind)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>> {
+        let mut sql = String::from("SELECT * FROM view_audit WHERE 1 = 1");
+        if session.is_some() {
+            sql.push_str(" AND session_id = ?");
+        }
+        if before.is_some() {
+            sql.push_str(" AND id < ?");
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let mut q = sqlx::query(&sql);
+        if let Some(v) = session {
+            q = q.bind(v);
+        }
+        if let Some(v) = before {
+            q = q.bind(v);
+        }
+        let rows = q.bind(limit as i64).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter()
+            .map(|r: &SqliteRow| {
+                Ok(ViewRow {
+                    id: r.try_get("id").map_err(err)?,
+                    at: r.try_get("at").map_err(err)?,
+                    viewer: r.try_get("viewer").map_err(err)?,
+                    role: r.try_get("role").map_err(err)?,
+                    session_id: r.try_get("session_id").map_err(err)?,
+                    kind: r.try_get("kind").map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn index_pending(&self, now: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT s.id FROM sessions s LEFT JOIN search_progress p ON p.session_id = s.id \
+             WHERE (p.session_id IS NULL OR s.committed_seq > p.indexed_seq \
+                OR (p.meta_done = 0 AND s.command IS NOT NULL) \
+                OR p.events_done < (SELECT count(*) FROM events e WHERE e.session_id = s.id) \
+                OR (p.final_done = 0 AND (s.state = 'abandoned' OR (s.last_seq IS NOT NULL AND s.committed_seq >= s.last_seq)))) \
+               AND (p.lease_until IS NULL OR p.lease_until < ?) ORDER BY s.last_activity LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)
+    }
+
+    async fn index_claim(&self, id: &str, now: i64, until: i64) -> Result<Option<IndexProgress>> {
+        let r = sqlx::query(
+            "INSERT INTO search_progress (session_id, lease_until) VALUES (?, ?) \
+             ON CONFLICT (session_id) DO UPDATE SET lease_until = excluded.lease_until \
+             WHERE search_progress.lease_until < ?",
+        )
+        .bind(id)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT * FROM search_progress WHERE session_id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        let r: &SqliteRow = &row;
+        Ok(Some(IndexProgress {
+            indexed_seq: r.try_get("indexed_seq").map_err(err)?,
+            indexed_bytes: r.try_get::<i64, _>("indexed_bytes").map_err(err)? as u64,
+            events_done: r.try_get::<i64, _>("events_done").map_err(err)? as u64,
+            meta_done: r.try_get::<i64, _>("meta_done").map_err(err)? != 0,
+            final_done: r.try_get::<i64, _>("final_done").map_err(err)? != 0,
+            tail: r.try_get("tail").map_err(err)?,
+        }))
+    }
+
+    async fn index_commit(
+        &self,
+        id: &str,
+        from: &IndexProgress,
+        to: &IndexProgress,
+        docs: &[IndexDoc],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let r = sqlx::query(
+            "UPDATE search_progress SET indexed_seq = ?, indexed_bytes = ?, events_done = ?, meta_done = ?, \
+             final_done = ?, tail = ?, lease_until = 0 WHERE session_id = ? AND indexed_seq = ? AND events_done = ? \
+             AND meta_done = ? AND final_done = ?",
+        )
+        .bind(to.indexed_seq)
+        .bind(to.indexed_bytes as i64)
+        .bind(to.events_done as i64)
+        .bind(to.meta_done as i64)
+        .bind(to.final_done as i64)
+        .bind(&to.tail)
+        .bind(id)
+        .bind(from.indexed_seq)
+        .bind(from.events_done as i64)
+        .bind(from.meta_done as i64)
+        .bind(from.final_done as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for d in docs {
+            let r = sqlx::query(
+                "INSERT INTO search_docs (session_id, kind, first_seq, last_seq, part) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(d.kind)
+            .bind(d.first_seq)
+            .bind(d.last_seq)
+            .bind(d.part)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            sqlx::query("INSERT INTO search_fts (rowid, body) VALUES (?, ?)")
+                .bind(r.last_insert_rowid())
+                .bind(&d.text)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(true)
     }
 }
 

@@ -1,0 +1,151 @@
+//! The search indexer: a background task in every replica that indexes committed chunks, commands and ends
+//! after the ack, never on the ack path. Work is found and claimed through the database (a lease per session,
+//! then a compare-and-set on its progress), so replicas share it and a crash at any point leaves the progress
+//! where the last committed pass put it: nothing indexed twice, nothing skipped.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ddcoterm_wire::ProcessEvent;
+
+use crate::error::ApiError;
+use crate::ingest::{cast_key, chunk_key, now_ms};
+use crate::objects::ObjectError;
+use crate::search::{carry_split, normalise, output_text, rows, Stripper};
+use crate::state::AppState;
+use crate::store::{IndexDoc, IndexProgress, SessionRow};
+
+/// How long an indexer may hold a session before another replica (or this one, restarted) may take it over.
+/// A pass that outlives it is not harmful: its compare-and-set fails if another pass committed meanwhile.
+const LEASE: Duration = Duration::from_secs(10);
+/// Pause between passes when there was nothing to do.
+const IDLE: Duration = Duration::from_secs(1);
+/// Sessions taken per pass.
+const PER_PASS: u32 = 16;
+/// Chunk bytes read for one session in one pass (chunks still stored one by one); the rest waits for the
+/// next pass, so a long live session does not hold the indexer's memory.
+const BATCH_BYTES: u64 = 1 << 20;
+
+pub async fn run_forever(st: AppState) {
+    loop {
+        match run_once(&st).await {
+            Ok(0) => tokio::time::sleep(IDLE).await,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "search indexer pass failed");
+                tokio::time::sleep(IDLE).await;
+            }
+        }
+    }
+}
+
+/// One pass over pending sessions; returns how many were advanced.
+pub async fn run_once(st: &AppState) -> Result<usize, ApiError> {
+    let mut advanced = 0;
+    for id in st.meta.index_pending(now_ms(), PER_PASS).await? {
+        if index_session(st, &id).await? {
+            advanced += 1;
+        }
+    }
+    Ok(advanced)
+}
+
+async fn index_session(st: &AppState, id: &str) -> Result<bool, ApiError> {
+    let now = now_ms();
+    let Some(from) = st.meta.index_claim(id, now, now + LEASE.as_millis() as i64).await? else {
+        return Ok(false);
+    };
+    let Some(row) = st.meta.session_get(id).await? else { return Ok(false) };
+    let mut to = from.clone();
+    let mut docs = Vec::new();
+
+    if !from.meta_done {
+        if let Some(c) = &row.command {
+            push_command(&mut docs, c);
+            to.meta_done = true;
+        }
+    }
+    let events = st.meta.events(id).await?;
+    if (from.events_done as usize) < events.len() {
+        for body in &events[from.events_done as usize..] {
+            if let Ok(e) = serde_json::from_str::<ProcessEvent>(body) {
+                push_command(&mut docs, &e.command);
+            }
+        }
+        to.events_done = events.len() as u64;
+    }
+
+    let committed = row.committed_seq.map_or(-1, |c| c as i64);
+    let finished =
+        row.state == "abandoned" || row.last_seq.is_some_and(|l| row.committed_seq.is_some_and(|c| c >= l));
+    if committed > from.indexed_seq || (finished && !from.final_done) {
+        let mut text = from.tail.clone();
+        let read = read_output(st, &row, &from, committed, &mut text).await?;
+        to.indexed_seq = read.0;
+        to.indexed_bytes = read.1;
+        let last = finished && to.indexed_seq >= committed;
+        let (now_text, carry) = carry_split(&text, last);
+        for (part, t) in rows(now_text).into_iter().enumerate() {
+            docs.push(IndexDoc {
+                kind: "output",
+                first_seq: from.indexed_seq + 1,
+                last_seq: to.indexed_seq,
+                part: part as i64,
+                text: t,
+            });
+        }
+        to.tail = carry;
+        to.final_done = last;
+    }
+    let stored = st.meta.index_commit(id, &from, &to, &docs).await?;
+    if !stored {
+        tracing::debug!(session = %id, "another indexer advanced this session first");
+    }
+    Ok(stored && to != from)
+}
+
+fn push_command(docs: &mut Vec<IndexDoc>, command: &str) {
+    let mut t = String::new();
+    normalise(command, &mut t);
+    for (part, text) in rows(&t).into_iter().enumerate() {
+        docs.push(IndexDoc { kind: "command", first_seq: -1, last_seq: -1, part: part as i64, text });
+    }
+}
+
+/// Appends the normalised output of the chunks after `from.indexed_seq` (at most `BATCH_BYTES` of them, or
+/// the whole rest of a compacted cast) to `text`; returns the new (indexed_seq, indexed_bytes).
+async fn read_output(
+    st: &AppState,
+    row: &SessionRow,
+    from: &IndexProgress,
+    committed: i64,
+    text: &mut String,
+) -> Result<(i64, u64), ApiError> {
+    let mut strip = Stripper::default();
+    let (mut seq, mut bytes) = (from.indexed_seq, from.indexed_bytes);
+    let mut read = 0u64;
+    while seq < committed && read < BATCH_BYTES {
+        let next = (seq + 1) as u64;
+        let chunk = if row.compacted {
+            None
+        } else {
+            match st.objects.get(&chunk_key(row, next)).await {
+                Ok(b) => Some(b),
+                // Compacted since the row was read: the cast has it.
+                Err(ObjectError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let Some(chunk) = chunk else {
+            let cast: Bytes = st.objects.get(&cast_key(row)).await?;
+            let rest = cast.slice((bytes as usize).min(cast.len())..);
+            output_text(&rest, &mut strip, text);
+            return Ok((committed.max(row.last_seq.map_or(-1, |l| l as i64)), bytes + rest.len() as u64));
+        };
+        output_text(&chunk, &mut strip, text);
+        read += chunk.len() as u64;
+        bytes += chunk.len() as u64;
+        seq += 1;
+    }
+    Ok((seq, bytes))
+}

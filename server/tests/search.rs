@@ -1,0 +1,202 @@
+//! Full-text search (`q=` on the session list): words from output (escape sequences stripped) and commands,
+//! phrases, words and phrases cut by a chunk boundary, redacted secrets absent, pages with a cursor, 400 on
+//! bad syntax; a session over 1 MB searchable at its end; an indexer killed mid-way resumes without losing or
+//! doubling anything. On both backends (the index lives in SQLite FTS5 or PostgreSQL tsvectors).
+
+mod support;
+
+use support::{Server, HEADER};
+
+fn ids(v: &serde_json::Value) -> Vec<String> {
+    v["sessions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+}
+
+fn event(t: f64, text: &str) -> String {
+    format!("{}\n", serde_json::json!([t, "o", text]))
+}
+
+/// Creates `id` and stores `outputs` as chunks 1..; ends it when `end`.
+fn ingest(s: &Server, host: &str, id: &str, user: &str, command: &str, outputs: &[String], end: bool) {
+    let mut body = support::create_body(id, user);
+    body["command"] = command.into();
+    let r = s.req("POST", "/api/v1/sessions", host).json(&body).send().unwrap();
+    assert_eq!(r.status(), 201);
+    let mut prev = HEADER.to_vec();
+    assert_eq!(s.chunk(host, id, 0, HEADER, None).status(), 201);
+    for (i, o) in outputs.iter().enumerate() {
+        let r = s.chunk(host, id, i as u64 + 1, o.as_bytes(), Some(&prev));
+        assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+        prev = o.as_bytes().to_vec();
+    }
+    if end {
+        assert!(s.end(host, id, outputs.len() as u64).status().is_success());
+    }
+}
+
+fn search(s: &Server, token: &str, q: &str) -> Vec<String> {
+    let (status, v) = s.get_json(token, &format!("/api/v1/sessions?q={}", urlencode(q)));
+    assert_eq!(status, 200, "{q}: {v}");
+    ids(&v)
+}
+
+fn urlencode(q: &str) -> String {
+    q.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[test]
+fn search_finds_output_and_commands_and_pages() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("aud", "auditor");
+    ingest(
+        &s,
+        &host,
+        "s1",
+        "alice",
+        "kubectl scale deploy/web --replicas=3",
+        &[
+            event(0.5, "Scaling \u{1b}[1mdeployment\u{1b}[0m web\r\n"),
+            // A secret typed (an input event, recorded but never indexed) and echoed redacted: the server
+            // indexes the output the host sent, which holds only the placeholder.
+            format!(
+                "{}{}",
+                serde_json::json!([0.9, "i", "ghpsecret0123\r"]).to_string() + "\n",
+                event(1.0, "token=[REDACTED:github-token] ok\r\n")
+            ),
+            // A word and a phrase cut by the chunk boundary.
+            event(1.5, "replica set conver"),
+        ],
+        false,
+    );
+    let late = event(2.0, "ged after rollout\r\n");
+    assert_eq!(
+        s.chunk(&host, "s1", 4, late.as_bytes(), Some(event(1.5, "replica set conver").as_bytes())).status(),
+        201
+    );
+    ingest(
+        &s,
+        &host,
+        "s2",
+        "bob",
+        "terraform plan",
+        &[event(0.5, "No changes. deployment is fine\r\n")],
+        true,
+    );
+    // A command typed inside the session (a process event).
+    let ev = serde_json::json!([{"command": "helm rollback payments 42", "cwd": "/srv", "exit_code": 0}]);
+    let r = s.req("POST", "/api/v1/sessions/s2/events", &host).json(&ev).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+
+    s.wait_for("the indexer", || search(&s, &aud, "helm rollback").len() == 1);
+    s.wait_for("the indexer", || search(&s, &aud, "converged").len() == 1);
+    assert_eq!(search(&s, &aud, "deployment"), ["s2", "s1"], "newest first (s2 created later, same start)");
+    assert_eq!(search(&s, &aud, "DEPLOYMENT web"), ["s1"], "words are AND-ed, case-insensitive");
+    assert_eq!(search(&s, &aud, "kubectl"), ["s1"], "the session's command");
+    assert_eq!(search(&s, &aud, "deploy/web"), ["s1"], "punctuation splits words into a phrase");
+    assert_eq!(search(&s, &aud, "\"payments 42\""), ["s2"], "a process event's command");
+    assert_eq!(search(&s, &aud, "\"set converged after\""), ["s1"], "a phrase across a chunk boundary");
+    assert!(search(&s, &aud, "\"web deployment\"").is_empty(), "a phrase is the words in a row");
+    assert!(search(&s, &aud, "1mdeployment").is_empty(), "escape sequences are not text");
+    assert!(String::from_utf8(s.cast(&aud, "s1")).unwrap().contains("ghpsecret0123"));
+    assert!(
+        search(&s, &aud, "ghpsecret0123").is_empty(),
+        "input is not indexed, and the output held only the placeholder"
+    );
+    assert_eq!(search(&s, &aud, "redacted github"), ["s1"]);
+    assert!(search(&s, &aud, "conver").is_empty(), "words match whole, not as prefixes");
+
+    // Combined with the other filters, the viewer's scope, and pages with a cursor.
+    assert_eq!(ids(&s.get_json(&aud, "/api/v1/sessions?q=deployment&user=bob").1), ["s2"]);
+    let bob = s.token("bob", "viewer");
+    assert_eq!(search(&s, &bob, "deployment"), ["s2"]);
+    let (_, p1) = s.get_json(&aud, "/api/v1/sessions?q=deployment&limit=1");
+    assert_eq!(ids(&p1), ["s2"]);
+    let c = p1["next_cursor"].as_str().unwrap();
+    let (_, p2) = s.get_json(&aud, &format!("/api/v1/sessions?q=deployment&limit=1&cursor={c}"));
+    assert_eq!(ids(&p2), ["s1"]);
+
+    for bad in ["%22open", "---", "", &"x%20".repeat(17)] {
+        let (status, v) = s.get_json(&aud, &format!("/api/v1/sessions?q={bad}"));
+        assert_eq!(status, 400, "q={bad}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("`q`"), "{v}");
+    }
+}
+
+#[test]
+fn a_session_over_a_megabyte_is_searchable_at_its_end() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("aud", "auditor");
+    let filler: String = (0..2000).map(|i| format!("row {i} of the log with some words in it\r\n")).collect();
+    let mut outs: Vec<String> = (0..20).map(|i| event(i as f64, &filler)).collect();
+    outs.push(event(99.0, "finalmarker reached\r\n"));
+    let total: usize = outs.iter().map(String::len).sum();
+    assert!(total > 1_300_000, "{total}");
+    ingest(&s, &host, "big", "alice", "tail -f app.log", &outs, true);
+    s.wait_for("the indexer", || search(&s, &aud, "finalmarker").len() == 1);
+    assert_eq!(search(&s, &aud, "\"row 1999 of the log\" finalmarker"), ["big"]);
+}
+
+/// Index rows of one session: (kind, first_seq, last_seq, part), read from the database itself.
+fn index_rows(s: &Server, id: &str) -> Vec<(String, i64, i64, i64)> {
+    let sql = format!(
+        "SELECT kind, first_seq, last_seq, part FROM search_docs WHERE session_id = '{id}' ORDER BY first_seq, part"
+    );
+    let out = match s.env.iter().find(|(k, _)| k == "DDCOTERMD_DATABASE_URL") {
+        Some((_, url)) => {
+            std::process::Command::new("psql").args([url.as_str(), "-At", "-F|", "-c", &sql]).output()
+        }
+        None => std::process::Command::new("sqlite3")
+            .args(["-separator", "|"])
+            .arg(s.data().join("ddcoterm.db"))
+            .arg(&sql)
+            .output(),
+    }
+    .expect("psql or sqlite3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[0].to_string(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn an_indexer_killed_mid_way_resumes_without_losing_or_doubling() {
+    let mut s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("aud", "auditor");
+    // 120 chunks of ~40 KB, each with a word of its own: several indexing passes (1 MB each).
+    let outs: Vec<String> = (1..=120)
+        .map(|i| event(i as f64, &format!("uniq{i}x {}\r\n", "lorem ipsum dolor sit amet ".repeat(1500))))
+        .collect();
+    ingest(&s, &host, "k1", "alice", "make build", &outs, false);
+    // Kill as soon as the first pass is stored (or whenever it is, if indexing was that fast).
+    s.wait_for("a first indexing pass", || index_rows(&s, "k1").iter().any(|r| r.0 == "output"));
+    s.restart();
+    // The killed indexer's lease (10 s) runs out before the restarted one takes the session over.
+    let start = std::time::Instant::now();
+    while search(&s, &aud, "uniq120x").is_empty() {
+        assert!(start.elapsed().as_secs() < 60, "the index did not catch up\n{}", s.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for i in 1..=120 {
+        assert_eq!(search(&s, &aud, &format!("uniq{i}x")), ["k1"], "chunk {i} is searchable");
+    }
+    let rows: Vec<_> = index_rows(&s, "k1").into_iter().filter(|r| r.0 == "output").collect();
+    let mut next = 0; // chunk 0 (the header) is in the first pass
+    let mut seen = std::collections::HashSet::new();
+    for r in &rows {
+        assert!(seen.insert((r.1, r.2, r.3)), "indexed twice: {r:?}");
+        if r.3 == 0 {
+            assert_eq!(r.1, next, "passes cover the chunks in order, none skipped: {rows:?}");
+            next = r.2 + 1;
+        }
+    }
+    assert_eq!(next, 121, "{rows:?}");
+}
