@@ -19,10 +19,17 @@ fn event(t: f64, text: &str) -> String {
 fn ingest(s: &Server, host: &str, id: &str, user: &str, command: &str, outputs: &[String], end: bool) {
     let mut body = support::create_body(id, user);
     body["command"] = command.into();
-    let r = s.req("POST", "/api/v1/sessions", host).json(&body).send().unwrap();
+    let create = serde_json::to_vec(&body).unwrap();
+    let r = s
+        .req("POST", "/api/v1/sessions", host)
+        .header("content-type", "application/json")
+        .body(create.clone())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
     let mut prev = HEADER.to_vec();
-    assert_eq!(s.chunk(host, id, 0, HEADER, None).status(), 201);
+    // Chunk 0's chain root is the hash of the exact create body.
+    assert_eq!(s.chunk(host, id, 0, HEADER, Some(&create)).status(), 201);
     for (i, o) in outputs.iter().enumerate() {
         let r = s.chunk(host, id, i as u64 + 1, o.as_bytes(), Some(&prev));
         assert_eq!(r.status(), 201, "{}", r.text().unwrap());
