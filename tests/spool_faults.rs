@@ -2,9 +2,10 @@
 
 mod support;
 
-use ddcoterm::cmd::outputs::{DatadogDeliver, KIND_EVENT};
 use ddcoterm::datadog::ClientOptions;
 use ddcoterm::spool::{self, Backoff, Class, FlushOptions, Record, Spool};
+use ddcoterm::upload::kinds::KIND_EVENT;
+use ddcoterm::upload::DatadogDeliver;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::{contains, Fake, Fault, Home, API_KEY};

@@ -10,15 +10,12 @@
 use super::progress::{self, Progress};
 use super::proto::{codes, Audit, End, Open, Reply};
 use crate::audit::AuditRecord;
-use crate::cmd::outputs::{
-    ENCODING_PLAIN, KIND_AUDIT_PREFIX, KIND_EVENT, KIND_LOGS, KIND_SESSION_CHUNK, KIND_SESSION_CREATE,
-    KIND_SESSION_END, META_ENCODING,
-};
 use crate::config::settings::WhenFull;
 use crate::datadog::payload::{self, LogBatcher};
 use crate::model::{ProcessEvent, SessionMeta, Snapshot};
 use crate::recorder::cast;
 use crate::spool::{Class, Deliver, Record, Sender, SenderOptions, Spool};
+use crate::upload::kinds::{self, KIND_AUDIT_PREFIX, KIND_EVENT, KIND_LOGS};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -275,12 +272,7 @@ impl Store {
             progress::write(&at, &Progress { next_seq: 0, prev_len: hl, len: hl, ended: false })?;
             sync_dir(&self.root.join("sessions"))?;
             self.add_used(Some(&peer.user), header.len() as u64);
-            self.spool_record(session_record(
-                KIND_SESSION_CREATE,
-                Class::Normal,
-                &id,
-                payload::session_create(&meta),
-            ))?;
+            self.spool_record(kinds::create_record(&meta).0)?;
             Ok((cast, path, at, hl))
         })();
         let (cast, cast_path, at, hl) =
@@ -355,9 +347,8 @@ impl Store {
             let _ = progress::write(&s.at, &was);
             return Err(e.into());
         }
-        let rec = session_record(KIND_SESSION_CHUNK, Class::Bulk, &s.id, lines)
-            .with_meta("seq", s.next_seq.to_string())
-            .with_meta(META_ENCODING, ENCODING_PLAIN);
+        // TODO(E, upload-api.md): chunk 0 = header and the real prev_sha256 chain.
+        let rec = kinds::chunk_record(&s.id, s.next_seq, lines, "");
         if let Err(e) = self.spool_record(rec) {
             undo_cast(s);
             let _ = progress::write(&s.at, &was);
@@ -431,8 +422,8 @@ impl Store {
         if s.ended {
             return Reply::refused(codes::BAD_REQUEST, "the session has already ended");
         }
-        let body = payload::session_end(end.exit_code, end.duration_ms, s.next_seq);
-        match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
+        let rec = kinds::end_record(&s.id, crate::spool::now_ms(), Some(end.exit_code), s.next_seq);
+        match self.spool_record(rec) {
             Ok(()) => {
                 self.mark_ended(s);
                 tracing::info!(session = %s.id, exit = end.exit_code, "session ended");
@@ -459,9 +450,7 @@ impl Store {
         if let Err(e) = self.append_chunk(s, line) {
             tracing::error!(session = %s.id, "closing the lost session's recording: {e:#}");
         }
-        let duration_ms = (t * 1000.0) as u64;
-        let body = payload::session_end(-1, duration_ms, s.next_seq);
-        match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
+        match self.spool_record(kinds::end_record(&s.id, crate::spool::now_ms(), Some(-1), s.next_seq)) {
             Ok(()) => {
                 self.mark_ended(s);
                 tracing::warn!(session = %s.id, "{why}; session finalised from what was stored");
@@ -516,9 +505,7 @@ impl Store {
             last = vec![0u8; (p.len - p.prev_len) as usize];
             std::os::unix::fs::FileExt::read_exact_at(&cast, &mut last, p.prev_len)?;
             // Spooled again: a repeat of the same seq and bytes when it was already sent.
-            let rec = session_record(KIND_SESSION_CHUNK, Class::Bulk, id, last.clone())
-                .with_meta("seq", (p.next_seq - 1).to_string())
-                .with_meta(META_ENCODING, ENCODING_PLAIN);
+            let rec = kinds::chunk_record(id, p.next_seq - 1, last.clone(), "");
             self.spool_record(rec)?;
         }
         let at = OpenOptions::new().write(true).open(sessions.join(format!("{id}.at")))?;
@@ -538,8 +525,7 @@ impl Store {
         match last_exit(&last) {
             // The recorder had written its exit marker: only the end is missing.
             Some(code) => {
-                let body = payload::session_end(code, (s.last_t * 1000.0) as u64, s.next_seq);
-                self.spool_record(session_record(KIND_SESSION_END, Class::Normal, id, body))?;
+                self.spool_record(kinds::end_record(id, crate::spool::now_ms(), Some(code), s.next_seq))?;
                 self.mark_ended(&mut s);
             }
             None => {
@@ -553,10 +539,6 @@ impl Store {
 /// Tags that name who or where (`user:`, `host:`): the agent sets those itself; a recorder's are dropped.
 fn identity_tag(t: &str) -> bool {
     t.starts_with("user:") || t.starts_with("host:")
-}
-
-fn session_record(kind: &str, class: Class, id: &str, body: Vec<u8>) -> Record {
-    Record::new(kind, class, body).in_group(id).with_meta("session_id", id)
 }
 
 fn unrecorded_audit(meta: &SessionMeta, why: &str) -> AuditRecord {

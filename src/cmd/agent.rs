@@ -57,11 +57,16 @@ fn deliver(
             loaded.settings.connection_config.app_key = c.app_key;
         }
     }
-    match super::outputs::DatadogDeliver::from_loaded(&loaded, Default::default()) {
-        Ok(d) => Ok(Some(Arc::new(d))),
-        Err(e) => {
-            eprintln!("ddcoterm agent: not sending to Datadog ({e:#}); records stay in the agent's spool");
-            Ok(None)
-        }
+    // TODO(E, upload-api.md): the server token from `agent.credentials_file` (`server_token`).
+    let d = crate::upload::deliverer(&loaded, Default::default(), Default::default());
+    if let Some(why) = &d.no_datadog {
+        eprintln!("ddcoterm agent: not sending to Datadog ({why}); its records stay in the agent's spool");
     }
+    if let Some(why) = &d.no_server {
+        eprintln!("ddcoterm agent: not uploading recordings ({why}); they stay in the agent's spool");
+    }
+    if d.server.is_none() && d.datadog.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(d)))
 }

@@ -12,13 +12,13 @@
 //! 4. spool the wrapped command's process event (exit code unknown) and the end record, unless journaled;
 //! 5. remove the recorder lock, the journal and the session's orphaned temp files.
 
-use super::outputs::{self, chunk_record, group_of, session_record};
 use crate::config::Loaded;
-use crate::datadog::payload;
 use crate::model::Action;
 use crate::recorder::fanout::CHUNK_BYTES;
 use crate::recorder::recovery::{self as rec, Claimed, Entry, Journal};
-use crate::spool::{Class, Record, Spool};
+use crate::spool::{Record, Spool};
+use crate::upload::kinds::{self, group_of, Chain};
+use crate::upload::Uploader;
 use anyhow::Context;
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -71,11 +71,25 @@ pub fn recordings_dir(loaded: &Loaded) -> PathBuf {
     loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings())
 }
 
-/// Spools through this process's sender (a recorded session's, which sends them with its own).
-pub fn via_sender(
-    loaded: &Loaded,
+/// Spools through this process's uploader (a recorded session's, which sends them with its own).
+pub fn via_uploader(
+    up: &Uploader,
 ) -> impl Fn(Record, &mut dyn FnMut(&str) -> std::io::Result<()>) -> anyhow::Result<()> + Sync + '_ {
-    move |r, j| outputs::enqueue_journaled(loaded, r, j).map(|_| ())
+    move |r, j| up.enqueue_journaled(r, j).map(|_| ())
+}
+
+/// Which destinations a recovery writes records for: none for one that is not configured (DESIGN.md §12).
+#[derive(Debug, Clone, Copy)]
+pub struct Targets {
+    pub server: bool,
+    pub datadog: bool,
+}
+
+impl Targets {
+    pub fn of(loaded: &Loaded) -> Targets {
+        let key = loaded.settings.connection_config.api_key.as_deref().is_some_and(|k| !k.trim().is_empty());
+        Targets { server: crate::upload::server_url(loaded).is_some(), datadog: key }
+    }
 }
 
 /// Lock files of sessions in `dir`.
@@ -100,7 +114,8 @@ pub fn sweep(loaded: &Loaded, enqueue: Enqueue<'_>) -> SweepReport {
         return rep;
     }
     let dir = recordings_dir(loaded);
-    let spool = match outputs::open_spool(loaded) {
+    let targets = Targets::of(loaded);
+    let spool = match crate::upload::open_spool(loaded) {
         Ok(s) => s,
         Err(e) => {
             rep.errors.push(format!("{e:#}"));
@@ -111,7 +126,7 @@ pub fn sweep(loaded: &Loaded, enqueue: Enqueue<'_>) -> SweepReport {
         match Claimed::dead(&path) {
             Ok(Some(c)) => {
                 let id = c.info.meta.session_id.clone();
-                match recover(&spool, c, enqueue) {
+                match recover(&spool, c, enqueue, targets) {
                     Ok(chunks) => rep.sessions.push((id, chunks)),
                     Err(e) => rep.errors.push(format!("session {id}: {e:#}")),
                 }
@@ -140,7 +155,7 @@ fn remove_orphan_journals(dir: &Path) {
 }
 
 /// Finishes one claimed session; returns how many chunks its `.cast` tail gave.
-pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Result<u64> {
+pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>, targets: Targets) -> anyhow::Result<u64> {
     let info = c.info.clone();
     let id = info.meta.session_id.clone();
     // The lock names the recording it covers: only `<id>.cast` beside it is ever read, cut or uploaded.
@@ -167,49 +182,63 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Resul
     }
     let mut journal = Journal::open(&c.journal)?;
     let has = |f: fn(&Entry) -> bool| entries.iter().any(f);
-    let (mut seq, mut start) = entries
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Entry::Chunk { seq, end, .. } => Some((seq + 1, *end)),
-            _ => None,
-        })
-        .unwrap_or((0, info.header_len));
+    let last_chunk = entries.iter().rev().find_map(|e| match e {
+        Entry::Chunk { seq, start, end, .. } => Some((*seq, *start, *end)),
+        _ => None,
+    });
     let record = info.meta.actions.contains(&Action::Record);
+    let upload = record && targets.server;
     let mut exit_code = None;
     let mut duration_ms = 0;
     let mut chunks = 0;
+    // The chain continues from the last journaled chunk: its bytes are still in the `.cast` at its range.
+    let (create, root) = kinds::create_record(&info.meta);
+    let mut chain = Chain::new(root);
+    let mut start = 0;
     if let (true, Some(cast)) = (record, &info.cast) {
+        // A recording deleted since: what was spooled is all there is (finish_cast says so); the end still goes.
+        let present = cast.exists();
+        if let Some((seq, a, b)) = last_chunk {
+            let hash =
+                if present { ddcoterm_wire::chunk_hash(&read_range(cast, a, b)?) } else { String::new() };
+            chain = Chain::resume(seq, hash);
+            start = b;
+        }
+        if upload && last_chunk.is_none() && present {
+            // Chunk 0 is the header line, as the recorder would have sent it.
+            start = info.header_len;
+        }
         // 2. + 3.
-        let tail = finish_cast(cast, start)?;
+        let tail = finish_cast(cast, start.max(info.header_len))?;
         exit_code = tail.exit_code;
         duration_ms = (tail.last_t * 1000.0) as u64;
-        if !has(|e| matches!(e, Entry::Create { .. })) {
-            let r = session_record(
-                outputs::KIND_SESSION_CREATE,
-                Class::Normal,
-                &id,
-                payload::session_create(&info.meta),
-            );
-            enqueue(r, &mut |file| {
-                journal.append(&Entry::Create { file: file.into(), pid: std::process::id() })
-            })?;
-        }
-        for (a, b) in rec::cut_chunks(&tail.bytes, 0, tail.bytes.len(), CHUNK_BYTES) {
-            let (from, to) = (start + a as u64, start + b as u64);
-            let r = chunk_record(&id, seq, tail.bytes[a..b].to_vec());
-            enqueue(r, &mut |file| {
-                journal.append(&Entry::Chunk {
-                    seq,
-                    start: from,
-                    end: to,
-                    file: file.into(),
-                    pid: std::process::id(),
-                })
-            })?;
-            seq += 1;
-            start = to;
-            chunks += 1;
+        if upload {
+            if !has(|e| matches!(e, Entry::Create { .. })) {
+                enqueue(create, &mut |file| {
+                    journal.append(&Entry::Create { file: file.into(), pid: std::process::id() })
+                })?;
+            }
+            let mut pieces: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+            if last_chunk.is_none() && present {
+                pieces.push((0, info.header_len, read_range(cast, 0, info.header_len)?));
+            }
+            for (a, b) in rec::cut_chunks(&tail.bytes, 0, tail.bytes.len(), CHUNK_BYTES) {
+                pieces.push((start + a as u64, start + b as u64, tail.bytes[a..b].to_vec()));
+            }
+            for (from, to, bytes) in pieces {
+                let seq = chain.next_seq();
+                let r = chain.chunk(&id, bytes);
+                enqueue(r, &mut |file| {
+                    journal.append(&Entry::Chunk {
+                        seq,
+                        start: from,
+                        end: to,
+                        file: file.into(),
+                        pid: std::process::id(),
+                    })
+                })?;
+                chunks += 1;
+            }
         }
     }
     // 4.
@@ -218,15 +247,23 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Resul
             let mut ev = ev.clone();
             ev.exit_code = exit_code;
             ev.duration_ms = duration_ms;
-            let r = Record::new(outputs::KIND_EVENT, Class::Normal, payload::process_event(&ev));
-            enqueue(r, &mut |file| {
-                journal.append(&Entry::Event { file: file.into(), pid: std::process::id() })
-            })?;
+            let mut records = Vec::new();
+            if targets.server {
+                records.push(kinds::events_record(&ev));
+            }
+            if targets.datadog {
+                records.push(kinds::datadog_event_record(&ev));
+            }
+            for r in records {
+                enqueue(r, &mut |file| {
+                    journal.append(&Entry::Event { file: file.into(), pid: std::process::id() })
+                })?;
+            }
         }
     }
-    if record && !has(|e| matches!(e, Entry::End { .. })) {
-        let body = payload::session_end_recovered(exit_code, duration_ms, seq);
-        let r = session_record(outputs::KIND_SESSION_END, Class::Normal, &id, body);
+    if upload && !has(|e| matches!(e, Entry::End { .. })) {
+        let ended_ms = info.started_at_ms + duration_ms;
+        let r = kinds::end_record(&id, ended_ms, exit_code, chain.next_seq().saturating_sub(1));
         enqueue(r, &mut |file| journal.append(&Entry::End { file: file.into(), pid: std::process::id() }))?;
     }
     // 5.
@@ -235,6 +272,19 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Resul
     let group = group_of(&id);
     spool.sweep_tmp(Duration::ZERO, &|g| g != Some(group.as_str()));
     Ok(chunks)
+}
+
+/// `start..end` of the `.cast` (a journaled chunk's bytes, or the header line).
+fn read_range(path: &Path, start: u64, end: u64) -> anyhow::Result<Vec<u8>> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, start)
+        .with_context(|| format!("reading bytes {start}..{end} of {}", path.display()))?;
+    Ok(buf)
 }
 
 /// The `.cast` bytes after `start` once finished, and how it ended.
