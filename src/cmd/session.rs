@@ -217,7 +217,13 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     // The reviewer's link exists only when the session is uploaded; the create may still be spooled, so the
     // configured server's link is printed now (the server's own answer, if it came, at the end).
     let uploads = record && uploader.as_ref().is_some_and(|u| u.sends_to(crate::upload::Destination::Server));
-    let link_now = uploads.then(|| uploader.as_ref().and_then(|u| u.session_link(&session_id))).flatten();
+    // Bastion mode: the agent uploads with its own token (it does not start with `server.url` and no token),
+    // so the configured server's link holds for the user too.
+    let agent_link = (bastion && record).then(|| crate::upload::session_link(loaded, &session_id)).flatten();
+    let link_now = uploads
+        .then(|| uploader.as_ref().and_then(|u| u.session_link(&session_id)))
+        .flatten()
+        .or_else(|| agent_link.clone());
     if record {
         match &link_now {
             Some(l) => eprintln!(
@@ -279,7 +285,8 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         }
     }
     let code = result.map_err(|e| Exit::new(exit::NOT_FOUND, format!("{e:#}")))?;
-    let link_end = uploads.then(|| uploader.as_ref().and_then(|u| u.session_link(&session_id))).flatten();
+    let link_end =
+        uploads.then(|| uploader.as_ref().and_then(|u| u.session_link(&session_id))).flatten().or(agent_link);
     if record {
         match link_end {
             Some(l) => eprintln!("ddcoterm: session {session_id} ended (exit {code}) -> {l}"),
