@@ -7,9 +7,11 @@
 //! between any two steps is resumed by the next one without sending anything twice:
 //! 1. publish the journal's last record if its writer died between journaling and publishing it;
 //! 2. cut a torn last line off the `.cast`, and append the exit marker (`exit unknown`) unless one is there;
-//! 3. spool the create record if the recorder never did, then the `.cast` bytes after the last journaled
-//!    chunk as the next chunks (same sequence, same byte offsets);
-//! 4. spool the wrapped command's process event (exit code unknown) and the end record, unless journaled;
+//! 3. spool the create record if the recorder never did, chunk 0 (the header line) if no chunk was journaled,
+//!    then the `.cast` bytes after the last journaled chunk as the next chunks (same sequence, same byte
+//!    offsets, the hash chain continued from the last journaled chunk's bytes);
+//! 4. spool the wrapped command's process events, the Datadog session event and the end record, unless
+//!    journaled;
 //! 5. remove the recorder lock, the journal and the session's orphaned temp files.
 
 use crate::config::Loaded;
@@ -78,17 +80,20 @@ pub fn via_uploader(
     move |r, j| up.enqueue_journaled(r, j).map(|_| ())
 }
 
-/// Which destinations a recovery writes records for: none for one that is not configured (DESIGN.md §12).
-#[derive(Debug, Clone, Copy)]
+/// Which destinations a recovery writes records for: those of the uploader that runs it, as for the session
+/// the recorder would have finished (records for a destination that is not configured are not written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Targets {
-    pub server: bool,
+    /// The session server's base URL (the link in the Datadog session event).
+    pub server: Option<String>,
     pub datadog: bool,
 }
 
 impl Targets {
+    /// The destinations `loaded` configures (`server.url`; a Datadog API key).
     pub fn of(loaded: &Loaded) -> Targets {
         let key = loaded.settings.connection_config.api_key.as_deref().is_some_and(|k| !k.trim().is_empty());
-        Targets { server: crate::upload::server_url(loaded).is_some(), datadog: key }
+        Targets { server: crate::upload::server_url(loaded), datadog: key }
     }
 }
 
@@ -126,7 +131,7 @@ pub fn sweep(loaded: &Loaded, enqueue: Enqueue<'_>) -> SweepReport {
         match Claimed::dead(&path) {
             Ok(Some(c)) => {
                 let id = c.info.meta.session_id.clone();
-                match recover(&spool, c, enqueue, targets) {
+                match recover(&spool, c, enqueue, &targets) {
                     Ok(chunks) => rep.sessions.push((id, chunks)),
                     Err(e) => rep.errors.push(format!("session {id}: {e:#}")),
                 }
@@ -155,7 +160,12 @@ fn remove_orphan_journals(dir: &Path) {
 }
 
 /// Finishes one claimed session; returns how many chunks its `.cast` tail gave.
-pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>, targets: Targets) -> anyhow::Result<u64> {
+///
+/// The records are the ones the recorder would have written (`upload::kinds`): chunk 0 is the `.cast`'s
+/// header line, chunk n + 1 the next bytes, each chunk's `prev_sha256` the hash of the chunk before it, read
+/// back from the `.cast` at the byte range the journal gives (chunk 0's: the hash of the create body, rebuilt
+/// from the session's metadata). So the server's copy equals the local `.cast` byte for byte.
+pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>, dests: &Targets) -> anyhow::Result<u64> {
     let info = c.info.clone();
     let id = info.meta.session_id.clone();
     // The lock names the recording it covers: only `<id>.cast` beside it is ever read, cut or uploaded.
@@ -182,89 +192,101 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>, targets: Targets
     }
     let mut journal = Journal::open(&c.journal)?;
     let has = |f: fn(&Entry) -> bool| entries.iter().any(f);
+    let me = std::process::id();
+    // The last chunk the recorder (or an earlier recovery) spooled: its seq and its bytes in the `.cast`.
     let last_chunk = entries.iter().rev().find_map(|e| match e {
         Entry::Chunk { seq, start, end, .. } => Some((*seq, *start, *end)),
         _ => None,
     });
     let record = info.meta.actions.contains(&Action::Record);
-    let upload = record && targets.server;
+    let to_server = record && dests.server.is_some();
     let mut exit_code = None;
     let mut duration_ms = 0;
     let mut chunks = 0;
-    // The chain continues from the last journaled chunk: its bytes are still in the `.cast` at its range.
-    let (create, root) = kinds::create_record(&info.meta);
-    let mut chain = Chain::new(root);
-    let mut start = 0;
+    // The server's seq of the last chunk spooled, once there is one.
+    let mut last_seq = last_chunk.map(|(seq, ..)| seq);
     if let (true, Some(cast)) = (record, &info.cast) {
-        // A recording deleted since: what was spooled is all there is (finish_cast says so); the end still goes.
-        let present = cast.exists();
-        if let Some((seq, a, b)) = last_chunk {
-            let hash =
-                if present { ddcoterm_wire::chunk_hash(&read_range(cast, a, b)?) } else { String::new() };
-            chain = Chain::resume(seq, hash);
-            start = b;
-        }
-        if upload && last_chunk.is_none() && present {
-            // Chunk 0 is the header line, as the recorder would have sent it.
-            start = info.header_len;
-        }
         // 2. + 3.
-        let tail = finish_cast(cast, start.max(info.header_len))?;
+        let start = last_chunk.map_or(info.header_len, |(_, _, end)| end);
+        let tail = finish_cast(cast, start)?;
         exit_code = tail.exit_code;
         duration_ms = (tail.last_t * 1000.0) as u64;
-        if upload {
+        if to_server {
+            let (create, root) = kinds::create_record(&info.meta);
             if !has(|e| matches!(e, Entry::Create { .. })) {
-                enqueue(create, &mut |file| {
-                    journal.append(&Entry::Create { file: file.into(), pid: std::process::id() })
-                })?;
+                enqueue(create, &mut |file| journal.append(&Entry::Create { file: file.into(), pid: me }))?;
             }
-            let mut pieces: Vec<(u64, u64, Vec<u8>)> = Vec::new();
-            if last_chunk.is_none() && present {
-                pieces.push((0, info.header_len, read_range(cast, 0, info.header_len)?));
-            }
-            for (a, b) in rec::cut_chunks(&tail.bytes, 0, tail.bytes.len(), CHUNK_BYTES) {
-                pieces.push((start + a as u64, start + b as u64, tail.bytes[a..b].to_vec()));
-            }
-            for (from, to, bytes) in pieces {
-                let seq = chain.next_seq();
-                let r = chain.chunk(&id, bytes);
-                enqueue(r, &mut |file| {
-                    journal.append(&Entry::Chunk {
-                        seq,
-                        start: from,
-                        end: to,
-                        file: file.into(),
-                        pid: std::process::id(),
-                    })
-                })?;
-                chunks += 1;
+            let mut chain = match last_chunk {
+                Some((seq, from, to)) => match read_range(cast, from, to)? {
+                    Some(bytes) => Some(Chain::resume(seq, ddcoterm_wire::chunk_hash(&bytes))),
+                    None => None,
+                },
+                // Chunk 0 is the header line, exactly the `.cast`'s first line.
+                None => match read_range(cast, 0, info.header_len)? {
+                    Some(header) => {
+                        let mut chain = Chain::new(root);
+                        let r = chain.chunk(&id, header);
+                        let (from, to) = (0, info.header_len);
+                        enqueue(r, &mut |file| {
+                            journal.append(&Entry::Chunk {
+                                seq: 0,
+                                start: from,
+                                end: to,
+                                file: file.into(),
+                                pid: me,
+                            })
+                        })?;
+                        last_seq = Some(0);
+                        Some(chain)
+                    }
+                    None => None,
+                },
+            };
+            if let Some(chain) = chain.as_mut() {
+                for (a, b) in rec::cut_chunks(&tail.bytes, 0, tail.bytes.len(), CHUNK_BYTES) {
+                    let (s, e) = (start + a as u64, start + b as u64);
+                    let seq = chain.next_seq();
+                    let r = chain.chunk(&id, tail.bytes[a..b].to_vec());
+                    enqueue(r, &mut |file| {
+                        journal.append(&Entry::Chunk { seq, start: s, end: e, file: file.into(), pid: me })
+                    })?;
+                    last_seq = Some(seq);
+                    chunks += 1;
+                }
             }
         }
     }
-    // 4.
+    // 4. The wrapped command's process event, to each destination the recorder sends it to, in the
+    // recorder's order (server, then Datadog): those already journaled are not sent again.
     if let Some(ev) = &info.event {
-        if info.meta.actions.contains(&Action::ProcessInfo) && !has(|e| matches!(e, Entry::Event { .. })) {
+        if info.meta.actions.contains(&Action::ProcessInfo) {
             let mut ev = ev.clone();
             ev.exit_code = exit_code;
             ev.duration_ms = duration_ms;
-            let mut records = Vec::new();
-            if targets.server {
-                records.push(kinds::events_record(&ev));
+            let mut wanted = Vec::new();
+            if dests.server.is_some() {
+                wanted.push(kinds::events_record(&ev));
             }
-            if targets.datadog {
-                records.push(kinds::datadog_event_record(&ev));
+            if dests.datadog {
+                wanted.push(kinds::datadog_event_record(&ev));
             }
-            for r in records {
-                enqueue(r, &mut |file| {
-                    journal.append(&Entry::Event { file: file.into(), pid: std::process::id() })
-                })?;
+            let done = entries.iter().filter(|e| matches!(e, Entry::Event { .. })).count();
+            for r in wanted.into_iter().skip(done) {
+                enqueue(r, &mut |file| journal.append(&Entry::Event { file: file.into(), pid: me }))?;
             }
         }
     }
-    if upload && !has(|e| matches!(e, Entry::End { .. })) {
-        let ended_ms = info.started_at_ms + duration_ms;
-        let r = kinds::end_record(&id, ended_ms, exit_code, chain.next_seq().saturating_sub(1));
-        enqueue(r, &mut |file| journal.append(&Entry::End { file: file.into(), pid: std::process::id() }))?;
+    let ended = has(|e| matches!(e, Entry::End { .. }));
+    if record && dests.datadog && !ended && !has(|e| matches!(e, Entry::SessionEvent { .. })) {
+        let link = dests.server.as_deref().map(|b| crate::upload::server::session_link(b, &id));
+        let r = kinds::datadog_session_record(&info.meta, exit_code, duration_ms, link.as_deref());
+        enqueue(r, &mut |file| journal.append(&Entry::SessionEvent { file: file.into(), pid: me }))?;
+    }
+    if let (true, false, Some(last_seq)) = (to_server, ended, last_seq) {
+        // When the recorder died is not known: the end is put at its last event.
+        let ended_at = info.started_at_ms + duration_ms;
+        let r = kinds::end_record(&id, ended_at, exit_code, last_seq);
+        enqueue(r, &mut |file| journal.append(&Entry::End { file: file.into(), pid: me }))?;
     }
     // 5.
     drop(journal);
@@ -274,17 +296,17 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>, targets: Targets
     Ok(chunks)
 }
 
-/// `start..end` of the `.cast` (a journaled chunk's bytes, or the header line).
-fn read_range(path: &Path, start: u64, end: u64) -> anyhow::Result<Vec<u8>> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let mut buf = vec![0u8; end.saturating_sub(start) as usize];
-    std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, start)
-        .with_context(|| format!("reading bytes {start}..{end} of {}", path.display()))?;
-    Ok(buf)
+/// Bytes `from..to` of the `.cast`, or `None` when it is gone (deleted since: what was spooled is all there is).
+fn read_range(path: &Path, from: u64, to: u64) -> anyhow::Result<Option<Vec<u8>>> {
+    let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
+    };
+    let mut buf = vec![0u8; to.saturating_sub(from) as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, from)
+        .with_context(|| format!("reading bytes {from}..{to} of {}", path.display()))?;
+    Ok(Some(buf))
 }
 
 /// The `.cast` bytes after `start` once finished, and how it ended.
