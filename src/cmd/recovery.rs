@@ -217,10 +217,9 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>, dests: &Targets)
                 enqueue(create, &mut |file| journal.append(&Entry::Create { file: file.into(), pid: me }))?;
             }
             let mut chain = match last_chunk {
-                Some((seq, from, to)) => match read_range(cast, from, to)? {
-                    Some(bytes) => Some(Chain::resume(seq, ddcoterm_wire::chunk_hash(&bytes))),
-                    None => None,
-                },
+                Some((seq, from, to)) => {
+                    read_range(cast, from, to)?.map(|b| Chain::resume(seq, ddcoterm_wire::chunk_hash(&b)))
+                }
                 // Chunk 0 is the header line, exactly the `.cast`'s first line.
                 None => match read_range(cast, 0, info.header_len)? {
                     Some(header) => {
