@@ -51,7 +51,9 @@ impl DatadogDeliver {
         self.client
             .get_or_init(|| Client::from_settings(&self.conn, self.opts).map_err(|e| e.to_string()))
             .as_ref()
-            .map_err(|e| Failure::permanent(e.clone()))
+            // Our side (a bad host, no usable CA store): not the receiver's refusal, so no dead letter; the
+            // records wait until the configuration is fixed.
+            .map_err(|e| Failure { retry_after: Some(AUTH_RETRY), ..Failure::retry(e.clone()) })
     }
 }
 
