@@ -123,6 +123,17 @@ fn record_loop(w: &World, server: &Server, known: &[String]) -> (Child, PathBuf,
     (child, pidfile, cast)
 }
 
+/// Nothing the agent sent was refused for good (a repeat with other bytes or another `prev_sha256` is a
+/// 409, moved to the spool's dead letters).
+fn no_dead_letters(w: &World) {
+    let dead = files_under(&w.path("state/spool/dead"));
+    let shown: Vec<String> = dead
+        .iter()
+        .map(|p| text(&std::fs::read(p).unwrap_or_default()).chars().take(400).collect())
+        .collect();
+    assert!(dead.is_empty(), "dead letters: {shown:?}");
+}
+
 fn kill_command(pidfile: &Path) {
     if let Ok(pid) = std::fs::read_to_string(pidfile).unwrap_or_default().trim().parse::<i32>() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
@@ -310,6 +321,7 @@ fn a_killed_recorder_and_a_killed_agent_lose_nothing_the_agent_acknowledged() {
     rec.wait().unwrap();
     kill_command(&pidfile);
     let s = assert_uploaded(&server, &cast);
+    no_dead_letters(&w);
     assert_eq!(s["exit_status"], serde_json::Value::Null, "not known: {s}");
     assert!(text(&std::fs::read(&cast).unwrap()).contains("recorder lost"));
     // 2. kill -9 of the agent mid-session: its restart closes the session it held; chunks it had spooled
@@ -323,6 +335,7 @@ fn a_killed_recorder_and_a_killed_agent_lose_nothing_the_agent_acknowledged() {
     assert_eq!(server.session(&id).unwrap()["state"], "live", "nobody ended it yet");
     let _agent = start_agent(&w);
     let s = assert_uploaded(&server, &cast);
+    no_dead_letters(&w);
     assert_eq!(s["exit_status"], serde_json::Value::Null, "{s}");
     assert!(text(&std::fs::read(&cast).unwrap()).contains("the agent stopped while the session was live"));
     // 3. the server down: the agent keeps what it stores and delivers it when the server is back.
@@ -336,6 +349,7 @@ fn a_killed_recorder_and_a_killed_agent_lose_nothing_the_agent_acknowledged() {
         .unwrap();
     server.restart();
     assert_uploaded(&server, &cast);
+    no_dead_letters(&w);
 }
 
 #[test]
