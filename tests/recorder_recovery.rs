@@ -97,6 +97,8 @@ fn assert_recovered_exactly_once(home: &Home, fake: &Fake, server: &Server, id: 
         "recovered exit marker: {text:.200}"
     );
     let s = assert_on_server(server, id, &cast);
+    let dead = std::fs::read_dir(home.spool().join("dead")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(dead, 0, "nothing refused for good (a re-cut chunk or a broken chain would be a 409)");
     assert_eq!(s["exit_status"], serde_json::Value::Null, "{s}");
     let events = s["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "one process event on the server: {events:?}");
