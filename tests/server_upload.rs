@@ -246,3 +246,24 @@ fn without_a_server_the_recording_stays_local_and_the_end_line_says_where() {
     assert!(!err.to_lowercase().contains("warn"), "no warning storm: {err}");
     assert!(spooled(&home).is_empty(), "no records for a destination that does not exist");
 }
+
+#[test]
+#[serial]
+fn an_unreadable_token_file_keeps_the_recording_spooled_until_it_is_fixed() {
+    let server = Server::start();
+    let home = Home::new();
+    std::fs::remove_file(server.token_file()).unwrap();
+    std::fs::write(home.home().join("config.yaml"), server.client_config()).unwrap();
+    let out = home.cmd().args(["--", "sh", "-c", "echo no token yet"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("server.token_file: cannot read"), "the end line says why: {err}");
+    let kinds = spooled(&home);
+    assert!(kinds.iter().any(|k| k == "session.chunk"), "recorded, so queued for the server: {kinds:?}");
+    let (id, cast) = only_cast(&home);
+
+    std::fs::write(server.token_file(), format!("{}\n", server.host_token)).unwrap();
+    let out = home.cmd().args(["spool", "flush"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(server.cast(&id) == cast);
+}

@@ -293,10 +293,16 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
             None if bastion => {
                 eprintln!("ddcoterm: session {session_id} ended (exit {code}) -> {}", cast_path.display())
             }
-            None => eprintln!(
-                "ddcoterm: session {session_id} ended (exit {code}); recording kept locally at {} (no session server configured: server.url)",
-                cast_path.display()
-            ),
+            None => {
+                let why = uploader
+                    .as_ref()
+                    .and_then(|u| u.server_problem())
+                    .unwrap_or("no session server configured: server.url");
+                eprintln!(
+                    "ddcoterm: session {session_id} ended (exit {code}); recording kept locally at {} ({why})",
+                    cast_path.display()
+                )
+            }
         }
     } else {
         eprintln!("ddcoterm: session {session_id} ended (exit {code})");

@@ -153,6 +153,9 @@ pub fn server_failure(kind: &str, e: &ServerError) -> Failure {
 pub struct Deliverer {
     pub server: Option<ServerDeliver>,
     pub datadog: Option<DatadogDeliver>,
+    /// `server.url` is set, even if the server could not be set up (an unreadable token file): its records
+    /// are still written, and wait until it can be.
+    pub server_url_set: bool,
     /// Why a destination is not configured (shown when one of its records waits).
     pub no_server: Option<String>,
     pub no_datadog: Option<String>,
@@ -163,6 +166,15 @@ impl Deliverer {
     pub fn has(&self, d: Destination) -> bool {
         match d {
             Destination::Server => self.server.is_some(),
+            Destination::Datadog => self.datadog.is_some(),
+        }
+    }
+
+    /// Whether records for `d` are written at all: for a configured destination, even one this process
+    /// cannot send to (they wait in the spool); never for one that is not configured.
+    pub fn writes_for(&self, d: Destination) -> bool {
+        match d {
+            Destination::Server => self.server.is_some() || self.server_url_set,
             Destination::Datadog => self.datadog.is_some(),
         }
     }

@@ -63,7 +63,10 @@ pub fn deliverer(
     dd: crate::datadog::ClientOptions,
     srv: server::ServerOptions,
 ) -> Deliverer {
-    let mut d = Deliverer::default();
+    let mut d = Deliverer {
+        server_url_set: loaded.settings.server.url.as_deref().is_some_and(|u| !u.trim().is_empty()),
+        ..Default::default()
+    };
     match server::configured(&loaded.settings.server) {
         Ok(Some((base, token))) => d.server = Some(ServerDeliver::new(base, token, srv)),
         Ok(None) => {}
@@ -132,6 +135,16 @@ impl Uploader {
     /// configured are not written at all, except audit records).
     pub fn sends_to(&self, d: Destination) -> bool {
         self.deliver.has(d)
+    }
+
+    /// Whether the session's records for `d` are written (see [`Deliverer::writes_for`]).
+    pub fn writes_for(&self, d: Destination) -> bool {
+        self.deliver.writes_for(d)
+    }
+
+    /// Why recordings are not uploaded although `server.url` is set (unreadable token file...), if so.
+    pub fn server_problem(&self) -> Option<&str> {
+        self.deliver.no_server.as_deref()
     }
 
     /// The configured server's base URL.

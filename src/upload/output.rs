@@ -29,8 +29,8 @@ impl Uploader {
         header: Vec<u8>,
         journal: Option<Journal>,
     ) -> Option<Box<dyn Output>> {
-        let server = self.sends_to(Destination::Server);
-        let datadog = self.sends_to(Destination::Datadog);
+        let server = self.writes_for(Destination::Server);
+        let datadog = self.writes_for(Destination::Datadog);
         let record = actions.contains(Action::Record) && server;
         let events = actions.contains(Action::ProcessInfo) && (server || datadog);
         let logs = actions.contains(Action::Logs) && datadog;
