@@ -23,7 +23,7 @@ tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and S
 
 # The client and the server are tested (and linted) in separate cargo runs: one run over the whole workspace
 # would unify features (tokio's, tracing-subscriber's) into the client and rebuild it unlike `make build`.
-test: tools ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog), containers, the session server on both backends
+test: tools server ## Run every test: unit, integration (real PTYs, wiremock fake of Datadog, the real session server), containers, the server on both backends
 	$(CARGO) test --locked
 	$(CARGO) test --locked -p ddcoterm-server -p ddcoterm-wire
 	@CARGO=$(CARGO) bash scripts/server-backend-tests.sh
@@ -39,8 +39,8 @@ fmt: ## Format the code
 bench: tools release ## Benchmarks with ratios against baselines measured in the same run
 	@bash bench/run.sh
 
-demo: release ## Record `echo hello` offline with the embedded defaults (no Datadog account)
-	./target/release/ddcoterm -- sh -c 'echo hello from ddcoterm'
+demo: build server ## Record `echo hello` through a throwaway session server (SQLite, temp dir; no Datadog account) and list it
+	@bash scripts/demo.sh
 
 pie-check: ## The `pie` feature still links a position-independent executable (tests/link_mode.rs)
 	$(CARGO) test --locked --features pie --test link_mode

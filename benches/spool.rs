@@ -1,14 +1,18 @@
 //! `make bench` part for the spool: flush throughput to the fake on loopback, enqueue cost, and the exit
-//! latency a recorded session adds when the server is down (bounded by `spool.flush_timeout`).
+//! latency a recorded session's uploads add with the session server up (the baseline) and down (connection
+//! refused: not waited for, whatever `spool.flush_timeout` says), as a ratio measured in the same run.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use ddcoterm::cmd::outputs::{self, DatadogDeliver, KIND_EVENT};
 use ddcoterm::datadog::ClientOptions;
 use ddcoterm::model::{Action, ActionSet, SessionMeta};
 use ddcoterm::spool::{self, Class, FlushOptions, Record, Spool};
+use ddcoterm::upload::kinds::KIND_EVENT;
+use ddcoterm::upload::{DatadogDeliver, Uploader};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::server::Server;
 use support::{Fake, Home, API_KEY};
 
 fn fill(s: &Spool, n: usize) -> Duration {
@@ -44,37 +48,54 @@ fn flush_throughput(n: usize, workers: usize) {
     );
 }
 
-fn exit_latency(label: &str, host: &str, flush_timeout: &str) {
+/// Milliseconds `Uploader::finish` takes after a 21-chunk recorded session uploading to `server_url`.
+fn exit_latency(label: &str, server_url: &str, token_file: &std::path::Path, flush_timeout: &str) -> f64 {
     let home = Home::new();
-    home.config(host, API_KEY, &format!("spool:\n  flush_timeout: {flush_timeout}\n"));
-    let loaded = home.loaded();
-    let mut outs =
-        outputs::build(&loaded, &ActionSet::new([Action::Record, Action::Logs, Action::ProcessInfo]))
-            .unwrap();
-    let meta =
-        SessionMeta { session_id: "0193b7e2-bench".into(), command: "true".into(), ..Default::default() };
-    for o in outs.iter_mut() {
-        o.session_start(&meta).unwrap();
-        for seq in 0..20 {
-            o.cast_chunk(seq, b"[0.1, \"o\", \"hello\\r\\n\"]\n").unwrap();
-        }
-        o.session_end(&meta, 0, 10).unwrap();
-    }
-    let start = Instant::now();
-    let rep = outputs::finish(&loaded);
-    println!(
-        "added exit latency, {label:<13} {:>8.0} ms (spool.flush_timeout {flush_timeout}; {})",
-        start.elapsed().as_secs_f64() * 1000.0,
-        rep
+    home.config(
+        "http://127.0.0.1:9",
+        API_KEY,
+        &format!(
+            "spool:\n  flush_timeout: {flush_timeout}\nserver:\n  url: {server_url}\n  token_file: {}\n",
+            token_file.display()
+        ),
     );
+    // Datadog unset (an unreachable one would stop the wait by itself): only the server is measured.
+    let mut loaded = home.loaded();
+    loaded.settings.connection_config.api_key = None;
+    let up = Arc::new(Uploader::new(&loaded).unwrap());
+    let header = b"{\"version\":2,\"width\":80,\"height\":24}\n".to_vec();
+    let actions = ActionSet::new([Action::Record, Action::ProcessInfo]);
+    let mut out = up.session_output(&actions, header, None).expect("a server is configured");
+    let meta = SessionMeta {
+        session_id: format!("0193b7e2-bench-{}", rand_suffix()),
+        command: "true".into(),
+        ..Default::default()
+    };
+    out.session_start(&meta).unwrap();
+    for seq in 0..20 {
+        out.cast_chunk(seq, b"[0.1, \"o\", \"hello\\r\\n\"]\n").unwrap();
+    }
+    out.session_end(&meta, 0, 10).unwrap();
+    let start = Instant::now();
+    let rep = up.finish();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    println!("added exit latency, {label:<13} {ms:>8.1} ms (spool.flush_timeout {flush_timeout}; {rep})");
+    ms
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is ignored.
     flush_throughput(2000, 1);
     flush_throughput(2000, 4);
-    let fake = Fake::start();
-    exit_latency("server up:", &fake.uri(), "3s");
-    exit_latency("server down:", &support::closed_port_uri(), "3s");
-    exit_latency("server down:", &support::closed_port_uri(), "1s");
+    let server = Server::start();
+    let up = exit_latency("server up:", &server.url, &server.token_file(), "3s");
+    let down = exit_latency("server down:", &support::closed_port_uri(), &server.token_file(), "3s");
+    println!(
+        "exit latency ratio, server down / server up: {:.2}x (before: ~3000 ms down, the full timeout)",
+        down / up.max(0.001)
+    );
 }

@@ -230,6 +230,13 @@ pub enum SpoolCommand {
         /// Show a progress bar.
         #[arg(long)]
         progress: bool,
+        /// Run as the background flusher a finished command starts: quietly, and not at all when another
+        /// flush of this spool is running.
+        #[arg(long)]
+        background: bool,
+        /// Put the dead letters (records refused for good) back first, once their cause is fixed.
+        #[arg(long)]
+        dead_letters: bool,
     },
 }
 

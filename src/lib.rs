@@ -1,7 +1,7 @@
 //! ddcoterm: record terminal sessions and guard commands with CoTerm-compatible Lua policy.
 //!
 //! Layers (DESIGN.md §2): `config`/`dirs`/`model`/`error` at the bottom; `policy`, `datadog`, `spool`,
-//! `redact`, `audit` above them; `shim`, `recorder`, `approval`, `bundle` above those; `cli`/`cmd` on top.
+//! `redact`, `audit` above them; `shim`, `recorder`, `approval`, `bundle`, `upload` above those; `cli`/`cmd` on top.
 
 pub mod bundle;
 pub mod cli;
@@ -21,3 +21,4 @@ pub mod agent;
 pub mod approval;
 pub mod audit;
 pub mod ssh;
+pub mod upload;

@@ -311,7 +311,8 @@ fn single_use_by_default() {
 #[test]
 fn session_approval_inside_a_recorded_session_reports_and_links_the_session() {
     let fake = Fake::start();
-    let h = home(&fake.uri(), "");
+    // The link is the session server's (configured; nothing needs to answer there for the link).
+    let h = home(&fake.uri(), "server:\n  url: https://sessions.example.test\n");
     // A real recording around `ddcoterm approve`: the approval joins that session.
     let mut c = h.cmd();
     let bin = c.get_program().to_owned();
@@ -334,7 +335,8 @@ fn session_approval_inside_a_recorded_session_reports_and_links_the_session() {
         .find(|n| n.ends_with(".cast"))
         .expect("the outer session is recording");
     let id = cast.trim_end_matches(".cast");
-    assert!(case.description.contains(&format!("/terminal-streams/{id}\n")), "{}", case.description);
+    let link = format!("https://sessions.example.test/sessions/{id}\n");
+    assert!(case.description.contains(&link), "{}", case.description);
     fake.set_case_status(&case.key, "APPROVED", APPROVER);
     let d = finish(child);
     assert_eq!(d.code, Some(0), "{}", d.stderr);

@@ -1,10 +1,12 @@
-//! The session outputs against the fake: exact requests per action, ordering, keys never leaked, bounded exit.
+//! The session's Datadog outputs against the fake: exact requests per action, keys never leaked, bounded
+//! exit, and no recording ever sent to Datadog (recordings go to the session server: tests/server_upload.rs).
 
 mod support;
 
-use ddcoterm::cmd::outputs;
 use ddcoterm::model::{Action, ActionSet, Output, ProcessEvent, SessionMeta, Snapshot};
+use ddcoterm::upload::Uploader;
 use serial_test::serial;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{contains, Fake, Home, API_KEY};
 
@@ -40,6 +42,15 @@ fn event(id: &str) -> ProcessEvent {
     }
 }
 
+/// The uploader and the session's outputs for `actions`, as `cmd/session.rs` builds them.
+fn outputs(loaded: &ddcoterm::config::Loaded, actions: &[Action]) -> (Arc<Uploader>, Vec<Box<dyn Output>>) {
+    let up = Arc::new(Uploader::new(loaded).unwrap());
+    let header = b"{\"version\":2,\"width\":80,\"height\":24}\n".to_vec();
+    let outs =
+        up.session_output(&ActionSet::new(actions.iter().copied()), header, None).into_iter().collect();
+    (up, outs)
+}
+
 /// Runs a small session through the outputs, as the recorder does.
 fn run_session(outs: &mut [Box<dyn Output>], id: &str, chunks: usize) {
     let m = meta(id);
@@ -64,56 +75,32 @@ fn run_session(outs: &mut [Box<dyn Output>], id: &str, chunks: usize) {
     }
 }
 
+fn spooled(home: &Home) -> usize {
+    std::fs::read_dir(home.spool())
+        .map(|rd| rd.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "rec")).count())
+        .unwrap_or(0)
+}
+
 #[test]
 #[serial]
-fn record_action_streams_create_then_chunks_then_end() {
+fn record_without_a_server_sends_datadog_one_session_event_and_no_recording() {
     let fake = Fake::start();
     let home = Home::new();
     home.config(&fake.uri(), API_KEY, "");
     let loaded = home.loaded();
-    let mut outs = outputs::build(&loaded, &ActionSet::new([Action::Record])).unwrap();
+    let (up, mut outs) = outputs(&loaded, &[Action::Record]);
     run_session(&mut outs, "0193b7e2-0000-7000-8000-000000000001", 3);
-    let rep = outputs::finish(&loaded);
+    let rep = up.finish();
     assert!(!rep.needs_attention(), "{rep}");
-
     let reqs = fake.accepted();
     let paths: Vec<String> = reqs.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    let base = "/api/unstable/coterm/sessions";
-    let id = "0193b7e2-0000-7000-8000-000000000001";
-    assert_eq!(
-        paths,
-        vec![
-            format!("POST {base}"),
-            format!("PUT {base}/{id}/chunks/0"),
-            format!("PUT {base}/{id}/chunks/1"),
-            format!("PUT {base}/{id}/chunks/2"),
-            format!("POST {base}/{id}/end"),
-        ]
-    );
-    for r in &reqs {
-        assert_eq!(r.header("dd-api-key"), Some(API_KEY));
-        assert_eq!(r.header("dd-application-key"), None, "app key only where needed");
-    }
-    let create = reqs[0].json();
-    assert_eq!(create["session_id"], id);
-    assert_eq!(create["command"], "kubectl get pods");
-    assert_eq!(create["actions"], serde_json::json!(["record", "logs", "process_info"]));
-    assert_eq!(reqs[1].header("content-encoding"), Some("gzip"));
-    assert_eq!(reqs[1].header("content-type"), Some("application/x-asciicast"));
-    let chunks = fake.session_chunks(id);
-    assert_eq!(chunks[&1], b"[1.5, \"o\", \"line 1\\r\\n\"]\n");
-    assert_eq!(
-        fake.session_end(id).unwrap(),
-        serde_json::json!({"exit_code": 0, "duration_ms": 1234, "chunks": 3})
-    );
-    assert!(home.loaded().settings.spool.dir.is_none());
-    assert_eq!(
-        std::fs::read_dir(home.spool())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "rec"))
-            .count(),
-        0
-    );
+    assert_eq!(paths, vec!["POST /api/v1/events"], "one session event, no chunk anywhere");
+    let v = reqs[0].json();
+    assert_eq!(v["source_type_name"], "coterm_session");
+    assert!(!v["text"].as_str().unwrap().contains("/sessions/"), "no server, no link: {v}");
+    assert_eq!(reqs[0].header("dd-api-key"), Some(API_KEY));
+    assert!(fake.requests().iter().all(|r| !r.path.contains("unstable")), "no undocumented endpoint");
+    assert_eq!(spooled(&home), 0);
 }
 
 #[test]
@@ -123,9 +110,9 @@ fn process_info_sends_one_event_with_tags() {
     let home = Home::new();
     home.config(&fake.uri(), API_KEY, "");
     let loaded = home.loaded();
-    let mut outs = outputs::build(&loaded, &ActionSet::new([Action::ProcessInfo])).unwrap();
+    let (up, mut outs) = outputs(&loaded, &[Action::ProcessInfo]);
     run_session(&mut outs, "s-pi", 2);
-    outputs::finish(&loaded);
+    up.finish();
     let reqs = fake.accepted();
     assert_eq!(reqs.len(), 1, "{:?}", reqs.iter().map(|r| &r.path).collect::<Vec<_>>());
     let r = &reqs[0];
@@ -149,9 +136,9 @@ fn logs_action_sends_gzip_json_arrays() {
     let home = Home::new();
     home.config(&fake.uri(), API_KEY, "");
     let loaded = home.loaded();
-    let mut outs = outputs::build(&loaded, &ActionSet::new([Action::Logs])).unwrap();
+    let (up, mut outs) = outputs(&loaded, &[Action::Logs]);
     run_session(&mut outs, "s-logs", 1);
-    outputs::finish(&loaded);
+    up.finish();
     let reqs = fake.accepted();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
@@ -171,47 +158,42 @@ fn logs_action_sends_gzip_json_arrays() {
 fn no_datadog_action_builds_no_output() {
     let home = Home::new();
     home.config("http://127.0.0.1:9", API_KEY, "");
-    let outs = outputs::build(&home.loaded(), &ActionSet::new([Action::Approval])).unwrap();
+    let (up, outs) = outputs(&home.loaded(), &[Action::Approval]);
     assert!(outs.is_empty());
-    assert!(!outputs::finish(&home.loaded()).needs_attention());
+    assert!(!up.finish().needs_attention());
 }
 
 #[test]
 #[serial]
-fn dead_server_exit_waits_at_most_flush_timeout_and_keeps_everything_without_keys() {
+fn refused_connections_cost_the_exit_nothing_and_keep_everything_without_keys() {
     let down = support::closed_port_uri();
     let home = Home::new();
-    home.config(&down, API_KEY, "spool:\n  flush_timeout: 700ms\n");
+    home.config(&down, API_KEY, "spool:\n  flush_timeout: 3s\n");
     let loaded = home.loaded();
-    let mut outs =
-        outputs::build(&loaded, &ActionSet::new([Action::Record, Action::Logs, Action::ProcessInfo]))
-            .unwrap();
+    let (up, mut outs) = outputs(&loaded, &[Action::Record, Action::Logs, Action::ProcessInfo]);
     run_session(&mut outs, "s-down", 4);
     let start = Instant::now();
-    let rep = outputs::finish(&loaded);
+    let rep = up.finish();
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(650) && waited < Duration::from_millis(1500), "{waited:?}");
+    // Connection refused is known at once: the command does not sit out `spool.flush_timeout`.
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
     assert!(rep.needs_attention());
     assert!(rep.to_string().contains("spool flush"), "{rep}");
-    // create + 4 chunks + event + logs + end
-    let recs = std::fs::read_dir(home.spool())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "rec"))
-        .count();
-    assert_eq!(recs, 8);
+    // process event + logs + session event (no server: no recording records)
+    assert_eq!(spooled(&home), 3);
     let bytes = home.spool_bytes();
     assert!(!contains(&bytes, API_KEY) && !contains(&bytes, support::APP_KEY), "a key reached the spool");
 
-    // Server comes back: `spool flush` delivers everything, create first.
+    // Datadog comes back: `spool flush` delivers everything.
     let fake = Fake::start();
     home.config(&fake.uri(), API_KEY, "");
     let out = home.cmd().args(["spool", "flush"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("delivered 8 record(s)"));
-    let chunks = fake.session_chunks("s-down");
-    assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
-    assert_eq!(fake.session_end("s-down").unwrap()["chunks"], 4);
-    assert!(fake.requests().iter().all(|r| r.status != 404), "a chunk arrived before its session");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("delivered 3 record(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     for o in [&out.stdout, &out.stderr] {
         assert!(!contains(o, API_KEY));
     }
@@ -219,43 +201,16 @@ fn dead_server_exit_waits_at_most_flush_timeout_and_keeps_everything_without_key
 
 #[test]
 #[serial]
-fn no_api_key_keeps_the_session_spooled_and_says_why() {
+fn no_api_key_and_no_server_write_nothing_to_send() {
     let home = Home::new();
     std::fs::write(home.home().join("config.yaml"), "connection_config:\n  host: http://127.0.0.1:9\n")
         .unwrap();
     let loaded = home.loaded();
-    let mut outs = outputs::build(&loaded, &ActionSet::new([Action::ProcessInfo])).unwrap();
-    run_session(&mut outs, "s-nokey", 0);
+    let (up, outs) = outputs(&loaded, &[Action::ProcessInfo, Action::Record, Action::Logs]);
+    assert!(outs.is_empty(), "no destination: nothing is spooled for one");
     let start = Instant::now();
-    let rep = outputs::finish(&loaded);
+    let rep = up.finish();
     assert!(start.elapsed() < Duration::from_millis(200));
-    assert_eq!(rep.left, 1);
-    assert!(rep.to_string().contains("DD_API_KEY"), "{rep}");
-}
-
-/// A recorded command with bulk output, end to end: the writer thread's chunks reach the fake in order,
-/// compressed on the way out, and together they are exactly the event lines of the local `.cast` file.
-#[test]
-#[serial]
-fn a_recorded_command_uploads_exactly_its_cast_lines_in_ordered_chunks() {
-    let fake = Fake::start();
-    let home = Home::new();
-    home.config(&fake.uri(), API_KEY, "spool:\n  flush_timeout: 20s\n");
-    // About 2.3 MB of event lines: three chunks.
-    let out = home.cmd().args(["--", "sh", "-c", "seq 1 300000; echo done"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout.ends_with(b"299999\n300000\ndone\n"), "the screen got everything");
-    let ids = fake.session_ids();
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    let cast = std::fs::read(home.home().join("recordings").join(format!("{}.cast", ids[0]))).unwrap();
-    let header_end = cast.iter().position(|&b| b == b'\n').unwrap() + 1;
-    let chunks = fake.session_chunks(&ids[0]);
-    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
-    assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), (0..chunks.len() as u64).collect::<Vec<_>>());
-    let uploaded: Vec<u8> = chunks.values().flatten().copied().collect();
-    assert!(uploaded == cast[header_end..], "uploaded lines differ from the .cast file");
-    assert_eq!(fake.session_end(&ids[0]).unwrap()["chunks"], chunks.len());
-    let puts: Vec<_> = fake.accepted().into_iter().filter(|r| r.path.contains("/chunks/")).collect();
-    assert!(puts.iter().all(|r| r.header("content-encoding") == Some("gzip")), "chunks go out gzip");
-    assert!(puts.iter().all(|r| r.body.len() * 2 < r.decoded().len()), "and really compressed");
+    assert_eq!(rep.left(), 0);
+    assert_eq!(spooled(&home), 0);
 }

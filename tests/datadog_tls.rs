@@ -154,7 +154,7 @@ fn init_validates_keys_over_https_and_refuses_an_untrusted_certificate() {
 }
 
 #[test]
-fn a_recorded_session_uploads_over_https_and_stays_spooled_when_tls_fails() {
+fn a_session_s_events_go_over_https_and_stay_spooled_when_tls_fails() {
     let tls = TlsFake::start();
 
     // Untrusted: the session still runs; everything stays in the spool with the reason.
@@ -167,18 +167,20 @@ fn a_recorded_session_uploads_over_https_and_stays_spooled_when_tls_fails() {
     assert_eq!(text(&out.stdout), "over tls\n");
     assert!(tls.fake.requests().is_empty(), "nothing reached the server");
     assert!(text(&out.stderr).contains("kept in the spool"), "{}", text(&out.stderr));
-    assert!(contains(&home.spool_bytes(), "over tls"), "the session's chunk is kept in the spool");
+    assert!(contains(&home.spool_bytes(), "over tls"), "the process event is kept in the spool");
 
-    // Trusted: `spool flush` delivers what was kept, over TLS.
+    // Trusted: `spool flush` delivers what was kept, over TLS (recordings go to the session server; Datadog
+    // gets the process event and the session event).
     let mut c = home.cmd();
     trusting(&mut c, Some(&tls.ca()));
     let out = c.args(["spool", "flush"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let ids = tls.fake.session_ids();
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    assert!(tls.fake.session_end(&ids[0]).is_some(), "the session was ended");
-    let chunks = tls.fake.session_chunks(&ids[0]);
-    let uploaded: Vec<u8> = chunks.values().flatten().copied().collect();
-    assert!(text(&uploaded).contains("over tls"), "the output arrived: {}", text(&uploaded));
+    let events: Vec<_> =
+        tls.fake.accepted_path_prefix("/api/v1/events").into_iter().map(|r| r.json()).collect();
+    assert!(
+        events.iter().any(|e| e["source_type_name"] == "coterm_process_info"
+            && e["text"].as_str().unwrap().contains("over tls")),
+        "the process event arrived: {events:?}"
+    );
     assert!(!contains(&home.spool_bytes(), "over tls"), "and left the spool");
 }

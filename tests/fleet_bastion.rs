@@ -2,7 +2,8 @@
 //! (`ddcoterm-agent`), alice and bob record sessions through it, and neither can read the upload
 //! credentials, delete, alter or evict what the agent holds (also by filling their quota), get a session
 //! filed under another name, or gain a privilege by being recorded; `kill -9` of a recorder loses nothing
-//! the agent acknowledged.
+//! the agent acknowledged. The agent uploads to a REAL `ddcoterm-server` in the container with a host token
+//! only it can read; the server's copy of a killed session is the agent's cast byte for byte.
 //!
 //! Needs docker and the local base image (`make base-image`). Skips only when docker is absent.
 
@@ -22,11 +23,29 @@ const SECRET: &str = "dd-api-key-only-the-agent-reads";
 /// A user's quota: one large session fits, then their new sessions are refused.
 const QUOTA: u64 = 200_000;
 
+/// The session server inside the container (loopback), and its data directory.
+const SERVER: &str = "http://127.0.0.1:7780";
+const SERVER_DATA: &str = "/var/lib/ddcoterm-server";
+
 fn system_config() -> String {
     format!(
-        "connection_config:\n  host: http://127.0.0.1:9\nagent:\n  enabled: true\n  socket_group: bastion\n  \
-         credentials_file: {CREDENTIALS}\n  user_quota_bytes: {QUOTA}\n  when_full: refuse\n"
+        "connection_config:\n  host: http://127.0.0.1:9\nserver:\n  url: {SERVER}\nagent:\n  enabled: true\n  \
+         socket_group: bastion\n  credentials_file: {CREDENTIALS}\n  user_quota_bytes: {QUOTA}\n  when_full: refuse\n"
     )
+}
+
+/// Reads `path` of the session server with the auditor token (as root): the body, or `HTTP <status>`.
+const SERVER_GET: &str = r#"
+import sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1] + sys.argv[2], headers={'Authorization': 'Bearer ' + open('/root/auditor.token').read().strip()})
+try:
+    sys.stdout.write(urllib.request.urlopen(req).read().decode())
+except urllib.error.HTTPError as e:
+    print('HTTP %d' % e.code)
+"#;
+
+fn server_get(c: &str, path: &str) -> String {
+    root(c, &format!("python3 /usr/local/bin/server-get.py {SERVER} '{path}'")).stdout
 }
 
 /// Speaks the agent's protocol directly, as a hostile user would: opens a session with the id and user
@@ -76,13 +95,13 @@ fn cast_of(c: &str, user: &str, id: &str) -> String {
     root(c, &format!("cat {STATE}/recordings/{user}/{id}.cast")).ok("read the cast").stdout
 }
 
-/// `sha256sum` of every file the agent holds (spool records, recordings, audit, claims), as root; the spool's
-/// `.state` files (and their temp files) are left out: the sender's retry bookkeeping, rewritten on every attempt.
+/// `sha256sum` of every file the agent holds (recordings, audit, claims, progress), as root; the spool is left
+/// out: its records leave it as the session server acknowledges them.
 fn evidence(c: &str) -> String {
     root(
         c,
         &format!(
-            "cd {STATE} && find . -type f ! -name '*.state' ! -name '*.tmp' | sort | xargs -r sha256sum"
+            "cd {STATE} && find . -path ./spool -prune -o -type f ! -name '*.tmp' -print | sort | xargs -r sha256sum"
         ),
     )
     .ok("hash the evidence")
@@ -107,11 +126,23 @@ fn bastion_users_cannot_touch_the_evidence_the_agent_holds() {
         .status()
         .unwrap();
     assert!(copy.success(), "docker cp ddcoterm");
+    let server_bin = std::path::Path::new(env!("CARGO_BIN_EXE_ddcoterm")).with_file_name("ddcoterm-server");
+    let copy = Command::new("docker")
+        .args(["cp", &server_bin.to_string_lossy(), &format!("{c}:/usr/local/bin/ddcoterm-server")])
+        .status()
+        .unwrap();
+    assert!(copy.success(), "docker cp ddcoterm-server ({}; make server)", server_bin.display());
     let sys = system_config();
     exec(
         c,
         "root",
-        &[("SYSTEM_CONFIG", sys.as_str()), ("SECRET", SECRET), ("RAW_CLIENT", RAW_CLIENT)],
+        &[
+            ("SYSTEM_CONFIG", sys.as_str()),
+            ("SECRET", SECRET),
+            ("RAW_CLIENT", RAW_CLIENT),
+            ("SERVER_GET", SERVER_GET),
+            ("DATA", SERVER_DATA),
+        ],
         &[
             "sh",
             "-ec",
@@ -120,13 +151,18 @@ fn bastion_users_cannot_touch_the_evidence_the_agent_holds() {
              && useradd -m -s /bin/bash -G bastion alice && useradd -m -s /bin/bash -G bastion bob \
              && useradd -m -s /bin/bash mallory \
              && mkdir -p /etc/ddcoterm && printf '%s' \"$SYSTEM_CONFIG\" > /etc/ddcoterm/config.yaml \
-             && printf 'api_key: %s\\n' \"$SECRET\" > /etc/ddcoterm/agent-credentials.yaml \
+             && ddcoterm-server --data-dir \"$DATA\" token create bastion --role host > /root/host.token \
+             && ddcoterm-server --data-dir \"$DATA\" token create reviewer --role auditor > /root/auditor.token \
+             && (ddcoterm-server --data-dir \"$DATA\" serve --listen 127.0.0.1:7780 >/tmp/server.log 2>&1 &) \
+             && printf 'api_key: %s\\nserver_token: %s\\n' \"$SECRET\" \"$(cat /root/host.token)\" \
+                > /etc/ddcoterm/agent-credentials.yaml \
              && chown ddcoterm-agent /etc/ddcoterm/agent-credentials.yaml \
              && chmod 600 /etc/ddcoterm/agent-credentials.yaml \
              && usermod -a -G bastion ddcoterm-agent \
              && install -d -o ddcoterm-agent -g ddcoterm-agent -m 0755 /run/ddcoterm \
              && install -d -o ddcoterm-agent -g ddcoterm-agent -m 0700 /var/spool/ddcoterm \
-             && printf '%s' \"$RAW_CLIENT\" > /usr/local/bin/raw-agent-client.py",
+             && printf '%s' \"$RAW_CLIENT\" > /usr/local/bin/raw-agent-client.py \
+             && printf '%s' \"$SERVER_GET\" > /usr/local/bin/server-get.py",
         ],
     )
     .ok("prepare the bastion");
@@ -183,7 +219,10 @@ fn bastion_users_cannot_touch_the_evidence_the_agent_holds() {
         assert!(!r.stdout.contains(SECRET), "{what} leaked the key");
     }
     let rec_env = as_user(c, "alice", "ddcoterm -- env").ok("env under the recorder").stdout;
+    let host_token = root(c, "cat /root/host.token").ok("host token").stdout.trim().to_string();
+    assert!(!host_token.is_empty());
     assert!(!rec_env.contains(SECRET), "the key reached the user's session");
+    assert!(!rec_env.contains(&host_token), "the server token reached the user's session");
 
     // 3. No session is filed under another user's name, and bob's session id cannot be taken over.
     let bob = as_user(c, "bob", "ddcoterm -- echo bob-was-here").ok("bob records");
@@ -232,9 +271,22 @@ fn bastion_users_cannot_touch_the_evidence_the_agent_holds() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(cast_of(c, "alice", &killed_id).contains("before-the-kill"));
-    let ends =
-        root(c, &format!("grep -rl 'session.end' {STATE}/spool | xargs grep -l {killed_id} | wc -l")).stdout;
-    assert_eq!(ends.trim(), "1", "the killed session's end is spooled");
+    let progress = root(c, &format!("cat {STATE}/sessions/{killed_id}.at")).ok("progress").stdout;
+    assert!(progress.contains(" ended "), "the killed session is closed: {progress}");
+    // The server got it all, uploaded with the agent's token: the agent's cast byte for byte, complete.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let meta = server_get(c, &format!("/api/v1/sessions/{killed_id}"));
+        if meta.contains("\"state\":\"complete\"") {
+            assert!(meta.contains("\"user\":\"alice\""), "{meta}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the killed session never completed on the server: {meta}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let stored = server_get(c, &format!("/api/v1/sessions/{killed_id}/cast"));
+    assert_eq!(stored, cast_of(c, "alice", &killed_id), "the server's copy is the agent's cast");
+    root(c, &format!("ddcoterm-server --data-dir {SERVER_DATA} verify {killed_id}")).ok("verify the chain");
 
     // 5. Filling the quota: new sessions refused, nothing evicted, other users unaffected.
     as_user(c, "alice", &format!("ddcoterm -- sh -c 'head -c {QUOTA} /dev/zero | od -v | head -c {QUOTA}'"))
@@ -252,8 +304,11 @@ fn bastion_users_cannot_touch_the_evidence_the_agent_holds() {
 
     // 6. Nothing the agent holds was changed by anything alice tried above.
     assert!(cast_of(c, "alice", &alice_id).starts_with(&cast), "alice's first recording is intact");
-    assert_eq!(root(c, &format!("cat {CREDENTIALS}")).stdout.trim(), format!("api_key: {SECRET}"));
+    assert_eq!(
+        root(c, &format!("cat {CREDENTIALS}")).stdout.trim(),
+        format!("api_key: {SECRET}\nserver_token: {host_token}")
+    );
     let log = root(c, "cat /tmp/agent.log").stdout;
-    assert!(!log.contains(SECRET), "the key is never logged: {log}");
+    assert!(!log.contains(SECRET) && !log.contains(&host_token), "the keys are never logged: {log}");
     report(&format!("fleet_bastion: agent log {} lines", log.lines().count()));
 }

@@ -1,20 +1,22 @@
 //! The runtime image as a recorded debug shell: `ddcoterm -- sh -c 'echo hi'` in the container (host
-//! network) records the session to disk and sends it to a wiremock fake of Datadog on 127.0.0.1.
+//! network) records the session to disk, uploads it to the REAL session server on 127.0.0.1, and sends its
+//! events and logs to a wiremock fake of Datadog.
 //!
 //! Needs docker and the image from `make image`. Skips only when docker is absent.
 
 mod fleet_common;
+#[path = "support/server.rs"]
+#[allow(dead_code)]
+mod server_support;
 
-use flate2::read::GzDecoder;
 use fleet_common::*;
-use std::io::Read;
 use std::process::Command;
 use testcontainers::core::wait::ExitWaitStrategy;
 use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const API_KEY: &str = "fleet-image-test-api-key";
 const UID: u32 = 10001;
@@ -23,26 +25,6 @@ const UID: u32 = 10001;
 async fn datadog_fake() -> MockServer {
     let server = MockServer::start().await;
     let json = |status: u16, body: serde_json::Value| ResponseTemplate::new(status).set_body_json(body);
-    Mock::given(method("POST"))
-        .and(path("/api/unstable/coterm/sessions"))
-        .respond_with(move |req: &Request| {
-            let v: serde_json::Value = serde_json::from_slice(&decoded(req)).unwrap_or_default();
-            let id = v["session_id"].as_str().unwrap_or("unknown").to_string();
-            ResponseTemplate::new(201)
-                .set_body_json(serde_json::json!({"data": {"id": id, "type": "coterm_session"}}))
-        })
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .and(path_regex(r"^/api/unstable/coterm/sessions/[^/]+/chunks/\d+$"))
-        .respond_with(json(200, serde_json::json!({"seq": 0})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/api/unstable/coterm/sessions/[^/]+/end$"))
-        .respond_with(json(200, serde_json::json!({"data": {"type": "coterm_session"}})))
-        .mount(&server)
-        .await;
     Mock::given(method("POST"))
         .and(path("/api/v1/events"))
         .respond_with(json(202, serde_json::json!({"status": "ok"})))
@@ -56,19 +38,8 @@ async fn datadog_fake() -> MockServer {
     server
 }
 
-/// The request body, gunzipped when it is gzip (chunks and logs are).
-fn decoded(req: &Request) -> Vec<u8> {
-    if req.body.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(&req.body[..]).read_to_end(&mut out).expect("gzip body");
-        out
-    } else {
-        req.body.clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
+async fn debug_shell_image_records_a_command_and_uploads_it_to_the_session_server() {
     if !docker_available("fleet_image") {
         return;
     }
@@ -105,7 +76,19 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
     // The organisation layer allows the loopback fake (only an organisation layer can).
     let org = tempfile::tempdir().unwrap();
     let org_config = org.path().join("config.yaml");
-    std::fs::write(&org_config, "connection_config:\n  allow_loopback: true\n").unwrap();
+    // The session server is real; its host token is a file only the organisation layer names.
+    let sessions = tokio::task::spawn_blocking(server_support::Server::start).await.unwrap();
+    let token_copy = org.path().join("server.token");
+    std::fs::copy(sessions.token_file(), &token_copy).unwrap();
+    std::fs::set_permissions(&token_copy, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(
+        &org_config,
+        format!(
+            "connection_config:\n  allow_loopback: true\nserver:\n  url: {}\n  token_file: /etc/ddcoterm/server.token\n",
+            sessions.url
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(org.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&org_config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
 
@@ -118,6 +101,7 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
         .with_env_var("DDCOTERM_CONNECTION_CONFIG__PORT", port.to_string())
         .with_mount(Mount::bind_mount(home.path().to_string_lossy(), "/home/coterm/.ddcoterm"))
         .with_mount(Mount::bind_mount(org_config.to_string_lossy(), "/etc/ddcoterm/config.yaml"))
+        .with_mount(Mount::bind_mount(token_copy.to_string_lossy(), "/etc/ddcoterm/server.token"))
         .with_label("ddcoterm.test", "fleet_image")
         .start()
         .await
@@ -147,7 +131,23 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&casts[0]).unwrap().permissions());
     assert_eq!(mode & 0o077, 0, "recordings are private (0600): {mode:o}");
 
-    // What reached Datadog: the session (meta, chunks with the output, end), the process event, logs.
+    // The session server holds the recording, byte for byte, with its link printed to the user.
+    let id = casts[0].file_stem().unwrap().to_string_lossy().into_owned();
+    assert!(stderr.contains(&format!("{}/sessions/{id}", sessions.url)), "the link is printed: {stderr}");
+    let stored = tokio::task::spawn_blocking({
+        let id = id.clone();
+        move || {
+            let cast = sessions.cast(&id);
+            let verify = sessions.verify(&id);
+            (cast, verify)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(stored.0, cast.as_bytes(), "the server's cast is the local .cast");
+    assert!(stored.1.status.success(), "verify: {}", String::from_utf8_lossy(&stored.1.stdout));
+
+    // What reached Datadog: the process event, the session event, logs; never a recording.
     let requests = fake.received_requests().await.unwrap_or_default();
     let seen: Vec<String> = requests.iter().map(|r| format!("{} {}", r.method, r.url.path())).collect();
     for r in &requests {
@@ -163,14 +163,7 @@ async fn debug_shell_image_records_a_command_and_sends_it_to_datadog() {
         let re = regex::Regex::new(re).unwrap();
         requests.iter().any(|r| r.method.as_str() == m && re.is_match(r.url.path()))
     };
-    assert!(has("POST", r"^/api/unstable/coterm/sessions$"), "session created: {seen:?}");
-    assert!(has("POST", r"^/api/unstable/coterm/sessions/[^/]+/end$"), "session ended: {seen:?}");
-    let chunk_text: String = requests
-        .iter()
-        .filter(|r| r.method.as_str() == "PUT" && r.url.path().contains("/chunks/"))
-        .map(|r| String::from_utf8_lossy(&decoded(r)).into_owned())
-        .collect();
-    assert!(chunk_text.contains("hi"), "the output reached Datadog in session chunks: {seen:?}");
+    assert!(!has("PUT", r"."), "no recording goes to Datadog: {seen:?}");
     assert!(has("POST", r"^/api/v1/events$"), "process event sent: {seen:?}");
     assert!(has("POST", r"^/api/v2/logs$"), "logs sent: {seen:?}");
     fleet_common::report(&format!("fleet numbers: Datadog requests from the container: {seen:?}"));

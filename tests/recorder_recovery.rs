@@ -1,6 +1,8 @@
 //! A killed recorder loses nothing (issue 16, item 7): `kill -9` mid-session, then the next run or `spool
 //! flush` sends the `.cast` tail, the end and the process event, exactly once; a recovery killed between any
-//! two of its steps is resumed without duplicates; stale spool temp files go.
+//! two of its steps is resumed without duplicates; stale spool temp files go. Recordings are checked on the
+//! REAL `ddcoterm-server` (the stored cast equals the local `.cast` byte for byte, its hash chain verifies);
+//! process and session events on the Datadog fake.
 
 mod support;
 
@@ -8,19 +10,13 @@ use ddcoterm::cmd::recovery;
 use ddcoterm::model::{Action, ProcessEvent, SessionMeta};
 use ddcoterm::recorder::recovery::{self as rec, Claimed, Entry, Journal, RecorderInfo, RecorderLock};
 use ddcoterm::spool::{Record, Spool};
+use ddcoterm::upload::kinds::{self, Chain};
 use serial_test::serial;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::server::Server;
 use support::{Fake, Home, API_KEY};
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
@@ -30,10 +26,17 @@ fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// Records a command that prints a line every 10 ms, waits until the fake has some of its chunks and the
-/// `.cast` has lines no chunk holds yet, then kills the recorder (and its command) with SIGKILL.
+/// A home whose recordings go to `server` and whose events go to the Datadog `fake`.
+fn home_for(fake: &Fake, server: &Server) -> Home {
+    let home = Home::new();
+    home.config(&fake.uri(), API_KEY, &format!("spool:\n  flush_timeout: 20s\n{}", server.client_config()));
+    home
+}
+
+/// Records a command that prints a line every 10 ms, waits until the server holds some of its chunks and
+/// the `.cast` has lines no chunk holds yet, then kills the recorder (and its command) with SIGKILL.
 /// Returns the session id.
-fn record_then_kill(home: &Home, fake: &Fake) -> String {
+fn record_then_kill(home: &Home, server: &Server) -> String {
     let pidfile = home.tmp.path().join("child.pid");
     let script = "echo $$ > \"$PIDFILE\"; i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 0.01; done";
     let mut child = home
@@ -45,10 +48,11 @@ fn record_then_kill(home: &Home, fake: &Fake) -> String {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("two chunks at the fake", Duration::from_secs(20), || {
-        fake.session_ids().first().is_some_and(|id| fake.session_chunks(id).len() >= 2)
+    // Chunk 0 is the header: two event chunks are stored once seq 2 is committed.
+    server.wait_for("two event chunks at the server", || {
+        server.sessions().first().and_then(|s| s["committed_seq"].as_u64()).is_some_and(|c| c >= 2)
     });
-    let id = fake.session_ids()[0].clone();
+    let id = server.sessions()[0]["id"].as_str().unwrap().to_string();
     // Half a chunk interval: the recorder holds lines it has written to the .cast but not cut yet.
     std::thread::sleep(Duration::from_millis(500));
     child.kill().unwrap();
@@ -56,51 +60,61 @@ fn record_then_kill(home: &Home, fake: &Fake) -> String {
     if let Ok(pid) = std::fs::read_to_string(&pidfile).unwrap_or_default().trim().parse::<i32>() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
-    assert!(fake.session_end(&id).is_none(), "the killed recorder sent no end");
+    assert_eq!(server.session(&id).unwrap()["state"], "live", "the killed recorder sent no end");
     id
 }
 
-/// Everything the fake holds for session `id` is exactly the local recording, each record once.
-fn assert_recovered_exactly_once(home: &Home, fake: &Fake, id: &str) {
+/// The session on the server is complete and is the local `.cast`, byte for byte, with a verified chain.
+fn assert_on_server(server: &Server, id: &str, cast: &[u8]) -> serde_json::Value {
+    server.wait_for(&format!("session {id} complete"), || {
+        server.session(id).is_some_and(|s| s["state"] == "complete")
+    });
+    let stored = server.cast(id);
+    assert!(
+        stored == cast,
+        "the server's cast ({} bytes) differs from the local .cast ({} bytes)",
+        stored.len(),
+        cast.len()
+    );
+    let v = server.verify(id);
+    assert!(
+        v.status.success(),
+        "verify {id}: {}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    server.session(id).unwrap()
+}
+
+/// The server holds exactly the local recording of session `id`, complete with an unknown exit status and
+/// its process event once; Datadog got one process event and one session event for it.
+fn assert_recovered_exactly_once(home: &Home, fake: &Fake, server: &Server, id: &str) {
     let recordings = home.home().join("recordings");
     let cast = std::fs::read(recordings.join(format!("{id}.cast"))).unwrap();
-    let header_end = cast.iter().position(|&b| b == b'\n').unwrap() + 1;
-    let chunks = fake.session_chunks(id);
-    let seqs: Vec<u64> = chunks.keys().copied().collect();
-    assert_eq!(seqs, (0..chunks.len() as u64).collect::<Vec<_>>(), "chunk sequence has no gap");
-    let uploaded: Vec<u8> = chunks.values().flatten().copied().collect();
-    assert!(
-        uploaded == cast[header_end..],
-        "uploaded chunks ({} bytes) differ from the .cast after its header ({} bytes)",
-        uploaded.len(),
-        cast.len() - header_end
-    );
     let text = String::from_utf8_lossy(&cast);
     assert!(
         text.ends_with(&format!("\"m\", \"{}\"]\n", rec::EXIT_UNKNOWN)),
         "recovered exit marker: {text:.200}"
     );
-    let end = fake.session_end(id).expect("the end arrived");
-    assert_eq!(end["exit_code"], serde_json::Value::Null);
-    assert_eq!(end["recovered"], true);
-    assert_eq!(end["chunks"], chunks.len());
-    // Nothing twice: one accepted PUT per chunk, one end, one process event for the session.
-    let accepted = fake.accepted();
-    for seq in &seqs {
-        let path = format!("/api/unstable/coterm/sessions/{id}/chunks/{seq}");
-        assert_eq!(accepted.iter().filter(|r| r.path == path).count(), 1, "chunk {seq} sent once");
-    }
-    let ends =
-        accepted.iter().filter(|r| r.path == format!("/api/unstable/coterm/sessions/{id}/end")).count();
-    assert_eq!(ends, 1, "one end");
-    let events: Vec<serde_json::Value> = accepted
+    let s = assert_on_server(server, id, &cast);
+    let dead = std::fs::read_dir(home.spool().join("dead")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(dead, 0, "nothing refused for good (a re-cut chunk or a broken chain would be a 409)");
+    assert_eq!(s["exit_status"], serde_json::Value::Null, "{s}");
+    let events = s["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "one process event on the server: {events:?}");
+    assert_eq!(events[0]["exit_code"], serde_json::Value::Null, "{}", events[0]);
+    // Datadog: the process event and the session event, each once.
+    let dd: Vec<serde_json::Value> = fake
+        .accepted()
         .iter()
         .filter(|r| r.path == "/api/v1/events")
         .map(|r| r.json())
         .filter(|e| e["tags"].to_string().contains(&format!("session_id:{id}")))
         .collect();
-    assert_eq!(events.len(), 1, "one process event: {events:?}");
-    assert!(events[0]["tags"].to_string().contains("exit_code:unknown"), "{}", events[0]);
+    let sessions = dd.iter().filter(|e| e["source_type_name"] == "coterm_session").count();
+    assert_eq!(sessions, 1, "one session event: {dd:?}");
+    assert_eq!(dd.len(), 2, "and one process event: {dd:?}");
+    assert!(dd.iter().all(|e| e["tags"].to_string().contains("exit_code:unknown")), "{dd:?}");
     assert!(files_with_ext(&recordings, rec::LOCK_EXT).is_empty(), "the recorder lock is gone");
     assert!(files_with_ext(&recordings, rec::JOURNAL_EXT).is_empty(), "the journal is gone");
 }
@@ -109,69 +123,76 @@ fn assert_recovered_exactly_once(home: &Home, fake: &Fake, id: &str) {
 #[serial]
 fn a_killed_recorder_is_recovered_by_the_next_run() {
     let fake = Fake::start();
-    let home = Home::new();
-    home.config(&fake.uri(), API_KEY, "spool:\n  flush_timeout: 20s\n");
-    let id = record_then_kill(&home, &fake);
+    let server = Server::start();
+    let home = home_for(&fake, &server);
+    let id = record_then_kill(&home, &server);
     let out = home.cmd().args(["--", "true"]).stdin(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("recovered session {id}")), "{stderr}");
     assert!(!stderr.contains("(0 chunk(s)"), "the killed recorder left a tail to recover: {stderr}");
-    assert_recovered_exactly_once(&home, &fake, &id);
+    assert_recovered_exactly_once(&home, &fake, &server, &id);
     // The next run's own session is complete and untouched by the recovery.
-    let other: Vec<String> = fake.session_ids().into_iter().filter(|s| *s != id).collect();
+    let other: Vec<String> = server
+        .sessions()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .filter(|s| *s != id)
+        .collect();
     assert_eq!(other.len(), 1);
-    assert_eq!(fake.session_end(&other[0]).unwrap()["exit_code"], 0);
+    let local = std::fs::read(home.home().join("recordings").join(format!("{}.cast", other[0]))).unwrap();
+    assert_eq!(assert_on_server(&server, &other[0], &local)["exit_status"], 0);
     // A second run finds nothing more to recover.
     let out = home.cmd().args(["--", "true"]).stdin(Stdio::null()).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("recovered"));
-    assert_recovered_exactly_once(&home, &fake, &id);
+    assert_recovered_exactly_once(&home, &fake, &server, &id);
 }
 
 #[test]
 #[serial]
 fn a_killed_recorder_is_recovered_by_spool_flush() {
     let fake = Fake::start();
-    let home = Home::new();
-    home.config(&fake.uri(), API_KEY, "spool:\n  flush_timeout: 20s\n");
-    let id = record_then_kill(&home, &fake);
+    let server = Server::start();
+    let home = home_for(&fake, &server);
+    let id = record_then_kill(&home, &server);
     let out = home.cmd().args(["spool", "flush"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("recovered session {id}")), "{stderr}");
     assert!(!stderr.contains("(0 chunk(s)"), "the killed recorder left a tail to recover: {stderr}");
-    assert_recovered_exactly_once(&home, &fake, &id);
+    assert_recovered_exactly_once(&home, &fake, &server, &id);
     let out = home.cmd().args(["spool", "flush"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("recovered"));
-    assert_recovered_exactly_once(&home, &fake, &id);
+    assert_recovered_exactly_once(&home, &fake, &server, &id);
 }
 
 #[test]
 #[serial]
 fn a_guarded_call_that_execs_directly_does_not_recover() {
     let fake = Fake::start();
-    let home = Home::new();
-    home.config(&fake.uri(), API_KEY, "spool:\n  flush_timeout: 20s\n");
-    let id = record_then_kill(&home, &fake);
+    let server = Server::start();
+    let home = home_for(&fake, &server);
+    let id = record_then_kill(&home, &server);
     // Actions [] exec the command directly: nothing else runs on that path.
     std::fs::write(home.system().join("config.yaml"), "process_config:\n  default_actions: []\n").unwrap();
     let out = home.cmd().args(["--", "true"]).stdin(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::thread::sleep(Duration::from_millis(300));
-    assert!(fake.session_end(&id).is_none(), "the exec path did not recover");
+    assert_eq!(server.session(&id).unwrap()["state"], "live", "the exec path did not recover");
     assert_eq!(files_with_ext(&home.home().join("recordings"), rec::LOCK_EXT).len(), 1);
 }
 
 // ---- the recovery itself, killed between every two steps ----
 
-/// A dead recorder's session as the recorder leaves it: the `.cast` with `sent` chunks journaled and
-/// spooled, and `tail` event lines after them that no chunk holds.
+/// A dead recorder's session as the recorder leaves it: the `.cast` with the create, chunk 0 (the header)
+/// and `sent` event chunks journaled and spooled, and `tail` event lines after them that no chunk holds.
 struct DeadSession {
     dir: PathBuf,
     spool: PathBuf,
     id: String,
     cast: PathBuf,
+    meta: SessionMeta,
 }
 
 fn dead_session(root: &Path, sent: usize, tail: usize) -> DeadSession {
@@ -216,11 +237,17 @@ fn dead_session(root: &Path, sent: usize, tail: usize) -> DeadSession {
     };
     drop(RecorderLock::acquire(&dir, &info).unwrap());
     let mut journal = Journal::open(&rec::journal_path(&dir, &id)).unwrap();
-    let create = Record::new("session.create", ddcoterm::spool::Class::Normal, b"{}".to_vec())
-        .in_group(id.clone())
-        .with_meta("session_id", id.clone());
+    // What the recorder writes (upload/output.rs): the create, then chunk 0 = the header line.
+    let (create, root) = kinds::create_record(&meta);
     spool
         .enqueue_journaled(create, &mut |f| journal.append(&Entry::Create { file: f.into(), pid: dead_pid }))
+        .unwrap();
+    let mut chain = Chain::new(root);
+    let hl = header.len() as u64;
+    spool
+        .enqueue_journaled(chain.chunk(&id, header.clone()), &mut |f| {
+            journal.append(&Entry::Chunk { seq: 0, start: 0, end: hl, file: f.into(), pid: dead_pid })
+        })
         .unwrap();
     let mut line_no = 0;
     let mut line = |bytes: &mut Vec<u8>| {
@@ -232,18 +259,14 @@ fn dead_session(root: &Path, sent: usize, tail: usize) -> DeadSession {
             &format!("line {line_no}\r\n"),
         );
     };
-    for seq in 0..sent as u64 {
+    for _ in 0..sent {
         let start = bytes.len() as u64;
         for _ in 0..3 {
             line(&mut bytes);
         }
         let end = bytes.len() as u64;
-        let chunk =
-            Record::new("session.chunk", ddcoterm::spool::Class::Bulk, bytes[start as usize..].to_vec())
-                .in_group(id.clone())
-                .with_meta("session_id", id.clone())
-                .with_meta("seq", seq.to_string())
-                .with_meta("encoding", "plain");
+        let seq = chain.next_seq();
+        let chunk = chain.chunk(&id, bytes[start as usize..].to_vec());
         spool
             .enqueue_journaled(chunk, &mut |f| {
                 journal.append(&Entry::Chunk { seq, start, end, file: f.into(), pid: dead_pid })
@@ -256,7 +279,12 @@ fn dead_session(root: &Path, sent: usize, tail: usize) -> DeadSession {
     // The recorder died in the middle of a write.
     bytes.extend_from_slice(b"[9.9, \"o\", \"torn");
     std::fs::write(&cast, &bytes).unwrap();
-    DeadSession { dir, spool: spool_dir, id, cast }
+    DeadSession { dir, spool: spool_dir, id, cast, meta }
+}
+
+/// A recovery for a host with both destinations configured.
+fn both() -> recovery::Targets {
+    recovery::Targets { server: Some("https://sessions.example".into()), datadog: true }
 }
 
 /// Where a simulated kill lands in the `n`-th spool write of a recovery.
@@ -300,11 +328,14 @@ fn recover_once(s: &DeadSession, kill: Option<(usize, Kill)>) -> bool {
         }
     };
     // Dropping the claim on error releases its lock, as the kernel does for a killed process.
-    recovery::recover(&spool, claimed, &enqueue).is_ok()
+    recovery::recover(&spool, claimed, &enqueue, &both()).is_ok()
 }
 
-/// The session's records in the spool, in delivery order: (kind, seq, body).
-fn spooled(s: &DeadSession) -> Vec<(String, Option<u64>, Vec<u8>)> {
+/// A spooled record: kind, seq, prev_sha256, body.
+type Spooled = (String, Option<u64>, Option<String>, Vec<u8>);
+
+/// The session's records in the spool, in delivery order.
+fn spooled(s: &DeadSession) -> Vec<Spooled> {
     let spool = Spool::open(&s.spool, 0).unwrap();
     spool
         .entries()
@@ -313,26 +344,43 @@ fn spooled(s: &DeadSession) -> Vec<(String, Option<u64>, Vec<u8>)> {
         .filter_map(|e| {
             let mut c = spool.claim(e).unwrap()?;
             let r = c.read().unwrap();
-            Some((r.kind, r.meta.get("seq").and_then(|v| v.parse().ok()), r.body))
+            let seq = r.meta.get(kinds::META_SEQ).and_then(|v| v.parse().ok());
+            Some((r.kind, seq, r.meta.get(kinds::META_PREV).cloned(), r.body))
         })
         .collect()
 }
 
 fn assert_complete(s: &DeadSession, what: &str) {
     let cast = std::fs::read(&s.cast).unwrap();
-    let header_end = cast.iter().position(|&b| b == b'\n').unwrap() + 1;
     let recs = spooled(s);
     let kinds: Vec<&str> = recs.iter().map(|r| r.0.as_str()).collect();
-    let chunks: Vec<&(String, Option<u64>, Vec<u8>)> =
-        recs.iter().filter(|r| r.0 == "session.chunk").collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "session.create").count(), 1, "{what}: {kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "session.end").count(), 1, "{what}: {kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "event.process").count(), 1, "{what}: {kinds:?}");
+    let chunks: Vec<&Spooled> = recs.iter().filter(|r| r.0 == kinds::KIND_SESSION_CHUNK).collect();
+    for k in [
+        kinds::KIND_SESSION_CREATE,
+        kinds::KIND_SESSION_END,
+        kinds::KIND_SESSION_EVENTS,
+        kinds::KIND_EVENT,
+        kinds::KIND_SESSION_EVENT,
+    ] {
+        assert_eq!(kinds.iter().filter(|x| **x == k).count(), 1, "{what}: one {k}: {kinds:?}");
+    }
     assert_eq!(kinds.last(), Some(&"session.end"), "{what}: the end comes last in its group: {kinds:?}");
     let seqs: Vec<u64> = chunks.iter().map(|c| c.1.unwrap()).collect();
     assert_eq!(seqs, (0..chunks.len() as u64).collect::<Vec<_>>(), "{what}: each seq once, in order");
-    let all: Vec<u8> = chunks.iter().flat_map(|c| c.2.clone()).collect();
-    assert!(all == cast[header_end..], "{what}: chunks are exactly the .cast after its header");
+    let all: Vec<u8> = chunks.iter().flat_map(|c| c.3.clone()).collect();
+    assert!(all == cast, "{what}: the chunks are exactly the .cast, its header line first");
+    assert_eq!(chunks[0].3, cast[..cast.iter().position(|&b| b == b'\n').unwrap() + 1], "{what}: chunk 0");
+    // The hash chain: chunk 0 carries the create body's hash, every later chunk the previous chunk's.
+    let create = &recs.iter().find(|r| r.0 == kinds::KIND_SESSION_CREATE).unwrap().3;
+    assert_eq!(create, &kinds::create_body(&s.meta), "{what}: the create is rebuilt byte for byte");
+    let mut prev = ddcoterm_wire::chain_root(create);
+    for c in &chunks {
+        assert_eq!(c.2.as_deref(), Some(prev.as_str()), "{what}: chunk {:?} prev_sha256", c.1);
+        prev = ddcoterm_wire::chunk_hash(&c.3);
+    }
+    let end: ddcoterm_wire::EndSession =
+        serde_json::from_slice(&recs.iter().find(|r| r.0 == kinds::KIND_SESSION_END).unwrap().3).unwrap();
+    assert_eq!((end.last_seq, end.exit_status), (chunks.len() as u64 - 1, None), "{what}: {end:?}");
     let text = String::from_utf8_lossy(&cast);
     assert!(!text.contains("torn"), "{what}: the torn line was cut");
     assert_eq!(text.matches(rec::EXIT_UNKNOWN).count(), 1, "{what}: one exit marker");
@@ -342,8 +390,10 @@ fn assert_complete(s: &DeadSession, what: &str) {
 
 #[test]
 fn a_recovery_killed_between_any_two_steps_is_finished_by_the_next_without_duplicates() {
-    // 2 chunks sent, a tail of 5 lines. A full recovery writes: the tail chunk, the event, the end (3 writes);
-    // chunk bytes are cut at 1 MiB, so the tail is one chunk.
+    // 2 event chunks sent, a tail of 5 lines. A full recovery writes: the tail chunk, the process event to
+    // the server and to Datadog, the Datadog session event, the end (5 writes); chunk bytes are cut at 1 MiB,
+    // so the tail is one chunk.
+    const WRITES: usize = 5;
     let full = {
         let t = tempfile::tempdir().unwrap();
         let s = dead_session(t.path(), 2, 5);
@@ -351,14 +401,14 @@ fn a_recovery_killed_between_any_two_steps_is_finished_by_the_next_without_dupli
         assert_complete(&s, "uninterrupted");
         spooled(&s).len()
     };
-    assert_eq!(full, 1 + 3 + 2, "create, 3 chunks, event, end");
-    for n in 0..3 {
+    assert_eq!(full, 1 + 4 + 3 + 1, "create, 4 chunks (header, 2 sent, the tail), 3 events, end");
+    for n in 0..WRITES {
         for kill in [Kill::Before, Kill::Journaled, Kill::Published] {
             let t = tempfile::tempdir().unwrap();
             let s = dead_session(t.path(), 2, 5);
             assert!(!recover_once(&s, Some((n, kill))), "the simulated kill at {n} {kill:?} happened");
             // And a second kill in the resumed recovery, at every later point.
-            for m in 0..3 {
+            for m in 0..WRITES {
                 let _ = recover_once(&s, Some((m, Kill::Journaled)));
             }
             assert!(recover_once(&s, None));
@@ -440,6 +490,17 @@ fn a_session_whose_recording_was_deleted_still_gets_its_end() {
     std::fs::remove_file(&s.cast).unwrap();
     assert!(recover_once(&s, None));
     let kinds: Vec<String> = spooled(&s).into_iter().map(|r| r.0).collect();
-    assert_eq!(kinds, ["session.create", "session.chunk", "event.process", "session.end"]);
+    assert_eq!(
+        kinds,
+        [
+            "session.create",
+            "session.chunk",
+            "session.chunk",
+            "session.events",
+            "event.process",
+            "event.session",
+            "session.end"
+        ]
+    );
     assert!(!rec::lock_path(&s.dir, &s.id).exists());
 }

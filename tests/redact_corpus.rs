@@ -4,7 +4,8 @@
 //!
 //! The first tests drive the library's stream as the recorder does (one variant per sample, fast, a failure
 //! names the kind and the variant); the last ones run the real binary on a real PTY against the wiremock fake
-//! and look in the `.cast`, the uploaded session chunks and the Datadog logs payloads.
+//! of Datadog and the REAL session server, and look in the `.cast`, the recording as the server stores it
+//! (read back with an auditor token) and the Datadog logs payloads.
 
 mod recorder_support;
 mod redact_support;
@@ -16,6 +17,7 @@ use expectrl::Session;
 use redact_support::{coloured, hard_wrap, leak, leaks, readline_echo, visible, SAMPLES};
 use serial_test::serial;
 use std::time::Duration;
+use support::server::Server;
 use support::{Fake, Home, API_KEY};
 
 fn redactor(user: &[(&str, &str)]) -> Redactor {
@@ -168,12 +170,13 @@ fn cast_text(lines: &[u8]) -> String {
     text
 }
 
-/// One session's evidence: `(.cast text, uploaded chunks text, logs messages)`.
-fn evidence(home: &Home, fake: &Fake) -> (String, String, String) {
-    let ids = fake.session_ids();
+/// One session's evidence: `(.cast text, the server's stored recording text, logs messages)`.
+fn evidence(home: &Home, fake: &Fake, server: &Server) -> (String, String, String) {
+    let ids: Vec<String> = server.sessions().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 1, "one session uploaded: {ids:?}");
     let cast = std::fs::read(home.home().join("recordings").join(format!("{}.cast", ids[0]))).unwrap();
-    let chunks: Vec<u8> = fake.session_chunks(&ids[0]).into_values().flatten().collect();
+    let chunks = server.cast(&ids[0]);
+    assert!(chunks == cast, "the server's recording is the local .cast byte for byte");
     let logs: Vec<String> = fake
         .accepted_path_prefix("/api/v2/logs")
         .iter()
@@ -183,11 +186,11 @@ fn evidence(home: &Home, fake: &Fake) -> (String, String, String) {
     (cast_text(&cast), cast_text(&chunks), logs.join("\n"))
 }
 
-fn assert_no_leaks(what: &str, home: &Home, fake: &Fake) {
-    let (cast, chunks, logs) = evidence(home, fake);
+fn assert_no_leaks(what: &str, home: &Home, fake: &Fake, server: &Server) {
+    let (cast, chunks, logs) = evidence(home, fake, server);
     assert!(cast.contains("[REDACTED:"), "{what}: the session output was recorded: {cast:?}");
     assert!(!logs.is_empty(), "{what}: the logs action sent snapshots");
-    for (place, text) in [(".cast", &cast), ("session chunks", &chunks), ("logs payloads", &logs)] {
+    for (place, text) in [(".cast", &cast), ("server's recording", &chunks), ("logs payloads", &logs)] {
         let found = leaks(&visible(text));
         assert!(
             found.is_empty(),
@@ -211,8 +214,9 @@ fn pty_session(home: &Home, cols: u16, args: &[&str]) -> Session {
 /// has reached the recorder). Writes go out one per `printf` with a pause between the parts of a split.
 fn printed_session(cols: u16, files: &[(String, Vec<String>)]) {
     let fake = Fake::start();
+    let server = Server::start();
     let home = Home::new();
-    home.config(&fake.uri(), API_KEY, "spool:\n  flush_timeout: 20s\n");
+    home.config(&fake.uri(), API_KEY, &format!("spool:\n  flush_timeout: 20s\n{}", server.client_config()));
     let dir = home.tmp.path().join("corpus");
     std::fs::create_dir_all(&dir).unwrap();
     let mut script = String::from("read x\n");
@@ -236,7 +240,7 @@ fn printed_session(cols: u16, files: &[(String, Vec<String>)]) {
     s.expect("corpus-done").unwrap();
     s.expect("ended (exit 0)").unwrap();
     let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-    assert_no_leaks(&format!("{cols} columns, {}", names.join(", ")), &home, &fake);
+    assert_no_leaks(&format!("{cols} columns, {}", names.join(", ")), &home, &fake, &server);
 }
 
 #[test]
@@ -274,8 +278,11 @@ fn corpus_typed_past_the_margin_of_a_40_column_bash_prompt_leaks_nothing() {
         return;
     }
     let fake = Fake::start();
+    let server = Server::start();
     let home = Home::new();
-    home.config(&fake.uri(), API_KEY, "spool:\n  flush_timeout: 20s\nrecording:\n  shell: /bin/bash\n");
+    let extra =
+        format!("spool:\n  flush_timeout: 20s\nrecording:\n  shell: /bin/bash\n{}", server.client_config());
+    home.config(&fake.uri(), API_KEY, &extra);
     std::fs::write(home.tmp.path().join(".bashrc"), "PS1='$ '\n").unwrap();
     std::fs::write(home.tmp.path().join(".bash_profile"), ". ~/.bashrc\n").unwrap();
     let mut s = pty_session(&home, 40, &[]);
@@ -294,7 +301,7 @@ fn corpus_typed_past_the_margin_of_a_40_column_bash_prompt_leaks_nothing() {
     std::thread::sleep(Duration::from_millis(700));
     s.send("exit\r").unwrap();
     s.expect("ended (exit 0)").unwrap();
-    assert_no_leaks("bash at 40 columns", &home, &fake);
-    let (cast, _, _) = evidence(&home, &fake);
+    assert_no_leaks("bash at 40 columns", &home, &fake, &server);
+    let (cast, _, _) = evidence(&home, &fake, &server);
     assert!(cast.contains(" \r"), "readline soft-wrapped at the margin (the test typed past it): {cast:?}");
 }

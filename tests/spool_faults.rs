@@ -2,9 +2,10 @@
 
 mod support;
 
-use ddcoterm::cmd::outputs::{DatadogDeliver, KIND_EVENT};
 use ddcoterm::datadog::ClientOptions;
 use ddcoterm::spool::{self, Backoff, Class, FlushOptions, Record, Spool};
+use ddcoterm::upload::kinds::KIND_EVENT;
+use ddcoterm::upload::DatadogDeliver;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::{contains, Fake, Fault, Home, API_KEY};
@@ -139,14 +140,15 @@ fn two_concurrent_flush_processes_do_not_duplicate() {
 }
 
 #[test]
-fn permanent_errors_are_kept_reported_and_exit_non_zero_without_leaking_the_key() {
+fn a_refused_key_keeps_every_record_waiting_and_says_why_without_leaking_it() {
     let fake = Fake::start();
     let home = Home::new();
     let wrong = "wrongkey-9f8e7d6c5b4a39281706f5e4";
     home.config(&fake.uri(), wrong, "");
     fill(&home, 3);
     let out = home.cmd().args(["spool", "flush"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    // 403 is not permanent: a rotated key must not throw records away. They wait (EX_TEMPFAIL).
+    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("403") && err.contains("Forbidden"), "{err}");
     assert!(err.contains("3 record(s)"), "{err}");
@@ -155,12 +157,13 @@ fn permanent_errors_are_kept_reported_and_exit_non_zero_without_leaking_the_key(
     assert!(st.status.success());
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["count"], 3);
-    assert_eq!(v["permanent"], 3);
+    assert_eq!(v["permanent"], 0, "no dead letter for a refused key");
+    assert_eq!(v["credentials_refused"], 3);
     assert_eq!(v["by_kind"][KIND_EVENT]["count"], 3);
     assert!(v["records"][0]["last_error"].as_str().unwrap().contains("Forbidden"));
     let text = home.cmd().args(["spool", "status"]).output().unwrap();
     let t = String::from_utf8_lossy(&text.stdout);
-    assert!(t.contains("3 record(s)") && t.contains("refused"), "{t}");
+    assert!(t.contains("3 record(s)") && t.contains("credentials were refused"), "{t}");
     for o in [&out.stdout, &out.stderr, &st.stdout, &text.stdout] {
         assert!(!contains(o, wrong), "key leaked");
     }
@@ -169,6 +172,36 @@ fn permanent_errors_are_kept_reported_and_exit_non_zero_without_leaking_the_key(
     // Fixed key: the same records go through on the next flush.
     home.config(&fake.uri(), API_KEY, "");
     let out = home.cmd().args(["spool", "flush", "--progress"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(accepted_titles(&fake).len(), 3);
+}
+
+#[test]
+fn a_permanent_refusal_is_a_dead_letter_that_blocks_nothing_and_can_be_put_back() {
+    let fake = Fake::start();
+    let home = Home::new();
+    home.config(&fake.uri(), API_KEY, "");
+    fill(&home, 3);
+    fake.fail_next([Fault::Status(400)]);
+    let out = home.cmd().args(["spool", "flush"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("delivered 2 record(s); 1 refused for good (dead letters); 0 still waiting"),
+        "{stdout}"
+    );
+    assert_eq!(accepted_titles(&fake).len(), 2, "the records after the refused one went");
+    let v: serde_json::Value =
+        serde_json::from_slice(&home.cmd().args(["spool", "status", "--json"]).output().unwrap().stdout)
+            .unwrap();
+    assert_eq!((v["count"].as_u64(), v["permanent"].as_u64()), (Some(0), Some(1)), "{v}");
+    assert_eq!(v["dead_letters"][0]["status"], 400);
+    // Not retried by itself: a plain flush finds nothing to send.
+    let out = home.cmd().args(["spool", "flush"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(accepted_titles(&fake).len(), 2);
+    // Put back once fixed: delivered.
+    let out = home.cmd().args(["spool", "flush", "--dead-letters"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(accepted_titles(&fake).len(), 3);
 }

@@ -2,23 +2,25 @@
 //! so that the server's ack means "on disk"; quotas are checked before a session starts, nothing is evicted.
 //!
 //! Layout under `agent.state_dir` (all 0700, owned by the agent's user):
-//! `recordings/<user>/<session>.cast`, `spool/` (records on their way to Datadog), `audit/audit.log`
-//! (one JSON line per audit record), `sessions/<session>` (claims: who owns an id, created exclusively),
-//! `sessions/<session>.at` (progress, see `progress`; an agent restarted after a crash closes from it the
-//! sessions it held).
+//! `recordings/<user>/<session>.cast`, `spool/` (records on their way to the session server and Datadog),
+//! `audit/audit.log` (one JSON line per audit record), `sessions/<session>` (claims: who owns an id, created
+//! exclusively), `sessions/<session>.at` (progress, see `progress`; an agent restarted after a crash closes
+//! from it the sessions it held).
+//!
+//! For the session server (DESIGN.md §12) the agent writes the same records as a personal recorder
+//! (`upload::kinds`): the create, chunk 0 = the cast's header line (which the agent writes itself, with the
+//! user and host it knows), chunk n + 1 = the recorder's chunk n, each with its `prev_sha256` fixed when it
+//! is stored, process events, the end; so the server's copy is the agent's `.cast` byte for byte.
 
 use super::progress::{self, Progress};
 use super::proto::{codes, Audit, End, Open, Reply};
 use crate::audit::AuditRecord;
-use crate::cmd::outputs::{
-    ENCODING_PLAIN, KIND_AUDIT_PREFIX, KIND_EVENT, KIND_LOGS, KIND_SESSION_CHUNK, KIND_SESSION_CREATE,
-    KIND_SESSION_END, META_ENCODING,
-};
 use crate::config::settings::WhenFull;
 use crate::datadog::payload::{self, LogBatcher};
 use crate::model::{ProcessEvent, SessionMeta, Snapshot};
 use crate::recorder::cast;
 use crate::spool::{Class, Deliver, Record, Sender, SenderOptions, Spool};
+use crate::upload::kinds::{self, Chain, KIND_AUDIT_PREFIX};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -65,6 +67,16 @@ pub struct Limits {
     pub when_full: WhenFull,
 }
 
+/// Where the agent's records go: what `ddcoterm agent` found configured (`server.url` with a host token,
+/// Datadog keys). Records for a destination that is not configured are not written (audit records always
+/// are), as in personal mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destinations {
+    /// The session server's base URL (links in the Datadog session event).
+    pub server: Option<String>,
+    pub datadog: bool,
+}
+
 /// One open session, owned by the connection streaming it.
 #[derive(Debug)]
 pub struct Session {
@@ -77,8 +89,10 @@ pub struct Session {
     /// The cast's length, and where its last chunk starts.
     len: u64,
     prev_len: u64,
-    /// The seq the next chunk must carry.
-    pub next_seq: u64,
+    /// The session server's seq and hash chain: chunk 0 is the header, the recorder's chunk n is n + 1.
+    chain: Chain,
+    /// The `prev_sha256` the last stored chunk carries (kept in the progress record).
+    last_prev: String,
     last_t: f64,
     started: Instant,
     pub ended: bool,
@@ -89,6 +103,7 @@ pub struct Store {
     root: PathBuf,
     spool: Arc<Spool>,
     sender: Option<Sender>,
+    dests: Destinations,
     limits: Limits,
     hostname: String,
     used: Mutex<Usage>,
@@ -153,9 +168,14 @@ fn io_refusal(what: &str, e: impl std::fmt::Display) -> Reply {
 }
 
 impl Store {
-    /// Opens (creating) the state dir. `deliver` is where spooled records go (Datadog with the agent's
-    /// credentials); `None` keeps them spooled.
-    pub fn open(root: &Path, limits: Limits, deliver: Option<Arc<dyn Deliver>>) -> anyhow::Result<Store> {
+    /// Opens (creating) the state dir. `dests` says which records are written, `deliver` sends them (the
+    /// session server and Datadog with the agent's credentials); `None` keeps them spooled.
+    pub fn open(
+        root: &Path,
+        limits: Limits,
+        dests: Destinations,
+        deliver: Option<Arc<dyn Deliver>>,
+    ) -> anyhow::Result<Store> {
         for d in ["", "spool", "recordings", "audit", "sessions"] {
             private_dir(&root.join(d))?;
         }
@@ -168,6 +188,7 @@ impl Store {
             root: root.to_path_buf(),
             spool,
             sender,
+            dests,
             limits,
             hostname: crate::dirs::host_name(),
             used: Mutex::new(used),
@@ -178,6 +199,11 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The recorder's chunk `seq` this session expects next (the server's seq minus the header).
+    pub fn expected_seq(s: &Session) -> u64 {
+        s.chain.next_seq().saturating_sub(1)
     }
 
     fn spool_record(&self, rec: Record) -> anyhow::Result<()> {
@@ -255,7 +281,7 @@ impl Store {
             }
             Err(e) => return Err(io_refusal("the session claim", e)),
         };
-        let stored = (|| -> anyhow::Result<(File, PathBuf, File, u64)> {
+        let stored = (|| -> anyhow::Result<(File, PathBuf, File, u64, Chain, String)> {
             writeln!(f, "uid={} pid={} user={}", peer.uid, peer.pid, peer.user)?;
             f.sync_all()?;
             let dir = self.user_dir(&peer.user);
@@ -267,23 +293,28 @@ impl Store {
             cast.sync_data()?;
             sync_dir(&dir)?;
             let hl = header.len() as u64;
-            let at = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(self.root.join("sessions").join(format!("{id}.at")))?;
-            progress::write(&at, &Progress { next_seq: 0, prev_len: hl, len: hl, ended: false })?;
-            sync_dir(&self.root.join("sessions"))?;
+            // The create and chunk 0 (the header) are spooled before the progress record exists: an agent that
+            // dies in between never acknowledged the session, and its restart finds nothing to close.
+            let (create, root) = kinds::create_record(&meta);
+            let mut chain = Chain::new(root.clone());
+            let chunk0 = chain.chunk(&id, header.clone());
+            if self.dests.server.is_some() {
+                self.spool_record(create)?;
+                self.spool_record(chunk0)?;
+            }
+            // Written under a temporary name and renamed: a progress record is never seen half-written.
+            let sessions = self.root.join("sessions");
+            let tmp = sessions.join(format!(".{id}.at.tmp"));
+            let _ = std::fs::remove_file(&tmp);
+            let at = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let p = Progress { next_seq: 1, prev_len: 0, len: hl, ended: false, prev_sha256: root.clone() };
+            progress::write(&at, &p)?;
+            std::fs::rename(&tmp, sessions.join(format!("{id}.at")))?;
+            sync_dir(&sessions)?;
             self.add_used(Some(&peer.user), header.len() as u64);
-            self.spool_record(session_record(
-                KIND_SESSION_CREATE,
-                Class::Normal,
-                &id,
-                payload::session_create(&meta),
-            ))?;
-            Ok((cast, path, at, hl))
+            Ok((cast, path, at, hl, chain, root))
         })();
-        let (cast, cast_path, at, hl) =
+        let (cast, cast_path, at, hl, chain, root) =
             stored.map_err(|e| io_refusal("the session start", format!("{e:#}")))?;
         tracing::info!(session = %id, user = %peer.user, pid = peer.pid, "session opened");
         Ok(Session {
@@ -293,8 +324,9 @@ impl Store {
             cast_path,
             at,
             len: hl,
-            prev_len: hl,
-            next_seq: 0,
+            prev_len: 0,
+            chain,
+            last_prev: root,
             last_t: 0.0,
             started: Instant::now(),
             ended: false,
@@ -307,10 +339,11 @@ impl Store {
         if s.ended {
             return Reply::refused(codes::BAD_REQUEST, "the session has ended");
         }
-        if seq != s.next_seq {
+        let expected = Store::expected_seq(s);
+        if seq != expected {
             return Reply::refused(
                 codes::BAD_REQUEST,
-                format!("chunk {seq} out of order: expected {}", s.next_seq),
+                format!("chunk {seq} out of order: expected {expected}"),
             );
         }
         if !event_lines(&lines) {
@@ -348,27 +381,42 @@ impl Store {
             undo_cast(s);
             return Err(e.into());
         }
-        let was = Progress { next_seq: s.next_seq, prev_len: s.prev_len, len: before, ended: false };
-        let now = Progress { next_seq: s.next_seq + 1, prev_len: before, len: before + n, ended: false };
+        let was = Progress {
+            next_seq: s.chain.next_seq(),
+            prev_len: s.prev_len,
+            len: before,
+            ended: false,
+            prev_sha256: s.last_prev.clone(),
+        };
+        let mut chain = s.chain.clone();
+        let prev_sha256 = chain.prev().to_string();
+        let rec = chain.chunk(&s.id, lines);
+        let now = Progress {
+            next_seq: chain.next_seq(),
+            prev_len: before,
+            len: before + n,
+            ended: false,
+            prev_sha256: prev_sha256.clone(),
+        };
         if let Err(e) = progress::write(&s.at, &now) {
             undo_cast(s);
             let _ = progress::write(&s.at, &was);
             return Err(e.into());
         }
-        let rec = session_record(KIND_SESSION_CHUNK, Class::Bulk, &s.id, lines)
-            .with_meta("seq", s.next_seq.to_string())
-            .with_meta(META_ENCODING, ENCODING_PLAIN);
-        if let Err(e) = self.spool_record(rec) {
-            undo_cast(s);
-            let _ = progress::write(&s.at, &was);
-            return Err(e);
+        if self.dests.server.is_some() {
+            if let Err(e) = self.spool_record(rec) {
+                undo_cast(s);
+                let _ = progress::write(&s.at, &was);
+                return Err(e);
+            }
+            // The same lines in the spool.
+            self.add_used(None, n);
         }
         s.prev_len = before;
         s.len = before + n;
-        // The cast, then the same lines in the spool.
+        s.chain = chain;
+        s.last_prev = prev_sha256;
         self.add_used(Some(&s.meta.user), n);
-        self.add_used(None, n);
-        s.next_seq += 1;
         if let Some(t) = last_t {
             s.last_t = s.last_t.max(t);
         }
@@ -380,7 +428,14 @@ impl Store {
         ev.user = s.meta.user.clone();
         ev.hostname = s.meta.hostname.clone();
         ev.tags.retain(|t| !identity_tag(t));
-        match self.spool_record(Record::new(KIND_EVENT, Class::Normal, payload::process_event(&ev))) {
+        let mut res = Ok(());
+        if self.dests.server.is_some() {
+            res = self.spool_record(kinds::events_record(&ev));
+        }
+        if res.is_ok() && self.dests.datadog {
+            res = self.spool_record(kinds::datadog_event_record(&ev));
+        }
+        match res {
             Ok(()) => Reply::ok(),
             Err(e) => io_refusal("the process event", format!("{e:#}")),
         }
@@ -388,10 +443,13 @@ impl Store {
 
     pub fn snapshot(&self, s: &Session, mut snap: Snapshot) -> Reply {
         snap.session_id = s.id.clone();
+        if !self.dests.datadog {
+            return Reply::ok();
+        }
         let mut b = LogBatcher::default();
         let first = b.push(&payload::log_entry(&s.meta, &snap));
         let Some(batch) = first.or_else(|| b.take()) else { return Reply::ok() };
-        match self.spool_record(Record::new(KIND_LOGS, Class::Normal, payload::gzip(&batch))) {
+        match self.spool_record(kinds::logs_record(&batch)) {
             Ok(()) => Reply::ok(),
             Err(e) => io_refusal("the snapshot", format!("{e:#}")),
         }
@@ -431,8 +489,7 @@ impl Store {
         if s.ended {
             return Reply::refused(codes::BAD_REQUEST, "the session has already ended");
         }
-        let body = payload::session_end(end.exit_code, end.duration_ms, s.next_seq);
-        match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
+        match self.spool_end(s, Some(end.exit_code), end.duration_ms, true) {
             Ok(()) => {
                 self.mark_ended(s);
                 tracing::info!(session = %s.id, exit = end.exit_code, "session ended");
@@ -445,11 +502,13 @@ impl Store {
     /// The recorder went away without an end (killed): everything acknowledged is already stored; close the
     /// recording with a marker saying so, as one more chunk, and spool the end.
     pub fn finalise_lost(&self, s: &mut Session, pid: u32) {
-        self.close_lost(s, &format!("recorder lost (pid {pid} went away without ending the session)"));
+        self.close_lost(s, &format!("recorder lost (pid {pid} went away without ending the session)"), true);
     }
 
-    /// Closes a session nobody will end: `why` as a marker event in one more chunk, then the end (exit -1).
-    fn close_lost(&self, s: &mut Session, why: &str) {
+    /// Closes a session nobody will end: `why` as a marker event in one more chunk, then the end (exit status
+    /// unknown); with `datadog_event`, also the Datadog session event (not after a restart: the session's
+    /// metadata died with the previous agent).
+    fn close_lost(&self, s: &mut Session, why: &str, datadog_event: bool) {
         if s.ended {
             return;
         }
@@ -460,8 +519,8 @@ impl Store {
             tracing::error!(session = %s.id, "closing the lost session's recording: {e:#}");
         }
         let duration_ms = (t * 1000.0) as u64;
-        let body = payload::session_end(-1, duration_ms, s.next_seq);
-        match self.spool_record(session_record(KIND_SESSION_END, Class::Normal, &s.id, body)) {
+        // The exit status is not known: the recorder (or the agent) went away before the command ended.
+        match self.spool_end(s, None, duration_ms, datadog_event) {
             Ok(()) => {
                 self.mark_ended(s);
                 tracing::warn!(session = %s.id, "{why}; session finalised from what was stored");
@@ -471,10 +530,41 @@ impl Store {
         s.ended = true;
     }
 
+    /// Spools the session's end for the server (complete once chunks `0..=last` are stored) and, with
+    /// `datadog_event` and Datadog configured, its `coterm_session` event with the server link.
+    fn spool_end(
+        &self,
+        s: &Session,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        datadog_event: bool,
+    ) -> anyhow::Result<()> {
+        if self.dests.server.is_some() {
+            let last_seq = s.chain.next_seq().saturating_sub(1);
+            self.spool_record(kinds::end_record(&s.id, crate::spool::now_ms(), exit_code, last_seq))?;
+        }
+        if datadog_event && self.dests.datadog {
+            let link = self.dests.server.as_deref().map(|b| crate::upload::server::session_link(b, &s.id));
+            self.spool_record(kinds::datadog_session_record(
+                &s.meta,
+                exit_code,
+                duration_ms,
+                link.as_deref(),
+            ))?;
+        }
+        Ok(())
+    }
+
     /// The end is spooled: recovery leaves the session alone from now on.
     fn mark_ended(&self, s: &mut Session) {
         s.ended = true;
-        let p = Progress { next_seq: s.next_seq, prev_len: s.prev_len, len: s.len, ended: true };
+        let p = Progress {
+            next_seq: s.chain.next_seq(),
+            prev_len: s.prev_len,
+            len: s.len,
+            ended: true,
+            prev_sha256: s.last_prev.clone(),
+        };
         if let Err(e) = progress::write(&s.at, &p) {
             tracing::error!(session = %s.id, "marking the session ended: {e}");
         }
@@ -511,15 +601,13 @@ impl Store {
         // Lines past the recorded length were never acknowledged.
         cast.set_len(p.len)?;
         cast.sync_data()?;
-        let mut last = Vec::new();
-        if p.next_seq > 0 {
-            last = vec![0u8; (p.len - p.prev_len) as usize];
-            std::os::unix::fs::FileExt::read_exact_at(&cast, &mut last, p.prev_len)?;
-            // Spooled again: a repeat of the same seq and bytes when it was already sent.
-            let rec = session_record(KIND_SESSION_CHUNK, Class::Bulk, id, last.clone())
-                .with_meta("seq", (p.next_seq - 1).to_string())
-                .with_meta(META_ENCODING, ENCODING_PLAIN);
-            self.spool_record(rec)?;
+        // The last stored chunk (the header when no other was): spooled again with the seq and the
+        // `prev_sha256` it was first spooled with, a repeat the server accepts when it already has it.
+        let mut last = vec![0u8; (p.len - p.prev_len) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&cast, &mut last, p.prev_len)?;
+        let last_seq = p.next_seq - 1;
+        if self.dests.server.is_some() {
+            self.spool_record(kinds::chunk_record(id, last_seq, last.clone(), &p.prev_sha256))?;
         }
         let at = OpenOptions::new().write(true).open(sessions.join(format!("{id}.at")))?;
         let mut s = Session {
@@ -530,21 +618,24 @@ impl Store {
             at,
             len: p.len,
             prev_len: p.prev_len,
-            next_seq: p.next_seq,
+            chain: Chain::resume(last_seq, ddcoterm_wire::chunk_hash(&last)),
+            last_prev: p.prev_sha256,
             last_t: last_time(&last).unwrap_or(0.0),
             started: Instant::now(),
             ended: false,
         };
         match last_exit(&last) {
-            // The recorder had written its exit marker: only the end is missing.
+            // The recorder had written its exit marker: only the end is missing. (No Datadog session event:
+            // the session's metadata died with the agent; the server has it from the create.)
             Some(code) => {
-                let body = payload::session_end(code, (s.last_t * 1000.0) as u64, s.next_seq);
-                self.spool_record(session_record(KIND_SESSION_END, Class::Normal, id, body))?;
+                self.spool_end(&s, Some(code), (s.last_t * 1000.0) as u64, false)?;
                 self.mark_ended(&mut s);
             }
-            None => {
-                self.close_lost(&mut s, "recording interrupted: the agent stopped while the session was live")
-            }
+            None => self.close_lost(
+                &mut s,
+                "recording interrupted: the agent stopped while the session was live",
+                false,
+            ),
         }
         Ok(())
     }
@@ -553,10 +644,6 @@ impl Store {
 /// Tags that name who or where (`user:`, `host:`): the agent sets those itself; a recorder's are dropped.
 fn identity_tag(t: &str) -> bool {
     t.starts_with("user:") || t.starts_with("host:")
-}
-
-fn session_record(kind: &str, class: Class, id: &str, body: Vec<u8>) -> Record {
-    Record::new(kind, class, body).in_group(id).with_meta("session_id", id)
 }
 
 fn unrecorded_audit(meta: &SessionMeta, why: &str) -> AuditRecord {

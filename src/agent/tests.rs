@@ -3,7 +3,7 @@
 use super::client::{self, open_session, AgentConn, Opened};
 use super::proto::{codes, Open, Request};
 use super::server::{self, Agent};
-use super::store::{Limits, Store};
+use super::store::{Destinations, Limits, Store};
 use crate::config::settings::WhenFull;
 use crate::model::{Output, ProcessEvent, SessionMeta};
 use crate::spool::Spool;
@@ -20,11 +20,16 @@ fn limits(max_bytes: u64, user_quota_bytes: u64, when_full: WhenFull) -> Limits 
     Limits { max_bytes, user_quota_bytes, when_full }
 }
 
+/// Both destinations configured; nothing delivers (the records stay in the spool to be looked at).
+fn dests() -> Destinations {
+    Destinations { server: Some("https://sessions.example".into()), datadog: true }
+}
+
 fn start(l: Limits) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let socket = dir.path().join("agent.sock");
-    let store = Store::open(&state, l, None).unwrap();
+    let store = Store::open(&state, l, dests(), None).unwrap();
     let listener = server::bind(&socket, None).unwrap();
     let agent = Arc::new(Agent::new(store));
     std::thread::spawn(move || server::serve(listener, agent));
@@ -106,10 +111,27 @@ fn a_session_is_stored_under_the_peers_name_then_acknowledged() {
     let kinds = spooled(&r.state);
     assert_eq!(header["ddcoterm"]["tags"], serde_json::json!(["team:sre"]), "claimed identity tags dropped");
     let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
-    for k in ["session.create", "session.chunk", "event.process", "session.end"] {
+    for k in
+        ["session.create", "session.chunk", "session.events", "event.process", "session.end", "event.session"]
+    {
         assert!(names.contains(&k), "{k} in {names:?}");
     }
-    assert_eq!(names.iter().filter(|k| **k == "session.chunk").count(), 2);
+    assert_eq!(names.iter().filter(|k| **k == "session.chunk").count(), 3, "the header and 2 chunks");
+    assert_chain(&r.state, "s-1");
+}
+
+#[test]
+fn without_destinations_the_agent_writes_no_records_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let l = limits(u64::MAX, u64::MAX, WhenFull::Refuse);
+    let store = Store::open(&state, l, Destinations::default(), None).unwrap();
+    let peer = super::store::Peer::new(nix::unistd::getuid().as_raw(), 0, 1);
+    let mut s = store.open_session(&peer, open("quiet-1", "me")).unwrap();
+    assert!(store.chunk(&mut s, 0, b"[0.1, \"o\", \"kept locally\"]\n".to_vec()).ok);
+    assert!(store.end(&mut s, super::proto::End { exit_code: 0, duration_ms: 1 }).ok);
+    assert!(spooled(&state).is_empty(), "{:?}", spooled(&state));
+    assert!(recording(&state, "quiet-1").contains("kept locally"));
 }
 
 #[test]
@@ -191,7 +213,8 @@ fn a_recorder_that_disappears_is_finalised_from_what_was_acknowledged() {
     assert!(cast.contains("before the kill"), "{cast}");
     assert!(cast.lines().last().unwrap().contains("recorder lost"), "{cast}");
     let chunks: Vec<_> = spooled(&r.state).into_iter().filter(|(k, _)| k == "session.chunk").collect();
-    assert_eq!(chunks.len(), 2, "the acked chunk and the closing marker, seq 0 and 1: {chunks:?}");
+    assert_eq!(chunks.len(), 3, "the header, the acked chunk and the closing marker: {chunks:?}");
+    assert_chain(&r.state, "k-1");
 }
 
 #[test]
@@ -241,17 +264,53 @@ fn one_user_cannot_hold_every_connection() {
     }
 }
 
-/// Spooled `(kind, seq, body, session)`, oldest first.
-fn spooled_bodies(state: &Path) -> Vec<(String, Option<String>, Vec<u8>, String)> {
+/// Spooled `(kind, seq, body, session, prev_sha256)`, oldest first.
+fn spooled_bodies(state: &Path) -> Vec<(String, Option<String>, Vec<u8>, String, Option<String>)> {
     let spool = Spool::open(state.join("spool"), 0).unwrap();
     let mut out = Vec::new();
     for e in spool.entries().unwrap() {
         let mut claim = spool.claim(&e).unwrap().unwrap();
         let rec = claim.read().unwrap();
         let id = rec.meta.get("session_id").cloned().unwrap_or_default();
-        out.push((rec.kind, rec.meta.get("seq").cloned(), rec.body, id));
+        let prev = rec.meta.get("prev_sha256").cloned();
+        out.push((rec.kind, rec.meta.get("seq").cloned(), rec.body, id, prev));
     }
     out
+}
+
+/// Session `id`'s spooled chunks (a repeat must be identical, seq and prev_sha256 included) are its cast byte
+/// for byte, header first, and form the server's hash chain from its create.
+fn assert_chain(state: &Path, id: &str) {
+    let recs: Vec<_> = spooled_bodies(state).into_iter().filter(|r| r.3 == id).collect();
+    let creates: Vec<_> = recs.iter().filter(|r| r.0 == "session.create").collect();
+    assert_eq!(creates.len(), 1, "{id}: one create");
+    let mut chunks: std::collections::BTreeMap<u64, (Vec<u8>, String)> = Default::default();
+    for r in recs.iter().filter(|r| r.0 == "session.chunk") {
+        let seq: u64 = r.1.as_deref().unwrap().parse().unwrap();
+        let this = (r.2.clone(), r.4.clone().unwrap());
+        if let Some(first) = chunks.insert(seq, this.clone()) {
+            assert_eq!(
+                first, this,
+                "{id}: chunk {seq} spooled again with other bytes or another prev_sha256"
+            );
+        }
+    }
+    assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), (0..chunks.len() as u64).collect::<Vec<_>>());
+    let all: Vec<u8> = chunks.values().flat_map(|c| c.0.clone()).collect();
+    assert_eq!(text(&all), recording(state, id), "{id}: the chunks are the cast");
+    let mut prev = ddcoterm_wire::chain_root(&creates[0].2);
+    for (seq, (body, p)) in &chunks {
+        assert_eq!(*p, prev, "{id}: chunk {seq}'s prev_sha256");
+        prev = ddcoterm_wire::chunk_hash(body);
+    }
+    let ends: Vec<ddcoterm_wire::EndSession> =
+        recs.iter().filter(|r| r.0 == "session.end").map(|r| serde_json::from_slice(&r.2).unwrap()).collect();
+    assert_eq!(ends.len(), 1, "{id}: one end");
+    assert_eq!(ends[0].last_seq, chunks.len() as u64 - 1, "{id}: the end names the last chunk");
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]
@@ -262,7 +321,7 @@ fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
     let peer = super::store::Peer::new(nix::unistd::getuid().as_raw(), 0, 4242);
     let l = limits(u64::MAX, u64::MAX, WhenFull::Refuse);
     {
-        let store = Store::open(&state, l, None).unwrap();
+        let store = Store::open(&state, l, dests(), None).unwrap();
         // Cut off mid-session: two chunks stored, then the agent dies.
         let mut s = store.open_session(&peer, open("crash-1", "me")).unwrap();
         assert!(store.chunk(&mut s, 0, b"[0.5, \"o\", \"first\"]\n".to_vec()).ok);
@@ -284,11 +343,15 @@ fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
     let unspooled = b"[0.300000, \"o\", \"in the cast, not in the spool\"]\n";
     std::fs::OpenOptions::new().append(true).open(&cast3).unwrap().write_all(unspooled).unwrap();
     let at3 = std::fs::OpenOptions::new().write(true).open(state.join("sessions/crash-3.at")).unwrap();
+    // Chunk 1 (the recorder's 0) is the last one spooled; the one that was not spooled follows it.
+    let cast3_bytes = std::fs::read(&cast3).unwrap();
+    let hl = cast3_bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
     let p = super::progress::Progress {
-        next_seq: 2,
+        next_seq: 3,
         prev_len: len0,
         len: len0 + unspooled.len() as u64,
         ended: false,
+        prev_sha256: ddcoterm_wire::chunk_hash(&cast3_bytes[hl..len0 as usize]),
     };
     super::progress::write(&at3, &p).unwrap();
     // Bytes the dead agent wrote past what it recorded were never acknowledged.
@@ -300,30 +363,30 @@ fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
         .write_all(b"[2.0, \"o\", \"unacked")
         .unwrap();
     let before = spooled_bodies(&state).len();
-    drop(Store::open(&state, l, None).unwrap());
+    drop(Store::open(&state, l, dests(), None).unwrap());
     let after = spooled_bodies(&state);
     let mut new: Vec<_> =
-        after[before..].iter().map(|(k, s, _, id)| (id.as_str(), k.as_str(), s.as_deref())).collect();
+        after[before..].iter().map(|(k, s, _, id, _)| (id.as_str(), k.as_str(), s.as_deref())).collect();
     new.sort();
+    // Server seqs: chunk 0 is the header, the recorder's chunk n is n + 1.
     assert_eq!(
         new,
         [
-            ("crash-1", "session.chunk", Some("1")), // its last chunk again (a repeat upstream)
-            ("crash-1", "session.chunk", Some("2")), // the closing marker
+            ("crash-1", "session.chunk", Some("2")), // its last chunk again (a repeat upstream)
+            ("crash-1", "session.chunk", Some("3")), // the closing marker
             ("crash-1", "session.end", None),
-            ("crash-2", "session.chunk", Some("0")), // its last chunk again
+            ("crash-2", "session.chunk", Some("1")), // its last chunk again
             ("crash-2", "session.end", None),        // only the end was missing
-            ("crash-3", "session.chunk", Some("1")), // the chunk the spool never got
-            ("crash-3", "session.chunk", Some("2")),
+            ("crash-3", "session.chunk", Some("2")), // the chunk the spool never got
+            ("crash-3", "session.chunk", Some("3")),
             ("crash-3", "session.end", None),
         ],
         "both sessions recovered once, done-1 left alone"
     );
-    let again = after
-        .iter()
-        .filter(|(k, s, _, id)| k == "session.chunk" && s.as_deref() == Some("1") && id == "crash-1")
-        .collect::<Vec<_>>();
-    assert_eq!(again[0].2, again[1].2, "the repeated chunk has the same bytes");
+    // Each session's chunks, repeats included, are its cast and one unbroken hash chain.
+    for id in ["crash-1", "crash-2", "crash-3", "done-1"] {
+        assert_chain(&state, id);
+    }
     let cast = std::fs::read_to_string(&cast1).unwrap();
     assert!(!cast.contains("unacked"), "{cast}");
     assert!(
@@ -333,13 +396,14 @@ fn a_restarted_agent_closes_the_sessions_it_held_from_what_it_had_stored() {
     let ends: Vec<serde_json::Value> = after
         .iter()
         .filter(|(k, ..)| k == "session.end")
-        .map(|(_, _, b, _)| serde_json::from_slice(b).unwrap())
+        .map(|(_, _, b, _, _)| serde_json::from_slice(b).unwrap())
         .collect();
-    assert!(ends.iter().any(|e| e["exit_code"] == 3 && e["chunks"] == 1), "{ends:?}");
-    assert!(ends.iter().any(|e| e["exit_code"] == -1 && e["chunks"] == 3), "{ends:?}");
-    let c3: Vec<_> = after.iter().filter(|(k, _, _, id)| k == "session.chunk" && id == "crash-3").collect();
-    assert_eq!(c3[1].2, unspooled, "crash-3's chunk 1 reaches the spool from the cast");
+    assert!(ends.iter().any(|e| e["exit_status"] == 3 && e["last_seq"] == 1), "{ends:?}");
+    assert!(ends.iter().any(|e| e["exit_status"].is_null() && e["last_seq"] == 3), "{ends:?}");
+    let c3: Vec<_> =
+        after.iter().filter(|(k, _, _, id, _)| k == "session.chunk" && id == "crash-3").collect();
+    assert_eq!(c3[2].2, unspooled, "crash-3's chunk 2 reaches the spool from the cast");
     // A second restart finds nothing left to do.
-    drop(Store::open(&state, l, None).unwrap());
+    drop(Store::open(&state, l, dests(), None).unwrap());
     assert_eq!(spooled_bodies(&state).len(), after.len());
 }

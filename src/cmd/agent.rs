@@ -2,9 +2,10 @@
 
 use crate::agent::credentials;
 use crate::agent::server::{self, Agent};
-use crate::agent::store::{Limits, Store};
+use crate::agent::store::{Destinations, Limits, Store};
 use crate::cli::GlobalArgs;
 use crate::spool::Deliver;
+use crate::upload::{server as upload_server, DatadogDeliver, Deliverer, ServerDeliver};
 use anyhow::Context;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
@@ -23,10 +24,22 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
             "ddcoterm agent: warning: running as root; run it as its own system user (deploy/systemd/ddcoterm-agent.service)"
         );
     }
-    let deliver = deliver(&loaded, &s)?;
+    let deliver = deliverer(&loaded, &s)?;
+    let dests = Destinations {
+        server: deliver.server.as_ref().map(|d| d.base().to_string()),
+        datadog: deliver.datadog.is_some(),
+    };
+    match &dests.server {
+        Some(base) => eprintln!("ddcoterm agent: uploading recordings to {base}"),
+        None => eprintln!(
+            "ddcoterm agent: no server.url: recordings stay in {}/recordings (not uploaded)",
+            s.state_dir.display()
+        ),
+    }
+    let deliver = (dests.server.is_some() || dests.datadog).then(|| Arc::new(deliver) as Arc<dyn Deliver>);
     let limits =
         Limits { max_bytes: s.max_bytes, user_quota_bytes: s.user_quota_bytes, when_full: s.when_full };
-    let store = Store::open(&s.state_dir, limits, deliver)
+    let store = Store::open(&s.state_dir, limits, dests, deliver)
         .with_context(|| format!("agent.state_dir {}", s.state_dir.display()))?;
     if let Some(dir) = s.socket.parent() {
         std::fs::DirBuilder::new()
@@ -41,15 +54,19 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Datadog with the keys of `agent.credentials_file` (else of the agent's own config); none: records stay
-/// in the agent's spool until keys are configured.
-fn deliver(
+/// The agent's destinations: the session server at `server.url` with the host token `server_token` of
+/// `agent.credentials_file` (else `server.token_file` of the agent's own config), and Datadog with the keys of
+/// the credentials file (else of the agent's config). A server URL without a token is an error: recordings
+/// would be kept from the server the organisation named. No Datadog keys: its records are not written.
+fn deliverer(
     loaded: &crate::config::Loaded,
     s: &crate::config::settings::AgentSettings,
-) -> anyhow::Result<Option<Arc<dyn Deliver>>> {
+) -> anyhow::Result<Deliverer> {
     let mut loaded = loaded.clone();
+    let mut server_token = None;
     if let Some(path) = &s.credentials_file {
         let c = credentials::read(path)?;
+        server_token = c.server_token();
         if c.api_key.is_some() {
             loaded.settings.connection_config.api_key = c.api_key;
         }
@@ -57,11 +74,38 @@ fn deliver(
             loaded.settings.connection_config.app_key = c.app_key;
         }
     }
-    match super::outputs::DatadogDeliver::from_loaded(&loaded, Default::default()) {
-        Ok(d) => Ok(Some(Arc::new(d))),
+    let config_err = |e: &dyn std::fmt::Display| {
+        crate::error::Exit::new(crate::error::exit::CONFIG, format!("ddcoterm agent: {e}"))
+    };
+    let mut d = Deliverer::default();
+    let url = loaded.settings.server.url.as_deref().filter(|u| !u.trim().is_empty());
+    match (url, server_token) {
+        (Some(url), Some(token)) => {
+            let base = upload_server::parse_url(url).map_err(|e| config_err(&e))?;
+            d.server = Some(ServerDeliver::new(base, token, Default::default()));
+        }
+        (Some(_), None) => match upload_server::configured(&loaded.settings.server) {
+            Ok(Some((base, token))) => d.server = Some(ServerDeliver::new(base, token, Default::default())),
+            Ok(None) => {}
+            Err(e) => {
+                let hint = match &s.credentials_file {
+                    Some(p) => format!("put `server_token: <host token>` in agent.credentials_file {}", p.display()),
+                    None => "set agent.credentials_file to a file with `server_token: <host token>`".into(),
+                };
+                return Err(config_err(&format!("{e}; {hint}")).into());
+            }
+        },
+        (None, Some(_)) => eprintln!(
+            "ddcoterm agent: warning: agent.credentials_file has a server_token but server.url is not set; recordings are not uploaded"
+        ),
+        (None, None) => {}
+    }
+    match DatadogDeliver::from_loaded(&loaded, Default::default()) {
+        Ok(x) => d.datadog = Some(x),
         Err(e) => {
-            eprintln!("ddcoterm agent: not sending to Datadog ({e:#}); records stay in the agent's spool");
-            Ok(None)
+            eprintln!("ddcoterm agent: not sending to Datadog ({e:#}); its records are not written");
+            d.no_datadog = Some(format!("{e:#}"));
         }
     }
+    Ok(d)
 }

@@ -126,9 +126,10 @@ pub fn request_for(
     } else {
         std::iter::once(inv.executable.clone()).chain(inv.args.iter().cloned()).collect()
     };
-    let session_link = std::env::var(crate::dirs::ENV_SESSION).ok().filter(|s| !s.is_empty()).map(|marker| {
-        crate::datadog::session_link(&loaded.settings, crate::recorder::nesting::session_id(&marker))
-    });
+    let session_link =
+        std::env::var(crate::dirs::ENV_SESSION).ok().filter(|s| !s.is_empty()).and_then(|marker| {
+            crate::upload::session_link(loaded, crate::recorder::nesting::session_id(&marker))
+        });
     Ok(ApprovalRequest {
         command_line: if argv.is_empty() { String::new() } else { redactor.redact_str(&inv.command_line()) },
         argv,
@@ -320,7 +321,7 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
         eprintln!("ddcoterm: break-glass audit record stored by the recording agent");
         return Ok(gate_outcome(&rec));
     }
-    let spool = Spool::open(super::outputs::spool_dir(loaded), loaded.settings.spool.max_bytes)
+    let spool = Spool::open(crate::upload::spool_dir(loaded), loaded.settings.spool.max_bytes)
         .map_err(|e| refuse(e.into()))?;
     let id = audit::spool_record(&spool, &rec).map_err(refuse)?;
     if let Err(e) = audit::append_log(&loaded.dirs.home, &rec) {
@@ -366,8 +367,8 @@ fn send_audit_now(loaded: &Loaded, spool: &Spool, id: &crate::spool::RecordId) -
         return Err("another ddcoterm process is sending it".into());
     };
     let stored = claim.read().map_err(|e| e.to_string())?;
-    let deliver = super::outputs::DatadogDeliver::from_loaded(loaded, client_options())
-        .map_err(|e| format!("{e:#}"))?;
+    let deliver =
+        crate::upload::DatadogDeliver::from_loaded(loaded, client_options()).map_err(|e| format!("{e:#}"))?;
     match deliver.deliver(&stored) {
         Ok(()) => claim.delete().map_err(|e| e.to_string()),
         Err(f) => {

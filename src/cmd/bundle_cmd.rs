@@ -145,6 +145,13 @@ fn report_failures(failed: &[&pull::SourceReport]) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
+    let up = match crate::upload::Uploader::new(&loaded) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("ddcoterm: bundle pull: could not open the spool for the failure events: {e:#}");
+            return;
+        }
+    };
     for r in failed {
         let event = crate::datadog::payload::AuditEvent {
             user: crate::dirs::user_name(),
@@ -156,16 +163,13 @@ fn report_failures(failed: &[&pull::SourceReport]) {
             ..Default::default()
         };
         let record = serde_json::to_vec(&event).map_err(anyhow::Error::from).and_then(|body| {
-            super::outputs::enqueue(
-                &loaded,
-                crate::spool::Record::new(KIND_PULL_FAILED, crate::spool::Class::Audit, body),
-            )
+            up.enqueue(crate::spool::Record::new(KIND_PULL_FAILED, crate::spool::Class::Audit, body))
         });
         if let Err(e) = record {
             eprintln!("ddcoterm: bundle pull: could not spool the failure event: {e:#}");
         }
     }
-    let rep = super::outputs::finish(&loaded);
+    let rep = up.finish();
     if rep.needs_attention() {
         eprintln!("ddcoterm: {rep}");
     }

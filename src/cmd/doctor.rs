@@ -1,6 +1,6 @@
-//! `ddcoterm doctor`: config layers, shims on PATH, keys, spool health and clock skew; one verdict per line.
+//! `ddcoterm doctor`: config layers, shims on PATH, keys, the session server and its token, spool health and
+//! clock skew; one verdict per line.
 
-use super::outputs;
 use crate::cli::GlobalArgs;
 use crate::config::{self, LoadOptions, Loaded};
 use crate::datadog::{Client, ClientOptions};
@@ -67,6 +67,7 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
     match &loaded {
         Some(l) => {
             check_keys_and_clock(&mut r, l);
+            check_server(&mut r, l);
             check_spool(&mut r, l);
             check_mode(&mut r, l);
         }
@@ -274,8 +275,55 @@ fn check_mode(r: &mut Report, l: &Loaded) {
     }
 }
 
+/// The session server answers `/readyz` and accepts the host token (an ingest call that reads and writes
+/// nothing; `ServerClient::check_token`). Not configured: recordings stay local, which is said, not failed.
+fn check_server(r: &mut Report, l: &Loaded) {
+    use crate::upload::server::{self, ServerClient, ServerError, ServerOptions};
+    if l.settings.agent.enabled {
+        r.line(Verdict::Ok, "server", "bastion mode: the agent holds the server token and uploads");
+        return;
+    }
+    let (base, token) = match server::configured(&l.settings.server) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            r.line(Verdict::Ok, "server", "no session server configured (server.url): recordings stay local");
+            return;
+        }
+        Err(e) => {
+            r.line(Verdict::Fail, "server", e.to_string());
+            return;
+        }
+    };
+    let opts = ServerOptions { connect_timeout: Duration::from_secs(3), timeout: Duration::from_secs(5) };
+    let c = match ServerClient::new(base.clone(), token, opts) {
+        Ok(c) => c,
+        Err(e) => {
+            r.line(Verdict::Fail, "server", e.to_string());
+            return;
+        }
+    };
+    match c.ready() {
+        Ok(()) => r.line(Verdict::Ok, "server", format!("{base} is ready")),
+        Err(e) => {
+            r.line(Verdict::Fail, "server", format!("{e}; recordings wait in the spool until it answers"));
+            return;
+        }
+    }
+    match c.check_token() {
+        Ok(()) => r.line(Verdict::Ok, "server token", "accepted as a host token"),
+        Err(ServerError::Http { status: s @ (401 | 403), message, .. }) => r.line(
+            Verdict::Fail,
+            "server token",
+            format!(
+                "refused (HTTP {s}: {message}): the token in server.token_file is unknown, revoked or not a host token; recordings wait in the spool until it is replaced"
+            ),
+        ),
+        Err(e) => r.line(Verdict::Fail, "server token", e.to_string()),
+    }
+}
+
 fn check_spool(r: &mut Report, l: &Loaded) {
-    let dir = outputs::spool_dir(l);
+    let dir = crate::upload::spool_dir(l);
     let Ok(md) = std::fs::metadata(&dir) else {
         r.line(Verdict::Ok, "spool", format!("{} not created yet (nothing waits)", dir.display()));
         return;
@@ -306,6 +354,34 @@ fn check_spool(r: &mut Report, l: &Loaded) {
             return;
         }
     };
+    let creds: Vec<_> = entries
+        .iter()
+        .filter(|e| e.state.as_ref().is_some_and(|s| matches!(s.status, Some(401 | 403))))
+        .collect();
+    if let Some(last) = creds.last().and_then(|e| e.state.as_ref()) {
+        r.line(
+            Verdict::Fail,
+            "spool",
+            format!(
+                "{} record(s) wait because their credentials were refused (last: {}); nothing is discarded: fix the token or key, then `ddcoterm spool flush`",
+                creds.len(),
+                last.last_error
+            ),
+        );
+    }
+    match spool.dead_letters() {
+        Ok(dead) if !dead.is_empty() => r.line(
+            Verdict::Warn,
+            "spool",
+            format!(
+                "{} dead letter(s) refused for good (last: {}); `ddcoterm spool status` lists them",
+                dead.len(),
+                dead.last().map(|d| d.state.last_error.as_str()).unwrap_or_default()
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => r.line(Verdict::Fail, "spool", e.to_string()),
+    }
     let refused: Vec<_> = entries.iter().filter(|e| e.state.as_ref().is_some_and(|s| s.permanent)).collect();
     if let Some(last) = refused.last().and_then(|e| e.state.as_ref()) {
         r.line(

@@ -12,7 +12,6 @@ pub mod guard;
 pub mod init;
 pub mod intercept;
 pub mod lint_prompt;
-pub mod outputs;
 pub mod play;
 pub mod policy_cmd;
 pub mod record;

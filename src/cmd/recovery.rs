@@ -7,18 +7,20 @@
 //! between any two steps is resumed by the next one without sending anything twice:
 //! 1. publish the journal's last record if its writer died between journaling and publishing it;
 //! 2. cut a torn last line off the `.cast`, and append the exit marker (`exit unknown`) unless one is there;
-//! 3. spool the create record if the recorder never did, then the `.cast` bytes after the last journaled
-//!    chunk as the next chunks (same sequence, same byte offsets);
-//! 4. spool the wrapped command's process event (exit code unknown) and the end record, unless journaled;
+//! 3. spool the create record if the recorder never did, chunk 0 (the header line) if no chunk was journaled,
+//!    then the `.cast` bytes after the last journaled chunk as the next chunks (same sequence, same byte
+//!    offsets, the hash chain continued from the last journaled chunk's bytes);
+//! 4. spool the wrapped command's process events, the Datadog session event and the end record, unless
+//!    journaled;
 //! 5. remove the recorder lock, the journal and the session's orphaned temp files.
 
-use super::outputs::{self, chunk_record, group_of, session_record};
 use crate::config::Loaded;
-use crate::datadog::payload;
 use crate::model::Action;
 use crate::recorder::fanout::CHUNK_BYTES;
 use crate::recorder::recovery::{self as rec, Claimed, Entry, Journal};
-use crate::spool::{Class, Record, Spool};
+use crate::spool::{Record, Spool};
+use crate::upload::kinds::{self, group_of, Chain};
+use crate::upload::Uploader;
 use anyhow::Context;
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -71,11 +73,28 @@ pub fn recordings_dir(loaded: &Loaded) -> PathBuf {
     loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings())
 }
 
-/// Spools through this process's sender (a recorded session's, which sends them with its own).
-pub fn via_sender(
-    loaded: &Loaded,
+/// Spools through this process's uploader (a recorded session's, which sends them with its own).
+pub fn via_uploader(
+    up: &Uploader,
 ) -> impl Fn(Record, &mut dyn FnMut(&str) -> std::io::Result<()>) -> anyhow::Result<()> + Sync + '_ {
-    move |r, j| outputs::enqueue_journaled(loaded, r, j).map(|_| ())
+    move |r, j| up.enqueue_journaled(r, j).map(|_| ())
+}
+
+/// Which destinations a recovery writes records for: those of the uploader that runs it, as for the session
+/// the recorder would have finished (records for a destination that is not configured are not written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// The session server's base URL (the link in the Datadog session event).
+    pub server: Option<String>,
+    pub datadog: bool,
+}
+
+impl Targets {
+    /// The destinations `loaded` configures (`server.url`; a Datadog API key).
+    pub fn of(loaded: &Loaded) -> Targets {
+        let key = loaded.settings.connection_config.api_key.as_deref().is_some_and(|k| !k.trim().is_empty());
+        Targets { server: crate::upload::server_url(loaded), datadog: key }
+    }
 }
 
 /// Lock files of sessions in `dir`.
@@ -100,7 +119,8 @@ pub fn sweep(loaded: &Loaded, enqueue: Enqueue<'_>) -> SweepReport {
         return rep;
     }
     let dir = recordings_dir(loaded);
-    let spool = match outputs::open_spool(loaded) {
+    let targets = Targets::of(loaded);
+    let spool = match crate::upload::open_spool(loaded) {
         Ok(s) => s,
         Err(e) => {
             rep.errors.push(format!("{e:#}"));
@@ -111,7 +131,7 @@ pub fn sweep(loaded: &Loaded, enqueue: Enqueue<'_>) -> SweepReport {
         match Claimed::dead(&path) {
             Ok(Some(c)) => {
                 let id = c.info.meta.session_id.clone();
-                match recover(&spool, c, enqueue) {
+                match recover(&spool, c, enqueue, &targets) {
                     Ok(chunks) => rep.sessions.push((id, chunks)),
                     Err(e) => rep.errors.push(format!("session {id}: {e:#}")),
                 }
@@ -140,7 +160,12 @@ fn remove_orphan_journals(dir: &Path) {
 }
 
 /// Finishes one claimed session; returns how many chunks its `.cast` tail gave.
-pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Result<u64> {
+///
+/// The records are the ones the recorder would have written (`upload::kinds`): chunk 0 is the `.cast`'s
+/// header line, chunk n + 1 the next bytes, each chunk's `prev_sha256` the hash of the chunk before it, read
+/// back from the `.cast` at the byte range the journal gives (chunk 0's: the hash of the create body, rebuilt
+/// from the session's metadata). So the server's copy equals the local `.cast` byte for byte.
+pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>, dests: &Targets) -> anyhow::Result<u64> {
     let info = c.info.clone();
     let id = info.meta.session_id.clone();
     // The lock names the recording it covers: only `<id>.cast` beside it is ever read, cut or uploaded.
@@ -167,67 +192,100 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Resul
     }
     let mut journal = Journal::open(&c.journal)?;
     let has = |f: fn(&Entry) -> bool| entries.iter().any(f);
-    let (mut seq, mut start) = entries
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Entry::Chunk { seq, end, .. } => Some((seq + 1, *end)),
-            _ => None,
-        })
-        .unwrap_or((0, info.header_len));
+    let me = std::process::id();
+    // The last chunk the recorder (or an earlier recovery) spooled: its seq and its bytes in the `.cast`.
+    let last_chunk = entries.iter().rev().find_map(|e| match e {
+        Entry::Chunk { seq, start, end, .. } => Some((*seq, *start, *end)),
+        _ => None,
+    });
     let record = info.meta.actions.contains(&Action::Record);
+    let to_server = record && dests.server.is_some();
     let mut exit_code = None;
     let mut duration_ms = 0;
     let mut chunks = 0;
+    // The server's seq of the last chunk spooled, once there is one.
+    let mut last_seq = last_chunk.map(|(seq, ..)| seq);
     if let (true, Some(cast)) = (record, &info.cast) {
         // 2. + 3.
+        let start = last_chunk.map_or(info.header_len, |(_, _, end)| end);
         let tail = finish_cast(cast, start)?;
         exit_code = tail.exit_code;
         duration_ms = (tail.last_t * 1000.0) as u64;
-        if !has(|e| matches!(e, Entry::Create { .. })) {
-            let r = session_record(
-                outputs::KIND_SESSION_CREATE,
-                Class::Normal,
-                &id,
-                payload::session_create(&info.meta),
-            );
-            enqueue(r, &mut |file| {
-                journal.append(&Entry::Create { file: file.into(), pid: std::process::id() })
-            })?;
-        }
-        for (a, b) in rec::cut_chunks(&tail.bytes, 0, tail.bytes.len(), CHUNK_BYTES) {
-            let (from, to) = (start + a as u64, start + b as u64);
-            let r = chunk_record(&id, seq, tail.bytes[a..b].to_vec());
-            enqueue(r, &mut |file| {
-                journal.append(&Entry::Chunk {
-                    seq,
-                    start: from,
-                    end: to,
-                    file: file.into(),
-                    pid: std::process::id(),
-                })
-            })?;
-            seq += 1;
-            start = to;
-            chunks += 1;
+        if to_server {
+            let (create, root) = kinds::create_record(&info.meta);
+            if !has(|e| matches!(e, Entry::Create { .. })) {
+                enqueue(create, &mut |file| journal.append(&Entry::Create { file: file.into(), pid: me }))?;
+            }
+            let mut chain = match last_chunk {
+                Some((seq, from, to)) => {
+                    read_range(cast, from, to)?.map(|b| Chain::resume(seq, ddcoterm_wire::chunk_hash(&b)))
+                }
+                // Chunk 0 is the header line, exactly the `.cast`'s first line.
+                None => match read_range(cast, 0, info.header_len)? {
+                    Some(header) => {
+                        let mut chain = Chain::new(root);
+                        let r = chain.chunk(&id, header);
+                        let (from, to) = (0, info.header_len);
+                        enqueue(r, &mut |file| {
+                            journal.append(&Entry::Chunk {
+                                seq: 0,
+                                start: from,
+                                end: to,
+                                file: file.into(),
+                                pid: me,
+                            })
+                        })?;
+                        last_seq = Some(0);
+                        Some(chain)
+                    }
+                    None => None,
+                },
+            };
+            if let Some(chain) = chain.as_mut() {
+                for (a, b) in rec::cut_chunks(&tail.bytes, 0, tail.bytes.len(), CHUNK_BYTES) {
+                    let (s, e) = (start + a as u64, start + b as u64);
+                    let seq = chain.next_seq();
+                    let r = chain.chunk(&id, tail.bytes[a..b].to_vec());
+                    enqueue(r, &mut |file| {
+                        journal.append(&Entry::Chunk { seq, start: s, end: e, file: file.into(), pid: me })
+                    })?;
+                    last_seq = Some(seq);
+                    chunks += 1;
+                }
+            }
         }
     }
-    // 4.
+    // 4. The wrapped command's process event, to each destination the recorder sends it to, in the
+    // recorder's order (server, then Datadog): those already journaled are not sent again.
     if let Some(ev) = &info.event {
-        if info.meta.actions.contains(&Action::ProcessInfo) && !has(|e| matches!(e, Entry::Event { .. })) {
+        if info.meta.actions.contains(&Action::ProcessInfo) {
             let mut ev = ev.clone();
             ev.exit_code = exit_code;
             ev.duration_ms = duration_ms;
-            let r = Record::new(outputs::KIND_EVENT, Class::Normal, payload::process_event(&ev));
-            enqueue(r, &mut |file| {
-                journal.append(&Entry::Event { file: file.into(), pid: std::process::id() })
-            })?;
+            let mut wanted = Vec::new();
+            if dests.server.is_some() {
+                wanted.push(kinds::events_record(&ev));
+            }
+            if dests.datadog {
+                wanted.push(kinds::datadog_event_record(&ev));
+            }
+            let done = entries.iter().filter(|e| matches!(e, Entry::Event { .. })).count();
+            for r in wanted.into_iter().skip(done) {
+                enqueue(r, &mut |file| journal.append(&Entry::Event { file: file.into(), pid: me }))?;
+            }
         }
     }
-    if record && !has(|e| matches!(e, Entry::End { .. })) {
-        let body = payload::session_end_recovered(exit_code, duration_ms, seq);
-        let r = session_record(outputs::KIND_SESSION_END, Class::Normal, &id, body);
-        enqueue(r, &mut |file| journal.append(&Entry::End { file: file.into(), pid: std::process::id() }))?;
+    let ended = has(|e| matches!(e, Entry::End { .. }));
+    if record && dests.datadog && !ended && !has(|e| matches!(e, Entry::SessionEvent { .. })) {
+        let link = dests.server.as_deref().map(|b| crate::upload::server::session_link(b, &id));
+        let r = kinds::datadog_session_record(&info.meta, exit_code, duration_ms, link.as_deref());
+        enqueue(r, &mut |file| journal.append(&Entry::SessionEvent { file: file.into(), pid: me }))?;
+    }
+    if let (true, false, Some(last_seq)) = (to_server, ended, last_seq) {
+        // When the recorder died is not known: the end is put at its last event.
+        let ended_at = info.started_at_ms + duration_ms;
+        let r = kinds::end_record(&id, ended_at, exit_code, last_seq);
+        enqueue(r, &mut |file| journal.append(&Entry::End { file: file.into(), pid: me }))?;
     }
     // 5.
     drop(journal);
@@ -235,6 +293,19 @@ pub fn recover(spool: &Spool, c: Claimed, enqueue: Enqueue<'_>) -> anyhow::Resul
     let group = group_of(&id);
     spool.sweep_tmp(Duration::ZERO, &|g| g != Some(group.as_str()));
     Ok(chunks)
+}
+
+/// Bytes `from..to` of the `.cast`, or `None` when it is gone (deleted since: what was spooled is all there is).
+fn read_range(path: &Path, from: u64, to: u64) -> anyhow::Result<Option<Vec<u8>>> {
+    let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
+    };
+    let mut buf = vec![0u8; to.saturating_sub(from) as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, from)
+        .with_context(|| format!("reading bytes {from}..{to} of {}", path.display()))?;
+    Ok(Some(buf))
 }
 
 /// The `.cast` bytes after `start` once finished, and how it ended.

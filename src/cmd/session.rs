@@ -1,4 +1,4 @@
-//! Runs a command (or an interactive shell) with its decided actions: recorder + outputs.
+//! Runs a command (or an interactive shell) with its decided actions: recorder + uploads.
 
 use crate::config::{durations, Loaded};
 use crate::dirs::{self, ENV_SESSION};
@@ -178,16 +178,27 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
         None
     };
     let (recorder_lock, journal) = match recorder_lock {
-        Some((l, j)) => (Some(l), Some((j, header.len() as u64))),
+        Some((l, j)) => (Some(l), Some(j)),
         None => (None, None),
     };
     let bastion = agent.is_some();
-    let outputs = match agent {
-        Some((output, _)) => vec![Box::new(output) as Box<dyn crate::model::Output>],
-        None => crate::cmd::outputs::build_journaled(loaded, &req.actions, journal).unwrap_or_else(|e| {
-            tracing::warn!("session outputs unavailable, recording locally only: {e:#}");
-            Vec::new()
-        }),
+    // The session's uploader: owned here, handed to the recorder's output and the recovery sweep, finished
+    // at the end. Without any destination the recording stays local (and says where at the end).
+    let uploader = if bastion {
+        None
+    } else {
+        match crate::upload::Uploader::new(loaded) {
+            Ok(u) => Some(std::sync::Arc::new(u)),
+            Err(e) => {
+                tracing::warn!("uploads unavailable, recording locally only: {e:#}");
+                None
+            }
+        }
+    };
+    let outputs = match (agent, &uploader) {
+        (Some((output, _)), _) => vec![Box::new(output) as Box<dyn crate::model::Output>],
+        (None, Some(up)) => up.session_output(&req.actions, header.clone(), journal).into_iter().collect(),
+        (None, None) => Vec::new(),
     };
     let cfg = PipelineConfig {
         merge_window,
@@ -203,13 +214,24 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     let mut pipeline =
         Pipeline::new(cfg, meta, redactor, cast_file, events, Fanout::new(outputs, &req.actions));
 
-    // The live view exists only when the session is uploaded.
-    let link = match &loaded.settings.connection_config.api_key {
-        Some(_) if record => format!(" and {}", crate::datadog::session_link(&loaded.settings, &session_id)),
-        _ => String::new(),
-    };
+    // The reviewer's link exists only when the session is uploaded; the create may still be spooled, so the
+    // configured server's link is printed now (the server's own answer, if it came, at the end).
+    let uploads = record && uploader.as_ref().is_some_and(|u| u.sends_to(crate::upload::Destination::Server));
+    // Bastion mode: the agent uploads with its own token (it does not start with `server.url` and no token),
+    // so the configured server's link holds for the user too.
+    let agent_link = (bastion && record).then(|| crate::upload::session_link(loaded, &session_id)).flatten();
+    let link_now = uploads
+        .then(|| uploader.as_ref().and_then(|u| u.session_link(&session_id)))
+        .flatten()
+        .or_else(|| agent_link.clone());
     if record {
-        eprintln!("ddcoterm: recording session {session_id} -> {}{link}", cast_path.display());
+        match &link_now {
+            Some(l) => eprintln!(
+                "ddcoterm: recording session {session_id} -> {l} (local copy {})",
+                cast_path.display()
+            ),
+            None => eprintln!("ddcoterm: recording session {session_id} -> {}", cast_path.display()),
+        }
     } else {
         eprintln!("ddcoterm: session {session_id} ({})", req.actions);
     }
@@ -247,18 +269,41 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     // Sessions of recorders that died before are finished now, once the command has run: never on its path,
     // and not beside the recording either (a thread of its own cost the recorder 0.3-0.5 MiB of peak RSS).
     // Their records go out with this session's, within `spool.flush_timeout`.
-    let recovered = crate::cmd::recovery::sweep(loaded, &crate::cmd::recovery::via_sender(loaded));
+    let recovered = match &uploader {
+        Some(up) => crate::cmd::recovery::sweep(loaded, &crate::cmd::recovery::via_uploader(up)),
+        None => Default::default(),
+    };
     if !recovered.sessions.is_empty() || !recovered.errors.is_empty() {
         eprint!("ddcoterm: {recovered}");
     }
-    // Uploads get at most `spool.flush_timeout`; whatever is left stays spooled for a later flush.
-    let report = crate::cmd::outputs::finish(loaded);
-    if report.needs_attention() {
-        eprintln!("ddcoterm: {report}");
+    // Uploads get at most `spool.flush_timeout` (none once the server refuses connections); whatever is left
+    // stays spooled and a background flush sends it.
+    if let Some(up) = &uploader {
+        let report = up.finish();
+        if report.needs_attention() {
+            eprintln!("ddcoterm: {report}");
+        }
     }
     let code = result.map_err(|e| Exit::new(exit::NOT_FOUND, format!("{e:#}")))?;
+    let link_end =
+        uploads.then(|| uploader.as_ref().and_then(|u| u.session_link(&session_id))).flatten().or(agent_link);
     if record {
-        eprintln!("ddcoterm: session {session_id} ended (exit {code}) -> {}{link}", cast_path.display());
+        match link_end {
+            Some(l) => eprintln!("ddcoterm: session {session_id} ended (exit {code}) -> {l}"),
+            None if bastion => {
+                eprintln!("ddcoterm: session {session_id} ended (exit {code}) -> {}", cast_path.display())
+            }
+            None => {
+                let why = uploader
+                    .as_ref()
+                    .and_then(|u| u.server_problem())
+                    .unwrap_or("no session server configured: server.url");
+                eprintln!(
+                    "ddcoterm: session {session_id} ended (exit {code}); recording kept locally at {} ({why})",
+                    cast_path.display()
+                )
+            }
+        }
     } else {
         eprintln!("ddcoterm: session {session_id} ended (exit {code})");
     }

@@ -1,6 +1,6 @@
 //! `ddcoterm spool status|flush`: what waits in the spool and why; send it now.
 
-use super::{context, outputs};
+use super::context;
 use crate::cli::{GlobalArgs, SpoolCommand};
 use crate::datadog::ClientOptions;
 use crate::error::Exit;
@@ -13,10 +13,23 @@ const EXIT_TEMPFAIL: i32 = 75;
 
 pub fn run(g: &GlobalArgs, c: SpoolCommand) -> anyhow::Result<i32> {
     let loaded = context::load(g)?;
-    let spool = outputs::open_spool(&loaded)?;
+    let spool = crate::upload::open_spool(&loaded)?;
     match c {
         SpoolCommand::Status { json } => status(&spool, json),
-        SpoolCommand::Flush { progress } => flush(&loaded, &spool, progress),
+        SpoolCommand::Flush { progress, background: false, dead_letters } => {
+            if dead_letters {
+                let n = spool.requeue_dead()?;
+                println!("{n} dead letter(s) put back in the spool");
+            }
+            flush(&loaded, &spool, progress)
+        }
+        SpoolCommand::Flush { background: true, .. } => {
+            // One background flush per spool; a second one has nothing to add.
+            match crate::upload::flush::BackgroundLock::try_take(spool.dir())? {
+                Some(_lock) => flush(&loaded, &spool, false),
+                None => Ok(0),
+            }
+        }
     }
 }
 
@@ -42,16 +55,33 @@ struct KindCount {
 }
 
 #[derive(Debug, Serialize)]
+struct DeadView {
+    id: String,
+    kind: String,
+    session_id: Option<String>,
+    bytes: u64,
+    status: Option<u16>,
+    /// The receiver's message.
+    message: String,
+    refused_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
 struct StatusView {
     dir: String,
+    /// Records waiting to be sent.
     count: usize,
     bytes: u64,
     max_bytes: u64,
     oldest_ms: Option<u64>,
+    /// Dead letters plus waiting records marked permanent by an earlier version.
     permanent: usize,
+    /// Waiting records whose credentials were refused (HTTP 401/403): they wait for a fixed token or key.
+    credentials_refused: usize,
     dropped: usize,
     by_kind: BTreeMap<String, KindCount>,
     records: Vec<RecordView>,
+    dead_letters: Vec<DeadView>,
 }
 
 fn view(spool: &Spool, e: &Entry) -> RecordView {
@@ -81,16 +111,31 @@ fn status(spool: &Spool, json: bool) -> anyhow::Result<i32> {
         k.count += 1;
         k.bytes += r.bytes;
     }
+    let dead_letters: Vec<DeadView> = spool
+        .dead_letters()?
+        .into_iter()
+        .map(|d| DeadView {
+            id: d.id,
+            kind: d.kind,
+            session_id: d.session_id,
+            bytes: d.bytes,
+            status: d.state.status,
+            message: d.state.last_error,
+            refused_ms: d.state.updated_ms,
+        })
+        .collect();
     let v = StatusView {
         dir: spool.dir().display().to_string(),
         count: records.len(),
         bytes: records.iter().map(|r| r.bytes).sum(),
         max_bytes: spool.max_bytes(),
         oldest_ms: records.iter().map(|r| r.created_ms).min(),
-        permanent: records.iter().filter(|r| r.permanent).count(),
+        permanent: records.iter().filter(|r| r.permanent).count() + dead_letters.len(),
+        credentials_refused: records.iter().filter(|r| matches!(r.status, Some(401 | 403))).count(),
         dropped: spool.dropped().len(),
         by_kind,
         records,
+        dead_letters,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -126,8 +171,22 @@ fn status(spool: &Spool, json: bool) -> anyhow::Result<i32> {
             );
         }
     }
-    if v.permanent > 0 {
-        println!("{} record(s) were refused; fix the cause, then run `ddcoterm spool flush`", v.permanent);
+    if v.credentials_refused > 0 {
+        println!(
+            "{} record(s) wait because their credentials were refused (HTTP 401/403): fix the session server's host token (server.token_file) or the Datadog key; nothing is discarded",
+            v.credentials_refused
+        );
+    }
+    if !v.dead_letters.is_empty() {
+        println!(
+            "{} dead letter(s), refused for good (kept in {}/dead; `ddcoterm spool flush --dead-letters` puts them back once fixed):",
+            v.dead_letters.len(),
+            v.dir
+        );
+        for d in &v.dead_letters {
+            let session = d.session_id.as_deref().map(|s| format!(" session {s}")).unwrap_or_default();
+            println!("  {} {}{session}: {}", d.id, d.kind, d.message);
+        }
     }
     Ok(0)
 }
@@ -148,7 +207,15 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
         println!("spool is empty: nothing to send");
         return Ok(0);
     }
-    let deliver = outputs::DatadogDeliver::from_loaded(loaded, ClientOptions::default())?;
+    let deliver = crate::upload::deliverer(loaded, ClientOptions::default(), Default::default());
+    if deliver.server.is_none() && deliver.datadog.is_none() {
+        let why: Vec<&str> =
+            [deliver.no_server.as_deref(), deliver.no_datadog.as_deref()].into_iter().flatten().collect();
+        anyhow::bail!(Exit::new(
+            crate::error::exit::CONFIG,
+            format!("nothing can be sent: {}", why.join("; "))
+        ));
+    }
     let bar = if progress {
         let b = indicatif::ProgressBar::new(total as u64);
         b.set_style(
@@ -168,13 +235,22 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
             }
         }
     };
+    if !progress {
+        eprintln!("sending {total} record(s)...");
+    }
     let report = spool::flush(spool, &deliver, &FlushOptions::default(), &on)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    println!("delivered {} record(s)", report.delivered);
+    // The same words and numbers as `spool status`.
+    println!(
+        "delivered {} record(s); {} refused for good (dead letters); {} still waiting",
+        report.delivered,
+        report.permanent.len(),
+        report.pending.len()
+    );
     if !report.permanent.is_empty() {
-        eprintln!("{} record(s) refused and kept in the spool:", report.permanent.len());
+        eprintln!("{} record(s) refused and moved to the dead letters:", report.permanent.len());
         for (id, err) in &report.permanent {
             eprintln!("  {id}: {err}");
         }

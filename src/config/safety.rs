@@ -16,6 +16,7 @@
 //! | `redaction.patterns` | union: the user's patterns are added to the organisation's |
 //! | `spool.max_bytes` | the larger limit (a small spool would evict evidence) |
 //! | `spool.dir`, `recording.dir` | set by the organisation: its value, always |
+//! | `server.url`, `server.token_file` | set by the organisation: its value, always |
 //! | `recording.input`, `recording.shell_integration` | `true` wins |
 
 use super::durations;
@@ -68,6 +69,8 @@ pub fn enforce(floor: &Settings, org: &OrgValues<'_>, merged: &mut Settings, war
     pin!("approval.requester_handle", approval.requester_handle);
     pin!("spool.dir", spool.dir);
     pin!("recording.dir", recording.dir);
+    pin!("server.url", server.url);
+    pin!("server.token_file", server.token_file);
 
     // `true` is the tighter value (or `false`, for allow_loopback).
     macro_rules! true_wins {
@@ -196,6 +199,23 @@ mod tests {
         let mut merged = Settings::default();
         merged.connection_config.host = "app.datadoghq.eu".into();
         assert!(run(&Settings::default(), "{}", &mut merged).is_empty(), "no org host: the user's own site");
+    }
+
+    #[test]
+    fn server_is_pinned_where_the_organisation_set_it() {
+        let mut floor = Settings::default();
+        floor.server.url = Some("https://sessions.example.com".into());
+        floor.server.token_file = Some("/etc/ddcoterm/server-token".into());
+        let mut merged = floor.clone();
+        merged.server.url = Some("http://127.0.0.1:9".into());
+        merged.server.token_file = Some("/home/mallory/token".into());
+        let org = "server:\n  url: https://sessions.example.com\n  token_file: /etc/ddcoterm/server-token\n";
+        let w = run(&floor, org, &mut merged);
+        assert_eq!(merged.server, floor.server, "a user cannot redirect recordings");
+        assert_eq!(w.len(), 2, "{w:#?}");
+        let mut merged = Settings::default();
+        merged.server.url = Some("http://127.0.0.1:7780".into());
+        assert!(run(&Settings::default(), "{}", &mut merged).is_empty(), "no org server: the user's own");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Settings {
     pub approval: ApprovalSettings,
     pub break_glass: BreakGlassSettings,
     pub spool: SpoolSettings,
+    /// The session server recordings are uploaded to (DESIGN.md §12); unset: recordings stay local.
+    pub server: ServerSettings,
     pub bundles: BundleSettings,
     pub shims: ShimSettings,
     pub lints: LintSettings,
@@ -202,12 +204,31 @@ pub struct SpoolSettings {
     pub max_bytes: u64,
     /// How long a finished command may wait for uploads before leaving the rest spooled.
     pub flush_timeout: String,
+    /// Start `ddcoterm spool flush --background` (detached, one at a time) for what a command leaves behind.
+    pub background_flush: bool,
 }
 
 impl Default for SpoolSettings {
     fn default() -> Self {
-        SpoolSettings { dir: None, max_bytes: 512 * 1024 * 1024, flush_timeout: "3s".into() }
+        SpoolSettings {
+            dir: None,
+            max_bytes: 512 * 1024 * 1024,
+            flush_timeout: "3s".into(),
+            background_flush: true,
+        }
     }
+}
+
+/// `server.*`: where recordings go (DESIGN.md §12). Safety keys: set by the organisation, a user cannot
+/// point them elsewhere (src/config/safety.rs), so nobody redirects the recordings of a fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Base URL of `ddcoterm-server` (`https://sessions.example.com`); links are `<url>/sessions/<id>`.
+    pub url: Option<String>,
+    /// File holding the host token (one line). The token is read only from this file, never from a
+    /// configuration value or a variable, so it never sits in a shell's environment or a config dump.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Signed rule bundles (trusted keys are honoured from the system layer only).

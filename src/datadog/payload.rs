@@ -1,4 +1,5 @@
-//! Request shapes: events, log batches and our session endpoints, built from the shared model (pure, no I/O).
+//! Request shapes: events and log batches, built from the shared model (pure, no I/O). Recordings go to the
+//! session server (`upload/`), never to a Datadog endpoint that is not documented.
 
 use super::client::{Method, Request};
 use super::site::Api;
@@ -15,52 +16,35 @@ pub const MAX_LOG_PAYLOAD: usize = 5 * 1000 * 1000;
 /// A single log above 1 MB is truncated by Datadog; we cut it ourselves, on a char boundary.
 pub const MAX_LOG_ENTRY: usize = 1000 * 1000;
 
-/// `source_type_name` of every event we send.
+/// `source_type_name` of process and audit events.
 pub const SOURCE_TYPE: &str = "coterm_process_info";
+/// `source_type_name` of the one event per recorded session.
+pub const SESSION_SOURCE_TYPE: &str = "coterm_session";
 
-/// Every call ddcoterm makes for a session; `request(body)` gives path, API, content type and headers.
+/// Every Datadog call ddcoterm makes for a session; `request(body)` gives path, API, content type and headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    /// `POST /api/v1/events` (process events, audit events).
+    /// `POST /api/v1/events` (process, session and audit events).
     Event,
     /// `POST /api/v2/logs` (gzip JSON array).
     Logs,
-    /// `POST /api/unstable/coterm/sessions`.
-    SessionCreate,
-    /// `PUT /api/unstable/coterm/sessions/{id}/chunks/{seq}` (gzip asciicast lines, idempotent by seq).
-    SessionChunk { session_id: String, seq: u64 },
-    /// `POST /api/unstable/coterm/sessions/{id}/end`.
-    SessionEnd { session_id: String },
 }
 
 impl Call {
     pub fn request(&self, body: Vec<u8>) -> Request {
-        let (api, method, path, content_type, gzip) = match self {
-            Call::Event => (Api::Api, Method::Post, "/api/v1/events".to_string(), "application/json", false),
-            Call::Logs => (Api::Logs, Method::Post, "/api/v2/logs".to_string(), "application/json", true),
-            Call::SessionCreate => (
-                Api::Api,
-                Method::Post,
-                "/api/unstable/coterm/sessions".to_string(),
-                "application/json",
-                false,
-            ),
-            Call::SessionChunk { session_id, seq } => (
-                Api::Api,
-                Method::Put,
-                format!("/api/unstable/coterm/sessions/{}/chunks/{seq}", path_segment(session_id)),
-                "application/x-asciicast",
-                true,
-            ),
-            Call::SessionEnd { session_id } => (
-                Api::Api,
-                Method::Post,
-                format!("/api/unstable/coterm/sessions/{}/end", path_segment(session_id)),
-                "application/json",
-                false,
-            ),
+        let (api, path, gzip) = match self {
+            Call::Event => (Api::Api, "/api/v1/events", false),
+            Call::Logs => (Api::Logs, "/api/v2/logs", true),
         };
-        Request { api, method, path, content_type, gzip, app_key: false, body }
+        Request {
+            api,
+            method: Method::Post,
+            path: path.to_string(),
+            content_type: "application/json",
+            gzip,
+            app_key: false,
+            body,
+        }
     }
 }
 
@@ -176,43 +160,41 @@ pub fn audit_event(what: &str, a: &AuditEvent) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// The session create body (our endpoint): the metadata the cast header also carries.
-pub fn session_create(meta: &SessionMeta) -> Vec<u8> {
-    let mut body = json!({
-        "session_id": meta.session_id,
-        "command": meta.command,
-        "user": meta.user,
-        "hostname": meta.hostname,
-        "cwd": meta.cwd,
-        "actions": meta.actions,
-        "rule": meta.rule,
-        "started_at": meta.started_at,
-        "width": meta.width,
-        "height": meta.height,
-        "tags": meta.tags,
+/// The Events API body of one recorded session (`coterm_session`): who ran what where, how it ended, and the
+/// session server's link when there is one. `exit_code` is `None` when unknown (a recovered session).
+pub fn session_event(
+    meta: &SessionMeta,
+    exit_code: Option<i32>,
+    duration_ms: u64,
+    link: Option<&str>,
+) -> Vec<u8> {
+    let exit = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+    let mut tags = vec![
+        format!("session_id:{}", meta.session_id),
+        format!("exit_code:{exit}"),
+        format!("user:{}", meta.user),
+        format!("host:{}", meta.hostname),
+        "source:coterm".to_string(),
+    ];
+    tags.extend(meta.tags.iter().cloned());
+    let link_line = link.map(|l| format!("\n- recording: {l}")).unwrap_or_default();
+    let body = json!({
+        "title": truncate(&format!("{} recorded `{}` on {}", meta.user, meta.command, meta.hostname), 100),
+        "text": truncate(
+            &format!(
+                "%%% \n`{}`\n\n- exit code: {exit}\n- duration: {duration_ms} ms\n- user: {}\n- host: {}\n- session: {}{link_line}\n %%%",
+                meta.command, meta.user, meta.hostname, meta.session_id
+            ),
+            4000
+        ),
+        "source_type_name": SESSION_SOURCE_TYPE,
+        "alert_type": if exit_code.is_some_and(|c| c != 0) { "error" } else { "info" },
+        "host": meta.hostname,
+        "date_happened": meta.started_at,
+        "aggregation_key": meta.session_id,
+        "tags": tags,
     });
-    if let Some(ssh) = &meta.ssh {
-        body["ssh"] = json!(ssh);
-    }
     serde_json::to_vec(&body).unwrap_or_default()
-}
-
-/// The session end body: how it ended and how many chunks the viewer should expect.
-pub fn session_end(exit_code: i32, duration_ms: u64, chunks: u64) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "exit_code": exit_code, "duration_ms": duration_ms, "chunks": chunks }))
-        .unwrap_or_default()
-}
-
-/// The end body of a session finished by recovery after its recorder died: the exit status is `null` when the
-/// recorder did not write it, and `recovered` says the end time is the last recorded event's.
-pub fn session_end_recovered(exit_code: Option<i32>, duration_ms: u64, chunks: u64) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "exit_code": exit_code,
-        "duration_ms": duration_ms,
-        "chunks": chunks,
-        "recovered": true,
-    }))
-    .unwrap_or_default()
 }
 
 /// One log entry for a terminal snapshot.
@@ -313,23 +295,15 @@ mod tests {
     }
 
     #[test]
-    fn session_create_carries_the_ssh_origin_only_under_sshd() {
-        let v: Value = serde_json::from_slice(&session_create(&meta())).unwrap();
-        assert_eq!(v["user"], "ana");
-        assert!(v.get("ssh").is_none(), "{v}");
-        let mut m = meta();
-        m.ssh = Some(crate::model::SshOrigin {
-            client_addr: "2001:db8::5".into(),
-            client_port: 40000,
-            server_addr: "10.0.0.1".into(),
-            server_port: 22,
-            auth_method: Some("publickey".into()),
-            key_type: Some("ssh-ed25519".into()),
-            key_fingerprint: Some("SHA256:Eic043cFKZcIsHM3Bq9AOdfK/dJ+FZRwTL/VWC0yZVo".into()),
-        });
-        let v: Value = serde_json::from_slice(&session_create(&m)).unwrap();
-        assert_eq!(v["ssh"]["client_addr"], "2001:db8::5");
-        assert_eq!(v["ssh"]["key_fingerprint"], "SHA256:Eic043cFKZcIsHM3Bq9AOdfK/dJ+FZRwTL/VWC0yZVo");
+    fn session_event_names_the_link_only_when_there_is_one() {
+        let v: Value = serde_json::from_slice(&session_event(&meta(), Some(0), 1200, None)).unwrap();
+        assert_eq!(v["source_type_name"], "coterm_session");
+        assert!(!v["text"].as_str().unwrap().contains("recording:"), "{v}");
+        let v: Value =
+            serde_json::from_slice(&session_event(&meta(), Some(2), 5, Some("https://s.example/sessions/x")))
+                .unwrap();
+        assert_eq!(v["alert_type"], "error");
+        assert!(v["text"].as_str().unwrap().contains("https://s.example/sessions/x"), "{v}");
     }
 
     #[test]
@@ -337,28 +311,6 @@ mod tests {
         let cases = [
             (Call::Event, Api::Api, Method::Post, "/api/v1/events", false),
             (Call::Logs, Api::Logs, Method::Post, "/api/v2/logs", true),
-            (Call::SessionCreate, Api::Api, Method::Post, "/api/unstable/coterm/sessions", false),
-            (
-                Call::SessionChunk { session_id: "s1".into(), seq: 7 },
-                Api::Api,
-                Method::Put,
-                "/api/unstable/coterm/sessions/s1/chunks/7",
-                true,
-            ),
-            (
-                Call::SessionEnd { session_id: "s1".into() },
-                Api::Api,
-                Method::Post,
-                "/api/unstable/coterm/sessions/s1/end",
-                false,
-            ),
-            (
-                Call::SessionEnd { session_id: "a/../b".into() },
-                Api::Api,
-                Method::Post,
-                "/api/unstable/coterm/sessions/a%2F..%2Fb/end",
-                false,
-            ),
         ];
         for (call, api, method, path, gz) in cases {
             let r = call.request(vec![]);

@@ -10,9 +10,11 @@
 //! - `<id>.journal`: one line per spool record committed for the session, appended and fsync'd after the
 //!   record's temp file is complete and before it is published (`Spool::enqueue_journaled`; chunk lines are
 //!   fsync'd, see [`Journal::append`]):
-//!   `create <file> <pid>`, `chunk <seq> <start> <end> <file> <pid>`, `event <file> <pid>`, `end <file> <pid>`.
-//!   A chunk line says that `.cast` bytes `start..end` are chunk `seq`; `pid` wrote the temp file, so a journaled
-//!   record that was never published is found under `tmp/<file>.<pid>.tmp`.
+//!   `create <file> <pid>`, `chunk <seq> <start> <end> <file> <pid>`, `event <file> <pid>`, `end <file> <pid>`,
+//!   `session-event <file> <pid>` (the Datadog session event, written by a recovery).
+//!   A chunk line says that `.cast` bytes `start..end` are chunk `seq` (chunk 0 is the header line, `0..header_len`,
+//!   as the session server numbers them); `pid` wrote the temp file, so a journaled record that was never
+//!   published is found under `tmp/<file>.<pid>.tmp`.
 
 use super::cast;
 use crate::model::{ProcessEvent, SessionMeta};
@@ -53,7 +55,7 @@ pub struct RecorderInfo {
     pub meta: SessionMeta,
     /// The local recording, when the session has `record`.
     pub cast: Option<PathBuf>,
-    /// Length of the `.cast` header line: the first chunk starts there.
+    /// Length of the `.cast` header line (chunk 0): the recorder's first event chunk starts there.
     pub header_len: u64,
     /// The wrapped command's process event, when one is due at the end (`process_info` on `ddcoterm -- CMD`);
     /// exit code and duration are filled in when it is sent.
@@ -194,10 +196,30 @@ impl Claimed {
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    Create { file: String, pid: u32 },
-    Chunk { seq: u64, start: u64, end: u64, file: String, pid: u32 },
-    Event { file: String, pid: u32 },
-    End { file: String, pid: u32 },
+    Create {
+        file: String,
+        pid: u32,
+    },
+    Chunk {
+        seq: u64,
+        start: u64,
+        end: u64,
+        file: String,
+        pid: u32,
+    },
+    Event {
+        file: String,
+        pid: u32,
+    },
+    End {
+        file: String,
+        pid: u32,
+    },
+    /// The Datadog `coterm_session` event a recovery sends (the recorder sends it after its end).
+    SessionEvent {
+        file: String,
+        pid: u32,
+    },
 }
 
 impl Entry {
@@ -207,7 +229,8 @@ impl Entry {
             Entry::Create { file, pid }
             | Entry::Chunk { file, pid, .. }
             | Entry::Event { file, pid }
-            | Entry::End { file, pid } => (file, *pid),
+            | Entry::End { file, pid }
+            | Entry::SessionEvent { file, pid } => (file, *pid),
         }
     }
 
@@ -219,6 +242,7 @@ impl Entry {
             }
             Entry::Event { file, pid } => format!("event {file} {pid}\n"),
             Entry::End { file, pid } => format!("end {file} {pid}\n"),
+            Entry::SessionEvent { file, pid } => format!("session-event {file} {pid}\n"),
         }
     }
 
@@ -229,6 +253,7 @@ impl Entry {
             ["create", f, p] => Some(Entry::Create { file: file(f)?, pid: p.parse().ok()? }),
             ["event", f, p] => Some(Entry::Event { file: file(f)?, pid: p.parse().ok()? }),
             ["end", f, p] => Some(Entry::End { file: file(f)?, pid: p.parse().ok()? }),
+            ["session-event", f, p] => Some(Entry::SessionEvent { file: file(f)?, pid: p.parse().ok()? }),
             ["chunk", s, a, b, f, p] => Some(Entry::Chunk {
                 seq: s.parse().ok()?,
                 start: a.parse().ok()?,
@@ -419,6 +444,7 @@ mod tests {
             Entry::Chunk { seq: 0, start: 10, end: 20, file: "1-2-4~b~s.rec".into(), pid: 7 },
             Entry::Event { file: "1-2-5~n~.rec".into(), pid: 8 },
             Entry::End { file: "1-2-6~n~s.rec".into(), pid: 8 },
+            Entry::SessionEvent { file: "1-2-7~n~.rec".into(), pid: 8 },
         ];
         let mut j = Journal::open(&p).unwrap();
         for e in &entries {

@@ -101,7 +101,8 @@ pub struct FlushReport {
     pub delivered: u64,
     /// Failed attempts (each record may fail several times before it is delivered).
     pub failed_attempts: u64,
-    /// Records still spooled with a permanent error: (id, last error).
+    /// Records refused permanently in this run (moved to the dead letters) or still spooled with a
+    /// permanent error written by an earlier version: (id, the receiver's message).
     pub permanent: Vec<(RecordId, String)>,
     /// Records still spooled that may succeed later: (id, last error or "not attempted").
     pub pending: Vec<(RecordId, String)>,
@@ -272,6 +273,12 @@ pub(crate) fn pass(
                             next_attempt_ms: now_ms() + delay.as_millis() as u64,
                             updated_ms: now_ms(),
                         };
+                        if f.permanent {
+                            // A dead letter: out of the lane, so the records after it go on.
+                            claim.bury(&st)?;
+                            on(&e, &Outcome::Failed(f));
+                            continue 'lane;
+                        }
                         claim.set_state(&st)?;
                         drop(claim);
                         if !f.permanent
@@ -319,10 +326,18 @@ pub fn flush(
     let run = Run::default();
     let delivered = std::sync::atomic::AtomicU64::new(0);
     let failed = std::sync::atomic::AtomicU64::new(0);
+    let dead: Mutex<Vec<(RecordId, String)>> = Mutex::new(Vec::new());
     let count = |e: &Entry, o: &Outcome| {
         match o {
             Outcome::Delivered => delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            Outcome::Failed(_) => failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            Outcome::Failed(f) => {
+                if f.permanent {
+                    if let Ok(mut d) = dead.lock() {
+                        d.push((e.id.clone(), f.message.clone()));
+                    }
+                }
+                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            }
         };
         on(e, o);
     };
@@ -345,6 +360,7 @@ pub fn flush(
     let mut report = FlushReport {
         delivered: delivered.into_inner(),
         failed_attempts: failed.into_inner(),
+        permanent: dead.into_inner().unwrap_or_default(),
         ..Default::default()
     };
     for e in spool.entries()? {
@@ -430,28 +446,31 @@ mod tests {
     }
 
     #[test]
-    fn permanent_failures_stay_with_their_error_and_block_their_group() {
+    fn permanent_failures_become_dead_letters_and_never_block_their_group() {
         let t = tempfile::tempdir().unwrap();
         let s = Spool::open(t.path(), 0).unwrap();
         s.enqueue(Record::new("k", Class::Normal, b"create".to_vec()).in_group("g")).unwrap();
         s.enqueue(Record::new("k", Class::Bulk, b"chunk".to_vec()).in_group("g")).unwrap();
         s.enqueue(Record::new("k", Class::Normal, b"other".to_vec())).unwrap();
-        let d = script(|r, _| (r.body == b"create").then(|| Failure::permanent("HTTP 403: Forbidden")));
+        let d = script(|r, _| (r.body == b"create").then(|| Failure::permanent("HTTP 422: bad create")));
         let rep = flush(&s, &d, &fast(), &|_, _| {}).unwrap();
-        assert_eq!(rep.delivered, 1);
+        assert_eq!(rep.delivered, 2, "the chunk after the refused create still goes");
         assert_eq!(rep.permanent.len(), 1);
-        assert_eq!(rep.permanent[0].1, "HTTP 403: Forbidden");
-        assert_eq!(rep.pending.len(), 1, "the chunk waits behind its create");
-        // A background-style pass does not retry permanent records.
-        let bg = FlushOptions { retry_permanent: false, ignore_schedule: false, ..fast() };
+        assert_eq!(rep.permanent[0].1, "HTTP 422: bad create");
+        assert!(rep.pending.is_empty());
+        let dead = s.dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].state.last_error, "HTTP 422: bad create");
+        assert!(dead[0].state.permanent);
+        // Never retried by itself: a later flush does not see it.
         let calls = d.calls.load(Ordering::SeqCst);
-        flush(&s, &d, &bg, &|_, _| {}).unwrap();
+        flush(&s, &d, &fast(), &|_, _| {}).unwrap();
         assert_eq!(d.calls.load(Ordering::SeqCst), calls);
-        // An explicit flush retries once; when the key is fixed everything goes, in order.
+        // Put back on request (the cause fixed): delivered.
+        assert_eq!(s.requeue_dead().unwrap(), 1);
         let ok = script(|_, _| None);
-        let rep = flush(&s, &ok, &fast(), &|_, _| {}).unwrap();
-        assert_eq!(rep.delivered, 2);
-        assert_eq!(*ok.accepted.lock().unwrap(), vec![b"create".to_vec(), b"chunk".to_vec()]);
+        assert_eq!(flush(&s, &ok, &fast(), &|_, _| {}).unwrap().delivered, 1);
+        assert_eq!(*ok.accepted.lock().unwrap(), vec![b"create".to_vec()]);
     }
 
     #[test]

@@ -74,3 +74,8 @@ pub fn atomic_write_parts_then(
     }
     res
 }
+
+/// fsyncs a directory, so that a rename into or out of it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -5,6 +5,7 @@
 //! - `<id>~<class>~<group>.rec` (0600): a JSON header line (`kind`, `meta`, `created_ms`, `body_len`) then the body.
 //! - `<id>.state` (0600): attempts, last error, next attempt time, permanent flag; absent until a failure.
 //! - `tmp/`: files being written (renamed into place when complete).
+//! - `dead/`: dead letters, records refused permanently, each with its `.state` (the receiver's message).
 //! - `dropped.log`: one line per record dropped because the spool was full.
 //!
 //! A sender locks a `.rec` file (fs4 `flock`) for as long as it delivers it and re-checks that the file still
@@ -12,11 +13,13 @@
 //! with `Spool::open(dir, max)?.enqueue(Record::new("audit.break_glass", Class::Audit, json))`; see
 //! `docs/datadog.md` for the audit JSON fields.
 
+pub mod dead;
 pub mod flush;
 pub mod fsutil;
 pub mod record;
 pub mod sender;
 
+pub use dead::DeadLetter;
 pub use flush::{flush, Backoff, Deliver, Failure, FlushOptions, FlushReport, Outcome};
 pub use record::{Class, Record, RecordId, Stored};
 pub use sender::{DrainReport, Sender, SenderOptions};

@@ -141,18 +141,25 @@ impl Sender {
     /// stops the thread (an in-flight request is abandoned, its record stays spooled). Returns at `deadline` at
     /// the latest, whatever the network does.
     pub fn drain(&self, deadline: Instant) -> DrainReport {
+        self.drain_while(deadline, &|| true)
+    }
+
+    /// [`Sender::drain`] that also stops as soon as `keep_waiting` says false (checked after every delivery
+    /// outcome and at least every 50 ms): a destination known to refuse connections is not waited for.
+    pub fn drain_while(&self, deadline: Instant, keep_waiting: &dyn Fn() -> bool) -> DrainReport {
         let mut st = match self.shared.st.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
         st.kicked = true;
         self.shared.cv.notify_all();
-        while !st.own.is_empty() && !st.stop {
+        while !st.own.is_empty() && !st.stop && keep_waiting() {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            st = match self.shared.cv.wait_timeout(st, deadline - now) {
+            let slice = (deadline - now).min(Duration::from_millis(50));
+            st = match self.shared.cv.wait_timeout(st, slice) {
                 Ok((s, _)) => s,
                 Err(p) => p.into_inner().0,
             };

@@ -6,9 +6,13 @@
 //! let fake = support::Fake::start();
 //! fake.fail_next([support::Fault::Status(503)]);
 //! // ... run ddcoterm with connection_config.host = fake.uri() ...
-//! let chunks = fake.accepted_path_prefix("/api/unstable/coterm/sessions/");
+//! let events = fake.accepted_path_prefix("/api/v1/events");
 //! ```
+//! Recordings go to the session server, never to Datadog: tests that check uploads start the REAL
+//! `ddcoterm-server` (`server.rs`).
 #![allow(dead_code)]
+
+pub mod server;
 
 use flate2::read::GzDecoder;
 use rand::{Rng, SeedableRng};
@@ -90,13 +94,6 @@ pub fn closed_port_uri() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-#[derive(Debug, Default)]
-struct Session {
-    meta: Value,
-    chunks: BTreeMap<u64, Vec<u8>>,
-    end: Option<Value>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Case {
     pub id: String,
@@ -123,7 +120,6 @@ struct Faults {
 struct State {
     log: Vec<Received>,
     faults: Faults,
-    sessions: BTreeMap<String, Session>,
     cases: Vec<Case>,
     incidents: Vec<(String, String)>,
     events: u64,
@@ -181,20 +177,6 @@ impl Fake {
 
     pub fn accepted_path_prefix(&self, prefix: &str) -> Vec<Received> {
         self.accepted().into_iter().filter(|r| r.path.starts_with(prefix)).collect()
-    }
-
-    /// A session's stored chunks (gunzipped), by sequence number.
-    pub fn session_chunks(&self, id: &str) -> BTreeMap<u64, Vec<u8>> {
-        self.state.lock().unwrap().sessions.get(id).map(|s| s.chunks.clone()).unwrap_or_default()
-    }
-    pub fn session_meta(&self, id: &str) -> Option<Value> {
-        self.state.lock().unwrap().sessions.get(id).map(|s| s.meta.clone())
-    }
-    pub fn session_end(&self, id: &str) -> Option<Value> {
-        self.state.lock().unwrap().sessions.get(id).and_then(|s| s.end.clone())
-    }
-    pub fn session_ids(&self) -> Vec<String> {
-        self.state.lock().unwrap().sessions.keys().cloned().collect()
     }
 
     pub fn cases(&self) -> Vec<Case> {
@@ -393,30 +375,6 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
                 Err(_) => (400, err(400, "Malformed payload")),
             }
         }
-        ("POST", ["api", "unstable", "coterm", "sessions"]) => {
-            let Some(v) = json_body() else { return (400, err(400, "invalid session body")) };
-            let Some(id) = v.get("session_id").and_then(Value::as_str).map(str::to_string) else {
-                return (400, err(400, "session_id is required"));
-            };
-            let created = !st.sessions.contains_key(&id);
-            st.sessions.entry(id.clone()).or_default().meta = v;
-            let code = if created { 201 } else { 200 };
-            (code, ok(code, json!({ "data": { "id": id, "type": "coterm_session" } }), JSON))
-        }
-        ("PUT", ["api", "unstable", "coterm", "sessions", id, "chunks", seq]) => {
-            let Ok(seq) = seq.parse::<u64>() else { return (400, err(400, "bad sequence number")) };
-            let Some(s) = st.sessions.get_mut(*id) else { return (404, err(404, "session not found")) };
-            if s.end.is_some() {
-                return (409, err(409, "session already ended"));
-            }
-            s.chunks.insert(seq, body);
-            (200, ok(200, json!({ "seq": seq }), JSON))
-        }
-        ("POST", ["api", "unstable", "coterm", "sessions", id, "end"]) => {
-            let Some(s) = st.sessions.get_mut(*id) else { return (404, err(404, "session not found")) };
-            s.end = json_body();
-            (200, ok(200, json!({ "data": { "id": id, "type": "coterm_session" } }), JSON))
-        }
         ("GET", ["api", "v2", "cases", "projects"]) => (
             200,
             ok(
@@ -596,7 +554,9 @@ impl Home {
             .env_remove("DD_API_KEY")
             .env_remove("DD_APP_KEY")
             .env_remove("DD_SITE")
-            .env_remove("DDCOTERM_LOG");
+            .env_remove("DDCOTERM_LOG")
+            // A detached flusher would race the tests' own `spool flush`; tests that want one turn it back on.
+            .env("DDCOTERM_SPOOL__BACKGROUND_FLUSH", "false");
         c
     }
     /// Every byte under the spool dir (for leak checks).
