@@ -157,6 +157,44 @@ fn server_down_the_command_exits_at_once_and_spool_flush_delivers_later() {
 
 #[test]
 #[serial]
+fn a_server_too_slow_for_the_flush_timeout_is_left_to_the_background_flush() {
+    let server = Server::start();
+    let home = Home::new();
+    std::fs::write(
+        home.home().join("config.yaml"),
+        format!("spool:\n  flush_timeout: 1s\n{}", server.client_config()),
+    )
+    .unwrap();
+    // Stopped, the server accepts connections but answers nothing: the command waits flush_timeout, no more.
+    server.signal("STOP");
+    let t = Instant::now();
+    let out = home
+        .cmd()
+        .env("DDCOTERM_SPOOL__BACKGROUND_FLUSH", "true")
+        .args(["--", "sh", "-c", "echo left to the background"])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    server.signal("CONT");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(6), "the command waited {took:?} for a stuck server");
+    let err = text(&out.stderr);
+    assert!(err.contains("sending continues in the background"), "{err}");
+    let (id, cast) = only_cast(&home);
+    // The detached `spool flush --background` delivers once the server answers, then empties the spool.
+    server.wait_for("the background flush to deliver the session", || {
+        server.session(&id).is_some_and(|s| s["state"] == "complete")
+    });
+    assert!(server.cast(&id) == cast, "the server's cast is the local .cast");
+    assert!(server.verify(&id).status.success());
+    server.wait_for("the spool to empty", || spooled(&home).is_empty());
+    server.wait_for("the background flush to exit", || {
+        !ddcoterm::upload::flush::BackgroundLock::held(&home.spool())
+    });
+}
+
+#[test]
+#[serial]
 fn a_revoked_token_keeps_the_recording_spooled_and_doctor_says_so() {
     let server = Server::start();
     let home = Home::new();

@@ -119,6 +119,14 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to the server process: a stopped server still accepts
+    /// connections (the kernel completes them) but answers nothing, like a server stuck under load.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+        assert!(ok.success(), "kill -{signal} {pid}");
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
