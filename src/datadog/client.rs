@@ -262,8 +262,9 @@ fn transport_msg(e: &reqwest::Error) -> String {
     format!("{what}: {}", chain(e))
 }
 
-/// The error and its causes in one line, without the URL (the caller adds it once).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// The error and its causes in one line, without the URL (the caller adds it once; reqwest's own message
+/// repeats it). Shared by the Datadog client and the session server client.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(c) = cur {

@@ -216,11 +216,11 @@ impl ServerClient {
         }
         let transport = |e: reqwest::Error| {
             if e.is_connect() {
-                ServerError::Unreachable { what: what.to_string(), msg: cause(&e) }
+                ServerError::Unreachable { what: what.to_string(), msg: crate::datadog::client::chain(&e) }
             } else if e.is_timeout() {
                 ServerError::Transport { what: what.to_string(), msg: "timed out".into() }
             } else {
-                ServerError::Transport { what: what.to_string(), msg: cause(&e) }
+                ServerError::Transport { what: what.to_string(), msg: crate::datadog::client::chain(&e) }
             }
         };
         let resp = rb.send().map_err(transport)?;
@@ -255,21 +255,6 @@ struct Body {
 
 fn json_body(b: &[u8]) -> Body {
     Body { bytes: b.to_vec(), content_type: "application/json", gzip: false }
-}
-
-/// The error's innermost causes in one line (reqwest's own message repeats the URL).
-fn cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        parts.push(c.to_string());
-        cur = c.source();
-    }
-    if parts.is_empty() {
-        parts.push(e.to_string());
-    }
-    parts.dedup();
-    parts.join(": ")
 }
 
 #[cfg(test)]
