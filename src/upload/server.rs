@@ -66,7 +66,24 @@ pub fn parse_url(url: &str) -> Result<String, ServerError> {
     if rest.contains(['?', '#', ' ', '@']) {
         return Err(bad("must be a plain base URL (no query, fragment, spaces or credentials)"));
     }
+    if u.starts_with("http://") && !is_loopback(rest) {
+        return Err(bad(
+            "would send the host token and the recordings in clear text: use https:// (plain http:// only to \
+             a loopback address such as 127.0.0.1)",
+        ));
+    }
     Ok(u.to_string())
+}
+
+/// The host of `host[:port][/path]` is this machine: `localhost`, `127.0.0.0/8` or `[::1]`.
+fn is_loopback(rest: &str) -> bool {
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The link a reviewer opens: `<server.url>/sessions/<id>`.
@@ -269,6 +286,14 @@ mod tests {
             let e = parse_url(bad).unwrap_err().to_string();
             assert!(e.starts_with("server.url:"), "{bad}: {e}");
         }
+        // The host token travels in clear text over http: only to this machine.
+        for ok in ["http://localhost:7780", "http://127.0.0.2/", "http://[::1]:7780/base"] {
+            assert!(parse_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://sessions.example.com", "http://10.0.0.5:7780", "http://127.0.0.1.example.com"] {
+            let e = parse_url(bad).unwrap_err().to_string();
+            assert!(e.contains("clear text") && e.contains("https://"), "{bad}: {e}");
+        }
         assert_eq!(session_link("http://h:1/", "a b"), "http://h:1/sessions/a%20b");
     }
 
@@ -285,7 +310,7 @@ mod tests {
         assert_eq!(t.expose(), "ddct_secretvalue123456");
         let c = ServerClient::new("http://x".into(), t, ServerOptions::default()).unwrap();
         assert!(!format!("{c:?}").contains("secretvalue"));
-        let s = ServerSettings { url: Some("http://x".into()), token_file: None };
+        let s = ServerSettings { url: Some("http://127.0.0.1:7780".into()), token_file: None };
         assert!(configured(&s).unwrap_err().to_string().contains("server.token_file"));
         assert!(configured(&ServerSettings::default()).unwrap().is_none());
     }
