@@ -141,6 +141,31 @@ pub async fn list(
     Ok(Json(SessionPage { sessions: rows.iter().map(|r| info(&st, r)).collect(), next_cursor }))
 }
 
+/// The reader and the session named in the path, if it exists and the reader may see it: the one way every
+/// per-session read starts.
+async fn session_for(
+    st: &AppState,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> ApiResult<(Principal, SessionRow)> {
+    let who = reader(st, headers).await?;
+    let Path(id) = path.map_err(path_error)?;
+    let row = visible(st, &who, &id).await?;
+    Ok((who, row))
+}
+
+/// [`session_for`], then the view recorded (`kind`: `cast`, `live`) before a byte of the recording is served.
+async fn recording_for(
+    st: &AppState,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    kind: &str,
+) -> ApiResult<(Principal, SessionRow)> {
+    let (who, row) = session_for(st, path, headers).await?;
+    audit(st, &who, &row.id, kind).await?;
+    Ok((who, row))
+}
+
 /// The session if it exists and the caller may see it; 404 otherwise (a viewer cannot probe others' ids).
 async fn visible(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
     validate_id(id)?;
@@ -155,12 +180,11 @@ pub async fn detail(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> ApiResult<Json<SessionDetail>> {
-    let who = reader(&st, &headers).await?;
-    let Path(id) = path.map_err(path_error)?;
-    let row = visible(&st, &who, &id).await?;
+    let (who, row) = session_for(&st, path, &headers).await?;
+    let id = &row.id;
     let events = st
         .meta
-        .events(&id)
+        .events(id)
         .await?
         .iter()
         .filter_map(|e| serde_json::from_str::<ProcessEvent>(e).ok())
@@ -174,12 +198,9 @@ pub async fn cast(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    let who = reader(&st, &headers).await?;
-    let Path(id) = path.map_err(path_error)?;
-    let row = visible(&st, &who, &id).await?;
-    audit(&st, &who, &id, "cast").await?;
+    let (who, row) = recording_for(&st, path, &headers, "cast").await?;
     let bytes = read_cast(&st, &row).await?;
-    tracing::info!(viewer = %who.name, session = %id, bytes = bytes.len(), "recording downloaded");
+    tracing::info!(viewer = %who.name, session = %row.id, bytes = bytes.len(), "recording downloaded");
     Ok(([(header::CONTENT_TYPE, "application/x-asciicast")], bytes))
 }
 
@@ -197,10 +218,7 @@ pub async fn live(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    let who = reader(&st, &headers).await?;
-    let Path(id) = path.map_err(path_error)?;
-    let row = visible(&st, &who, &id).await?;
-    audit(&st, &who, &id, "live").await?;
+    let (_, row) = recording_for(&st, path, &headers, "live").await?;
     Ok(crate::live::follow(st, row))
 }
 
