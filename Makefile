@@ -1,5 +1,6 @@
 # ddcoterm: `make help` lists the targets. `make ci` runs exactly what .ci/run runs.
-SHELL := /bin/bash
+# .ci/run sets CI_TIMES: each recipe line's wall time is then logged there (scripts/timed-shell.sh).
+SHELL := $(if $(CI_TIMES),$(CURDIR)/scripts/timed-shell.sh,/bin/bash)
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
