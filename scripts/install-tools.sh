@@ -12,6 +12,7 @@ have script || need+=(bsdutils)
 [ -x /usr/bin/time ] || need+=(time)
 have zsh || need+=(zsh)
 have openssl || need+=(openssl)
+have curl || need+=(curl)       # server/tests/tls.rs, scripts/demo.sh
 have strace || need+=(strace)   # server/tests/durability.rs: fsync before every 2xx
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -305,3 +305,46 @@ fn an_unreadable_token_file_keeps_the_recording_spooled_until_it_is_fixed() {
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(server.cast(&id) == cast);
 }
+
+#[test]
+#[serial]
+fn a_server_serving_tls_itself_gets_the_session_once_its_ca_is_trusted_and_nothing_before() {
+    let server = Server::start_tls();
+    let ca = server.ca.clone().unwrap();
+    let home = Home::new();
+    std::fs::write(
+        home.home().join("config.yaml"),
+        format!("spool:\n  flush_timeout: 5s\n{}", server.client_config()),
+    )
+    .unwrap();
+    assert!(server.url.starts_with("https://localhost:"), "{}", server.url);
+
+    // The system roots do not know the org's CA: the handshake fails, nothing is sent, all stays spooled.
+    let out = home
+        .cmd()
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .args(["--", "sh", "-c", "echo over tls"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("certificate") || err.contains("not sent yet"), "the end line says why: {err}");
+    let (id, cast) = only_cast(&home);
+    assert!(spooled(&home).iter().any(|k| k == "session.chunk"), "{:?}", spooled(&home));
+    assert!(server.session(&id).is_none(), "nothing reached the server through an untrusted handshake");
+
+    // The org's CA installed (here through SSL_CERT_FILE): the spool delivers it, byte for byte.
+    let out = home
+        .cmd()
+        .env_remove("SSL_CERT_DIR")
+        .env("SSL_CERT_FILE", &ca)
+        .args(["spool", "flush"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(spooled(&home).is_empty(), "{:?}", spooled(&home));
+    assert!(server.cast(&id) == cast);
+    assert_eq!(server.session(&id).unwrap()["state"], "complete");
+    assert!(server.verify(&id).status.success());
+}

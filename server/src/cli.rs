@@ -78,6 +78,12 @@ pub struct ServeArgs {
     /// Serve /metrics without a token on this separate address (keep it off the public network).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Serve https with this PEM certificate chain (needs --tls-key; re-read when the file changes).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,9 +21,20 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub log_format: String,
     pub metrics_listen: Option<String>,
+    pub tls: Tls,
     pub limits: Limits,
     pub completer: Completer,
     pub retention: Retention,
+}
+
+/// TLS on the listener: both files or neither (then plain HTTP, for loopback or behind a TLS proxy).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain, leaf first. Re-read when it changes (no restart for a renewal).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf certificate.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +82,7 @@ impl Default for Settings {
             public_url: None,
             log_format: "text".into(),
             metrics_listen: None,
+            tls: Tls::default(),
             limits: Limits::default(),
             completer: Completer::default(),
             retention: Retention::default(),
@@ -114,6 +126,23 @@ pub struct Overrides {
     pub log_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    #[serde(skip_serializing_if = "TlsOverrides::is_empty")]
+    pub tls: TlsOverrides,
+}
+
+/// `--tls-cert` / `--tls-key`: each overrides its own key only.
+#[derive(Debug, Default, Serialize)]
+pub struct TlsOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsOverrides {
+    fn is_empty(&self) -> bool {
+        self.cert_file.is_none() && self.key_file.is_none()
+    }
 }
 
 /// Settings after resolving: durations parsed, choices checked.
@@ -188,6 +217,15 @@ fn resolve(raw: Settings) -> anyhow::Result<Resolved> {
     if raw.limits.max_inflight_bytes < 1024 {
         bail!("configuration key `limits.max_inflight_bytes`: must be at least 1024");
     }
+    match (&raw.tls.cert_file, &raw.tls.key_file) {
+        (Some(_), None) => {
+            bail!("configuration key `tls.key_file`: missing; `tls.cert_file` needs its private key")
+        }
+        (None, Some(_)) => {
+            bail!("configuration key `tls.cert_file`: missing; `tls.key_file` needs its certificate")
+        }
+        _ => {}
+    }
     if let Some(url) = &raw.public_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("configuration key `public_url`: {url:?} must start with http:// or https://");
@@ -244,6 +282,23 @@ mod tests {
         });
         let flags = Overrides { log_format: Some("xml".into()), ..Default::default() };
         assert!(load(None, flags).unwrap_err().to_string().contains("log_format"));
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DDCOTERMD_TLS__CERT_FILE", "/etc/ddcoterm-server/tls.crt");
+            let e = load(None, Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("tls.key_file"), "{e}");
+            let flags = Overrides {
+                tls: TlsOverrides { key_file: Some("k.pem".into()), ..Default::default() },
+                ..Default::default()
+            };
+            let r = load(None, flags).unwrap();
+            assert_eq!(r.raw.tls.cert_file.as_deref(), Some(Path::new("/etc/ddcoterm-server/tls.crt")));
+            assert_eq!(r.raw.tls.key_file.as_deref(), Some(Path::new("k.pem")));
+            Ok(())
+        });
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod objects;
 mod search;
 mod state;
 mod store;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ fn main() -> ExitCode {
         overrides.object_store = a.object_store.clone();
         overrides.log_format = a.log_format.clone();
         overrides.metrics_listen = a.metrics_listen.clone();
+        overrides.tls.cert_file = a.tls_cert.clone();
+        overrides.tls.key_file = a.tls_key.clone();
     }
     let settings = match config::load(cli.global.config.as_deref(), overrides) {
         Ok(s) => s,

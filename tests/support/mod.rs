@@ -12,6 +12,7 @@
 //! `ddcoterm-server` (`server.rs`).
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod server;
 
 use flate2::read::GzDecoder;

@@ -41,6 +41,9 @@ pub struct Server {
     child: Option<Child>,
     listen: String,
     env: Vec<(String, String)>,
+    /// Set by [`Server::start_tls`]: the CA that signed the server's certificate.
+    pub ca: Option<PathBuf>,
+    tls_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -59,11 +62,30 @@ impl Server {
             child: None,
             listen: "127.0.0.1:0".into(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ca: None,
+            tls_dir: None,
         };
         s.host_token = s.token("host1", "host");
         s.auditor = s.token("reviewer", "auditor");
         std::fs::write(s.token_file(), format!("{}\n", s.host_token)).unwrap();
         s.spawn();
+        s
+    }
+
+    /// Serves https itself (`tls.cert_file`/`tls.key_file`), with a certificate for `localhost` signed by a
+    /// test CA ([`Server::ca`]); [`Server::url`] is `https://localhost:PORT`.
+    pub fn start_tls() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        super::certs::make_certs(dir.path());
+        let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+        let env = [
+            ("DDCOTERMD_TLS__CERT_FILE", cert.to_str().unwrap()),
+            ("DDCOTERMD_TLS__KEY_FILE", key.to_str().unwrap()),
+        ];
+        let mut s = Self::start_with(&env);
+        s.ca = Some(dir.path().join("ca.pem"));
+        s.url = s.url.replacen("http://127.0.0.1", "https://localhost", 1);
+        s.tls_dir = Some(dir);
         s
     }
 
@@ -89,7 +111,10 @@ impl Server {
             .to_string();
         // A restart comes back on the same port, as a real server would.
         self.listen = addr.clone();
-        self.url = format!("http://{addr}");
+        self.url = match self.ca {
+            Some(_) => format!("https://localhost:{}", addr.rsplit(':').next().unwrap()),
+            None => format!("http://{addr}"),
+        };
         self.child = Some(child);
     }
 
@@ -151,7 +176,12 @@ impl Server {
 
     fn get(&self, path: &str) -> (u16, Vec<u8>) {
         ddcoterm::datadog::tls::install_provider();
-        let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let mut c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).unwrap();
+            c = c.tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
+        }
+        let c = c.build().unwrap();
         let r = c.get(format!("{}{path}", self.url)).bearer_auth(&self.auditor).send().unwrap();
         let status = r.status().as_u16();
         (status, r.bytes().unwrap().to_vec())

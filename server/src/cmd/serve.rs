@@ -24,9 +24,17 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", settings.raw.listen))?;
     let addr = listener.local_addr()?;
+    // Loaded before anything else starts: a bad certificate or key stops `serve` here, naming the file.
+    let tls = match (&settings.raw.tls.cert_file, &settings.raw.tls.key_file) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(crate::tls::CertFiles { cert: cert.clone(), key: key.clone() })?)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let meta = crate::backends::open_meta(&settings).await?;
     let objects = crate::backends::open_objects(&settings)?;
-    let public = settings.raw.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let public = settings.raw.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
     let interval = settings.interval;
     let max_connections = settings.raw.limits.max_connections;
     let metrics_listen = settings.raw.metrics_listen.clone();
@@ -44,11 +52,18 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
     }
     tokio::spawn(crate::completer::run_forever(st.clone(), interval));
     tokio::spawn(crate::indexer::run_forever(st.clone()));
-    tracing::info!(%addr, public_url = %st.public_url, "ddcoterm-server listening");
+    tracing::info!(%addr, public_url = %st.public_url, tls = tls.is_some(), "ddcoterm-server listening");
     // Tests and scripts wait for this line to learn the port of `--listen 127.0.0.1:0`.
     println!("listening on {addr}");
     let listener = crate::connlimit::Limited::new(listener, max_connections);
-    axum::serve(listener, crate::api::router(st)).with_graceful_shutdown(shutdown()).await?;
+    let app = crate::api::router(st);
+    match tls {
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?,
+    }
     tracing::info!("stopped");
     Ok(())
 }
