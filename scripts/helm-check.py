@@ -1,23 +1,40 @@
 #!/usr/bin/env python3
 """Lints and renders helm/ddcoterm with the Helm 4 engine (helm-python-sdk), validates every rendered manifest
 against the Kubernetes schemas offline (kubernetes-validate, strict), for the default values and for each
-non-default values file, and checks chart invariants (security context, limits, no keys in ConfigMaps).
+non-default values file, and checks chart invariants (security contexts, limits, no keys in ConfigMaps; the
+bastion's shell container mounts neither the agent's spool nor its token; the server's public URL follows the
+Ingress; probes; the alert uses metrics the server exports). Values the chart must refuse are rendered and
+must fail with a message naming the value; rendered manifests broken on purpose must be caught by the
+invariants (so the checks can fail). The README's parameter table must be current (scripts/helm-docs.py).
 
-With --ddcoterm BIN, each rendering's organisation layer (config.yaml, teams, bundles) is also written to a
-temporary /etc/ddcoterm and loaded by `BIN config show`, so a value that ddcoterm would reject fails here.
+With --ddcoterm BIN, each rendering's organisation layer (config.yaml, teams, bundles, and the bastion's
+agent-mode layer) is also written to a temporary /etc/ddcoterm and loaded by `BIN config show`, so a value
+that ddcoterm would reject fails here. With --ddcoterm-server SBIN too, the chart's scripts run outside
+Kubernetes against a real server: the `helm test` hook (files/server-test.sh) uploads and reads back a
+session, and the agent sidecar (files/agent-start.sh with the rendered bastion config) records a session
+that reaches the server complete.
 
-Usage: .build/venv/bin/python scripts/helm-check.py [--ddcoterm target/release/ddcoterm] [--kube-version 1.30.0]
+Usage: .build/venv/bin/python scripts/helm-check.py [--ddcoterm target/debug/ddcoterm]
+           [--ddcoterm-server target/debug/ddcoterm-server] [--kube-version 1.30.0] [values.yaml ...]
 Exit status: 0 when everything passes; 1 with one line per problem otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import os
+import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import helm_python as helm
@@ -28,6 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "ddcoterm"
 RELEASE = "fleet"
 NAMESPACE = "coterm"
+# Custom resources kubernetes-validate has no schema for: checked by `custom_resources` instead.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Pod")
 
 
 def load_values(path: Path | None) -> dict:
@@ -66,6 +86,8 @@ def validate(manifests: dict[str, list[dict]], label: str, kube_version: str) ->
     problems = []
     for template, docs in manifests.items():
         for doc in docs:
+            if doc.get("kind") in CRD_KINDS:
+                continue
             try:
                 kubernetes_validate.validate(doc, kube_version, strict=True)
             except kubernetes_validate.ValidationError as e:
@@ -76,8 +98,21 @@ def validate(manifests: dict[str, list[dict]], label: str, kube_version: str) ->
     return problems
 
 
-def invariants(manifests: dict[str, list[dict]], label: str) -> list[str]:
+def pod_spec(doc: dict) -> dict:
+    return doc["spec"] if doc["kind"] == "Pod" else doc["spec"]["template"]["spec"]
+
+
+def objects(manifests: dict[str, list[dict]], kind: str) -> list[dict]:
+    return [d for docs in manifests.values() for d in docs if d["kind"] == kind]
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env") or []}
+
+
+def invariants(manifests: dict[str, list[dict]], label: str, values: dict | None = None) -> list[str]:
     """What the chart promises beyond the Kubernetes schema."""
+    values = values or {}
     problems = []
     for template, docs in manifests.items():
         for doc in docs:
@@ -91,6 +126,8 @@ def invariants(manifests: dict[str, list[dict]], label: str) -> list[str]:
                         conn = parsed.get("connection_config") or {}
                         if "api_key" in conn or "app_key" in conn:
                             problems.append(f"{where}: {key} holds a Datadog key")
+                        if "token_file" in (parsed.get("server") or {}) or "ddcts_" in text:
+                            problems.append(f"{where}: {key} names or holds a host token")
                 if "ddcoterm.conf" in (doc.get("data") or {}):
                     # The sshd drop-in: every session through ssh-login, the key exposed for the recording.
                     dropin = doc["data"]["ddcoterm.conf"].splitlines()
@@ -99,9 +136,9 @@ def invariants(manifests: dict[str, list[dict]], label: str) -> list[str]:
                             problems.append(f"{where}: ddcoterm.conf lacks `{line}`")
                     if "Include /etc/ddcoterm-sshd/ddcoterm.conf" not in doc["data"].get("sshd_config", ""):
                         problems.append(f"{where}: sshd_config does not include the drop-in")
-            if kind not in ("Deployment", "DaemonSet"):
+            if kind not in WORKLOADS:
                 continue
-            spec = doc["spec"]["template"]["spec"]
+            spec = pod_spec(doc)
             for c in spec.get("initContainers", []) + spec["containers"]:
                 sc = c.get("securityContext") or {}
                 if sc.get("allowPrivilegeEscalation") is not False:
@@ -113,22 +150,163 @@ def invariants(manifests: dict[str, list[dict]], label: str) -> list[str]:
                 limits = (c.get("resources") or {}).get("limits") or {}
                 if "memory" not in limits or "cpu" not in limits:
                     problems.append(f"{where}: {c['name']}: missing cpu/memory limits")
-            if kind == "Deployment":
+                for e in c.get("env") or []:
+                    if re.search(r"(API_KEY|APP_KEY|TOKEN|SECRET|SECRET_ACCESS_KEY|PASSWORD|DATABASE_URL)$", e["name"]) and "value" in e:
+                        problems.append(f"{where}: {c['name']}: {e['name']} is a literal value, not a secretKeyRef")
+            if kind != "DaemonSet":
                 psc = spec.get("securityContext") or {}
                 if psc.get("runAsNonRoot") is not True:
-                    problems.append(f"{where}: bastion pods must run as non-root")
+                    problems.append(f"{where}: pods must run as non-root")
+                if (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+                    problems.append(f"{where}: pods need seccompProfile RuntimeDefault")
+    problems += bastion_invariants(manifests, label)
+    problems += server_invariants(manifests, label, values)
     return problems
 
 
-def system_dir_from(manifests: dict[str, list[dict]], dest: Path) -> None:
-    """Materialises /etc/ddcoterm the way install.sh does, from the rendered ConfigMaps."""
+def bastion_invariants(manifests: dict[str, list[dict]], label: str) -> list[str]:
+    """Bastion mode: the agent container alone holds the spool and the token; the shell only its socket."""
+    problems = []
+    for doc in objects(manifests, "StatefulSet") + objects(manifests, "Deployment"):
+        if doc["metadata"]["labels"].get("app.kubernetes.io/component") != "bastion":
+            continue
+        where = f"{label}: {doc['kind']}/{doc['metadata']['name']}"
+        spec = pod_spec(doc)
+        containers = {c["name"]: c for c in spec["containers"]}
+        agent = containers.get("agent")
+        if agent is None:
+            if doc["kind"] != "Deployment":
+                problems.append(f"{where}: a bastion without the agent must be a Deployment")
+            continue
+        if doc["kind"] != "StatefulSet":
+            problems.append(f"{where}: the agent's spool needs a volume per pod (a StatefulSet)")
+        claims = {t["metadata"]["name"] for t in doc["spec"].get("volumeClaimTemplates") or []}
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        agent_mounts = {m["name"]: m for m in agent.get("volumeMounts") or []}
+        spool = next((n for n, m in agent_mounts.items() if m["mountPath"] == "/var/spool/ddcoterm"), None)
+        if spool is None or spool not in claims or spool in volumes:
+            problems.append(f"{where}: the agent's /var/spool/ddcoterm is not a PersistentVolumeClaim")
+        secret_vols = {n for n, v in volumes.items() if "secret" in v}
+        private = {n for n, m in agent_mounts.items()
+                   if n not in ("etc-ddcoterm", "src-config", "agent-socket")}
+        for cname, c in containers.items():
+            if cname == "agent":
+                continue
+            mounts = {m["name"]: m for m in c.get("volumeMounts") or []}
+            for n in sorted(set(mounts) & (private | {spool} | {s for s in secret_vols
+                                                               if s != "sshd-host-key"})):
+                problems.append(f"{where}: container {cname} mounts the agent's volume {n}")
+            sock = mounts.get("agent-socket")
+            if sock is None:
+                problems.append(f"{where}: container {cname} cannot reach the agent's socket")
+            elif sock.get("readOnly") is not True:
+                problems.append(f"{where}: container {cname} can replace the agent's socket (mount not read-only)")
+            for e in c.get("env") or []:
+                if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]:
+                    problems.append(f"{where}: container {cname} gets the secret {e['name']}")
+        pod_uid = (spec.get("securityContext") or {}).get("runAsUser")
+        agent_uid = (agent.get("securityContext") or {}).get("runAsUser")
+        if agent_uid is None or agent_uid == pod_uid:
+            problems.append(f"{where}: the agent runs as the shell user (uid {pod_uid})")
+        cm = next((d for d in objects(manifests, "ConfigMap") if d["metadata"]["name"].endswith("-config")), None)
+        data = (cm or {}).get("data") or {}
+        layer = yaml.safe_load(data.get("bastion-config.yaml", "")) or {}
+        if (layer.get("agent") or {}).get("enabled") is not True:
+            problems.append(f"{where}: the bastion's config does not enable bastion mode")
+        if "agent" in (yaml.safe_load(data.get("config.yaml", "")) or {}):
+            problems.append(f"{where}: the nodes' config.yaml carries the bastion's agent: section")
+        env = {e["name"]: e.get("value") for e in pod_spec(doc)["initContainers"][0].get("env") or []}
+        if env.get("CONFIG_SOURCE") != "bastion-config.yaml":
+            problems.append(f"{where}: the init container does not install bastion-config.yaml")
+        url = (layer.get("server") or {}).get("url")
+        if url and not url.startswith("https://"):
+            problems.append(f"{where}: the agent uploads to {url} in clear text")
+        if url and "agent-token" not in agent_mounts:
+            problems.append(f"{where}: the agent uploads to {url} without its host token")
+    return problems
+
+
+def server_invariants(manifests: dict[str, list[dict]], label: str, values: dict) -> list[str]:
+    problems = []
+    sv = values.get("server") or {}
+    for doc in objects(manifests, "StatefulSet") + objects(manifests, "Deployment"):
+        if doc["metadata"]["labels"].get("app.kubernetes.io/component") != "server":
+            continue
+        where = f"{label}: {doc['kind']}/{doc['metadata']['name']}"
+        c = pod_spec(doc)["containers"][0]
+        env = env_of(c)
+        public = (env.get("DDCOTERMD_PUBLIC_URL") or {}).get("value")
+        ing = sv.get("ingress") or {}
+        if ing.get("enabled") and not sv.get("publicUrl"):
+            want = ("https://" if ing.get("tlsSecret") else "http://") + ing["host"]
+            if public != want:
+                problems.append(f"{where}: public URL {public!r}, expected {want!r} from the Ingress host")
+        probes = {(c.get(p) or {}).get("httpGet", {}).get("path") for p in ("livenessProbe", "readinessProbe")}
+        if probes != {"/healthz", "/readyz"}:
+            problems.append(f"{where}: probes are {sorted(map(str, probes))}, not /healthz and /readyz")
+        if not (env.get("DDCOTERMD_LISTEN") or {}).get("value", "").startswith("0.0.0.0:"):
+            problems.append(f"{where}: the server does not listen on the pod's address")
+        scale_out = "DDCOTERMD_DATABASE_URL" in env
+        if doc["kind"] == "StatefulSet":
+            if scale_out or doc["spec"]["replicas"] != 1:
+                problems.append(f"{where}: the embedded server must be one replica without a database URL")
+            if "data" not in {t["metadata"]["name"] for t in doc["spec"].get("volumeClaimTemplates") or []}:
+                problems.append(f"{where}: the embedded server's data is not on a PersistentVolumeClaim")
+        else:
+            if not scale_out or "secretKeyRef" not in (env["DDCOTERMD_DATABASE_URL"].get("valueFrom") or {}):
+                problems.append(f"{where}: a scaled-out server needs its database URL from a Secret")
+            if not (env.get("DDCOTERMD_OBJECT_STORE") or {}).get("value", "").startswith("s3://"):
+                problems.append(f"{where}: a scaled-out server needs an s3:// object store")
+    servers = [d for d in objects(manifests, "StatefulSet") + objects(manifests, "Deployment")
+               if d["metadata"]["labels"].get("app.kubernetes.io/component") == "server"]
+    if servers:
+        nps = objects(manifests, "NetworkPolicy")
+        if (sv.get("networkPolicy") or {}).get("enabled", True) and not nps:
+            problems.append(f"{label}: the server has no NetworkPolicy")
+        for np in nps:
+            peers = [p for rule in np["spec"].get("ingress") or [] for p in rule.get("from") or []]
+            comps = {(p.get("podSelector") or {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+                     for p in peers}
+            if "bastion" not in comps or not any("namespaceSelector" in p for p in peers):
+                problems.append(f"{label}: NetworkPolicy admits neither bastions nor the ingress controller")
+            if any(not rule.get("from") for rule in np["spec"].get("ingress") or []):
+                problems.append(f"{label}: NetworkPolicy has an ingress rule open to everyone")
+            if servers[0]["kind"] == "StatefulSet" and np["spec"].get("egress"):
+                problems.append(f"{label}: the embedded server is allowed egress")
+    return problems
+
+
+def custom_resources(manifests: dict[str, list[dict]], label: str) -> list[str]:
+    """ServiceMonitor/PrometheusRule (no Kubernetes schema offline): the endpoint port exists on the Service;
+    every ddcoterm_* metric an alert uses is one the server exports (server/src/metrics.rs)."""
+    problems = []
+    exported = set(re.findall(r'"(ddcoterm_[a-z_]+)', (ROOT / "server/src/metrics.rs").read_text()))
+    ports = {p["name"] for svc in objects(manifests, "Service") for p in svc["spec"].get("ports") or []}
+    for sm in objects(manifests, "ServiceMonitor"):
+        for ep in sm["spec"]["endpoints"]:
+            if ep.get("port") not in ports:
+                problems.append(f"{label}: ServiceMonitor scrapes port {ep.get('port')!r}, which no Service has")
+            if ep.get("port") == "http" and "authorization" not in ep:
+                problems.append(f"{label}: ServiceMonitor scrapes the API port without a token (403)")
+    for rule in objects(manifests, "PrometheusRule"):
+        exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+        for metric in sorted({m for e in exprs for m in re.findall(r"ddcoterm_[a-z_]+", e)} - exported):
+            problems.append(f"{label}: PrometheusRule uses {metric}, which the server does not export")
+        if not any("ddcoterm_token_last_seen_seconds" in e for e in exprs):
+            problems.append(f"{label}: PrometheusRule has no alert for hosts that stopped uploading")
+    return problems
+
+
+def system_dir_from(manifests: dict[str, list[dict]], dest: Path, config_key: str = "config.yaml") -> None:
+    """Materialises /etc/ddcoterm the way install.sh does, from the rendered ConfigMaps (config_key is the
+    ConfigMap entry installed as config.yaml: CONFIG_SOURCE)."""
     cms = {d["metadata"]["name"]: d.get("data") or {} for docs in manifests.values() for d in docs
            if d["kind"] == "ConfigMap"}
     config = next(v for k, v in cms.items() if k.endswith("-config"))
     bundles = next(v for k, v in cms.items() if k.endswith("-bundles"))
     for sub in ("", "teams", "bundles"):
         (dest / sub).mkdir(mode=0o755, exist_ok=True)
-    (dest / "config.yaml").write_text(config["config.yaml"])
+    (dest / "config.yaml").write_text(config[config_key])
     for key, text in config.items():
         if key.startswith("team.") and key.endswith(".yaml"):
             (dest / "teams" / key[len("team."):]).write_text(text)
@@ -138,24 +316,433 @@ def system_dir_from(manifests: dict[str, list[dict]], dest: Path) -> None:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DDCOTERM_", "DD_"))}
+    env.update(extra)
+    return env
+
+
 def ddcoterm_loads(binary: str, manifests: dict[str, list[dict]], label: str) -> list[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        system = Path(tmp) / "etc-ddcoterm"
-        home = Path(tmp) / "home"
-        system.mkdir(mode=0o755)
-        home.mkdir(mode=0o700)
-        system_dir_from(manifests, system)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DDCOTERM_", "DD_"))}
-        env.update(DDCOTERM_SYSTEM_DIR=str(system), DDCOTERM_HOME=str(home), HOME=str(home))
-        r = subprocess.run([binary, "config", "show"], env=env, capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            return [f"{label}: ddcoterm rejects the rendered config (exit {r.returncode}): {r.stderr.strip()}"]
-    return []
+    cm = next(d for d in objects(manifests, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+    problems = []
+    for key in ("config.yaml", "bastion-config.yaml"):
+        if key not in (cm.get("data") or {}):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            system = Path(tmp) / "etc-ddcoterm"
+            home = Path(tmp) / "home"
+            system.mkdir(mode=0o755)
+            home.mkdir(mode=0o700)
+            system_dir_from(manifests, system, key)
+            env = clean_env(DDCOTERM_SYSTEM_DIR=str(system), DDCOTERM_HOME=str(home), HOME=str(home))
+            r = subprocess.run([binary, "config", "show"], env=env, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                problems.append(f"{label}: ddcoterm rejects the rendered {key} (exit {r.returncode}): "
+                                f"{r.stderr.strip()}")
+    return problems
+
+
+# Values the chart must refuse at render time, and a fragment of the message that must say why.
+REFUSED = [
+    ({"server": {"enabled": True, "replicas": 2}, "bastion": {"enabled": False}},
+     "server.replicas=2 needs server.mode=scaleOut"),
+    ({"server": {"enabled": True, "mode": "scaleOut", "replicas": 3, "scaleOut": {"bucket": "rec"}},
+      "bastion": {"enabled": False}}, "needs server.scaleOut.existingSecret"),
+    ({"server": {"enabled": True, "mode": "scaleOut", "scaleOut": {"existingSecret": "s"}},
+      "bastion": {"enabled": False}}, "needs server.scaleOut.bucket"),
+    ({"server": {"enabled": True}}, "bastion.agent.serverUrl: the ddcoterm client uploads only over https"),
+    ({"server": {"enabled": True, "ingress": {"enabled": True}}, "bastion": {"enabled": False}},
+     "server.ingress.enabled needs server.ingress.host"),
+    ({"server": {"enabled": True, "ingress": {"enabled": True, "host": "s.example.com", "tlsSecret": "t"}}},
+     "bastion.agent.tokenSecret"),
+    ({"bastion": {"agent": {"runAsUser": 10001}}}, "bastion.agent.runAsUser must differ"),
+    ({"server": {"enabled": True, "test": {"enabled": True}}, "bastion": {"enabled": False}},
+     "server.test.enabled needs server.test.tokenSecret"),
+    ({"server": {"enabled": True, "test": {"enabled": True, "tokenSecret": "t"}}, "bastion": {"enabled": False}},
+     "server.test.url: the ddcoterm client uploads only over https"),
+    ({"server": {"enabled": True, "metrics": {"port": 0, "serviceMonitor": {"enabled": True}}},
+      "bastion": {"enabled": False}}, "server.metrics.serviceMonitor needs"),
+]
+
+SCHEMA_REFUSED = [
+    {"bastion": {"replicas": "two"}}, {"config": {"connection_config": {"api_key": "x"}}},
+    {"nodeInstaller": {"hostPaths": {"binDir": "relative/bin"}}}, {"unknownKey": 1},
+    {"bastion": {"sshd": {"port": 22}}}, {"bastion": {"sshd": {"allowTcpForwarding": "maybe"}}},
+    {"server": {"mode": "cluster"}}, {"server": {"unknown": 1}}, {"bastion": {"agent": {"serverUrl": "http://s:7780"}}},
+    {"server": {"scaleOut": {"bucket": "Not_A_Bucket"}}}, {"config": {"server": {"token_file": "/t"}}},
+    {"server": {"persistence": {"size": "lots"}}}, {"bastion": {"agent": {"whenFull": "evict"}}},
+]
+
+
+def refusals() -> list[str]:
+    problems = []
+    for values, fragment in REFUSED:
+        try:
+            render(values)
+            problems.append(f"refusal: {values} rendered; expected a failure saying `{fragment}`")
+        except helm.HelmError as e:
+            if fragment not in str(e):
+                problems.append(f"refusal: {values} failed without saying `{fragment}`: {e}")
+    with helm.Chart.load(str(CHART)) as chart:
+        for bad in SCHEMA_REFUSED:
+            try:
+                chart.validate_schema(bad)
+                problems.append(f"schema: accepted invalid values {bad}")
+            except helm.HelmValuesError:
+                pass
+    return problems
+
+
+def _container(m: dict, kind: str, component: str, name: str) -> dict:
+    doc = next(d for d in objects(m, kind) if d["metadata"]["labels"].get("app.kubernetes.io/component") == component)
+    return next(c for c in pod_spec(doc)["containers"] if c["name"] == name)
+
+
+def _workload(m: dict, kind: str, component: str) -> dict:
+    return next(d for d in objects(m, kind) if d["metadata"]["labels"].get("app.kubernetes.io/component") == component)
+
+
+# Rendered manifests broken on purpose, and what the invariants must then report: a check that cannot fail
+# proves nothing.
+MUTATIONS = [
+    ("the shell mounts the spool", "mounts the agent's volume spool",
+     lambda m: _container(m, "StatefulSet", "bastion", "bastion")["volumeMounts"].append(
+         {"name": "spool", "mountPath": "/var/spool/ddcoterm"})),
+    ("the shell mounts the token", "mounts the agent's volume agent-token",
+     lambda m: _container(m, "StatefulSet", "bastion", "bastion")["volumeMounts"].append(
+         {"name": "agent-token", "mountPath": "/t", "readOnly": True})),
+    ("the socket mount is writable", "can replace the agent's socket",
+     lambda m: next(v for v in _container(m, "StatefulSet", "bastion", "bastion")["volumeMounts"]
+                    if v["name"] == "agent-socket").pop("readOnly")),
+    ("the shell gets a key", "gets the secret DD_API_KEY",
+     lambda m: _container(m, "StatefulSet", "bastion", "bastion")["env"].append(
+         {"name": "DD_API_KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "api-key"}}})),
+    ("the agent runs as the shell user", "the agent runs as the shell user",
+     lambda m: _container(m, "StatefulSet", "bastion", "agent")["securityContext"].update(runAsUser=10001)),
+    ("the spool is an emptyDir", "is not a PersistentVolumeClaim",
+     lambda m: (_workload(m, "StatefulSet", "bastion")["spec"].pop("volumeClaimTemplates"),
+                pod_spec(_workload(m, "StatefulSet", "bastion"))["volumes"].append({"name": "spool", "emptyDir": {}}))),
+    ("the public URL ignores the Ingress", "expected 'https://sessions.example.com' from the Ingress host",
+     lambda m: next(e for e in _container(m, "StatefulSet", "server", "server")["env"]
+                    if e["name"] == "DDCOTERMD_PUBLIC_URL").update(value="http://localhost:7780")),
+    ("no readiness probe", "not /healthz and /readyz",
+     lambda m: _container(m, "StatefulSet", "server", "server").pop("readinessProbe")),
+    ("a writable root filesystem", "server: root filesystem is writable",
+     lambda m: _container(m, "StatefulSet", "server", "server")["securityContext"].update(readOnlyRootFilesystem=False)),
+    ("no seccomp profile", "seccompProfile RuntimeDefault",
+     lambda m: pod_spec(_workload(m, "StatefulSet", "server"))["securityContext"].pop("seccompProfile")),
+    ("a database URL in clear", "DDCOTERMD_DATABASE_URL is a literal value",
+     lambda m: _container(m, "StatefulSet", "server", "server")["env"].append(
+         {"name": "DDCOTERMD_DATABASE_URL", "value": "postgres://u:pw@db/x"})),
+    ("an alert on a metric the server lacks", "uses ddcoterm_host_last_upload_seconds",
+     lambda m: objects(m, "PrometheusRule")[0]["spec"]["groups"][0]["rules"][0].update(
+         expr="time() - ddcoterm_host_last_upload_seconds > 3600")),
+    ("an API open to every pod", "open to everyone",
+     lambda m: objects(m, "NetworkPolicy")[0]["spec"]["ingress"].append({"ports": [{"port": "http"}]})),
+    ("the agent uploads in clear", "in clear text",
+     lambda m: next(d for d in objects(m, "ConfigMap") if d["metadata"]["name"].endswith("-config"))["data"].update(
+         {"bastion-config.yaml": "agent: {enabled: true}\nserver: {url: 'http://fleet-ddcoterm-server:7780'}\n"})),
+]
+
+
+def mutations(base: dict[str, list[dict]]) -> list[str]:
+    problems = []
+    for what, fragment, mutate in MUTATIONS:
+        m = copy.deepcopy(base)
+        try:
+            mutate(m)
+        except (KeyError, StopIteration, IndexError) as e:
+            problems.append(f"self-test: {what}: the rendered manifests lack what it breaks ({e!r})")
+            continue
+        found = invariants(m, "mutant", load_values(CHART / "ci" / "values-embedded.yaml")) + custom_resources(m, "mutant")
+        if not any(fragment in p for p in found):
+            problems.append(f"self-test: {what}: the invariants did not report `{fragment}` (got {found})")
+    return problems
+
+
+def readme_current() -> list[str]:
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "helm-docs.py"), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    return [] if r.returncode == 0 else [r.stderr.strip() or r.stdout.strip()]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The documented `helm install`/`helm upgrade` commands render too.
+
+DOCS = [(ROOT / "docs" / "fleet.md", "## Helm chart"), (CHART / "README.md", None)]
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """(where, command) for each helm install/upgrade/template line of the docs' sh blocks (continuations
+    joined); `where` is file:line. With a section heading, only that section of the file."""
+    found = []
+    for path, heading in DOCS:
+        text = path.read_text()
+        offset = 0
+        if heading:
+            offset = text.index(heading)
+            end = text.find("\n## ", offset + len(heading))
+            text = text[offset:end if end > 0 else None]
+        line0 = path.read_text()[:offset].count("\n") + 1
+        for block in re.finditer(r"```sh\n(.*?)```", text, re.S):
+            lines = block.group(1).split("\n")
+            start = text[:block.start()].count("\n") + 2
+            i = 0
+            while i < len(lines):
+                cmd, first = lines[i], i
+                while cmd.endswith("\\") and i + 1 < len(lines):
+                    i += 1
+                    cmd = cmd[:-1] + " " + lines[i].strip()
+                i += 1
+                if re.match(r"\s*helm (install|upgrade|template)\b", cmd):
+                    found.append((f"{path.relative_to(ROOT)}:{line0 + start + first - 1}", cmd))
+    return found
+
+
+def set_path(values: dict, key: str, value: object) -> None:
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", key)
+    node: object = values
+    for part, nxt in zip(parts, parts[1:] + [None]):
+        new = [] if nxt and nxt.startswith("[") else {}
+        if part.startswith("["):
+            idx = int(part[1:-1])
+            while len(node) <= idx:
+                node.append(None)
+            if nxt is None:
+                node[idx] = value
+            else:
+                node[idx] = node[idx] if node[idx] is not None else new
+                node = node[idx]
+        elif nxt is None:
+            node[part] = value
+        else:
+            node = node.setdefault(part, new)
+
+
+def values_of(where: str, cmd: str) -> tuple[dict, list[str]]:
+    """The values a documented helm command passes, its arguments expanded by bash in the repository root
+    ($(...) and quotes as a user's shell would), with a `helm` that prints them."""
+    r = subprocess.run(["bash", "-c", f"helm() {{ printf '%s\\0' \"$@\"; }}\n{cmd}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        return {}, [f"{where}: the command does not run: {r.stderr.strip()}"]
+    args = r.stdout.split("\0")[:-1]
+    values: dict = {}
+    problems = []
+    positional = []
+    it = iter(args[1:])
+    for a in it:
+        if a in ("-f", "--values"):
+            values = merge(values, load_values(ROOT / next(it)))
+        elif a in ("--set", "--set-string", "--set-file"):
+            key, _, raw = next(it).partition("=")
+            if a == "--set-file":
+                value: object = (ROOT / raw).read_text()
+            elif a == "--set-string":
+                value = raw
+            else:
+                value = {"true": True, "false": False}.get(raw, int(raw) if raw.isdigit() else raw)
+            set_path(values, key, value)
+        elif a in ("-n", "--namespace"):
+            next(it)
+        elif a in ("--create-namespace", "--wait", "--atomic", "--install"):
+            pass
+        elif a.startswith("-"):
+            problems.append(f"{where}: option {a} is not understood by this check")
+        else:
+            positional.append(a)
+    if positional[-1:] != ["helm/ddcoterm"]:
+        problems.append(f"{where}: the chart argument is not helm/ddcoterm: {positional}")
+    return values, problems
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def docs_render(kube_version: str) -> tuple[int, list[str]]:
+    cmds = documented_commands()
+    problems = []
+    for where, cmd in cmds:
+        values, bad = values_of(where, cmd)
+        problems += bad
+        if bad:
+            continue
+        try:
+            manifests = render(values)
+        except helm.HelmError as e:
+            problems.append(f"{where}: does not render: {e}")
+            continue
+        problems += validate(manifests, where, kube_version)
+        problems += invariants(manifests, where, values)
+        problems += custom_resources(manifests, where)
+    return len(cmds), problems
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The chart's scripts outside Kubernetes, against a real ddcoterm-server on loopback.
+
+class Server:
+    """A throwaway ddcoterm-server (SQLite + directory in a temp dir) with a host and an auditor token."""
+
+    def __init__(self, binary: str, tmp: Path):
+        self.data = tmp / "server"
+        self.host_token = tmp / "host.token"
+        self.reader_token = tmp / "reader.token"
+        for name, role, path in (("ci-bastion", "host", self.host_token), ("ci-reviewer", "auditor", self.reader_token)):
+            out = subprocess.run([binary, "--data-dir", str(self.data), "token", "create", name, "--role", role],
+                                 capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+            path.write_text(out + "\n")
+            path.chmod(0o600)
+        self.out = open(tmp / "server.out", "w+")
+        self.log = open(tmp / "server.log", "w+")
+        self.proc = subprocess.Popen([binary, "--data-dir", str(self.data), "serve", "--listen", "127.0.0.1:0"],
+                                     stdout=self.out, stderr=self.log)
+        deadline = time.monotonic() + 30
+        self.url = ""
+        while time.monotonic() < deadline and not self.url:
+            self.out.seek(0)
+            m = re.search(r"^listening on (\S+)", self.out.read(), re.M)
+            if m:
+                self.url = f"http://{m.group(1)}"
+            elif self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not self.url:
+            self.log.seek(0)
+            raise RuntimeError(f"ddcoterm-server did not start: {self.log.read()[-2000:]}")
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.url + path, headers={
+            "Authorization": f"Bearer {self.reader_token.read_text().strip()}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def hook_script(client: str, srv: Server, tmp: Path) -> list[str]:
+    """files/server-test.sh (the `helm test` Pod's script) passes against a working server and fails, saying
+    why, with a token that cannot read."""
+    problems = []
+    env = clean_env(UPLOAD_URL=srv.url, READ_URL=srv.url, HOST_TOKEN_FILE=str(srv.host_token),
+                    READER_TOKEN_FILE=str(srv.reader_token), DDCOTERM=client, TIMEOUT="30")
+    script = str(CHART / "files" / "server-test.sh")
+    r = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or "ok: session" not in r.stdout:
+        problems.append(f"helm test script: failed against a working server (exit {r.returncode}): "
+                        f"{r.stdout.strip()} {r.stderr.strip()}")
+    else:
+        print(f"helm-check: {r.stdout.strip().splitlines()[-1]}")
+    env["READER_TOKEN_FILE"] = str(srv.host_token)  # host tokens never read: 403
+    r = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode == 0 or "HTTP 403" not in r.stderr:
+        problems.append(f"helm test script: a host token as reader token did not fail with HTTP 403 "
+                        f"(exit {r.returncode}): {r.stderr.strip()}")
+    return problems
+
+
+def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tmp: Path) -> list[str]:
+    """files/agent-start.sh with the rendered bastion layer (paths moved into tmp, server.url to the loopback
+    server): writes a private credentials file, starts the agent, and a session recorded through its socket
+    reaches the server complete. A token file that holds no token is refused with exit 78."""
+    problems = []
+    cm = next(d for d in objects(manifests, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+    layer = yaml.safe_load(cm["data"]["bastion-config.yaml"])
+    system, run, private, spool, agent_home, user_home = (tmp / n for n in (
+        "etc", "run", "private", "spool", "agent-home", "user-home"))
+    for d in (system, run, private, spool, agent_home, user_home):
+        d.mkdir(mode=0o700 if d != system else 0o755)
+    system_dir_from(manifests, system, "bastion-config.yaml")
+    layer["agent"].update(socket=str(run / "agent.sock"), state_dir=str(spool / "agent"),
+                          credentials_file=str(private / "credentials.yaml"))
+    layer["server"]["url"] = srv.url
+    (system / "config.yaml").write_text(yaml.safe_dump(layer))
+    script = str(CHART / "files" / "agent-start.sh")
+
+    bad = tmp / "bad.token"
+    bad.write_text("not a token: {x}\n")
+    r = subprocess.run(["sh", script], env=clean_env(CREDENTIALS_FILE=str(private / "bad.yaml"), TOKEN_FILE=str(bad),
+                                                      DDCOTERM=client), capture_output=True, text=True, timeout=30)
+    if r.returncode != 78 or (private / "bad.yaml").exists() or "does not hold a host token" not in r.stderr:
+        problems.append(f"agent-start.sh: a file without a token was not refused with exit 78: {r.returncode} {r.stderr}")
+
+    env = clean_env(CREDENTIALS_FILE=str(private / "credentials.yaml"), TOKEN_FILE=str(srv.host_token),
+                    DDCOTERM=client, DDCOTERM_SYSTEM_DIR=str(system), DDCOTERM_HOME=str(agent_home / ".ddcoterm"),
+                    HOME=str(agent_home))
+    log = open(tmp / "agent.log", "w+")
+    agent = subprocess.Popen(["sh", script], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (run / "agent.sock").exists() and agent.poll() is None:
+            time.sleep(0.1)
+        if not (run / "agent.sock").exists():
+            log.seek(0)
+            return problems + [f"agent sidecar: the agent did not listen: {log.read()[-2000:]}"]
+        creds = private / "credentials.yaml"
+        if creds.stat().st_mode & 0o777 != 0o600:
+            problems.append(f"agent sidecar: {creds} has mode {creds.stat().st_mode & 0o777:o}, not 600")
+        marker = f"helm-agent-sidecar-{os.getpid()}-{int(time.time())}"
+        r = subprocess.run([client, "--", "sh", "-c", f"echo {marker}"], env=clean_env(
+            DDCOTERM_SYSTEM_DIR=str(system), DDCOTERM_HOME=str(user_home / ".ddcoterm"), HOME=str(user_home)),
+            capture_output=True, text=True, timeout=60)
+        if r.returncode != 0 or marker not in r.stdout:
+            return problems + [f"agent sidecar: the recorded command failed (exit {r.returncode}): {r.stderr.strip()}"]
+        deadline = time.monotonic() + 30
+        found = None
+        while time.monotonic() < deadline and found is None:
+            status, body = srv.get("/api/v1/sessions?limit=50")
+            for sess in json.loads(body).get("sessions", []) if status == 200 else []:
+                if marker in (sess.get("command") or "") and sess.get("state") == "complete":
+                    found = sess
+            time.sleep(0.3)
+        if found is None:
+            log.seek(0)
+            return problems + [f"agent sidecar: no complete session for `echo {marker}` on the server within 30 s; "
+                               f"agent log: {log.read()[-1500:]}"]
+        status, cast = srv.get(f"/api/v1/sessions/{found['id']}/cast")
+        if status != 200 or marker.encode() not in cast:
+            problems.append(f"agent sidecar: the cast of {found['id']} lacks the command's output (HTTP {status})")
+        else:
+            print(f"helm-check: agent sidecar: session {found['id']} recorded through the agent's socket, "
+                  f"uploaded with its host token, complete on the server ({len(cast)} bytes)")
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+    return problems
+
+
+def scripts_against_server(client: str, server_bin: str) -> list[str]:
+    manifests = render(load_values(CHART / "ci" / "values-embedded.yaml"))
+    with tempfile.TemporaryDirectory(prefix="helm-check-") as t:
+        tmp = Path(t)
+        srv = Server(server_bin, tmp)
+        try:
+            return hook_script(client, srv, tmp) + agent_sidecar(client, srv, manifests, tmp / "agent-run")
+        finally:
+            srv.stop()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ddcoterm", help="binary used to load each rendered organisation layer")
+    ap.add_argument("--ddcoterm-server", help="with --ddcoterm: run the chart's scripts against this server")
     ap.add_argument("--kube-version", default="1.30.0", help="Kubernetes version to lint and validate for")
     ap.add_argument("values", nargs="*", type=Path,
                     help="extra values files (default: every helm/ddcoterm/ci/*.yaml)")
@@ -178,20 +765,23 @@ def main() -> int:
         kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for docs in manifests.values() for d in docs)
         print(f"helm-check: {label}: {len(kinds)} objects: {', '.join(kinds)}")
         problems += validate(manifests, label, args.kube_version)
-        problems += invariants(manifests, label)
+        problems += invariants(manifests, label, values)
+        problems += custom_resources(manifests, label)
         if args.ddcoterm:
             problems += ddcoterm_loads(args.ddcoterm, manifests, label)
 
-    # A values file that breaks the schema must be refused (the schema is a real gate, not decoration).
-    with helm.Chart.load(str(CHART)) as chart:
-        for bad in ({"bastion": {"replicas": "two"}}, {"config": {"connection_config": {"api_key": "x"}}},
-                    {"nodeInstaller": {"hostPaths": {"binDir": "relative/bin"}}}, {"unknownKey": 1},
-                    {"bastion": {"sshd": {"port": 22}}}, {"bastion": {"sshd": {"allowTcpForwarding": "maybe"}}}):
-            try:
-                chart.validate_schema(bad)
-                problems.append(f"schema: accepted invalid values {bad}")
-            except helm.HelmValuesError:
-                pass
+    problems += refusals()
+    problems += mutations(render(load_values(CHART / "ci" / "values-embedded.yaml")))
+    print(f"helm-check: {len(REFUSED)} refused renderings, {len(SCHEMA_REFUSED)} refused schemas, "
+          f"{len(MUTATIONS)} broken manifests checked")
+    problems += readme_current()
+    n, docs_problems = docs_render(args.kube_version)
+    problems += docs_problems
+    print(f"helm-check: {n} documented helm commands rendered (docs/fleet.md, helm/ddcoterm/README.md)")
+    if args.ddcoterm and args.ddcoterm_server:
+        problems += scripts_against_server(args.ddcoterm, args.ddcoterm_server)
+    elif args.ddcoterm_server:
+        problems.append("--ddcoterm-server needs --ddcoterm (the client records the sessions)")
 
     for p in problems:
         print(f"helm-check: FAIL {p}", file=sys.stderr)
