@@ -654,36 +654,75 @@ def hook_script(client: str, srv: Server, tmp: Path) -> list[str]:
     return problems
 
 
+def pod_identities(manifests: dict[str, list[dict]]) -> dict[str, tuple[int, int, int]]:
+    """(uid, gid, fsGroup) of the bastion pod's `bastion` and `agent` containers, as rendered."""
+    sts = _workload(manifests, "StatefulSet", "bastion")
+    psc = pod_spec(sts).get("securityContext") or {}
+    out = {}
+    for c in pod_spec(sts)["containers"]:
+        sc = {**psc, **(c.get("securityContext") or {})}
+        out[c["name"]] = (int(sc["runAsUser"]), int(sc["runAsGroup"]), int(psc["fsGroup"]))
+    return out
+
+
 def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tmp: Path) -> list[str]:
     """files/agent-start.sh with the rendered bastion layer (paths moved into tmp, server.url to the loopback
     server): writes a private credentials file, starts the agent, and a session recorded through its socket
-    reaches the server complete. A token file that holds no token is refused with exit 78."""
+    reaches the server complete, filed under the recorder's uid. Run as root (CI), the agent and the recorder
+    get the pod's uids, gids and fsGroup (setpriv) and the directories the pod's volume semantics (emptyDir and
+    PVC roots group fsGroup, setgid; the token root:fsGroup 0440 like a Secret under fsGroup): the shell's
+    uid must then be unable to read the agent's state or credentials. A token file that holds no token is
+    refused with exit 78."""
     problems = []
     cm = next(d for d in objects(manifests, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
     layer = yaml.safe_load(cm["data"]["bastion-config.yaml"])
-    system, run, private, spool, agent_home, user_home = (tmp / n for n in (
-        "etc", "run", "private", "spool", "agent-home", "user-home"))
-    for d in (system, run, private, spool, agent_home, user_home):
-        d.mkdir(mode=0o700 if d != system else 0o755)
+    ids = pod_identities(manifests)
+    as_pod = os.geteuid() == 0 and shutil.which("setpriv") is not None
+
+    def prefix(container: str) -> list[str]:
+        if not as_pod:
+            return []
+        uid, gid, fs = ids[container]
+        return ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={fs}", "--"]
+
+    system, run, private, spool, user_home, secret = (tmp / n for n in (
+        "etc", "run", "private", "spool", "user-home", "secret"))
+    tmp.mkdir(mode=0o755)
+    for d in (system, run, private, spool, user_home, secret):
+        d.mkdir(mode=0o755)
     system_dir_from(manifests, system, "bastion-config.yaml")
     layer["agent"].update(socket=str(run / "agent.sock"), state_dir=str(spool / "agent"),
                           credentials_file=str(private / "credentials.yaml"))
     layer["server"]["url"] = srv.url
     (system / "config.yaml").write_text(yaml.safe_dump(layer))
+    (system / "config.yaml").chmod(0o644)
+    token = secret / "host-token"
+    shutil.copyfile(srv.host_token, token)
+    if as_pod:
+        uid, gid, fs = ids["bastion"]
+        for d in (run, private, spool):  # emptyDir / PVC roots under fsGroup
+            os.chown(d, 0, fs)
+            d.chmod(0o2777 if d != spool else 0o2775)
+        os.chown(user_home, uid, gid)
+        user_home.chmod(0o700)
+        os.chown(token, 0, fs)
+        token.chmod(0o440)
+    else:
+        token.chmod(0o600)
     script = str(CHART / "files" / "agent-start.sh")
 
     bad = tmp / "bad.token"
     bad.write_text("not a token: {x}\n")
-    r = subprocess.run(["sh", script], env=clean_env(CREDENTIALS_FILE=str(private / "bad.yaml"), TOKEN_FILE=str(bad),
+    r = subprocess.run(["sh", script], env=clean_env(CREDENTIALS_FILE=str(tmp / "bad.yaml"), TOKEN_FILE=str(bad),
                                                       DDCOTERM=client), capture_output=True, text=True, timeout=30)
-    if r.returncode != 78 or (private / "bad.yaml").exists() or "does not hold a host token" not in r.stderr:
+    if r.returncode != 78 or (tmp / "bad.yaml").exists() or "does not hold a host token" not in r.stderr:
         problems.append(f"agent-start.sh: a file without a token was not refused with exit 78: {r.returncode} {r.stderr}")
 
-    env = clean_env(CREDENTIALS_FILE=str(private / "credentials.yaml"), TOKEN_FILE=str(srv.host_token),
-                    DDCOTERM=client, DDCOTERM_SYSTEM_DIR=str(system), DDCOTERM_HOME=str(agent_home / ".ddcoterm"),
-                    HOME=str(agent_home))
+    # As in the pod: HOME is the agent's private directory.
+    env = clean_env(CREDENTIALS_FILE=str(private / "credentials.yaml"), TOKEN_FILE=str(token),
+                    DDCOTERM=client, DDCOTERM_SYSTEM_DIR=str(system), HOME=str(private))
     log = open(tmp / "agent.log", "w+")
-    agent = subprocess.Popen(["sh", script], env=env, stdout=log, stderr=subprocess.STDOUT)
+    agent = subprocess.Popen(prefix("agent") + ["sh", script], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (run / "agent.sock").exists() and agent.poll() is None:
@@ -692,14 +731,23 @@ def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tm
             log.seek(0)
             return problems + [f"agent sidecar: the agent did not listen: {log.read()[-2000:]}"]
         creds = private / "credentials.yaml"
-        if creds.stat().st_mode & 0o777 != 0o600:
-            problems.append(f"agent sidecar: {creds} has mode {creds.stat().st_mode & 0o777:o}, not 600")
+        st = creds.stat()
+        if st.st_mode & 0o777 != 0o600 or (as_pod and st.st_uid != ids["agent"][0]):
+            problems.append(f"agent sidecar: {creds} has mode {st.st_mode & 0o777:o}, owner {st.st_uid}: "
+                            "not 600 and the agent's")
         marker = f"helm-agent-sidecar-{os.getpid()}-{int(time.time())}"
-        r = subprocess.run([client, "--", "sh", "-c", f"echo {marker}"], env=clean_env(
-            DDCOTERM_SYSTEM_DIR=str(system), DDCOTERM_HOME=str(user_home / ".ddcoterm"), HOME=str(user_home)),
-            capture_output=True, text=True, timeout=60)
+        r = subprocess.run(prefix("bastion") + [client, "--", "sh", "-c", f"echo {marker}"], env=clean_env(
+            DDCOTERM_SYSTEM_DIR=str(system), HOME=str(user_home)), capture_output=True, text=True, timeout=60)
         if r.returncode != 0 or marker not in r.stdout:
-            return problems + [f"agent sidecar: the recorded command failed (exit {r.returncode}): {r.stderr.strip()}"]
+            log.seek(0)
+            return problems + [f"agent sidecar: the recorded command failed (exit {r.returncode}): {r.stderr.strip()}"
+                               f"; agent log: {log.read()[-1500:]}"]
+        if as_pod:
+            for secret_path in (creds, spool / "agent" / "sessions", spool / "agent" / "recordings"):
+                peek = subprocess.run(prefix("bastion") + ["ls" if secret_path.is_dir() else "cat", str(secret_path)],
+                                      capture_output=True)
+                if peek.returncode == 0:
+                    problems.append(f"agent sidecar: the shell's uid can read {secret_path}")
         deadline = time.monotonic() + 30
         found = None
         while time.monotonic() < deadline and found is None:
@@ -712,12 +760,24 @@ def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tm
             log.seek(0)
             return problems + [f"agent sidecar: no complete session for `echo {marker}` on the server within 30 s; "
                                f"agent log: {log.read()[-1500:]}"]
+        uid = ids["bastion"][0] if as_pod else os.geteuid()
+        try:
+            import pwd
+            names = {pwd.getpwuid(uid).pw_name}
+        except KeyError:
+            names = {f"uid-{uid}"}
+        if found.get("user") not in names:
+            problems.append(f"agent sidecar: session filed under user {found.get('user')!r}, not the recorder's "
+                            f"uid {uid} ({sorted(names)})")
         status, cast = srv.get(f"/api/v1/sessions/{found['id']}/cast")
         if status != 200 or marker.encode() not in cast:
             problems.append(f"agent sidecar: the cast of {found['id']} lacks the command's output (HTTP {status})")
         else:
-            print(f"helm-check: agent sidecar: session {found['id']} recorded through the agent's socket, "
-                  f"uploaded with its host token, complete on the server ({len(cast)} bytes)")
+            how = (f"agent uid {ids['agent'][0]}, shell uid {ids['bastion'][0]}, fsGroup {ids['agent'][2]}"
+                   if as_pod else "one uid: not root, the pod's uids are not emulated")
+            print(f"helm-check: agent sidecar ({how}): session {found['id']} of user {found.get('user')} "
+                  f"recorded through the agent's socket, uploaded with its host token, complete on the server "
+                  f"({len(cast)} bytes)")
     finally:
         agent.terminate()
         try:
@@ -732,6 +792,7 @@ def scripts_against_server(client: str, server_bin: str) -> list[str]:
     manifests = render(load_values(CHART / "ci" / "values-embedded.yaml"))
     with tempfile.TemporaryDirectory(prefix="helm-check-") as t:
         tmp = Path(t)
+        tmp.chmod(0o755)  # the pod's uids (agent_sidecar) traverse it; the tokens in it stay 0600
         srv = Server(server_bin, tmp)
         try:
             return hook_script(client, srv, tmp) + agent_sidecar(client, srv, manifests, tmp / "agent-run")
