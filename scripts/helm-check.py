@@ -9,10 +9,12 @@ invariants (so the checks can fail). The README's parameter table must be curren
 
 With --ddcoterm BIN, each rendering's organisation layer (config.yaml, teams, bundles, and the bastion's
 agent-mode layer) is also written to a temporary /etc/ddcoterm and loaded by `BIN config show`, so a value
-that ddcoterm would reject fails here. With --ddcoterm-server SBIN too, the chart's scripts run outside
-Kubernetes against a real server: the `helm test` hook (files/server-test.sh) uploads and reads back a
-session, and the agent sidecar (files/agent-start.sh with the rendered bastion config) records a session
-that reaches the server complete.
+that ddcoterm would reject fails here. With --ddcoterm-server SBIN too, a real server runs with the
+environment the chart renders (every DDCOTERMD_* name must be a setting it knows; links under the public
+URL; probes; the metrics listener), and the chart's scripts run outside Kubernetes against it: the `helm
+test` hook (files/server-test.sh) uploads and reads back a session, and the agent sidecar
+(files/agent-start.sh with the rendered bastion config, as the pod's uids when run as root) records a
+session that reaches the server complete.
 
 Usage: .build/venv/bin/python scripts/helm-check.py [--ddcoterm target/debug/ddcoterm]
            [--ddcoterm-server target/debug/ddcoterm-server] [--kube-version 1.30.0] [values.yaml ...]
@@ -586,38 +588,56 @@ def docs_render(kube_version: str) -> tuple[int, list[str]]:
 # The chart's scripts outside Kubernetes, against a real ddcoterm-server on loopback.
 
 class Server:
-    """A throwaway ddcoterm-server (SQLite + directory in a temp dir) with a host and an auditor token."""
+    """A throwaway ddcoterm-server started with the environment the chart renders for the embedded server
+    (every literal DDCOTERMD_* variable; the data dir moved into a temp dir and the listeners onto loopback
+    ephemeral ports), with a host and an auditor token made the way NOTES.txt says (`ddcoterm-server token
+    create` with the same environment, as `kubectl exec` in the pod). A variable the server does not know
+    makes it refuse to start (unknown keys are errors)."""
 
-    def __init__(self, binary: str, tmp: Path):
+    def __init__(self, binary: str, tmp: Path, manifests: dict[str, list[dict]]):
         self.data = tmp / "server"
         self.host_token = tmp / "host.token"
         self.reader_token = tmp / "reader.token"
+        sts = _workload(manifests, "StatefulSet", "server")
+        rendered = {e["name"]: e["value"] for e in pod_spec(sts)["containers"][0]["env"] if "value" in e}
+        self.public_url = rendered["DDCOTERMD_PUBLIC_URL"]
+        env = clean_env(**{k: v for k, v in rendered.items() if k.startswith("DDCOTERMD_")})
+        env.update(DDCOTERMD_DATA_DIR=str(self.data), DDCOTERMD_LISTEN="127.0.0.1:0")
+        if "DDCOTERMD_METRICS_LISTEN" in env:
+            env["DDCOTERMD_METRICS_LISTEN"] = "127.0.0.1:0"
         for name, role, path in (("ci-bastion", "host", self.host_token), ("ci-reviewer", "auditor", self.reader_token)):
-            out = subprocess.run([binary, "--data-dir", str(self.data), "token", "create", name, "--role", role],
-                                 capture_output=True, text=True, timeout=60, check=True).stdout.strip()
-            path.write_text(out + "\n")
+            out = subprocess.run([binary, "token", "create", name, "--role", role], env=env,
+                                 capture_output=True, text=True, timeout=60)
+            if out.returncode != 0:
+                raise RuntimeError(f"ddcoterm-server token create with the chart's environment: {out.stderr.strip()}")
+            path.write_text(out.stdout.strip() + "\n")
             path.chmod(0o600)
         self.out = open(tmp / "server.out", "w+")
         self.log = open(tmp / "server.log", "w+")
-        self.proc = subprocess.Popen([binary, "--data-dir", str(self.data), "serve", "--listen", "127.0.0.1:0"],
-                                     stdout=self.out, stderr=self.log)
+        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.out, stderr=self.log)
         deadline = time.monotonic() + 30
         self.url = ""
-        while time.monotonic() < deadline and not self.url:
+        self.metrics_url = ""
+        while time.monotonic() < deadline and (not self.url or ("DDCOTERMD_METRICS_LISTEN" in env
+                                                                 and not self.metrics_url)):
             self.out.seek(0)
             m = re.search(r"^listening on (\S+)", self.out.read(), re.M)
             if m:
                 self.url = f"http://{m.group(1)}"
-            elif self.proc.poll() is not None:
+            self.log.seek(0)
+            m = re.search(r'"addr":"([^"]+)".*metrics listening|metrics listening.*"addr":"([^"]+)"', self.log.read())
+            if m:
+                self.metrics_url = f"http://{m.group(1) or m.group(2)}"
+            if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
         if not self.url:
             self.log.seek(0)
-            raise RuntimeError(f"ddcoterm-server did not start: {self.log.read()[-2000:]}")
+            raise RuntimeError(f"ddcoterm-server did not start with the chart's environment: {self.log.read()[-2000:]}")
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        req = urllib.request.Request(self.url + path, headers={
-            "Authorization": f"Bearer {self.reader_token.read_text().strip()}"})
+    def get(self, path: str, base: str | None = None, token: bool = True) -> tuple[int, bytes]:
+        headers = {"Authorization": f"Bearer {self.reader_token.read_text().strip()}"} if token else {}
+        req = urllib.request.Request((base or self.url) + path, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, r.read()
@@ -631,6 +651,30 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def server_environment(srv: Server) -> list[str]:
+    """What the chart promises of the running server: links under the public URL, probes answering, the
+    metrics the alert rule uses on the token-less metrics listener."""
+    problems = []
+    for path in ("/healthz", "/readyz"):
+        status, _ = srv.get(path, token=False)
+        if status != 200:
+            problems.append(f"server: {path} answered {status} with the chart's environment")
+    status, body = srv.get("/api/v1/sessions?limit=50")
+    urls = [x.get("url", "") for x in json.loads(body).get("sessions", [])] if status == 200 else []
+    if not urls or not all(u.startswith(srv.public_url + "/sessions/") for u in urls):
+        problems.append(f"server: session links {urls} are not under the rendered public URL {srv.public_url}")
+    if not srv.metrics_url:
+        problems.append("server: no metrics listener although the chart sets DDCOTERMD_METRICS_LISTEN")
+    else:
+        status, body = srv.get("/metrics", base=srv.metrics_url, token=False)
+        if status != 200 or b'ddcoterm_token_last_seen_seconds{token="ci-bastion",role="host"' not in body:
+            problems.append(f"server: the metrics listener does not export the host token's last use (HTTP {status})")
+        else:
+            print(f"helm-check: server with the chart's environment: links under {srv.public_url}, /healthz and "
+                  f"/readyz 200, {srv.metrics_url}/metrics without a token has the host token's last use")
+    return problems
 
 
 def hook_script(client: str, srv: Server, tmp: Path) -> list[str]:
@@ -788,14 +832,32 @@ def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tm
     return problems
 
 
+def scaleout_environment(server_bin: str, tmp: Path) -> list[str]:
+    """The scale-out server's rendered variables (values-scaleout.yaml) are all settings the server knows: with
+    the database URL pointed at a closed loopback port, `token list` must fail connecting (exit 1), not on
+    the configuration (exit 78, naming the key)."""
+    dep = _workload(render(load_values(CHART / "ci" / "values-scaleout.yaml")), "Deployment", "server")
+    env = clean_env(**{e["name"]: e["value"] for e in pod_spec(dep)["containers"][0]["env"] if "value" in e})
+    env.update(DDCOTERMD_DATA_DIR=str(tmp / "scaleout"), DDCOTERMD_DATABASE_URL="postgres://ci@127.0.0.1:1/none")
+    r = subprocess.run([server_bin, "token", "list"], env=env, capture_output=True, text=True, timeout=60)
+    if r.returncode in (0, 78):
+        return [f"server (scale-out variables): `token list` exit {r.returncode}, expected a connection failure: "
+                f"{r.stderr.strip()[:400]}"]
+    return []
+
+
 def scripts_against_server(client: str, server_bin: str) -> list[str]:
     manifests = render(load_values(CHART / "ci" / "values-embedded.yaml"))
     with tempfile.TemporaryDirectory(prefix="helm-check-") as t:
         tmp = Path(t)
         tmp.chmod(0o755)  # the pod's uids (agent_sidecar) traverse it; the tokens in it stay 0600
-        srv = Server(server_bin, tmp)
         try:
-            return hook_script(client, srv, tmp) + agent_sidecar(client, srv, manifests, tmp / "agent-run")
+            srv = Server(server_bin, tmp, manifests)
+        except RuntimeError as e:
+            return [f"server: {e}"]
+        try:
+            return (hook_script(client, srv, tmp) + agent_sidecar(client, srv, manifests, tmp / "agent-run")
+                    + server_environment(srv) + scaleout_environment(server_bin, tmp))
         finally:
             srv.stop()
 
