@@ -709,6 +709,30 @@ def pod_identities(manifests: dict[str, list[dict]]) -> dict[str, tuple[int, int
     return out
 
 
+def install_like_init_container(manifests: dict[str, list[dict]], src: Path, dest: Path) -> list[str]:
+    """Runs files/install.sh with the bastion init container's rendered environment (its ConfigMap mounts and
+    destination moved into temp dirs): /etc/ddcoterm/config.yaml must be the bastion layer
+    (CONFIG_SOURCE=bastion-config.yaml), not the nodes' config.yaml."""
+    sts = _workload(manifests, "StatefulSet", "bastion")
+    init = next(c for c in pod_spec(sts)["initContainers"] if c["name"] == "install-config")
+    env = {e["name"]: e["value"] for e in init["env"]}
+    cms = {d["metadata"]["name"]: d.get("data") or {} for d in objects(manifests, "ConfigMap")}
+    for sub, suffix in (("config", "-config"), ("bundles", "-bundles")):
+        (src / sub).mkdir(parents=True)
+        for key, text in next(v for k, v in cms.items() if k.endswith(suffix)).items():
+            (src / sub / key).write_text(text)
+    env.update(SRC_CONFIG=str(src / "config"), SRC_BUNDLES=str(src / "bundles"), DEST_SYSTEM=str(dest),
+               DEST_SHIMS=str(src / "shims"))
+    r = subprocess.run(["sh", str(src / "config" / "install.sh")], env=clean_env(**env), capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0:
+        return [f"install.sh with the bastion's init environment failed: {r.stderr.strip()}"]
+    want = cms[next(k for k in cms if k.endswith("-config"))]["bastion-config.yaml"]
+    if (dest / "config.yaml").read_text() != want:
+        return ["install.sh with the bastion's init environment did not install bastion-config.yaml as config.yaml"]
+    return []
+
+
 def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tmp: Path) -> list[str]:
     """files/agent-start.sh with the rendered bastion layer (paths moved into tmp, server.url to the loopback
     server): writes a private credentials file, starts the agent, and a session recorded through its socket
@@ -734,7 +758,7 @@ def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tm
     tmp.mkdir(mode=0o755)
     for d in (system, run, private, spool, user_home, secret):
         d.mkdir(mode=0o755)
-    system_dir_from(manifests, system, "bastion-config.yaml")
+    problems += install_like_init_container(manifests, tmp / "src", system)
     layer["agent"].update(socket=str(run / "agent.sock"), state_dir=str(spool / "agent"),
                           credentials_file=str(private / "credentials.yaml"))
     layer["server"]["url"] = srv.url
