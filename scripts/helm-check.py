@@ -29,8 +29,10 @@ import json
 import os
 import re
 import shutil
-import signal
+import select
 import socket
+import ssl
+import threading
 import subprocess
 import sys
 import tempfile
@@ -677,12 +679,102 @@ def server_environment(srv: Server) -> list[str]:
     return problems
 
 
-def hook_script(client: str, srv: Server, tmp: Path) -> list[str]:
-    """files/server-test.sh (the `helm test` Pod's script) passes against a working server and fails, saying
-    why, with a token that cannot read."""
+class TlsProxy:
+    """https://localhost:PORT in front of the server's plain port, with a certificate from a throwaway CA:
+    the Ingress with TLS through which the chart's clients upload, and the private CA of sessionServerCA.
+    `url` is None (and `why` says why) when openssl is missing."""
+
+    def __init__(self, backend: str, tmp: Path):
+        self.url: str | None = None
+        self.ca = tmp / "ca.crt"
+        self.why = ""
+        if not shutil.which("openssl"):
+            self.why = "no openssl to make a test CA"
+            return
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        ext = tmp / "leaf.ext"
+        ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                       "basicConstraints=critical,CA:FALSE\n")
+        for cmd in (["openssl", "req", "-x509", *key, "-keyout", tmp / "ca.key", "-out", self.ca, "-days", "2",
+                     "-subj", "/CN=helm-check CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign"],
+                    ["openssl", "req", *key, "-keyout", tmp / "leaf.key", "-out", tmp / "leaf.csr",
+                     "-subj", "/CN=localhost"],
+                    ["openssl", "x509", "-req", "-in", tmp / "leaf.csr", "-CA", self.ca, "-CAkey", tmp / "ca.key",
+                     "-CAcreateserial", "-out", tmp / "leaf.crt", "-days", "2", "-extfile", ext]):
+            r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                self.why = f"openssl failed: {r.stderr.strip()[:300]}"
+                return
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(tmp / "leaf.crt", tmp / "leaf.key")
+        host, port = backend.removeprefix("http://").rsplit(":", 1)
+        self.backend = (host, int(port))
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://localhost:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn: socket.socket) -> None:
+        try:
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            conn.close()  # a client that does not trust the CA gives up here
+            return
+        up = socket.create_connection(self.backend)
+        try:
+            while True:
+                if not tls.pending():
+                    ready, _, _ = select.select([tls, up], [], [], 60)
+                    if not ready:
+                        return
+                else:
+                    ready = [tls]
+                if tls in ready:
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    up.sendall(data)
+                if up in ready:
+                    data = up.recv(65536)
+                    if not data:
+                        return
+                    tls.sendall(data)
+        except (ssl.SSLError, OSError):
+            return
+        finally:
+            up.close()
+            tls.close()
+
+    def close(self) -> None:
+        if self.url:
+            self.sock.close()
+
+
+def hook_script(client: str, srv: Server, tls: TlsProxy, manifests: dict[str, list[dict]]) -> list[str]:
+    """files/server-test.sh with the `helm test` Pod's rendered environment (tokens, client and CA moved to
+    local paths): uploads over https through the TLS proxy trusting only the rendered private CA, reads back
+    over plain http as through the Service. It must pass, and fail saying why with a token that cannot read
+    and with a CA the server's certificate does not chain to."""
     problems = []
-    env = clean_env(UPLOAD_URL=srv.url, READ_URL=srv.url, HOST_TOKEN_FILE=str(srv.host_token),
-                    READER_TOKEN_FILE=str(srv.reader_token), DDCOTERM=client, TIMEOUT="30")
+    pod = next(d for d in objects(manifests, "Pod") if d["metadata"]["labels"].get("app.kubernetes.io/component")
+               == "server-test")
+    rendered = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    env = clean_env(**rendered)
+    env.update(UPLOAD_URL=tls.url or srv.url, READ_URL=srv.url, HOST_TOKEN_FILE=str(srv.host_token),
+               READER_TOKEN_FILE=str(srv.reader_token), DDCOTERM=client, TIMEOUT="30", HOME=str(srv.data.parent))
+    if "SSL_CERT_FILE" in rendered:
+        env["SSL_CERT_FILE"] = str(tls.ca)
+    if not tls.url:
+        print(f"helm-check: skipped: the helm test script over https ({tls.why}); over loopback http instead")
+        env.pop("SSL_CERT_FILE", None)
     script = str(CHART / "files" / "server-test.sh")
     r = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=120)
     if r.returncode != 0 or "ok: session" not in r.stdout:
@@ -690,11 +782,19 @@ def hook_script(client: str, srv: Server, tmp: Path) -> list[str]:
                         f"{r.stdout.strip()} {r.stderr.strip()}")
     else:
         print(f"helm-check: {r.stdout.strip().splitlines()[-1]}")
-    env["READER_TOKEN_FILE"] = str(srv.host_token)  # host tokens never read: 403
-    r = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=120)
+    bad = dict(env, READER_TOKEN_FILE=str(srv.host_token))  # host tokens never read: 403
+    r = subprocess.run(["bash", script], env=bad, capture_output=True, text=True, timeout=120)
     if r.returncode == 0 or "HTTP 403" not in r.stderr:
         problems.append(f"helm test script: a host token as reader token did not fail with HTTP 403 "
                         f"(exit {r.returncode}): {r.stderr.strip()}")
+    if tls.url:
+        # The system store (no SSL_CERT_FILE) does not know the private CA: nothing arrives.
+        untrusted = dict(env, TIMEOUT="4")
+        untrusted.pop("SSL_CERT_FILE", None)
+        r = subprocess.run(["bash", script], env=untrusted, capture_output=True, text=True, timeout=120)
+        if r.returncode == 0 or "not complete" not in r.stderr:
+            problems.append(f"helm test script: an upload to a certificate of an untrusted CA did not fail "
+                            f"(exit {r.returncode}): {r.stderr.strip()}")
     return problems
 
 
@@ -733,7 +833,7 @@ def install_like_init_container(manifests: dict[str, list[dict]], src: Path, des
     return []
 
 
-def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tmp: Path) -> list[str]:
+def agent_sidecar(client: str, srv: Server, tls: TlsProxy, manifests: dict[str, list[dict]], tmp: Path) -> list[str]:
     """files/agent-start.sh with the rendered bastion layer (paths moved into tmp, server.url to the loopback
     server): writes a private credentials file, starts the agent, and a session recorded through its socket
     reaches the server complete, filed under the recorder's uid. Run as root (CI), the agent and the recorder
@@ -761,7 +861,7 @@ def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tm
     problems += install_like_init_container(manifests, tmp / "src", system)
     layer["agent"].update(socket=str(run / "agent.sock"), state_dir=str(spool / "agent"),
                           credentials_file=str(private / "credentials.yaml"))
-    layer["server"]["url"] = srv.url
+    layer["server"]["url"] = tls.url or srv.url
     (system / "config.yaml").write_text(yaml.safe_dump(layer))
     (system / "config.yaml").chmod(0o644)
     token = secret / "host-token"
@@ -789,6 +889,9 @@ def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tm
     # As in the pod: HOME is the agent's private directory.
     env = clean_env(CREDENTIALS_FILE=str(private / "credentials.yaml"), TOKEN_FILE=str(token),
                     DDCOTERM=client, DDCOTERM_SYSTEM_DIR=str(system), HOME=str(private))
+    agent_env = env_of(_container(manifests, "StatefulSet", "bastion", "agent"))
+    if tls.url and "SSL_CERT_FILE" in agent_env:
+        env["SSL_CERT_FILE"] = str(tls.ca)  # the rendered sessionServerCA mount, moved
     log = open(tmp / "agent.log", "w+")
     agent = subprocess.Popen(prefix("agent") + ["sh", script], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -844,8 +947,8 @@ def agent_sidecar(client: str, srv: Server, manifests: dict[str, list[dict]], tm
             how = (f"agent uid {ids['agent'][0]}, shell uid {ids['bastion'][0]}, fsGroup {ids['agent'][2]}"
                    if as_pod else "one uid: not root, the pod's uids are not emulated")
             print(f"helm-check: agent sidecar ({how}): session {found['id']} of user {found.get('user')} "
-                  f"recorded through the agent's socket, uploaded with its host token, complete on the server "
-                  f"({len(cast)} bytes)")
+                  f"recorded through the agent's socket, uploaded to {layer['server']['url']} with its host token, "
+                  f"complete on the server ({len(cast)} bytes)")
     finally:
         agent.terminate()
         try:
@@ -879,10 +982,14 @@ def scripts_against_server(client: str, server_bin: str) -> list[str]:
             srv = Server(server_bin, tmp, manifests)
         except RuntimeError as e:
             return [f"server: {e}"]
+        (tmp / "tls").mkdir()
+        tls = TlsProxy(srv.url, tmp / "tls")
         try:
-            return (hook_script(client, srv, tmp) + agent_sidecar(client, srv, manifests, tmp / "agent-run")
+            return (hook_script(client, srv, tls, manifests)
+                    + agent_sidecar(client, srv, tls, manifests, tmp / "agent-run")
                     + server_environment(srv) + scaleout_environment(server_bin, tmp))
         finally:
+            tls.close()
             srv.stop()
 
 

@@ -238,3 +238,31 @@ app.kubernetes.io/component: server
 {{- $_ := set $cfg "agent" $agent -}}
 {{- toYaml $cfg -}}
 {{- end -}}
+
+{{/* The session server's private CA for the uploading clients (sessionServerCA): env, mount, volume. */}}
+{{- define "ddcoterm.serverCAEnv" -}}
+{{- if .Values.sessionServerCA.secret -}}
+- name: SSL_CERT_FILE
+  value: /etc/ddcoterm-server-ca/ca.crt
+{{- end }}
+{{- end -}}
+
+{{- define "ddcoterm.serverCAMount" -}}
+{{- if .Values.sessionServerCA.secret -}}
+- name: server-ca
+  mountPath: /etc/ddcoterm-server-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "ddcoterm.serverCAVolume" -}}
+{{- if .Values.sessionServerCA.secret -}}
+- name: server-ca
+  secret:
+    secretName: {{ .Values.sessionServerCA.secret }}
+    defaultMode: 0444
+    items:
+      - key: {{ .Values.sessionServerCA.key }}
+        path: ca.crt
+{{- end }}
+{{- end -}}
