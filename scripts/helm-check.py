@@ -155,7 +155,7 @@ def invariants(manifests: dict[str, list[dict]], label: str, values: dict | None
                 if "memory" not in limits or "cpu" not in limits:
                     problems.append(f"{where}: {c['name']}: missing cpu/memory limits")
                 for e in c.get("env") or []:
-                    secret = re.search(r"(API_KEY|APP_KEY|TOKEN|SECRET|PASSWORD|DATABASE_URL)$", e["name"])
+                    secret = re.search(r"(API_KEY|APP_KEY|ACCESS_KEY|TOKEN|SECRET|PASSWORD|DATABASE_URL)$", e["name"])
                     if secret and "value" in e:
                         problems.append(f"{where}: {c['name']}: {e['name']} is a literal value, not a secretKeyRef")
             if kind != "DaemonSet":
