@@ -1041,6 +1041,9 @@ def main() -> int:
         problems += scripts_against_server(args.ddcoterm, args.ddcoterm_server)
     elif args.ddcoterm_server:
         problems.append("--ddcoterm-server needs --ddcoterm (the client records the sessions)")
+    else:
+        print("helm-check: skipped: the server environment, the helm test script and the agent sidecar against a "
+              "real server (pass --ddcoterm and --ddcoterm-server, as make helm-lint does)")
 
     for p in problems:
         print(f"helm-check: FAIL {p}", file=sys.stderr)
