@@ -361,6 +361,7 @@ REFUSED = [
     ({"server": {"enabled": True, "ingress": {"enabled": True, "host": "s.example.com", "tlsSecret": "t"}}},
      "bastion.agent.tokenSecret"),
     ({"bastion": {"agent": {"runAsUser": 10001}}}, "bastion.agent.runAsUser must differ"),
+    ({"config": {"server": {"url": "https://sessions.example.com"}}}, "bastion.agent.tokenSecret"),
     ({"server": {"enabled": True, "test": {"enabled": True}}, "bastion": {"enabled": False}},
      "server.test.enabled needs server.test.tokenSecret"),
     ({"server": {"enabled": True, "test": {"enabled": True, "tokenSecret": "t"}}, "bastion": {"enabled": False}},

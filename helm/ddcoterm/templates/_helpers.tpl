@@ -191,11 +191,14 @@ app.kubernetes.io/component: server
 {{/* ---------------------------------------------------------------------------------------------------
      Bastion agent (bastion.agent.*) */}}
 
-{{/* The URL the bastion agent uploads to: bastion.agent.serverUrl, else the chart's server's public URL when
-     server.enabled, else none. */}}
+{{/* The URL the bastion agent uploads to: bastion.agent.serverUrl, else the organisation layer's server.url
+     (config.server.url), else the chart's server's public URL when server.enabled, else none. */}}
 {{- define "ddcoterm.agentServerUrl" -}}
+{{- $layerUrl := get (default (dict) (get .Values.config "server")) "url" -}}
 {{- if .Values.bastion.agent.serverUrl -}}
 {{- .Values.bastion.agent.serverUrl | trimSuffix "/" -}}
+{{- else if $layerUrl -}}
+{{- $layerUrl | trimSuffix "/" -}}
 {{- else if .Values.server.enabled -}}
 {{- include "ddcoterm.serverPublicUrl" . -}}
 {{- end -}}
