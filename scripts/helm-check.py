@@ -883,6 +883,13 @@ def agent_sidecar(client: str, srv: Server, tls: TlsProxy, manifests: dict[str, 
     else:
         token.chmod(0o600)
     script = str(CHART / "files" / "agent-start.sh")
+    if as_pod:
+        # The pod's uids may not reach into the checkout (a 0700 home): they run copies.
+        (tmp / "bin").mkdir(mode=0o755)
+        client = str(shutil.copy2(client, tmp / "bin" / "ddcoterm"))
+        script = str(shutil.copy2(script, tmp / "bin" / "agent-start.sh"))
+        os.chmod(client, 0o755)
+        os.chmod(script, 0o644)
 
     bad = tmp / "bad.token"
     bad.write_text("not a token: {x}\n")
