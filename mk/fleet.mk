@@ -1,7 +1,7 @@
 # Fleet bundle targets (included by the Makefile): container images, Helm chart checks, Ansible lint, e2e.
 # Tools: mmdebstrap (scripts/install-tools.sh), a Python venv under .build/venv (scripts/py-tools.sh).
 
-.PHONY: base-image image py-tools helm-lint ansible-lint fleet-prereqs fleet-test e2e
+.PHONY: base-image image py-tools helm-lint helm-docs ansible-lint fleet-prereqs fleet-test e2e
 
 FLEET_VENV ?= $(CURDIR)/.build/venv
 
@@ -14,9 +14,14 @@ image: base-image ## Runtime image ddcoterm:dev from the release binary; prints 
 py-tools: ## Python venv .build/venv: helm-python-sdk, kubernetes-validate, ansible, ansible-lint, yamllint
 	@bash scripts/py-tools.sh >/dev/null
 
-helm-lint: py-tools ## Lint + render helm/ddcoterm (Helm 4 engine), validate manifests offline, load its configs
+# The chart's scripts (helm test hook, agent sidecar) run against a real ddcoterm-server: both binaries.
+helm-lint: py-tools ## Lint + render helm/ddcoterm (Helm 4 engine), validate manifests offline, invariants, its scripts against a real server, README table current
 	@$(CARGO) build --locked --quiet --bin ddcoterm
-	@$(FLEET_VENV)/bin/python scripts/helm-check.py --ddcoterm target/debug/ddcoterm
+	@$(CARGO) build --locked --quiet -p ddcoterm-server
+	@$(FLEET_VENV)/bin/python scripts/helm-check.py --ddcoterm target/debug/ddcoterm --ddcoterm-server target/debug/ddcoterm-server
+
+helm-docs: py-tools ## Regenerate the parameter table of helm/ddcoterm/README.md from values.schema.json
+	@$(FLEET_VENV)/bin/python scripts/helm-docs.py
 
 ansible-lint: py-tools ## ansible-lint (production profile, offline) and a syntax check of site.yml
 	@bash scripts/ansible-lint.sh

@@ -7,6 +7,8 @@
 #   SRC_CONFIG    dir of the config ConfigMap (config.yaml, team.<name>.yaml, ddcoterm.sh)   [required]
 #   SRC_BUNDLES   dir of the bundles ConfigMap (<name>.yaml, <name>.yaml.sig)                [required]
 #   DEST_SYSTEM   where /etc/ddcoterm goes                                                   [required]
+#   CONFIG_SOURCE the file of SRC_CONFIG installed as config.yaml (default config.yaml; the
+#                 bastion pod in agent mode takes bastion-config.yaml: the layer plus agent:)
 #   DEST_BIN      copy /usr/local/bin/ddcoterm here (nodes)
 #   DEST_SHIMS    create shims here, for the commands in SHIMS (space-separated)
 #   SHIM_TARGET   what the shims point at (default /usr/local/bin/ddcoterm)
@@ -43,7 +45,7 @@ prune() {
 
 sync_once() {
     install -d -m 0755 "$DEST_SYSTEM" "$DEST_SYSTEM/bundles" "$DEST_SYSTEM/teams"
-    put "$SRC_CONFIG/config.yaml" "$DEST_SYSTEM/config.yaml" 644
+    put "$SRC_CONFIG/${CONFIG_SOURCE:-config.yaml}" "$DEST_SYSTEM/config.yaml" 644
 
     teams=""
     for f in "$SRC_CONFIG"/team.*.yaml; do
