@@ -30,4 +30,3 @@ pub fn exec(target: &Target, loaded: &Loaded) -> anyhow::Result<i32> {
     };
     Err(Exit::launch(what, &err).into())
 }
-
