@@ -206,3 +206,21 @@ fn every_exit_code_in_the_readme_table_is_produced() {
         }
     }
 }
+
+/// `--quiet` drops a session's informational lines, before or after the subcommand position, and keeps the
+/// line that says where a recording is.
+#[test]
+fn quiet_drops_informational_lines_but_not_where_the_recording_is() {
+    let w = World::new();
+    let loud = run(&w, &["--actions", "process_info", "--", "true"]);
+    assert_eq!(loud.status.code(), Some(0), "{}", text(&loud.stderr));
+    assert!(text(&loud.stderr).contains("ended (exit 0)"), "{}", text(&loud.stderr));
+    let quiet = run(&w, &["-q", "--actions", "process_info", "--", "true"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet.stderr));
+    assert!(!text(&quiet.stderr).contains("session"), "{}", text(&quiet.stderr));
+    let recorded = run(&w, &["--quiet", "--actions", "record", "--", "true"]);
+    let err = text(&recorded.stderr);
+    assert_eq!(recorded.status.code(), Some(0), "{err}");
+    assert!(!err.contains("recording session"), "no start line: {err}");
+    assert!(err.contains("ended (exit 0)") && err.contains(".cast"), "where the recording is: {err}");
+}
