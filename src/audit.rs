@@ -140,8 +140,12 @@ pub fn banner(rec: &AuditRecord) -> String {
 /// Writes the audit record durably (temp file, fsync, rename) to the spool. Returns its id so the caller
 /// can send it right away; when sending fails it stays for `ddcoterm spool flush`.
 pub fn spool_record(spool: &Spool, rec: &AuditRecord) -> Result<RecordId, AuditError> {
-    let body = serde_json::to_vec(rec).unwrap_or_default();
-    Ok(spool.enqueue(Record::new(KIND_BREAK_GLASS, Class::Audit, body))?)
+    Ok(spool.enqueue(record(rec))?)
+}
+
+/// The spool record of a break-glass audit record (class audit: never evicted, never dropped).
+pub fn record(rec: &AuditRecord) -> Record {
+    Record::new(KIND_BREAK_GLASS, Class::Audit, serde_json::to_vec(rec).unwrap_or_default())
 }
 
 /// Appends one JSON line to `<home>/audit.log` (0600): the local trace of every break glass.

@@ -6,20 +6,15 @@ use std::path::PathBuf;
 /// Record terminal sessions and guard commands with CoTerm-compatible Lua policy.
 ///
 /// With no subcommand, `ddcoterm` records an interactive login shell; `ddcoterm -- CMD...` records one
-/// command (after evaluating it against lints and rules, like a shim would).
-///
-/// Examples:
-///   ddcoterm                          # record an interactive shell
-///   ddcoterm -- kubectl get pods      # evaluate policy, then record one command
-///   ddcoterm shim create kubectl      # guard every `kubectl` call
-///   ddcoterm check -- kubectl scale deploy/web --replicas=0
+/// command (after evaluating it against lints and rules, like a shim would). Global flags (`--set`, `-v`,
+/// `-q`) go before or after the subcommand. Exit codes: see the README's table (64 for a usage error).
 #[derive(Debug, Parser)]
 #[command(
     name = "ddcoterm",
     version,
     propagate_version = true,
-    args_conflicts_with_subcommands = true,
-    verbatim_doc_comment
+    verbatim_doc_comment,
+    after_help = "Examples:\n  ddcoterm                          # record an interactive shell\n  ddcoterm -- kubectl get pods      # evaluate policy, then record one command\n  ddcoterm shim create kubectl      # guard every `kubectl` call\n  ddcoterm check -- kubectl scale deploy/web --replicas=0"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -47,6 +42,11 @@ pub struct GlobalArgs {
     /// More diagnostics on stderr (`-v` info, `-vv` debug). Keys are never logged.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// No informational lines on stderr (a session's start line, progress notes). Warnings, errors,
+    /// prompts, the break-glass banner and the line saying where a recording is are always printed.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 /// How a guarded command runs: shared by `ddcoterm -- CMD`, `check` and `approve`.
@@ -66,50 +66,102 @@ pub struct RunArgs {
 pub enum Command {
     /// Print the policy decision for a command without running it.
     ///
-    /// Example: ddcoterm check -- kubectl scale deploy/web --replicas=3 --context prod-eu
+    /// Evaluates lints and rules exactly as a shim would (context variables, the deciding rule with its file
+    /// and line, messages, actions) and runs nothing. Exit 0 whatever the decision.
+    #[command(
+        after_help = "Examples:\n  ddcoterm check -- kubectl scale deploy/web --replicas=3 --context prod-eu\n  ddcoterm check --format json -- terraform apply"
+    )]
     Check(CheckArgs),
     /// Show the effective configuration and where each value came from.
-    #[command(subcommand)]
+    ///
+    /// The layers are merged in order (defaults, system, bundles, team, user, environment, --set); the
+    /// organisation's policy floor cannot be loosened by the later ones.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ddcoterm config show --origin\n  ddcoterm config paths"
+    )]
     Config(ConfigCommand),
     /// Test lints and rules against a table of invocations before pushing them.
-    #[command(subcommand)]
+    ///
+    /// A YAML table of invocations and the decision each must get; exit 1 when one does not.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ddcoterm policy test deploy/bundles/sre-baseline.tests.yaml"
+    )]
     Policy(PolicyCommand),
     /// Create, remove and list the shims that guard commands.
-    #[command(subcommand)]
+    ///
+    /// A shim is a symlink named after the command, in a directory put first on PATH; it runs the guard
+    /// sequence and then the real binary.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ddcoterm shim create kubectl terraform\n  ddcoterm shim list"
+    )]
     Shim(ShimCommand),
     /// Replay a recording in this terminal.
     ///
-    /// Example: ddcoterm play ~/.ddcoterm/recordings/<id>.cast --speed 2 --idle-limit 1
+    /// Plays a local .cast file (or a session id from `ddcoterm sessions`) with its timing.
+    #[command(
+        after_help = "Examples:\n  ddcoterm play ~/.ddcoterm/recordings/<id>.cast --speed 2 --idle-limit 1"
+    )]
     Play(PlayArgs),
     /// List local recordings.
+    ///
+    /// One line per recording in the recordings directory: id, date, duration, size, exit code, command.
+    #[command(after_help = "Examples:\n  ddcoterm sessions\n  ddcoterm sessions --json")]
     Sessions(SessionsArgs),
     /// Inspect or send the durable outbox of records waiting for Datadog.
-    #[command(subcommand)]
+    ///
+    /// Every record (session chunks, events, audit records) is written to the spool before it is sent, and
+    /// leaves it only when its destination acknowledged it.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ddcoterm spool status\n  ddcoterm spool flush --progress"
+    )]
     Spool(SpoolCommand),
     /// Write ~/.ddcoterm/config.yaml and validate the Datadog keys.
+    ///
+    /// Asks for the site and keys (or takes them from flags and DD_API_KEY / DD_APP_KEY) and writes the user
+    /// configuration file 0600.
+    #[command(
+        after_help = "Examples:\n  ddcoterm init --site app.datadoghq.eu\n  DD_API_KEY=... ddcoterm init --non-interactive --skip-validation"
+    )]
     Init(InitArgs),
     /// Check config layers, shims on PATH, keys, spool and clock; one verdict per line.
+    ///
+    /// Prints ok, warn or FAIL per check, with what to do about each; exit 1 on any FAIL.
+    #[command(after_help = "Examples:\n  ddcoterm doctor")]
     Doctor,
     /// Request approval for a command (or for this session) through Case Management.
+    ///
+    /// Opens a case and waits for an approver (Ctrl-C cancels it), then runs the command with its decided
+    /// actions; with no command, records this terminal session once approved.
+    #[command(
+        after_help = "Examples:\n  ddcoterm approve --reason 'INC-42 rollback' -- kubectl rollout undo deploy/web\n  ddcoterm approve --reason 'prod debugging'"
+    )]
     Approve(ApproveArgs),
     /// Create, sign, verify, pull and list signed rule bundles.
-    #[command(subcommand)]
+    ///
+    /// A bundle is a policy file signed with an ed25519 key the organisation trusts; machines pull and verify
+    /// bundles from `bundles.sources`.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ddcoterm bundle keygen --out org-signing\n  ddcoterm bundle list"
+    )]
     Bundle(BundleCommand),
     /// What sshd runs for every session on a bastion (`ForceCommand /usr/local/bin/ddcoterm ssh-login`).
     ///
     /// A login records the user's login shell; a remote command (`SSH_ORIGINAL_COMMAND`) is judged by policy
     /// and recorded, run by the user's shell as sshd would; scp, sftp, rsync and git servers (`ssh.passthrough`)
     /// run directly, unrecorded and byte-exact.
-    ///
-    /// Example: SSH_ORIGINAL_COMMAND='scp -t /tmp' ddcoterm ssh-login --dry-run
+    #[command(after_help = "Examples:\n  SSH_ORIGINAL_COMMAND='scp -t /tmp' ddcoterm ssh-login --dry-run")]
     SshLogin(SshLoginArgs),
     /// Bastion mode: hold the spool, audit log, recordings and upload credentials for every user's recorder.
     ///
     /// Runs as its own system user (deploy/systemd/ddcoterm-agent.service); recorders stream to it over
     /// `agent.socket` and it files each session under the user the kernel says is connected. Everything it
     /// reads comes from the system layer (`agent:` in /etc/ddcoterm/config.yaml); see docs/bastion.md.
-    ///
-    /// Example: sudo -u ddcoterm-agent ddcoterm agent
+    #[command(after_help = "Examples:\n  sudo -u ddcoterm-agent ddcoterm agent")]
     Agent,
 }
 
@@ -124,8 +176,11 @@ pub struct SshLoginArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Print the decision as JSON.
-    #[arg(long)]
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Same as `--format json` (kept for scripts).
+    #[arg(long, hide = true)]
     pub json: bool,
     /// The command to evaluate.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -136,7 +191,10 @@ pub struct CheckArgs {
 pub enum ConfigCommand {
     /// Print the merged configuration (keys masked).
     ///
-    /// Example: ddcoterm config show --origin
+    /// Every key with its effective value; with --origin, the file and line each value came from.
+    #[command(
+        after_help = "Examples:\n  ddcoterm config show --origin\n  ddcoterm config show --format json"
+    )]
     Show {
         /// Print, for every key, the file and line its value came from.
         #[arg(long)]
@@ -146,6 +204,9 @@ pub enum ConfigCommand {
         format: Format,
     },
     /// Print the config files that are read, in layer order, and whether each exists.
+    ///
+    /// One line per layer file; a missing optional file is not an error.
+    #[command(after_help = "Examples:\n  ddcoterm config paths")]
     Paths,
 }
 
@@ -155,11 +216,42 @@ pub enum Format {
     Json,
 }
 
+/// How a list is printed: a table for people, JSON for scripts.
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+impl ListFormat {
+    /// `--format`, with the hidden `--json` of earlier releases meaning `--format json`.
+    pub fn or_json(self, json: bool) -> ListFormat {
+        if json {
+            ListFormat::Json
+        } else {
+            self
+        }
+    }
+}
+
+/// How a single report (a decision) is printed.
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Run a YAML table of invocations against the effective policy (plus extra config files) and report.
     ///
-    /// Example: ddcoterm policy test deploy/bundles/sre-baseline.tests.yaml
+    /// Prints `N passed, N failed` with each failure's expected and actual decision; exit 1 on a failure,
+    /// 65 when the table itself is malformed.
+    #[command(
+        after_help = "Examples:\n  ddcoterm policy test deploy/bundles/sre-baseline.tests.yaml\n  ddcoterm policy test tests.yaml --config team.yaml"
+    )]
     Test {
         /// The test table.
         file: PathBuf,
@@ -174,7 +266,11 @@ pub enum PolicyCommand {
 pub enum ShimCommand {
     /// Put shims for these commands first on PATH.
     ///
-    /// Example: ddcoterm shim create kubectl terraform helm
+    /// Creates the symlinks and, unless --no-rc, adds the PATH line to ~/.bashrc and ~/.zshrc (or the
+    /// system profile script with --system).
+    #[command(
+        after_help = "Examples:\n  ddcoterm shim create kubectl terraform helm\n  sudo ddcoterm shim create --system kubectl"
+    )]
     Create {
         #[arg(required = true, value_name = "CMD")]
         commands: Vec<String>,
@@ -186,6 +282,9 @@ pub enum ShimCommand {
         no_rc: bool,
     },
     /// Remove shims.
+    ///
+    /// Removes only symlinks that point at ddcoterm; anything else of that name is left alone.
+    #[command(after_help = "Examples:\n  ddcoterm shim remove helm")]
     Remove {
         #[arg(required = true, value_name = "CMD")]
         commands: Vec<String>,
@@ -193,6 +292,9 @@ pub enum ShimCommand {
         system: bool,
     },
     /// List shims, the real binary each resolves to, and whether its directory is first on PATH.
+    ///
+    /// One line per shim; a shim whose real binary is missing is flagged.
+    #[command(after_help = "Examples:\n  ddcoterm shim list\n  ddcoterm shim list --system")]
     List {
         #[arg(long)]
         system: bool,
@@ -221,11 +323,24 @@ pub struct SessionsArgs {
 #[derive(Debug, Subcommand)]
 pub enum SpoolCommand {
     /// What waits in the spool and why.
+    ///
+    /// Records by kind and destination, with the last error of each that failed and the dead letters.
+    #[command(after_help = "Examples:\n  ddcoterm spool status\n  ddcoterm spool status --format json")]
     Status {
-        #[arg(long)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Same as `--format json` (kept for scripts).
+        #[arg(long, hide = true)]
         json: bool,
     },
     /// Send everything waiting now.
+    ///
+    /// Exit 0 when the spool is empty afterwards, 75 when records are left for a destination that did not
+    /// answer (they are kept and retried).
+    #[command(
+        after_help = "Examples:\n  ddcoterm spool flush --progress\n  ddcoterm spool flush --dead-letters"
+    )]
     Flush {
         /// Show a progress bar.
         #[arg(long)]
@@ -276,33 +391,52 @@ pub struct ApproveArgs {
 pub enum BundleCommand {
     /// Create an ed25519 key pair (private key 0600).
     ///
-    /// Example: ddcoterm bundle keygen --out org-signing
+    /// Writes PREFIX.key (keep it off the fleet) and PREFIX.pub (list it in `bundles.trusted_keys`).
+    #[command(after_help = "Examples:\n  ddcoterm bundle keygen --out org-signing")]
     Keygen {
         /// Path prefix: writes PREFIX.key and PREFIX.pub.
         #[arg(long, default_value = "ddcoterm-bundle")]
         out: PathBuf,
     },
     /// Sign a bundle: writes FILE.sig beside it.
+    ///
+    /// The bundle is validated first: an invalid bundle is never signed (exit 65).
+    #[command(after_help = "Examples:\n  ddcoterm bundle sign sre-baseline.yaml --key org-signing.key")]
     Sign {
         file: PathBuf,
         #[arg(long)]
         key: PathBuf,
     },
     /// Verify a bundle against the trusted keys (or --pubkey).
+    ///
+    /// Exit 0 when FILE.sig is a valid signature by a trusted key, 1 otherwise.
+    #[command(after_help = "Examples:\n  ddcoterm bundle verify sre-baseline.yaml --pubkey org-signing.pub")]
     Verify {
         file: PathBuf,
         #[arg(long)]
         pubkey: Option<PathBuf>,
     },
     /// Fetch bundles from `bundles.sources`, verify and install them.
+    ///
+    /// A bundle that fails verification is not installed and the one installed before stays in force.
+    #[command(
+        after_help = "Examples:\n  sudo ddcoterm bundle pull\n  ddcoterm bundle pull --dir /tmp/bundles"
+    )]
     Pull {
         /// Install into this directory instead of the system bundle dir.
         #[arg(long)]
         dir: Option<PathBuf>,
     },
     /// Installed bundles: revision, signer, source, fetched-at, status.
+    ///
+    /// One entry per installed bundle, with why a bundle is not in force.
+    #[command(after_help = "Examples:\n  ddcoterm bundle list\n  ddcoterm bundle list --format json")]
     List {
-        #[arg(long)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Same as `--format json` (kept for scripts).
+        #[arg(long, hide = true)]
         json: bool,
     },
 }

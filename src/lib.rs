@@ -1,7 +1,8 @@
 //! ddcoterm: record terminal sessions and guard commands with CoTerm-compatible Lua policy.
 //!
 //! Layers (DESIGN.md §2): `config`/`dirs`/`model`/`error` at the bottom; `policy`, `datadog`, `spool`,
-//! `redact`, `audit` above them; `shim`, `recorder`, `approval`, `bundle`, `upload` above those; `cli`/`cmd` on top.
+//! `redact`, `audit` above them; `shim`, `recorder`, `approval`, `bundle`, `ssh`, `upload` above those; the guard sequence (`guard`) and
+//! `agent` above them; `cli`/`cmd` on top.
 
 pub mod bundle;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod datadog;
 pub mod dirs;
 pub mod error;
+pub mod guard;
 pub mod model;
 pub mod policy;
 pub mod recorder;

@@ -39,7 +39,7 @@ fn dispatch() -> u8 {
     let argv0 = args.next().unwrap_or_default();
     if let Some(name) = ddcoterm::shim::shim_name(&argv0) {
         let rest: Vec<std::ffi::OsString> = args.collect();
-        return finish(ddcoterm::cmd::intercept::run(&name, &argv0, rest));
+        return finish(ddcoterm::cmd::intercept::run(&name, rest));
     }
     finish(ddcoterm::cmd::main())
 }
@@ -75,7 +75,10 @@ fn finish(result: anyhow::Result<i32>) -> u8 {
             if is_broken_pipe(&err) {
                 return 0;
             }
-            eprintln!("ddcoterm: {}", render(&err));
+            let shown = err.downcast_ref::<ddcoterm::error::Exit>().is_some_and(|e| e.is_shown());
+            if !shown {
+                ddcoterm::cmd::report_error(&render(&err));
+            }
             ddcoterm::error::exit_code(&err).clamp(1, 255) as u8
         }
     }

@@ -98,8 +98,15 @@ impl fmt::Display for ActionSet {
     }
 }
 
+/// Finds the line of a dotted key path in a config file's text, when asked (`config::lines::Lines`): an
+/// [`Origin`] holds one so that the shim path never computes positions it does not show.
+pub trait KeyLines: fmt::Debug + Send + Sync {
+    /// The 1-based line of `key` (`process_config.commands[0].rules[1]`), if the file has it.
+    fn line_of(&self, key: &str) -> Option<usize>;
+}
+
 /// Where a piece of policy came from: shown by `check`, `config show --origin` and sent with approvals.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Origin {
     /// Layer name: `default`, `system`, `bundle`, `team`, `user`, `env`, `flags`.
     pub layer: String,
@@ -110,20 +117,32 @@ pub struct Origin {
     /// What else identifies the layer (a bundle's `name rREVISION`).
     pub detail: Option<String>,
     /// The key path in `source`, resolved to a line only when displayed.
-    lazy: Option<(std::sync::Arc<crate::config::lines::Lines>, String)>,
+    lazy: Option<(std::sync::Arc<dyn KeyLines>, String)>,
 }
+
+/// Two origins are equal when they name the same place: layer, source, line (resolved) and detail.
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        self.layer == other.layer
+            && self.source == other.source
+            && self.detail == other.detail
+            && self.line() == other.line()
+    }
+}
+
+impl Eq for Origin {}
 
 impl Origin {
     pub fn new(layer: &str, source: impl Into<String>, line: Option<usize>) -> Self {
         Origin { layer: layer.to_string(), source: source.into(), line, detail: None, lazy: None }
     }
-    /// Resolves the line of `key` in the file's text lazily (see `config::lines`).
-    pub fn at_key(
+    /// Resolves the line of `key` in the file's text lazily (see [`KeyLines`]).
+    pub fn at_key<L: KeyLines + 'static>(
         mut self,
-        lines: Option<&std::sync::Arc<crate::config::lines::Lines>>,
+        lines: Option<&std::sync::Arc<L>>,
         key: impl Into<String>,
     ) -> Self {
-        self.lazy = lines.map(|l| (l.clone(), key.into()));
+        self.lazy = lines.map(|l| (l.clone() as std::sync::Arc<dyn KeyLines>, key.into()));
         self
     }
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -132,7 +151,7 @@ impl Origin {
     }
     /// The 1-based line, computing it on first use.
     pub fn line(&self) -> Option<usize> {
-        self.line.or_else(|| self.lazy.as_ref().and_then(|(l, k)| l.get(k)))
+        self.line.or_else(|| self.lazy.as_ref().and_then(|(l, k)| l.line_of(k)))
     }
     /// Organisation layers are under the policy floor (DESIGN.md §3.2).
     pub fn is_org(&self) -> bool {

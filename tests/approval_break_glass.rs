@@ -4,7 +4,7 @@
 
 mod support;
 
-use ddcoterm::cmd::approval_gate;
+use ddcoterm::guard::gate;
 use ddcoterm::model::{Action, ActionSet};
 use ddcoterm::policy::{Decision, DecisionSource, Invocation};
 use serial_test::serial;
@@ -71,7 +71,7 @@ fn online_break_glass_skips_the_wait_forces_recording_and_sends_a_warning_event(
     h.config(&fake.uri(), API_KEY, "");
     let _env = BreakGlassEnv::on(Some("prod db on fire"));
     let out =
-        approval_gate::require(&h.loaded(), &invocation(), &decision(), "kubectl rules[0] at x:3 (system)")
+        gate::require(&h.loaded(), &invocation(), &decision(), "kubectl rules[0] at x:3 (system)", None)
             .expect("break glass lets the command run");
     assert_eq!(out.force, ActionSet::new([Action::Record, Action::ProcessInfo]));
     assert_eq!(
@@ -102,7 +102,7 @@ fn offline_break_glass_keeps_the_audit_in_the_spool_until_spool_flush() {
     let h = Home::new();
     h.config(&support::closed_port_uri(), API_KEY, "");
     let _env = BreakGlassEnv::on(Some("datadog is down too"));
-    let out = approval_gate::require(&h.loaded(), &invocation(), &decision(), "kubectl rules[0]")
+    let out = gate::require(&h.loaded(), &invocation(), &decision(), "kubectl rules[0]", None)
         .expect("offline break glass still runs");
     assert!(out.tags.contains(&"break_glass:true".to_string()));
     // On disk, fsync'd, before the gate returned (i.e. before the command could start).
@@ -128,7 +128,7 @@ fn break_glass_works_without_any_key() {
     let h = Home::new();
     std::fs::write(h.home().join("config.yaml"), "connection_config:\n  host: app.datadoghq.com\n").unwrap();
     let _env = BreakGlassEnv::on(None);
-    let out = approval_gate::require(&h.loaded(), &invocation(), &decision(), "r").unwrap();
+    let out = gate::require(&h.loaded(), &invocation(), &decision(), "r", None).unwrap();
     assert!(out.tags.contains(&"break_glass:true".to_string()));
     assert_eq!(audit_files(&h).len(), 1, "kept for a later flush");
 }

@@ -42,7 +42,7 @@ fn event(id: &str) -> ProcessEvent {
     }
 }
 
-/// The uploader and the session's outputs for `actions`, as `cmd/session.rs` builds them.
+/// The uploader and the session's outputs for `actions`, as `guard/session.rs` builds them.
 fn outputs(loaded: &ddcoterm::config::Loaded, actions: &[Action]) -> (Arc<Uploader>, Vec<Box<dyn Output>>) {
     let up = Arc::new(Uploader::new(loaded).unwrap());
     let header = b"{\"version\":2,\"width\":80,\"height\":24}\n".to_vec();

@@ -6,11 +6,11 @@
 
 mod support;
 
-use ddcoterm::cmd::recovery;
 use ddcoterm::model::{Action, ProcessEvent, SessionMeta};
 use ddcoterm::recorder::recovery::{self as rec, Claimed, Entry, Journal, RecorderInfo, RecorderLock};
 use ddcoterm::spool::{Record, Spool};
 use ddcoterm::upload::kinds::{self, Chain};
+use ddcoterm::upload::recovery;
 use serial_test::serial;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

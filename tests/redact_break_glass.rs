@@ -3,7 +3,7 @@
 
 mod support;
 
-use ddcoterm::cmd::approval_gate;
+use ddcoterm::guard::gate;
 use ddcoterm::model::{Action, ActionSet};
 use ddcoterm::policy::{Decision, DecisionSource, Invocation};
 use serial_test::serial;
@@ -45,7 +45,7 @@ fn a_secret_in_the_break_glass_reason_is_redacted_everywhere_it_goes() {
     h.config(&fake.uri(), API_KEY, "");
     std::env::set_var("COTERM_BREAK_GLASS", "yes");
     std::env::set_var("COTERM_BREAK_GLASS_REASON", format!("rotating DB_PASSWORD={PASSWORD} with {TOKEN}"));
-    let out = approval_gate::require(&h.loaded(), &invocation(), &decision(), "mysql rules[0]");
+    let out = gate::require(&h.loaded(), &invocation(), &decision(), "mysql rules[0]", None);
     std::env::remove_var("COTERM_BREAK_GLASS");
     std::env::remove_var("COTERM_BREAK_GLASS_REASON");
     let out = out.expect("break glass lets the command run");

@@ -106,7 +106,7 @@ pub fn open_session(socket: &Path, open: Open) -> Result<Opened, AgentError> {
     Err(AgentError::refused(&r))
 }
 
-/// Bastion mode's start of a session (`cmd/session.rs`): the open is stored by the agent before anything
+/// Bastion mode's start of a session (`guard/session.rs`): the open is stored by the agent before anything
 /// runs. `Some((output, where the agent writes the recording))`; `None`: the agent is full and lets the
 /// command run unrecorded (its audit record is already stored); an error (unreachable, refused) means the
 /// command must not run.
@@ -126,10 +126,9 @@ pub fn session_output(
             eprintln!("ddcoterm: {message}; running unrecorded (agent.when_full: run_unrecorded, audit record stored)");
             Ok(None)
         }
-        Err(e) => Err(crate::error::Exit::new(
-            crate::error::exit::REFUSED,
-            format!("bastion mode: {e}; the command was not run (recording is required on this host)"),
-        )
+        Err(e) => Err(crate::error::Exit::refused(format!(
+            "bastion mode: {e}; the command was not run (recording is required on this host)"
+        ))
         .into()),
     }
 }

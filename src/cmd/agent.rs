@@ -74,9 +74,7 @@ fn deliverer(
             loaded.settings.connection_config.app_key = c.app_key;
         }
     }
-    let config_err = |e: &dyn std::fmt::Display| {
-        crate::error::Exit::new(crate::error::exit::CONFIG, format!("ddcoterm agent: {e}"))
-    };
+    let config_err = |e: &dyn std::fmt::Display| crate::error::Exit::config(format!("ddcoterm agent: {e}"));
     let mut d = Deliverer::default();
     let url = loaded.settings.server.url.as_deref().filter(|u| !u.trim().is_empty());
     match (url, server_token) {

@@ -4,7 +4,7 @@
 //! so that `pull` and `list` still work when an installed bundle makes the full configuration fail to load.
 
 use crate::bundle::{self, fetch, keys, list, pull, validate, BundleError};
-use crate::cli::{BundleCommand, GlobalArgs};
+use crate::cli::{BundleCommand, GlobalArgs, ListFormat};
 use crate::config::bundle_layer::{parse_trusted_keys, parse_verified, sig_path};
 use crate::config::file_layer::{self, Trust};
 use crate::config::settings::BundleSettings;
@@ -20,7 +20,7 @@ pub fn run(_g: &GlobalArgs, c: BundleCommand) -> anyhow::Result<i32> {
         BundleCommand::Sign { file, key } => sign(&file, &key),
         BundleCommand::Verify { file, pubkey } => verify(&file, pubkey.as_deref()),
         BundleCommand::Pull { dir } => run_pull(dir),
-        BundleCommand::List { json } => run_list(json),
+        BundleCommand::List { format, json } => run_list(format.or_json(json) == ListFormat::Json),
     }
 }
 
@@ -52,10 +52,10 @@ fn keygen(prefix: &Path) -> anyhow::Result<i32> {
 }
 
 fn sign(file: &Path, key_path: &Path) -> anyhow::Result<i32> {
-    let data = std::fs::read(file).map_err(|e| Exit::new(exit::IOERR, format!("{}: {e}", file.display())))?;
+    let data = std::fs::read(file).map_err(|e| Exit::io(format!("{}: {e}", file.display())))?;
     let b = validate::check(file, &data)
-        .map_err(|e| Exit::new(exit::DATAERR, format!("refusing to sign an invalid bundle: {e}")))?;
-    let key = keys::read_signing_key(key_path).map_err(|e| Exit::new(exit::USAGE, e.to_string()))?;
+        .map_err(|e| Exit::data(format!("refusing to sign an invalid bundle: {e}")))?;
+    let key = keys::read_signing_key(key_path).map_err(|e| Exit::usage(e.to_string()))?;
     let sig = keys::sign(&key, &data);
     let out = sig_path(file);
     bundle::fsutil::atomic_write(&out, sig.as_bytes(), 0o644).map_err(refused_io)?;
@@ -71,17 +71,16 @@ fn sign(file: &Path, key_path: &Path) -> anyhow::Result<i32> {
 
 fn verify(file: &Path, pubkey: Option<&Path>) -> anyhow::Result<i32> {
     let keys = match pubkey {
-        Some(p) => vec![keys::read_public_key(p).map_err(|e| Exit::new(exit::USAGE, e.to_string()))?],
+        Some(p) => vec![keys::read_public_key(p).map_err(|e| Exit::usage(e.to_string()))?],
         None => system_keys(&Dirs::from_env())?,
     };
     if keys.is_empty() {
-        return Err(Exit::new(
-            exit::USAGE,
+        return Err(Exit::usage(
             "no key to verify with: pass --pubkey FILE or set bundles.trusted_keys in the system config",
         )
         .into());
     }
-    let data = std::fs::read(file).map_err(|e| Exit::new(exit::IOERR, format!("{}: {e}", file.display())))?;
+    let data = std::fs::read(file).map_err(|e| Exit::io(format!("{}: {e}", file.display())))?;
     let sig = std::fs::read_to_string(sig_path(file)).ok();
     let result = parse_verified(file, &data, sig.as_deref(), &keys)
         .map_err(|e| BundleError::Invalid(e.to_string()))
@@ -97,10 +96,7 @@ fn verify(file: &Path, pubkey: Option<&Path>) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Err(e) => {
-            eprintln!("ddcoterm: bundle verification FAILED: {e}");
-            Ok(exit::REFUSED)
-        }
+        Err(e) => Err(Exit::refused(format!("bundle verification FAILED: {e}")).into()),
     }
 }
 
@@ -190,34 +186,35 @@ fn run_list(json: bool) -> anyhow::Result<i32> {
         println!("no bundles installed in {}", dirs.bundles().display());
         return Ok(0);
     }
-    println!("{:<20} {:>8} {:<16} {:<7} {:<20} SOURCE", "NAME", "REVISION", "SIGNER", "STATUS", "FETCHED");
-    for e in &entries {
-        println!(
-            "{:<20} {:>8} {:<16} {:<7} {:<20} {}",
-            e.name,
+    let rows = entries.iter().map(|e| {
+        let signer = match (&e.signer, e.revision) {
+            (Some(s), _) => s.clone(),
+            (None, Some(_)) => "unsigned".into(),
+            (None, None) => "-".into(),
+        };
+        [
+            e.name.clone(),
             e.revision.map(|r| format!("r{r}")).unwrap_or_else(|| "-".into()),
-            match (&e.signer, e.revision) {
-                (Some(s), _) => s.as_str(),
-                (None, Some(_)) => "unsigned",
-                (None, None) => "-",
-            },
-            e.status,
-            e.fetched_at.as_deref().unwrap_or("-"),
-            e.source.as_deref().unwrap_or("-")
-        );
-        if let Some(err) = &e.error {
-            println!("    why: {err}");
-        }
+            signer,
+            e.status.to_string(),
+            e.fetched_at.clone().unwrap_or_else(|| "-".into()),
+            e.source.clone().unwrap_or_else(|| "-".into()),
+        ]
+    });
+    println!("{}", super::ui::table(&["NAME", "REVISION", "SIGNER", "STATUS", "FETCHED", "SOURCE"], rows));
+    for e in entries.iter().filter(|e| e.error.is_some()) {
+        println!("why {} is {}: {}", e.name, e.status, e.error.as_deref().unwrap_or_default());
     }
     Ok(0)
 }
 
 /// Maps a bundle error to an exit status: I/O 74, setup/usage 64, everything else refused (1).
 fn refused_io(e: BundleError) -> anyhow::Error {
-    let code = match &e {
-        BundleError::Io { .. } => exit::IOERR,
-        BundleError::Setup(_) | BundleError::Key { .. } => exit::USAGE,
-        _ => exit::REFUSED,
-    };
-    Exit::new(code, e.to_string()).into()
+    let msg = e.to_string();
+    match &e {
+        BundleError::Io { .. } => Exit::io(msg),
+        BundleError::Setup(_) | BundleError::Key { .. } => Exit::usage(msg),
+        _ => Exit::refused(msg),
+    }
+    .into()
 }

@@ -1,9 +1,8 @@
 //! `ddcoterm check -- CMD...`: prints the policy decision for a command without running anything.
 
-use crate::cli::{CheckArgs, GlobalArgs};
-use crate::cmd::lint_prompt;
-use crate::error::{exit, Exit};
-use crate::model::{Action, ActionSet};
+use crate::cli::{CheckArgs, GlobalArgs, OutputFormat};
+use crate::guard::confirm;
+use crate::guard::decide::parse_actions;
 use crate::policy::{Decision, Invocation, PolicyEngine};
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -18,26 +17,12 @@ pub fn run(g: &GlobalArgs, a: CheckArgs) -> anyhow::Result<i32> {
     let args: Vec<OsString> = a.cmd[1..].iter().map(OsString::from).collect();
     let inv = Invocation::from_process(&a.cmd[0], &args);
     let d = engine.evaluate(&inv, cli.as_ref());
-    if a.json {
+    if a.json || a.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
         print!("{}", render(&inv, &d));
     }
     Ok(0)
-}
-
-/// `--actions` values (comma-separated, empty entries ignored) into a set; an unknown name is a usage error.
-pub fn parse_actions(list: Option<&[String]>) -> anyhow::Result<Option<ActionSet>> {
-    let Some(list) = list else { return Ok(None) };
-    let mut set = ActionSet::default();
-    for s in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let a = Action::parse(s).ok_or_else(|| {
-            let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-            Exit::new(exit::USAGE, format!("--actions: unknown action `{s}` (known: {})", known.join(", ")))
-        })?;
-        set.insert(a);
-    }
-    Ok(Some(set))
 }
 
 /// The human report: command, context, warnings, rule, messages, errors, actions and where they came from.
@@ -51,7 +36,7 @@ pub fn render(inv: &Invocation, d: &Decision) -> String {
         let _ = writeln!(s, "warnings:  none");
     }
     for w in &d.warnings {
-        let _ = writeln!(s, "warning:   {}", lint_prompt::render(w));
+        let _ = writeln!(s, "warning:   {}", confirm::render(w));
         if !w.failed {
             let _ = writeln!(s, "           (from {})", w.at);
         }

@@ -1,17 +1,24 @@
-//! What every command starts from: the loaded configuration (warnings printed once) and logging.
+//! What every command starts from: the loaded configuration (warnings printed once), logging, the guard's
+//! options from the flags, and a tokio runtime for the commands that need the network.
 
-use crate::cli::GlobalArgs;
-use crate::config::{self, LoadOptions, Loaded};
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::config::{LoadOptions, Loaded};
+use crate::guard::{self, decide};
 
 /// Loads the layered configuration for this invocation and prints its warnings once on stderr.
 pub fn load(global: &GlobalArgs) -> anyhow::Result<Loaded> {
     let mut opts = LoadOptions::from_env();
     opts.sets = global.set.clone();
-    let loaded = config::load(&opts)?;
-    for w in &loaded.warnings {
-        eprintln!("ddcoterm: warning: {w}");
-    }
-    Ok(loaded)
+    guard::load_config(opts)
+}
+
+/// The guard sequence's options from `--actions`, `--yes` and `--quiet` (an unknown action exits 64).
+pub fn guard_options(global: &GlobalArgs, run: &RunArgs) -> anyhow::Result<guard::Options> {
+    Ok(guard::Options {
+        actions: decide::parse_actions(run.actions.as_deref())?,
+        yes: run.yes,
+        quiet: global.quiet,
+    })
 }
 
 /// stderr logging for subcommands (never on the shim path); `DDCOTERM_LOG` overrides the level.

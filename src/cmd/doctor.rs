@@ -62,7 +62,7 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
     check_shims(&mut r, "shims (user)", &user_shims, &path, false);
     check_shims(&mut r, "shims (system)", Path::new(dirs::SYSTEM_SHIM_DIR), &path, true);
     let system_shims =
-        loaded.as_ref().map(super::shim_cmd::system_dir).unwrap_or_else(|| dirs::SYSTEM_SHIM_DIR.into());
+        loaded.as_ref().map(crate::guard::locate::system_dir).unwrap_or_else(|| dirs::SYSTEM_SHIM_DIR.into());
     check_ssh_login(&mut r, Path::new("/etc/ssh"), &system_shims);
     match &loaded {
         Some(l) => {

@@ -5,7 +5,7 @@ use crate::cli::{GlobalArgs, PolicyCommand};
 use crate::config::policy_set::PolicyLayer;
 use crate::config::settings::PolicySettings;
 use crate::config::{bundle_layer, file_layer, PolicySet};
-use crate::error::{exit, ConfigError, Exit};
+use crate::error::{ConfigError, Exit};
 use crate::model::{Action, ActionSet};
 use crate::policy::invocation::basename;
 use crate::policy::{Decision, Invocation, PolicyEngine};
@@ -62,9 +62,8 @@ struct Expect {
 }
 
 fn test(g: &GlobalArgs, file: &Path, configs: &[PathBuf]) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Exit::new(exit::DATAERR, format!("{}: cannot read the test file: {e}", file.display()))
-    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Exit::data(format!("{}: cannot read the test file: {e}", file.display())))?;
     let table = parse_table(file, &text)?;
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
@@ -106,7 +105,7 @@ fn test(g: &GlobalArgs, file: &Path, configs: &[PathBuf]) -> anyhow::Result<i32>
 
 /// Parses and checks the table; every problem is exit 65 naming the file, line and key.
 fn parse_table(file: &Path, text: &str) -> anyhow::Result<TestFile> {
-    let data_err = |e: ConfigError| Exit::new(exit::DATAERR, format!("invalid policy test file: {e}"));
+    let data_err = |e: ConfigError| Exit::data(format!("invalid policy test file: {e}"));
     let table: TestFile =
         serde_yaml::from_str(text).map_err(|e| data_err(file_layer::yaml_error(file, &e)))?;
     let lines = file_layer::line_map(text);

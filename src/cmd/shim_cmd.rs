@@ -2,7 +2,8 @@
 
 use crate::cli::{GlobalArgs, ShimCommand};
 use crate::config::Loaded;
-use crate::error::{exit, Exit};
+use crate::error::Exit;
+use crate::guard::locate::{system_dir, user_dir};
 use crate::shim::manage::{self, Outcome, ShimError, ShimScope};
 use crate::shim::resolve;
 use std::path::PathBuf;
@@ -23,24 +24,6 @@ pub fn scope(loaded: &Loaded, system: bool) -> ShimScope {
         let home = crate::dirs::user_home();
         ShimScope { dir: user_dir(loaded), rc_files: vec![home.join(".bashrc"), home.join(".zshrc")] }
     }
-}
-
-/// The user's shim directory.
-pub fn user_dir(loaded: &Loaded) -> PathBuf {
-    loaded.settings.shims.dir.clone().unwrap_or_else(|| loaded.dirs.user_shims())
-}
-
-/// The system shim directory.
-pub fn system_dir(loaded: &Loaded) -> PathBuf {
-    loaded.settings.shims.system_dir.clone().unwrap_or_else(|| PathBuf::from(crate::dirs::SYSTEM_SHIM_DIR))
-}
-
-/// The real `name` on this process's PATH, skipping both shim directories and ddcoterm itself: what a shim
-/// (or `ddcoterm -- name`) runs once policy allows it.
-pub fn find_real(loaded: &Loaded, name: &str) -> Option<PathBuf> {
-    let skip = [user_dir(loaded), system_dir(loaded)];
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    resolve::find_real(name, &path_var, &skip, resolve::self_id())
 }
 
 pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
@@ -114,9 +97,10 @@ pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
 }
 
 fn shim_error(e: ShimError) -> anyhow::Error {
-    let code = match e {
-        ShimError::BadName(_) | ShimError::Occupied(_) => exit::USAGE,
-        ShimError::Io { .. } => exit::IOERR,
-    };
-    Exit::new(code, e.to_string()).into()
+    let msg = e.to_string();
+    match e {
+        ShimError::BadName(_) | ShimError::Occupied(_) => Exit::usage(msg),
+        ShimError::Io { .. } => Exit::io(msg),
+    }
+    .into()
 }

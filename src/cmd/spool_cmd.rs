@@ -1,21 +1,18 @@
 //! `ddcoterm spool status|flush`: what waits in the spool and why; send it now.
 
 use super::context;
-use crate::cli::{GlobalArgs, SpoolCommand};
+use crate::cli::{GlobalArgs, ListFormat, SpoolCommand};
 use crate::datadog::ClientOptions;
 use crate::error::Exit;
 use crate::spool::{self, Entry, FlushOptions, Outcome, Spool};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// EX_TEMPFAIL: records are left that may go through later (server down, rate limited).
-const EXIT_TEMPFAIL: i32 = 75;
-
 pub fn run(g: &GlobalArgs, c: SpoolCommand) -> anyhow::Result<i32> {
     let loaded = context::load(g)?;
     let spool = crate::upload::open_spool(&loaded)?;
     match c {
-        SpoolCommand::Status { json } => status(&spool, json),
+        SpoolCommand::Status { format, json } => status(&spool, format.or_json(json) == ListFormat::Json),
         SpoolCommand::Flush { progress, background: false, dead_letters } => {
             if dead_letters {
                 let n = spool.requeue_dead()?;
@@ -146,10 +143,14 @@ fn status(spool: &Spool, json: bool) -> anyhow::Result<i32> {
         println!("empty: nothing waits");
     } else {
         let age = v.oldest_ms.map(|t| fmt_age(spool::now_ms().saturating_sub(t))).unwrap_or_default();
-        println!("{} record(s), {} bytes (max {}), oldest {age} old", v.count, v.bytes, v.max_bytes);
-        for (k, c) in &v.by_kind {
-            println!("  {k:<20} {:>6} record(s) {:>10} bytes", c.count, c.bytes);
-        }
+        println!(
+            "{} record(s), {} (max {}), oldest {age} old",
+            v.count,
+            super::ui::size(v.bytes),
+            super::ui::size(v.max_bytes)
+        );
+        let rows = v.by_kind.iter().map(|(k, c)| [k.clone(), c.count.to_string(), super::ui::size(c.bytes)]);
+        println!("{}", super::ui::table(&["KIND", "RECORDS", "SIZE"], rows));
     }
     if v.dropped > 0 {
         println!(
@@ -200,7 +201,7 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
     let enqueue = |r, j: &mut dyn FnMut(&str) -> std::io::Result<()>| {
         spool.enqueue_journaled(r, j).map(|_| ()).map_err(anyhow::Error::from)
     };
-    let recovered = super::recovery::sweep(loaded, &enqueue);
+    let recovered = crate::upload::recovery::sweep(loaded, &enqueue);
     eprint!("{recovered}");
     let total = spool.entries()?.len();
     if total == 0 {
@@ -211,10 +212,7 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
     if deliver.server.is_none() && deliver.datadog.is_none() {
         let why: Vec<&str> =
             [deliver.no_server.as_deref(), deliver.no_datadog.as_deref()].into_iter().flatten().collect();
-        anyhow::bail!(Exit::new(
-            crate::error::exit::CONFIG,
-            format!("nothing can be sent: {}", why.join("; "))
-        ));
+        anyhow::bail!(Exit::config(format!("nothing can be sent: {}", why.join("; "))));
     }
     let bar = if progress {
         let b = indicatif::ProgressBar::new(total as u64);
@@ -254,23 +252,17 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
         for (id, err) in &report.permanent {
             eprintln!("  {id}: {err}");
         }
-        anyhow::bail!(Exit::new(
-            crate::error::exit::REFUSED,
-            format!(
-                "{} record(s) could not be delivered (permanent error); `ddcoterm spool status` shows them",
-                report.permanent.len()
-            )
-        ));
+        anyhow::bail!(Exit::refused(format!(
+            "{} record(s) could not be delivered (permanent error); `ddcoterm spool status` shows them",
+            report.permanent.len()
+        )));
     }
     if !report.pending.is_empty() {
         let last = report.pending.last().map(|(_, e)| e.clone()).unwrap_or_default();
-        anyhow::bail!(Exit::new(
-            EXIT_TEMPFAIL,
-            format!(
-                "{} record(s) are still waiting (last error: {last}); try again later",
-                report.pending.len()
-            )
-        ));
+        anyhow::bail!(Exit::temp_fail(format!(
+            "{} record(s) are still waiting (last error: {last}); try again later",
+            report.pending.len()
+        )));
     }
     Ok(0)
 }

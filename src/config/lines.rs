@@ -21,6 +21,12 @@ impl Lines {
     }
 }
 
+impl crate::model::KeyLines for Lines {
+    fn line_of(&self, key: &str) -> Option<usize> {
+        self.get(key)
+    }
+}
+
 impl std::fmt::Debug for Lines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Lines({} bytes)", self.text.len())

@@ -430,6 +430,7 @@ fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), Config
         })?;
         let value: serde_yaml::Value =
             serde_yaml::from_str(raw).unwrap_or(serde_yaml::Value::String(raw.into()));
+        check_flag(key.trim(), raw, &value)?;
         fig = fig.merge(Serialized::default(key.trim(), value));
         origins.push(leaf(key.trim(), Origin::new("flags", format!("--set {}", key.trim()), None)));
     }
@@ -463,6 +464,17 @@ fn nest(key: &str) -> serde_yaml::Value {
         let mut m = serde_yaml::Mapping::new();
         m.insert(serde_yaml::Value::String(part.to_string()), inner);
         serde_yaml::Value::Mapping(m)
+    })
+}
+
+/// One `--set` checked on its own over the defaults, so that its error names the flag, the key and the type
+/// the key takes (`expected an integer`), not serde's names for it.
+fn check_flag(key: &str, raw: &str, value: &serde_yaml::Value) -> Result<(), ConfigError> {
+    let fig = Figment::from(Serialized::defaults(Settings::default())).merge(Serialized::default(key, value));
+    fig.extract::<Settings>().map(|_| ()).map_err(|e| ConfigError::Flag {
+        key: key.to_string(),
+        value: raw.to_string(),
+        msg: super::expected::describe(&e.kind),
     })
 }
 

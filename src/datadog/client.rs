@@ -278,14 +278,9 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Parses an IMF-fixdate (`Wed, 25 Nov 2026 18:01:32 GMT`).
+/// Parses an HTTP date (`Wed, 25 Nov 2026 18:01:32 GMT`, and the two obsolete forms RFC 9110 accepts).
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let fmt = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let dt = time::PrimitiveDateTime::parse(s.trim(), &fmt).ok()?.assume_utc();
-    let secs = u64::try_from(dt.unix_timestamp()).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    httpdate::parse_http_date(s.trim()).ok()
 }
 
 #[cfg(test)]

@@ -102,6 +102,17 @@ pub fn basename(exe: &str) -> String {
     Path::new(exe).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| exe.to_string())
 }
 
+/// `a` as a shell word for display (a recording's command line, `ssh-login --dry-run`): bare when that is
+/// unambiguous, else single-quoted. Unlike `shlex` it leaves `=`, `,` and `%` bare, so `--replicas=0` reads
+/// as typed in the recordings reviewers open.
+pub fn shell_word(a: &str) -> String {
+    if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

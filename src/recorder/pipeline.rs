@@ -30,30 +30,74 @@ pub struct PipelineConfig {
 pub struct Pipeline {
     cfg: PipelineConfig,
     meta: SessionMeta,
-    start: Instant,
-    start_unix_ms: u64,
+    clock: Clock,
     redactor: Redactor,
-    out_redact: StreamRedactor,
-    in_redact: StreamRedactor,
-    out_utf8: Utf8Carry,
-    in_utf8: Utf8Carry,
-    pending: Vec<u8>,
-    /// Redacted bytes of the batch being written (reused).
-    redacted: Vec<u8>,
-    pending_at: Option<Instant>,
-    last_output: Option<Instant>,
-    /// Last output or keystroke; the redactors' idle flush runs one merge window after it, once.
-    last_activity: Option<Instant>,
-    idle_flushed: bool,
+    /// The output stream's redactor and UTF-8 decoder, and the keystrokes'.
+    out: Stream,
+    inp: Stream,
+    /// Output read but not yet written: waits for its merge window or merge size.
+    batch: Batch,
+    idle: Idle,
     cast: Option<CastFile>,
     events: Option<File>,
     fanout: Fanout,
     snap: Option<Snapshotter>,
+    /// Snapshots taken, waiting to be handed to the Outputs.
+    snaps: Vec<Snapshot>,
     open_command: Option<(String, String, Instant)>,
     text: String,
     lines: Vec<u8>,
     last_t: f64,
-    snaps: Vec<Snapshot>,
+}
+
+/// When the session started, on the monotonic clock and the wall clock: event times are relative to the
+/// first, process events and snapshots carry the second.
+struct Clock {
+    start: Instant,
+    start_unix_ms: u64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        let start_unix_ms =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Clock { start: Instant::now(), start_unix_ms }
+    }
+
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    fn ms_since_start(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_millis() as u64
+    }
+
+    fn unix_ms(&self, at: Instant) -> u64 {
+        self.start_unix_ms + self.ms_since_start(at)
+    }
+}
+
+/// One direction of the terminal (output or keystrokes): its streaming redactor and UTF-8 decoder.
+struct Stream {
+    redact: StreamRedactor,
+    utf8: Utf8Carry,
+}
+
+/// Output read and not yet written, and the buffer its redacted bytes pass through (both reused).
+#[derive(Default)]
+struct Batch {
+    pending: Vec<u8>,
+    redacted: Vec<u8>,
+    /// When the first byte of `pending` was read (the merge window runs from there).
+    at: Option<Instant>,
+}
+
+/// The last output and the last activity (output or keystroke); the redactors' idle flush runs one merge
+/// window after the last activity, once.
+struct Idle {
+    last_output: Option<Instant>,
+    last_activity: Option<Instant>,
+    flushed: bool,
 }
 
 impl Pipeline {
@@ -73,33 +117,23 @@ impl Pipeline {
         let mut out_redact = redactor.stream();
         out_redact.set_width(meta.width);
         Pipeline {
-            out_redact,
-            in_redact: redactor.stream(),
+            out: Stream { redact: out_redact, utf8: Utf8Carry::default() },
+            inp: Stream { redact: redactor.stream(), utf8: Utf8Carry::default() },
             redactor,
             cfg,
-            start: Instant::now(),
-            start_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            clock: Clock::now(),
             meta,
-            out_utf8: Utf8Carry::default(),
-            in_utf8: Utf8Carry::default(),
-            pending: Vec::new(),
-            redacted: Vec::new(),
-            pending_at: None,
-            last_output: None,
-            last_activity: None,
-            idle_flushed: true,
+            batch: Batch::default(),
+            idle: Idle { last_output: None, last_activity: None, flushed: true },
             cast,
             events,
             fanout,
             snap,
+            snaps: Vec::new(),
             open_command: None,
             text: String::new(),
             lines: Vec::new(),
             last_t: 0.0,
-            snaps: Vec::new(),
         }
     }
 
@@ -109,7 +143,7 @@ impl Pipeline {
 
     /// Output waiting for its merge window (the loop wakes on its own timer meanwhile).
     pub fn output_pending(&self) -> bool {
-        self.pending_at.is_some()
+        self.batch.at.is_some()
     }
 
     /// The merge size: the loop is woken as soon as this much output is queued.
@@ -122,24 +156,16 @@ impl Pipeline {
         &self.redactor
     }
 
-    fn secs(&self, at: Instant) -> f64 {
-        at.saturating_duration_since(self.start).as_secs_f64()
-    }
-
-    fn unix_ms(&self, at: Instant) -> u64 {
-        self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64
-    }
-
     /// Raw output (markers already stripped), as read at `at`.
     pub fn output(&mut self, data: &[u8], at: Instant) {
         if data.is_empty() {
             return;
         }
-        self.pending_at.get_or_insert(at);
-        self.last_output = Some(at);
-        self.last_activity = Some(at);
-        self.idle_flushed = false;
-        self.pending.extend_from_slice(data);
+        self.batch.at.get_or_insert(at);
+        self.idle.last_output = Some(at);
+        self.idle.last_activity = Some(at);
+        self.idle.flushed = false;
+        self.batch.pending.extend_from_slice(data);
         self.after_output();
     }
 
@@ -149,21 +175,21 @@ impl Pipeline {
         if data.is_empty() {
             return;
         }
-        self.pending_at.get_or_insert(at);
-        if self.pending.is_empty() {
-            std::mem::swap(&mut self.pending, data);
+        self.batch.at.get_or_insert(at);
+        if self.batch.pending.is_empty() {
+            std::mem::swap(&mut self.batch.pending, data);
         } else {
-            self.pending.extend_from_slice(data);
+            self.batch.pending.extend_from_slice(data);
         }
         data.clear();
-        self.last_output = Some(at);
-        self.last_activity = Some(at);
-        self.idle_flushed = false;
+        self.idle.last_output = Some(at);
+        self.idle.last_activity = Some(at);
+        self.idle.flushed = false;
         self.after_output();
     }
 
     fn after_output(&mut self) {
-        if self.pending.len() >= self.cfg.merge_bytes {
+        if self.batch.pending.len() >= self.cfg.merge_bytes {
             self.flush_output(false);
         }
     }
@@ -174,11 +200,11 @@ impl Pipeline {
             return;
         }
         self.flush_output(false);
-        self.last_activity = Some(at);
-        self.idle_flushed = false;
-        let redacted = self.in_redact.push(data);
+        self.idle.last_activity = Some(at);
+        self.idle.flushed = false;
+        let redacted = self.inp.redact.push(data);
         self.text.clear();
-        self.in_utf8.push(&redacted, &mut self.text);
+        self.inp.utf8.push(&redacted, &mut self.text);
         if !self.text.is_empty() {
             let text = std::mem::take(&mut self.text);
             self.emit(at, "i", &text);
@@ -189,10 +215,10 @@ impl Pipeline {
     /// The terminal was resized.
     pub fn resize(&mut self, cols: u16, rows: u16, at: Instant) {
         self.flush_output(false);
-        self.out_redact.set_width(cols);
+        self.out.redact.set_width(cols);
         self.emit(at, "r", &cast::resize_data(cols, rows));
         if let Some(s) = &mut self.snap {
-            let ms = self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64;
+            let ms = self.clock.unix_ms(at);
             s.resize(cols, rows, ms, &mut self.snaps);
         }
         self.send_snaps();
@@ -236,7 +262,7 @@ impl Pipeline {
             user: self.meta.user.clone(),
             hostname: self.meta.hostname.clone(),
             exit_code: code,
-            started_at_ms: self.unix_ms(started),
+            started_at_ms: self.clock.unix_ms(started),
             duration_ms: at.saturating_duration_since(started).as_millis() as u64,
             tags: self.meta.tags.clone(),
         };
@@ -257,13 +283,13 @@ impl Pipeline {
 
     /// When `tick` must run next (merge window, idle flush, idle snapshot).
     pub fn deadline(&self) -> Option<Instant> {
-        let merge = self.pending_at.map(|t| t + self.cfg.merge_window);
-        let snap = match (&self.snap, self.last_output) {
+        let merge = self.batch.at.map(|t| t + self.cfg.merge_window);
+        let snap = match (&self.snap, self.idle.last_output) {
             (Some(s), Some(t)) if s.dirty() => Some(t + SNAPSHOT_IDLE),
             _ => None,
         };
-        let idle = match self.last_activity {
-            Some(t) if !self.idle_flushed => Some(t + self.cfg.merge_window),
+        let idle = match self.idle.last_activity {
+            Some(t) if !self.idle.flushed => Some(t + self.cfg.merge_window),
             _ => None,
         };
         [merge, snap, idle].into_iter().flatten().min()
@@ -271,20 +297,18 @@ impl Pipeline {
 
     /// Does whatever is due at `now`.
     pub fn tick(&mut self, now: Instant) {
-        if self.pending_at.is_some_and(|t| now >= t + self.cfg.merge_window) {
+        if self.batch.at.is_some_and(|t| now >= t + self.cfg.merge_window) {
             self.flush_output(false);
         }
-        if !self.idle_flushed
-            && self.pending_at.is_none()
-            && self.last_activity.is_some_and(|t| now >= t + self.cfg.merge_window)
+        if !self.idle.flushed
+            && self.batch.at.is_none()
+            && self.idle.last_activity.is_some_and(|t| now >= t + self.cfg.merge_window)
         {
             self.flush_idle(now);
         }
-        if let (Some(s), Some(t)) = (&mut self.snap, self.last_output) {
+        if let (Some(s), Some(t)) = (&mut self.snap, self.idle.last_output) {
             if s.dirty() && now >= t + SNAPSHOT_IDLE {
-                let snap = s.snapshot(
-                    self.start_unix_ms + now.saturating_duration_since(self.start).as_millis() as u64,
-                );
+                let snap = s.snapshot(self.clock.unix_ms(now));
                 self.snaps.extend(snap);
             }
         }
@@ -292,7 +316,7 @@ impl Pipeline {
     }
 
     fn flush_output(&mut self, end: bool) {
-        let Some(at) = self.pending_at.take() else {
+        let Some(at) = self.batch.at.take() else {
             if !end {
                 return;
             }
@@ -300,9 +324,9 @@ impl Pipeline {
             return self.flush_tail(Instant::now());
         };
         // Buffers are reused from one batch to the next, and valid UTF-8 is not copied into a String.
-        let mut redacted = std::mem::take(&mut self.redacted);
+        let mut redacted = std::mem::take(&mut self.batch.redacted);
         let mut spill = std::mem::take(&mut self.text);
-        let mut pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.batch.pending);
         // One event per `merge_bytes` at most: a batch the loop fell behind on becomes several events, so
         // no buffer downstream (redaction, JSON, snapshot) grows past one merge size (peak RSS). The
         // redactor and the decoder stream, so where the batch is cut does not matter to them.
@@ -312,34 +336,34 @@ impl Pipeline {
             let chunk = &pending[i * step..pending.len().min((i + 1) * step)];
             let last = i + 1 == n;
             redacted.clear();
-            self.out_redact.push_into(chunk, &mut redacted);
+            self.out.redact.push_into(chunk, &mut redacted);
             if end && last {
-                redacted.extend_from_slice(&self.out_redact.finish());
+                redacted.extend_from_slice(&self.out.redact.finish());
             }
-            let text = self.out_utf8.decode(&redacted, &mut spill, end && last);
+            let text = self.out.utf8.decode(&redacted, &mut spill, end && last);
             self.emit_output(at, text);
         }
         pending.clear();
-        self.pending = pending;
+        self.batch.pending = pending;
         self.text = spill;
-        self.redacted = redacted;
+        self.batch.redacted = redacted;
     }
 
     /// Output and input went quiet: let the redactors release what they safely can (a prompt without a
     /// newline, typed keystrokes), so the recording follows the screen instead of waiting for a newline.
     fn flush_idle(&mut self, now: Instant) {
-        self.idle_flushed = true;
-        let out = self.out_redact.flush_idle();
+        self.idle.flushed = true;
+        let out = self.out.redact.flush_idle();
         if !out.is_empty() {
             let mut spill = std::mem::take(&mut self.text);
-            let text = self.out_utf8.decode(&out, &mut spill, false);
+            let text = self.out.utf8.decode(&out, &mut spill, false);
             self.emit_output(now, text);
             self.text = spill;
         }
-        let typed = self.in_redact.flush_idle();
+        let typed = self.inp.redact.flush_idle();
         if self.cfg.input && !typed.is_empty() {
             self.text.clear();
-            self.in_utf8.push(&typed, &mut self.text);
+            self.inp.utf8.push(&typed, &mut self.text);
             if !self.text.is_empty() {
                 let text = std::mem::take(&mut self.text);
                 self.emit(now, "i", &text);
@@ -349,9 +373,9 @@ impl Pipeline {
     }
 
     fn flush_tail(&mut self, at: Instant) {
-        let tail = self.out_redact.finish();
+        let tail = self.out.redact.finish();
         let mut spill = std::mem::take(&mut self.text);
-        let text = self.out_utf8.decode(&tail, &mut spill, true);
+        let text = self.out.utf8.decode(&tail, &mut spill, true);
         self.emit_output(at, text);
         self.text = spill;
     }
@@ -362,7 +386,7 @@ impl Pipeline {
         }
         self.emit(at, "o", text);
         if let Some(s) = &mut self.snap {
-            let ms = self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64;
+            let ms = self.clock.unix_ms(at);
             s.push(text, ms, &mut self.snaps);
         }
         self.send_snaps();
@@ -377,7 +401,7 @@ impl Pipeline {
     fn emit(&mut self, at: Instant, code: &str, data: &str) {
         self.lines.clear();
         // Events are written in order; a time never goes back (asciicast players expect that).
-        let t = self.secs(at).max(self.last_t);
+        let t = self.clock.secs(at).max(self.last_t);
         self.last_t = t;
         cast::push_event(&mut self.lines, t, code, data);
         if let Some(c) = &mut self.cast {
@@ -396,20 +420,20 @@ impl Pipeline {
         if let Some((cmd, cwd, started)) = self.open_command.take() {
             self.command_finished(cmd, cwd, started, None, now);
         }
-        let tail = self.in_redact.finish();
+        let tail = self.inp.redact.finish();
         if self.cfg.input && !tail.is_empty() {
             self.text.clear();
-            self.in_utf8.push(&tail, &mut self.text);
+            self.inp.utf8.push(&tail, &mut self.text);
             let text = std::mem::take(&mut self.text);
             self.emit(now, "i", &text);
         }
         self.emit(now, "m", &cast::exit_marker(exit_code));
         if let Some(s) = &mut self.snap {
-            let ms = self.start_unix_ms + now.saturating_duration_since(self.start).as_millis() as u64;
+            let ms = self.clock.unix_ms(now);
             self.snaps.extend(s.snapshot(ms));
         }
         self.send_snaps();
-        let duration = now.saturating_duration_since(self.start).as_millis() as u64;
+        let duration = self.clock.ms_since_start(now);
         self.fanout.end(&self.meta, exit_code, duration);
     }
 }

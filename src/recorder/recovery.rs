@@ -1,6 +1,6 @@
 //! What a recorder leaves for its recovery if it is killed: a lock naming it (pid and start time, what the
 //! session was), the journal of the spool records it committed (chunk boundaries as byte offsets in the local
-//! `.cast`), and the reading of the `.cast` tail no chunk holds yet. No spool or network here: `cmd/recovery.rs`
+//! `.cast`), and the reading of the `.cast` tail no chunk holds yet. No spool or network here: `upload/recovery.rs`
 //! turns this into spool records.
 //!
 //! Files, next to `<id>.cast` in the recordings directory (0600):

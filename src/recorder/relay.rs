@@ -90,7 +90,8 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
             let child = pair
                 .slave
                 .spawn_command(cmd)
-                .map_err(|e| anyhow::anyhow!("starting {}: {e}", launch.program.display()))?;
+                // The I/O error stays in the chain: the exit status says not found (127) or not executable (126).
+                .map_err(|e| e.context(format!("starting {}", launch.program.display())))?;
             drop(pair.slave);
             let master = pair.master;
             let pid = child.process_id().map(|p| p as i32).unwrap_or(0);
@@ -149,7 +150,9 @@ pub fn run(launch: &Launch, mode: Mode, io: Io, pipeline: &mut Pipeline) -> anyh
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
-                .map_err(|e| anyhow::anyhow!("starting {}: {e}", launch.program.display()))?;
+                .map_err(|e| {
+                    anyhow::Error::new(e).context(format!("starting {}", launch.program.display()))
+                })?;
             let pid = child.id() as i32;
             let out = child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>);
             let err = child.stderr.take().map(|o| Box::new(o) as Box<dyn Read + Send>);

@@ -29,8 +29,7 @@ impl DatadogDeliver {
         let conn = loaded.settings.connection_config.clone();
         crate::datadog::Site::for_connection(&conn)?;
         if conn.api_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
-            anyhow::bail!(crate::error::Exit::new(
-                crate::error::exit::CONFIG,
+            anyhow::bail!(crate::error::Exit::config(
                 "no Datadog API key: set connection_config.api_key (ddcoterm init) or DD_API_KEY"
             ));
         }

@@ -1,7 +1,7 @@
 //! The only place that joins the spool to a destination (DESIGN.md §2, §7, §12): the session server gets the
 //! recordings (create, chunks, process events, end), Datadog gets events, log batches and audit records.
 //!
-//! How a session uses it (`cmd/session.rs`):
+//! How a session uses it (`guard/session.rs`):
 //! 1. `let up = Arc::new(Uploader::new(loaded)?);` — owned by the session, passed down; no global state.
 //! 2. `up.session_output(&actions, header, journal)` gives the recorder's [`crate::model::Output`]; it only
 //!    writes spool records (never the network); the uploader's sender thread delivers them meanwhile.
@@ -14,6 +14,7 @@ pub mod deliver;
 pub mod flush;
 pub mod kinds;
 pub mod output;
+pub mod recovery;
 pub mod route;
 pub mod server;
 

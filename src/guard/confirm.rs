@@ -1,10 +1,27 @@
-//! Shows lint warnings and asks one `Do you want to continue? (y/n)` on the terminal (`/dev/tty`), never on
-//! stdin, which may be the guarded command's input.
+//! The confirm step: shows lint warnings and asks one `Do you want to continue? (y/n)` on the terminal
+//! (`/dev/tty`), never on stdin, which may be the guarded command's input.
 
 use crate::config::settings::NonInteractive;
+use crate::config::Loaded;
 use crate::error::Exit;
-use crate::policy::LintWarning;
+use crate::policy::{Decision, LintWarning};
 use std::io::{BufRead, BufReader, Write};
+
+/// Confirms the decision's lint warnings (if any), then shows the rule's message to the user. `Err` (exit 1)
+/// when the user answers no, or when there is no terminal to ask on and nothing allows going on.
+pub fn accept(decision: &Decision, name: &str, yes: bool, loaded: &Loaded) -> anyhow::Result<()> {
+    if !decision.warnings.is_empty()
+        && !confirm(&decision.warnings, yes, loaded.settings.lints.non_interactive)?
+    {
+        return Err(
+            Exit::refused(format!("`{name}` not run: you answered no to the warning(s) above")).into()
+        );
+    }
+    if let Some(m) = &decision.user_message {
+        eprintln!("ddcoterm: {m}");
+    }
+    Ok(())
+}
 
 /// Prints every warning and asks once. `Ok(true)`: go on; `Ok(false)`: the user declined. With no terminal,
 /// `yes` or `lints.non_interactive: allow` print the warnings and go on; otherwise it is an error (exit 1).
@@ -70,8 +87,7 @@ pub fn confirm_on<R: BufRead, W: Write>(
             if yes || non_interactive == NonInteractive::Allow {
                 return Ok(true);
             }
-            Err(Exit::new(
-                1,
+            Err(Exit::refused(
                 "lint warnings need confirmation but there is no terminal; re-run with --yes or set lints.non_interactive: allow",
             )
             .into())

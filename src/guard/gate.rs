@@ -1,5 +1,5 @@
-//! The approval step of the guard sequence: break glass (audited), reusable grants, the Case Management
-//! wait with Ctrl-C cancel, and incident linking. Fails closed: no grant, no run.
+//! The approve / break glass step of the guard sequence: break glass (audited), reusable grants, the Case
+//! Management wait with Ctrl-C cancel, and incident linking. Fails closed: no grant, no run.
 
 use crate::approval::http::HttpCaseApi;
 use crate::approval::incidents::pick_on_tty;
@@ -11,11 +11,11 @@ use crate::approval::{
 use crate::audit::{self, AuditRecord};
 use crate::config::Loaded;
 use crate::datadog::{Client, ClientOptions};
-use crate::error::{exit, Exit};
+use crate::error::Exit;
 use crate::model::{Action, ActionSet};
 use crate::policy::{Decision, Invocation};
 use crate::redact::Redactor;
-use crate::spool::{Spool, State};
+use crate::upload::Uploader;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -41,7 +41,7 @@ impl GateOutcome {
 pub fn gate(loaded: &Loaded, inv: &Invocation, decision: &Decision) -> anyhow::Result<GateOutcome> {
     let rule = rule_name(decision);
     if decision.actions.contains(Action::Approval) {
-        return require(loaded, inv, decision, &rule);
+        return require(loaded, inv, decision, &rule, None);
     }
     if decision.actions.contains(Action::Incidents) {
         return Ok(incidents_only(loaded));
@@ -54,19 +54,10 @@ pub fn rule_name(decision: &Decision) -> String {
     decision.rule.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "--actions approval".into())
 }
 
-/// The approval step (`decision.actions` contains `approval`). Ok = the command may run, with the outcome's
-/// forced actions and tags; Err = refused, with an [`Exit`] status (1 refused, 130 Ctrl-C, 78 configuration).
+/// The approval step (`decision.actions` contains `approval`), with the reason given to `ddcoterm approve
+/// --reason`. Ok = the command may run, with the outcome's forced actions and tags; Err = refused, with an
+/// [`Exit`] status (1 refused, 130 Ctrl-C, 78 configuration).
 pub fn require(
-    loaded: &Loaded,
-    inv: &Invocation,
-    decision: &Decision,
-    rule: &str,
-) -> anyhow::Result<GateOutcome> {
-    require_with(loaded, inv, decision, rule, None)
-}
-
-/// [`require`] with the reason given to `ddcoterm approve --reason`.
-pub fn require_with(
     loaded: &Loaded,
     inv: &Invocation,
     decision: &Decision,
@@ -292,7 +283,7 @@ fn client_options() -> ClientOptions {
 /// Break glass: reason, audit record durably in the spool *before* the command runs, banner, then an
 /// immediate send attempt (the record stays spooled when Datadog cannot be reached).
 fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOutcome> {
-    let refuse = |e: audit::AuditError| -> anyhow::Error { Exit::new(exit::REFUSED, e.to_string()).into() };
+    let refuse = |e: audit::AuditError| -> anyhow::Error { Exit::refused(e.to_string()).into() };
     let env_reason = std::env::var(audit::ENV_BREAK_GLASS_REASON).ok();
     let required = loaded.settings.break_glass.require_reason;
     let reason = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") {
@@ -316,14 +307,17 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
     if loaded.settings.agent.enabled {
         // Bastion mode: the agent stores the record (the user's spool and audit.log are theirs to delete).
         crate::agent::client::send_audit(&loaded.settings.agent.socket, BREAK_GLASS_WHAT, &rec)
-            .map_err(|e| Exit::new(exit::REFUSED, format!("break glass refused: bastion mode: {e}")))?;
+            .map_err(|e| Exit::refused(format!("break glass refused: bastion mode: {e}")))?;
         eprintln!("{}", audit::banner(&rec));
         eprintln!("ddcoterm: break-glass audit record stored by the recording agent");
         return Ok(gate_outcome(&rec));
     }
-    let spool = Spool::open(crate::upload::spool_dir(loaded), loaded.settings.spool.max_bytes)
-        .map_err(|e| refuse(e.into()))?;
-    let id = audit::spool_record(&spool, &rec).map_err(refuse)?;
+    // Durably in the spool before the command may run; the uploader sends it at once and, when Datadog
+    // cannot take it now, leaves it to the background flush (or the next `ddcoterm spool flush`).
+    let up = Uploader::with_options(loaded, client_options(), Default::default())
+        .map_err(|e| Exit::refused(format!("break glass refused: cannot store its audit record: {e:#}")))?;
+    up.enqueue(audit::record(&rec))
+        .map_err(|e| Exit::refused(format!("break glass refused: cannot store its audit record: {e:#}")))?;
     if let Err(e) = audit::append_log(&loaded.dirs.home, &rec) {
         eprintln!(
             "ddcoterm: warning: cannot append to {}: {e}",
@@ -332,11 +326,13 @@ fn break_glass(loaded: &Loaded, req: &ApprovalRequest) -> anyhow::Result<GateOut
     }
     tracing::warn!(user = %rec.user, host = %rec.hostname, rule = %req.rule, "break glass: running without approval");
     eprintln!("{}", audit::banner(&rec));
-    match send_audit_now(loaded, &spool, &id) {
-        Ok(()) => eprintln!("ddcoterm: break-glass audit event sent to Datadog"),
-        Err(e) => eprintln!(
-            "ddcoterm: break-glass audit event kept in the spool ({e}); it is sent by the next `ddcoterm spool flush`"
-        ),
+    let report = up.finish();
+    if report.left() == 0 {
+        eprintln!("ddcoterm: break-glass audit event sent to Datadog");
+    } else {
+        eprintln!(
+            "ddcoterm: break-glass audit event kept in the spool ({report}); it is sent by the next `ddcoterm spool flush`"
+        );
     }
     Ok(gate_outcome(&rec))
 }
@@ -351,39 +347,6 @@ fn gate_outcome(rec: &AuditRecord) -> GateOutcome {
         tags.push(format!("break_glass_reason:{}", r.chars().take(150).collect::<String>()));
     }
     GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags }
-}
-
-/// Delivers one spooled audit record right away through the spool deliverer; on failure its state is kept
-/// and `ddcoterm spool flush` sends it later.
-fn send_audit_now(loaded: &Loaded, spool: &Spool, id: &crate::spool::RecordId) -> Result<(), String> {
-    use crate::spool::Deliver;
-    let entry = spool
-        .entries()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|e| &e.id == id)
-        .ok_or("a spool flush already took it")?;
-    let Some(mut claim) = spool.claim(&entry).map_err(|e| e.to_string())? else {
-        return Err("another ddcoterm process is sending it".into());
-    };
-    let stored = claim.read().map_err(|e| e.to_string())?;
-    let deliver =
-        crate::upload::DatadogDeliver::from_loaded(loaded, client_options()).map_err(|e| format!("{e:#}"))?;
-    match deliver.deliver(&stored) {
-        Ok(()) => claim.delete().map_err(|e| e.to_string()),
-        Err(f) => {
-            let state = State {
-                attempts: 1,
-                last_error: f.message.clone(),
-                status: f.status,
-                permanent: f.permanent,
-                next_attempt_ms: 0,
-                updated_ms: crate::spool::now_ms(),
-            };
-            let _ = claim.set_state(&state);
-            Err(f.message)
-        }
-    }
 }
 
 #[cfg(test)]

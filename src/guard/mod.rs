@@ -1,0 +1,165 @@
+//! The guard sequence, whichever way it is entered (a shim, `ddcoterm -- CMD`, `approve`, `ssh-login`):
+//! decide -> confirm -> approve / break glass -> launch, with one launch site (DESIGN.md §1, §2).
+//!
+//! - [`decide`]: the policy's [`Decision`] for an invocation (lints, rules, `--actions`);
+//! - [`confirm`]: lint warnings shown and confirmed once on the terminal;
+//! - [`gate`]: approval through Case Management, break glass (audited), incidents; fails closed;
+//! - [`launch`]: exec(2) when no action needs the recorder, else the recorder session (`session.rs`), for
+//!   the [`plan::Launch`] the steps before decided.
+//!
+//! Entered by [`shim`] (argv[0] named a guarded command), [`run`] / [`run_judged`] (`ddcoterm -- CMD`,
+//! `ssh-login` remote commands), [`approve_command`] / [`approve_session`] (`ddcoterm approve`) and
+//! [`launch::launch`] directly for what policy does not judge (an interactive shell, an SSH login).
+
+pub mod confirm;
+pub mod decide;
+pub mod gate;
+pub mod launch;
+pub mod locate;
+pub mod plan;
+mod session;
+
+pub use plan::{Launch, Target};
+pub use session::prove_outer;
+
+use crate::config::{self, LoadOptions, Loaded};
+use crate::dirs::{ENV_SESSION, ENV_SHIM_ACTIVE};
+use crate::error::Exit;
+use crate::model::{Action, ActionSet};
+use crate::policy::{Decision, DecisionSource, Invocation};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// A command about to run: the name the user typed (argv[0] for the child) and the real program behind it.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// How one run of the sequence behaves, from the command line (all defaults on the shim path).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--actions`: replaces the rule's actions (an organisation rule's still apply on top).
+    pub actions: Option<ActionSet>,
+    /// `--yes`: lint warnings are printed but not asked about.
+    pub yes: bool,
+    /// `--quiet`: no informational lines on stderr (warnings, errors, prompts and the review link stay).
+    pub quiet: bool,
+}
+
+/// The shim path: loads the configuration, finds the real `name` past the shim directories, and runs the
+/// sequence for it (or execs it directly when our parent already guarded it). No tokio runtime, no logging.
+pub fn shim(name: &str, args: Vec<OsString>) -> anyhow::Result<i32> {
+    let loaded = load_config(LoadOptions::from_env())?;
+    let program = locate::find_real(&loaded, name).ok_or_else(|| {
+        Exit::not_found(format!(
+            "{name}: command not found (ddcoterm shim: no real `{name}` on PATH after skipping the shim directories)"
+        ))
+    })?;
+    let cmd = Guarded { name: name.to_string(), program, args };
+    if already_guarded(name) {
+        mark_active(name);
+        return launch::exec(&Target::Command(cmd), &loaded);
+    }
+    run(&loaded, cmd, &Options::default())
+}
+
+/// Loads the layered configuration and prints its warnings once on stderr (every entry point starts here).
+pub fn load_config(opts: LoadOptions) -> anyhow::Result<Loaded> {
+    let loaded = config::load(&opts)?;
+    for w in &loaded.warnings {
+        eprintln!("ddcoterm: warning: {w}");
+    }
+    Ok(loaded)
+}
+
+/// Evaluates policy for `cmd` and runs it accordingly; returns its exit status (or never returns on exec).
+pub fn run(loaded: &Loaded, cmd: Guarded, opts: &Options) -> anyhow::Result<i32> {
+    let inv = Invocation::from_process(&cmd.name, &cmd.args);
+    run_judged(loaded, &inv, cmd, opts)
+}
+
+/// [`run`] with the policy judging `inv` while `cmd` is what runs: `ssh-login` judges a remote command's own
+/// words and lets the user's shell run the line, as sshd would. A shim for `inv`'s executable that `cmd`
+/// starts directly counts as guarded already, so nothing is judged (or approved) twice.
+pub fn run_judged(loaded: &Loaded, inv: &Invocation, cmd: Guarded, opts: &Options) -> anyhow::Result<i32> {
+    let decision = decide::decide(loaded, inv, opts.actions.as_ref())?;
+    confirm::accept(&decision, &cmd.name, opts.yes, loaded)?;
+    // Approval and/or incidents; break glass hands back forced actions (record, process_info) and tags.
+    let gate = gate::gate(loaded, inv, &decision)?;
+    mark_active(&inv.executable);
+    let actions = gate.actions(&decision.actions);
+    let rule = decision.rule.as_ref().map(|r| r.to_string());
+    launch::launch(loaded, Launch { target: Target::Command(cmd), actions, rule, gate, quiet: opts.quiet })
+}
+
+/// `ddcoterm approve -- CMD`: the sequence with approval required whatever the rule says (the rule's own
+/// approval reason is kept when it asks for one); approval and incidents are done before the launch.
+pub fn approve_command(
+    loaded: &Loaded,
+    cmd: Guarded,
+    reason: Option<String>,
+    opts: &Options,
+) -> anyhow::Result<i32> {
+    let inv = Invocation::from_process(&cmd.name, &cmd.args);
+    let mut decision = decide::decide(loaded, &inv, None)?;
+    confirm::accept(&decision, &cmd.name, opts.yes, loaded)?;
+    let rule = match &decision.rule {
+        Some(r) if decision.actions.contains(Action::Approval) => r.to_string(),
+        _ => "ddcoterm approve (requested by hand)".to_string(),
+    };
+    decision.actions.insert(Action::Approval);
+    let gate = gate::require(loaded, &inv, &decision, &rule, reason)?;
+    let actions = without_gate_actions(gate.actions(&decision.actions));
+    mark_active(&cmd.name);
+    let rule = decision.rule.as_ref().map(|r| r.to_string());
+    launch::launch(loaded, Launch { target: Target::Command(cmd), actions, rule, gate, quiet: opts.quiet })
+}
+
+/// `ddcoterm approve` with no command: approval for this terminal session, then the session is recorded
+/// (or, already inside a proven recording, the approval joins it).
+pub fn approve_session(loaded: &Loaded, reason: Option<String>, opts: &Options) -> anyhow::Result<i32> {
+    let inv = Invocation { executable: String::new(), args: Vec::new(), ..Invocation::from_process("", &[]) };
+    let decision = Decision {
+        warnings: Vec::new(),
+        rule: None,
+        actions: ActionSet::new([Action::Approval]),
+        source: DecisionSource::Cli,
+        user_message: None,
+        approver_message: None,
+        errors: Vec::new(),
+        context: BTreeMap::new(),
+    };
+    let gate = gate::require(loaded, &inv, &decision, "ddcoterm approve (session)", reason)?;
+    let claim = std::env::var(ENV_SESSION).unwrap_or_default();
+    if !claim.is_empty() && prove_outer(loaded, &claim).is_ok() {
+        // Already inside a recorded session: the approval is now part of it.
+        eprintln!("ddcoterm: this session is approved ({})", gate.tags.join(", "));
+        return Ok(0);
+    }
+    let actions = gate.actions(&ActionSet::new([Action::Record, Action::ProcessInfo]));
+    launch::launch(loaded, Launch { target: Target::Shell, actions, rule: None, gate, quiet: opts.quiet })
+}
+
+/// Approval and incidents are done by now; the session only needs the recording actions.
+fn without_gate_actions(a: ActionSet) -> ActionSet {
+    ActionSet::new(a.iter().filter(|x| !matches!(x, Action::Approval | Action::Incidents)))
+}
+
+/// Marks `name` as guarded by this process, so the real binary (or a wrapper script of it) calling `name`
+/// again reaches the real binary instead of looping through the shim.
+fn mark_active(name: &str) {
+    std::env::set_var(ENV_SHIM_ACTIVE, format!("{name}:{}", std::process::id()));
+}
+
+/// True when our parent is a process that already guarded `name` (a wrapper re-invoking itself).
+pub fn already_guarded(name: &str) -> bool {
+    let Ok(v) = std::env::var(ENV_SHIM_ACTIVE) else { return false };
+    let Some((n, pid)) = v.rsplit_once(':') else { return false };
+    // Our parent (a wrapper that runs `name` as a child) or ourselves (a wrapper that `exec`s `name`).
+    let pid = pid.parse::<i32>().ok();
+    n == name && (pid == Some(nix::unistd::getppid().as_raw()) || pid == Some(nix::unistd::getpid().as_raw()))
+}
