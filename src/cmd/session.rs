@@ -131,6 +131,9 @@ pub fn run(loaded: &Loaded, req: SessionRequest) -> anyhow::Result<i32> {
     if (record || process_info) && agent.is_none() {
         cast::ensure_private_dir(&dir)?;
     }
+    if record && agent.is_none() {
+        crate::cmd::sessions::retention_if_due(loaded);
+    }
     let cast_path = match &agent {
         Some((_, at)) => PathBuf::from(at),
         None => dir.join(format!("{session_id}.cast")),

@@ -202,6 +202,7 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
     };
     let recovered = super::recovery::sweep(loaded, &enqueue);
     eprint!("{recovered}");
+    super::sessions::retention_if_due(loaded);
     let total = spool.entries()?.len();
     if total == 0 {
         println!("spool is empty: nothing to send");

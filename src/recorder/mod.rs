@@ -12,6 +12,7 @@ pub mod player;
 pub mod queue;
 pub mod recovery;
 pub mod relay;
+pub mod retention;
 pub mod shell;
 pub mod snapshot;
 pub mod termfilter;
