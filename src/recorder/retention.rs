@@ -78,7 +78,8 @@ impl Policy {
 pub fn due(dir: &Path, interval: Duration, now: SystemTime) -> bool {
     let marker = dir.join(MARKER);
     match std::fs::symlink_metadata(&marker).and_then(|m| m.modified()) {
-        Ok(t) if now.duration_since(t).map_or(true, |age| age < interval) => return false,
+        // A marker in the future (the clock was stepped back) does not block sweeps until it is reached.
+        Ok(t) if now.duration_since(t).is_ok_and(|age| age < interval) => return false,
         _ => {}
     }
     if !dir.is_dir() {
@@ -315,6 +316,10 @@ mod tests {
         assert!(!due(d.path(), Duration::from_secs(3600), now + Duration::from_secs(60)));
         assert!(due(d.path(), Duration::from_secs(3600), now + Duration::from_secs(3601)));
         assert!(!due(&d.path().join("missing"), Duration::ZERO, now));
+        assert!(
+            due(d.path(), Duration::from_secs(3600), now - Duration::from_secs(86400)),
+            "marker in the future"
+        );
     }
 
     #[test]
