@@ -98,17 +98,21 @@ pub enum Command {
         after_help = "Examples:\n  ddcoterm shim create kubectl terraform\n  ddcoterm shim list"
     )]
     Shim(ShimCommand),
-    /// Replay a recording in this terminal.
+    /// Replay a recording in this terminal, safely: terminal queries, clipboard, title and hyperlink
+    /// sequences in the recording never reach your terminal.
     ///
-    /// Plays a local .cast file (or a session id from `ddcoterm sessions`) with its timing.
+    /// Keys: space pause/resume, `.` one event (paused), `+`/`-` speed, left/right 5 s back/on, `q` quit.
+    /// When stdout is not a terminal the output is written at once, without keys.
     #[command(
-        after_help = "Examples:\n  ddcoterm play ~/.ddcoterm/recordings/<id>.cast --speed 2 --idle-limit 1"
+        after_help = "Examples:\n  ddcoterm play 4f1c2a9e --speed 2 --idle-limit 1\n  ddcoterm play ~/.ddcoterm/recordings/<id>.cast | less -R"
     )]
     Play(PlayArgs),
-    /// List local recordings.
+    /// List local recordings, newest first (or show one).
     ///
-    /// One line per recording in the recordings directory: id, date, duration, size, exit code, command.
-    #[command(after_help = "Examples:\n  ddcoterm sessions\n  ddcoterm sessions --json")]
+    /// One line per recording: short id, start, duration, exit, size, user, host, command; filters narrow it.
+    #[command(
+        after_help = "Examples:\n  ddcoterm sessions --command kubectl --since 7d --exit 1\n  ddcoterm sessions --format json\n  ddcoterm sessions show 4f1c2a9e"
+    )]
     Sessions(SessionsArgs),
     /// Inspect or send the durable outbox of records waiting for Datadog.
     ///
@@ -303,7 +307,7 @@ pub enum ShimCommand {
 
 #[derive(Debug, Args)]
 pub struct PlayArgs {
-    /// The .cast file (or a session id from `ddcoterm sessions`).
+    /// The .cast file, or a session id (full, or the short one `ddcoterm sessions` prints).
     pub file: String,
     /// Playback speed multiplier.
     #[arg(long, default_value_t = 1.0)]
@@ -314,10 +318,45 @@ pub struct PlayArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SessionsArgs {
-    /// Print JSON lines instead of a table.
+    #[command(subcommand)]
+    pub show: Option<SessionsCommand>,
+    /// Only sessions of this user.
     #[arg(long)]
+    pub user: Option<String>,
+    /// Only sessions recorded on this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only sessions whose command line contains this text.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Only sessions started at or after this time: RFC 3339 (2026-05-01T09:00:00Z) or a duration ago (2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only sessions started before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only sessions whose command exited with this status.
+    #[arg(long, value_name = "STATUS", allow_negative_numbers = true)]
+    pub exit: Option<i32>,
+    /// Output format: a table for people, or JSON (full ids, RFC 3339 times, numbers as numbers).
+    #[arg(long, value_name = "FORMAT", value_parser = ["table", "json"], default_value = "table", global = true)]
+    pub format: String,
+    /// Same as --format json.
+    #[arg(long, hide = true, global = true)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Everything known about one recording (by full id, short id or path).
+    ///
+    /// Example: ddcoterm sessions show 4f1c2a9e
+    Show {
+        /// A session id (full or the short one `sessions` prints) or a .cast path.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,7 +411,8 @@ pub struct InitArgs {
     /// Write the file without validating the keys against Datadog.
     #[arg(long)]
     pub skip_validation: bool,
-    /// Overwrite an existing config file.
+    /// Update an existing config file: only the `connection_config` keys init writes change; comments and
+    /// every other key are kept.
     #[arg(long)]
     pub force: bool,
 }

@@ -96,8 +96,21 @@ fn init_usage_errors() {
 fn init_keeps_an_existing_file_unless_forced_and_then_keeps_other_keys() {
     let home = Home::new();
     let cfg = home.home().join("config.yaml");
-    std::fs::write(&cfg, "recording:\n  input: true\nconnection_config:\n  host: app.datadoghq.com\n")
-        .unwrap();
+    let original = concat!(
+        "# my settings, by hand\n",
+        "recording:\n",
+        "  input: true      # keystrokes too\n",
+        "\n",
+        "# Datadog, EU first, now US5\n",
+        "connection_config:\n",
+        "  host: app.datadoghq.com   # old site\n",
+        "  port: 443\n",
+        "  api_key: 0123456789abcdef0123456789abcdef  # rotated yearly\n",
+        "  app_key: fedcba9876543210fedcba9876543210fedcba98\n",
+        "spool:\n",
+        "  max_bytes: 1073741824   # 1 GiB\n",
+    );
+    std::fs::write(&cfg, original).unwrap();
     let args = [
         "init",
         "--non-interactive",
@@ -110,11 +123,32 @@ fn init_keeps_an_existing_file_unless_forced_and_then_keeps_other_keys() {
     let out = home.cmd().args(args).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), original, "untouched without --force");
     let out = home.cmd().args(args).arg("--force").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let l = home.loaded();
     assert!(l.settings.recording.input, "other keys kept");
     assert_eq!(l.settings.connection_config.host, "https://us5.datadoghq.com");
+    assert_eq!(l.settings.connection_config.api_key.as_deref(), Some(API_KEY));
+    assert_eq!(
+        l.settings.connection_config.app_key.as_deref(),
+        Some("fedcba9876543210fedcba9876543210fedcba98"),
+        "an application key not given is kept"
+    );
+    // Only the lines of the keys init writes changed; every comment stayed.
+    let want = original
+        .replace("  host: app.datadoghq.com   # old site", "  host: https://us5.datadoghq.com   # old site")
+        .replace("  port: 443\n", "")
+        .replace("0123456789abcdef0123456789abcdef", API_KEY);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), want);
+    assert_eq!(std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A layout init cannot edit line by line is refused, and the file is left alone.
+    std::fs::write(&cfg, "connection_config: {host: app.datadoghq.com}\n").unwrap();
+    let out = home.cmd().args(args).arg("--force").output().unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("edit it by hand"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "connection_config: {host: app.datadoghq.com}\n");
 }
 
 #[test]

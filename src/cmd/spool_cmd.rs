@@ -203,6 +203,7 @@ fn flush(loaded: &crate::config::Loaded, spool: &Spool, progress: bool) -> anyho
     };
     let recovered = crate::upload::recovery::sweep(loaded, &enqueue);
     eprint!("{recovered}");
+    crate::guard::retention::sweep_if_due(loaded);
     let total = spool.entries()?.len();
     if total == 0 {
         println!("spool is empty: nothing to send");

@@ -15,6 +15,7 @@
 //! | `redaction.enabled` | `true` wins |
 //! | `redaction.patterns` | union: the user's patterns are added to the organisation's |
 //! | `spool.max_bytes` | the larger limit (a small spool would evict evidence) |
+//! | `recording.retention.max_age`, `.max_total` | the longer age, the larger size; `0` (no limit) is the largest |
 //! | `spool.dir`, `recording.dir` | set by the organisation: its value, always |
 //! | `server.url`, `server.token_file` | set by the organisation: its value, always |
 //! | `recording.input`, `recording.shell_integration` | `true` wins |
@@ -109,6 +110,30 @@ pub fn enforce(floor: &Settings, org: &OrgValues<'_>, merged: &mut Settings, war
         merged.spool.max_bytes = floor.spool.max_bytes;
     }
 
+    // Retention: keeping recordings longer (or without a limit, `0`) is the tighter side.
+    let age = |v: &str| match v.trim() {
+        "0" => Some(u128::MAX),
+        t => humantime::parse_duration(t).ok().map(|d| d.as_millis()),
+    };
+    let total = |v: &str| match v.trim().parse::<bytesize::ByteSize>() {
+        Ok(b) if b.0 == 0 => Some(u128::MAX),
+        Ok(b) => Some(b.0 as u128),
+        Err(_) => None,
+    };
+    let r = &mut merged.recording.retention;
+    let f = &floor.recording.retention;
+    for (key, have, want, measure) in [
+        ("recording.retention.max_age", &mut r.max_age, &f.max_age, &age as &dyn Fn(&str) -> Option<u128>),
+        ("recording.retention.max_total", &mut r.max_total, &f.max_total, &total),
+    ] {
+        if let (Some(h), Some(w)) = (measure(have), measure(want)) {
+            if h < w {
+                restore(key, format!("`{have}`"), format!("`{want}`"));
+                *have = want.clone();
+            }
+        }
+    }
+
     // Patterns only add: every organisation pattern stays, whatever the user's list says.
     let missing: Vec<_> =
         floor.redaction.patterns.iter().filter(|p| !merged.redaction.patterns.contains(p)).cloned().collect();
@@ -164,9 +189,12 @@ mod tests {
         loose.spool.max_bytes = 10;
         loose.recording.shell_integration = false;
         loose.connection_config.allow_loopback = true;
+        loose.recording.retention.max_age = "1d".into();
+        loose.recording.retention.max_total = "10MiB".into();
         let w = run(&floor, "{}", &mut loose);
         assert_eq!(loose, floor, "every loosened key restored");
-        assert_eq!(w.len(), 7, "{w:#?}");
+        assert_eq!(w.len(), 9, "{w:#?}");
+        assert!(w.iter().any(|m| m.contains("`recording.retention.max_age`") && m.contains("1d")), "{w:#?}");
         assert!(w.iter().any(|m| m.contains("`approval.grant_ttl`") && m.contains("3650d")), "{w:#?}");
 
         let mut tight = floor.clone();
@@ -175,6 +203,8 @@ mod tests {
         tight.recording.input = true;
         tight.spool.max_bytes = 5000;
         tight.approval.offer_incidents = true;
+        tight.recording.retention.max_age = "0".into();
+        tight.recording.retention.max_total = "3GiB".into();
         let before = tight.clone();
         assert!(run(&floor, "{}", &mut tight).is_empty());
         assert_eq!(tight, before, "tightening is kept");

@@ -123,6 +123,28 @@ pub struct RecordingSettings {
     pub merge_bytes: usize,
     /// Inject shell-integration markers (per-command process events for bash/zsh).
     pub shell_integration: bool,
+    /// When local recordings are deleted (docs/recorder.md, "Retention").
+    pub retention: RetentionSettings,
+}
+
+/// `recording.retention`: how long and how much of the local recordings directory is kept. A recording still
+/// being written, awaiting recovery, or whose upload is still spooled is never deleted. Safety keys: a user
+/// layer may keep more, never less, than the organisation (src/config/safety.rs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Delete recordings last written longer ago than this (`90d`, `12h`); `0`: no age limit.
+    pub max_age: String,
+    /// Then delete the oldest until the directory holds at most this much (`2GiB`, `500MB`); `0`: no limit.
+    pub max_total: String,
+    /// Look at the directory at most this often (at session start and `spool flush`).
+    pub interval: String,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings { max_age: "90d".into(), max_total: "2GiB".into(), interval: "1h".into() }
+    }
 }
 
 impl Default for RecordingSettings {
@@ -134,6 +156,7 @@ impl Default for RecordingSettings {
             merge_window: "10ms".into(),
             merge_bytes: 64 * 1024,
             shell_integration: true,
+            retention: RetentionSettings::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod gate;
 pub mod launch;
 pub mod locate;
 pub mod plan;
+pub mod retention;
 mod session;
 
 pub use plan::{Launch, Target};

@@ -302,6 +302,9 @@ impl Local {
             return Ok(Local { cast_path, ..Local::default() });
         }
         cast::ensure_private_dir(&dir)?;
+        if record {
+            super::retention::sweep_if_due(loaded);
+        }
         let cast_file = if record { Some(CastFile::create(cast_path.clone(), header)?) } else { None };
         let events = if process_info {
             Some(cast::create_private(&dir.join(format!("{id}.events.jsonl")))?)

@@ -1,4 +1,5 @@
-//! The local recordings directory: list sessions (id, date, command, duration, size) and find one by id.
+//! The local recordings directory: list sessions (id, date, command, user, host, duration, exit, size),
+//! filter them, give each a short id that is unique among them, and find one by a full or short id.
 
 use super::player;
 use serde::Serialize;
@@ -16,6 +17,10 @@ pub struct SessionInfo {
     pub duration_secs: f64,
     pub size_bytes: u64,
     pub exit_code: Option<i32>,
+    /// Who recorded it and where (ddcoterm's header metadata; `None` for other recorders' files).
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub cwd: Option<String>,
     pub path: PathBuf,
 }
 
@@ -50,18 +55,22 @@ pub fn info(path: &Path) -> Option<SessionInfo> {
         .as_str()
         .map(str::to_string)
         .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))?;
+    let meta = |k: &str| header.raw["ddcoterm"][k].as_str().map(str::to_string);
     Some(SessionInfo {
         id,
         started_at: header.timestamp,
-        command: header.command.unwrap_or_default(),
+        command: header.command.clone().unwrap_or_default(),
         duration_secs,
         size_bytes,
         exit_code,
+        user: meta("user"),
+        host: meta("host"),
+        cwd: meta("cwd"),
         path: path.to_path_buf(),
     })
 }
 
-/// Every `.cast` in `dir`, oldest first. A missing directory is an empty list.
+/// Every `.cast` in `dir`, newest first. A missing directory is an empty list.
 pub fn list(dir: &Path) -> anyhow::Result<Vec<SessionInfo>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -74,35 +83,117 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<SessionInfo>> {
         .filter(|p| p.extension().is_some_and(|x| x == "cast"))
         .filter_map(|p| info(&p))
         .collect();
-    out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+    out.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
     Ok(out)
 }
 
-/// A path as given, else `<dir>/<id>.cast`, else the one recording whose id starts with `id`.
+/// What `ddcoterm sessions` may narrow the list to; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub user: Option<String>,
+    pub host: Option<String>,
+    /// A substring of the command line.
+    pub command: Option<String>,
+    /// Unix seconds: started at or after.
+    pub since: Option<u64>,
+    /// Unix seconds: started before.
+    pub until: Option<u64>,
+    pub exit: Option<i32>,
+}
+
+impl Filter {
+    pub fn matches(&self, s: &SessionInfo) -> bool {
+        let eq = |want: &Option<String>, have: &Option<String>| {
+            want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+        };
+        eq(&self.user, &s.user)
+            && eq(&self.host, &s.host)
+            && self.command.as_ref().is_none_or(|c| s.command.contains(c.as_str()))
+            && self.since.is_none_or(|t| s.started_at.is_some_and(|at| at >= t))
+            && self.until.is_none_or(|t| s.started_at.is_some_and(|at| at < t))
+            && self.exit.is_none_or(|e| s.exit_code == Some(e))
+    }
+}
+
+/// Shortest length of a short id.
+pub const MIN_SHORT: usize = 8;
+
+/// One short id per session: the shortest common length (at least [`MIN_SHORT`]) of the ids' *ends* that is
+/// unique among `ids`. UUIDv7 ids begin with their creation time, so sessions of the same hour share a long
+/// prefix; their random part is at the end. An id shorter than the length is shown whole.
+pub fn short_ids(ids: &[&str]) -> Vec<String> {
+    let longest = ids.iter().map(|i| i.len()).max().unwrap_or(0);
+    let mut len = MIN_SHORT.min(longest);
+    loop {
+        let ends: Vec<&str> = ids.iter().map(|i| tail(i, len)).collect();
+        let unique = ends.iter().collect::<std::collections::HashSet<_>>().len() == ends.len();
+        if unique || len >= longest {
+            return ends.into_iter().map(str::to_string).collect();
+        }
+        len += 1;
+    }
+}
+
+fn tail(id: &str, len: usize) -> &str {
+    let mut at = id.len().saturating_sub(len);
+    while !id.is_char_boundary(at) {
+        at += 1;
+    }
+    &id[at..]
+}
+
+/// A path as given, else `<dir>/<id>.cast`, else the one recording whose id starts or ends with `id` (the
+/// short ids `sessions` shows are ends). More than one: an error listing them.
 pub fn resolve(dir: &Path, id_or_path: &str) -> anyhow::Result<PathBuf> {
     let p = Path::new(id_or_path);
     if p.is_file() {
         return Ok(p.to_path_buf());
     }
+    let usage = |msg: String| anyhow::Error::from(crate::error::Exit::new(crate::error::exit::USAGE, msg));
+    if id_or_path.is_empty() || id_or_path.contains('/') {
+        return Err(usage(format!("{id_or_path:?}: no such file, and not a session id")));
+    }
     let exact = dir.join(format!("{id_or_path}.cast"));
     if exact.is_file() {
         return Ok(exact);
     }
-    let matches: Vec<PathBuf> =
-        list(dir)?.into_iter().filter(|s| s.id.starts_with(id_or_path)).map(|s| s.path).collect();
+    let matches: Vec<SessionInfo> = list(dir)?
+        .into_iter()
+        .filter(|s| s.id.starts_with(id_or_path) || s.id.ends_with(id_or_path))
+        .collect();
     match matches.len() {
-        1 => Ok(matches[0].clone()),
-        0 => Err(crate::error::Exit::new(
-            crate::error::exit::USAGE,
-            format!("{id_or_path}: no such file, and no recording with that id in {}", dir.display()),
-        )
-        .into()),
-        n => Err(crate::error::Exit::new(
-            crate::error::exit::USAGE,
-            format!("{id_or_path}: {n} recordings start with this id; give more of it"),
-        )
-        .into()),
+        1 => Ok(matches[0].path.clone()),
+        0 => Err(usage(format!(
+            "{id_or_path}: no such file, and no recording with that id in {}",
+            dir.display()
+        ))),
+        n => {
+            let list: Vec<String> =
+                matches.iter().map(|s| format!("  {}  {}", s.id, printable(&s.command, 60))).collect();
+            Err(usage(format!(
+                "{id_or_path}: {n} recordings match this id; give more of it:\n{}",
+                list.join("\n")
+            )))
+        }
     }
+}
+
+/// `text` safe to print on a terminal (control characters escaped: a command line is the recorded user's
+/// text), cut to `max` characters with an ellipsis.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -125,5 +216,63 @@ mod tests {
         assert_eq!(l[0].exit_code, Some(3));
         assert_eq!(resolve(d.path(), "0190").unwrap(), d.path().join("0190abcd.cast"));
         assert!(resolve(d.path(), "zzz").unwrap_err().to_string().contains("no recording with that id"));
+        assert_eq!(l[0].user, None, "no ddcoterm user metadata in this header");
+    }
+
+    fn cast(dir: &Path, id: &str, ts: u64, cmd: &str, user: &str, exit: i32) {
+        std::fs::write(
+            dir.join(format!("{id}.cast")),
+            format!("{{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":{ts},\"command\":\"{cmd}\",\"ddcoterm\":{{\"session_id\":\"{id}\",\"user\":\"{user}\",\"host\":\"h1\"}}}}\n[0.5, \"o\", \"x\"]\n[1.0, \"m\", \"exit {exit}\"]\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn newest_first_filters_and_short_ids_that_resolve() {
+        let d = tempfile::tempdir().unwrap();
+        // UUIDv7 ids of the same second: a 20-character common prefix.
+        let ids = [
+            "0193b7e2-aaaa-7000-8000-00000000a1b2",
+            "0193b7e2-aaaa-7000-8000-00000000c3d4",
+            "0193b7e2-aaaa-7000-8000-00010000a1b2",
+        ];
+        cast(d.path(), ids[0], 100, "kubectl get pods", "ann", 0);
+        cast(d.path(), ids[1], 300, "terraform apply", "bob", 1);
+        cast(d.path(), ids[2], 200, "kubectl delete pod x", "ann", 0);
+        let l = list(d.path()).unwrap();
+        assert_eq!(l.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec![ids[1], ids[2], ids[0]]);
+        assert_eq!((l[0].user.as_deref(), l[0].host.as_deref()), (Some("bob"), Some("h1")));
+
+        let f = |f: Filter| l.iter().filter(|s| f.matches(s)).map(|s| s.id.as_str()).collect::<Vec<_>>();
+        assert_eq!(f(Filter { user: Some("ann".into()), ..Default::default() }), vec![ids[2], ids[0]]);
+        assert_eq!(
+            f(Filter { command: Some("kubectl".into()), exit: Some(0), ..Default::default() }),
+            vec![ids[2], ids[0]]
+        );
+        assert_eq!(f(Filter { exit: Some(1), ..Default::default() }), vec![ids[1]]);
+        assert_eq!(f(Filter { since: Some(150), until: Some(300), ..Default::default() }), vec![ids[2]]);
+        assert_eq!(f(Filter { host: Some("other".into()), ..Default::default() }), Vec::<&str>::new());
+
+        let short = short_ids(&ids);
+        // 8 characters would be "0000a1b2" twice: one more makes them unique.
+        assert_eq!(short, vec!["00000a1b2", "00000c3d4", "10000a1b2"]);
+        for (s, id) in short.iter().zip(ids) {
+            assert_eq!(resolve(d.path(), s).unwrap(), d.path().join(format!("{id}.cast")));
+        }
+        // The shared time prefix, or an end two sessions have, is ambiguous: the candidates are listed.
+        let e = resolve(d.path(), "0193b7e2").unwrap_err().to_string();
+        assert!(
+            e.contains("3 recordings match") && e.contains(ids[0]) && e.contains("terraform apply"),
+            "{e}"
+        );
+        let e = resolve(d.path(), "a1b2").unwrap_err().to_string();
+        assert!(e.contains("2 recordings match") && !e.contains(ids[1]), "{e}");
+        assert!(resolve(d.path(), "../x").is_err());
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_cuts() {
+        assert_eq!(printable("a\x1b]0;x\x07b", 80), "a\\u{1b}]0;x\\u{7}b");
+        assert_eq!(printable("abcdef", 3), "abc…");
     }
 }

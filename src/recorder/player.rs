@@ -1,9 +1,10 @@
-//! Reads asciicast files (v2, ours or asciinema's; v3 too) and replays their output with speed and idle cap.
+//! Reads asciicast files (v2, ours or asciinema's; v3 too) and writes their output safely at once
+//! (`playback.rs` replays it in real time under the viewer's keys).
 
+use super::termfilter::SafeFilter;
 use serde_json::Value;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::time::Duration;
 
 /// Why a file cannot be played.
 #[derive(Debug, thiserror::Error)]
@@ -90,28 +91,20 @@ pub fn read(path: &Path) -> anyhow::Result<(Header, Vec<Event>)> {
     Ok((header, events))
 }
 
-/// Plays the `o` events to `out`, calling `sleep` between them (scaled by `speed`, idle capped).
-pub fn play(
-    events: &[Event],
-    speed: f64,
-    idle_limit: Option<f64>,
-    out: &mut dyn Write,
-    mut sleep: impl FnMut(Duration),
-) -> std::io::Result<()> {
-    let mut prev = 0.0;
+/// Writes the `o` events to `out` at once, through the [`SafeFilter`] (no terminal query, clipboard or title
+/// sequence survives): what `play` does when stdout is not a terminal.
+pub fn write_safe(events: &[Event], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut filter = SafeFilter::new();
+    let mut buf = String::new();
     for ev in events.iter().filter(|e| e.code == "o") {
-        let mut gap = (ev.time - prev).max(0.0);
-        prev = ev.time;
-        if let Some(limit) = idle_limit {
-            gap = gap.min(limit);
+        filter.push(&ev.data, &mut buf);
+        if buf.len() >= 64 * 1024 {
+            out.write_all(buf.as_bytes())?;
+            buf.clear();
         }
-        let gap = gap / speed;
-        if gap > 0.0 {
-            out.flush()?;
-            sleep(Duration::from_secs_f64(gap));
-        }
-        out.write_all(ev.data.as_bytes())?;
     }
+    buf.push_str(&filter.restore());
+    out.write_all(buf.as_bytes())?;
     out.flush()
 }
 
@@ -158,16 +151,14 @@ mod tests {
     }
 
     #[test]
-    fn speed_and_idle_limit_scale_sleeps() {
+    fn write_safe_drops_queries_and_keeps_text() {
         let ev = vec![
-            Event { time: 1.0, code: "o".into(), data: "a".into() },
-            Event { time: 1.5, code: "r".into(), data: "1x1".into() },
-            Event { time: 11.0, code: "o".into(), data: "b".into() },
+            Event { time: 1.0, code: "o".into(), data: "a\x1b[6".into() },
+            Event { time: 1.5, code: "i".into(), data: "typed".into() },
+            Event { time: 2.0, code: "o".into(), data: "nb\x1b]52;c;eA==\x07c".into() },
         ];
         let mut out = Vec::new();
-        let mut sleeps = Vec::new();
-        play(&ev, 2.0, Some(2.0), &mut out, |d| sleeps.push(d)).unwrap();
-        assert_eq!(out, b"ab");
-        assert_eq!(sleeps, vec![Duration::from_millis(500), Duration::from_secs(1)]);
+        write_safe(&ev, &mut out).unwrap();
+        assert_eq!(out, b"abc");
     }
 }

@@ -1,5 +1,5 @@
 //! The real terminal: raw mode (restored on every exit path), its size, and the signal thread (SIGWINCH plus
-//! the signals we forward). The only file that touches raw mode or SIGWINCH.
+//! the signals we forward), and the viewer's keyboard for `play`. The only file that touches raw mode or SIGWINCH.
 
 use nix::sys::termios::{self, SetArg, Termios};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGWINCH};
@@ -122,5 +122,82 @@ impl SignalWatch {
             }
         })?;
         Ok(())
+    }
+}
+
+/// The viewer's keyboard for `ddcoterm play`: stdin in raw mode when it is a terminal (restored when this is
+/// dropped, on a panic too), read without blocking past a deadline. SIGINT, SIGTERM and SIGHUP end the replay
+/// through the normal return path (so the terminal is restored) instead of killing the process.
+pub struct KeyConsole {
+    start: std::time::Instant,
+    eof: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sigs: Vec<signal_hook::SigId>,
+    _raw: Option<RawGuard>,
+}
+
+impl KeyConsole {
+    pub fn open() -> anyhow::Result<KeyConsole> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut sigs = Vec::new();
+        for s in [SIGINT, SIGTERM, SIGHUP] {
+            sigs.push(signal_hook::flag::register(s, stop.clone())?);
+        }
+        let raw = RawGuard::enter()?;
+        let eof = !std::io::stdin().is_terminal();
+        Ok(KeyConsole { start: std::time::Instant::now(), eof, stop, sigs, _raw: raw })
+    }
+}
+
+impl Drop for KeyConsole {
+    fn drop(&mut self) {
+        for id in self.sigs.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+impl super::playback::Console for KeyConsole {
+    fn now(&self) -> std::time::Duration {
+        self.start.elapsed()
+    }
+
+    fn wait(&mut self, deadline: Option<std::time::Duration>) -> std::io::Result<super::playback::Input> {
+        use super::playback::Input;
+        use nix::errno::Errno;
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        loop {
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(Input::Closed);
+            }
+            let timeout = match deadline {
+                None if self.eof => return Ok(Input::Closed),
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let now = self.now();
+                    if now >= d {
+                        return Ok(Input::Timeout);
+                    }
+                    let ms = (d - now).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let stdin = std::io::stdin();
+            // With the keyboard gone, poll on nothing: a sleep that a signal still interrupts.
+            let mut fds = if self.eof { vec![] } else { vec![PollFd::new(stdin.as_fd(), PollFlags::POLLIN)] };
+            match poll(&mut fds, timeout) {
+                Err(Errno::EINTR) | Ok(0) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+            let mut buf = [0u8; 256];
+            match nix::unistd::read(libc::STDIN_FILENO, &mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => return Ok(Input::Keys(buf[..n].to_vec())),
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
