@@ -352,7 +352,10 @@ pub struct SessionsArgs {
 pub enum SessionsCommand {
     /// Everything known about one recording (by full id, short id or path).
     ///
-    /// Example: ddcoterm sessions show 4f1c2a9e
+    /// Id, start, duration, exit, size, user, host, command and the .cast path; `--format json` for scripts.
+    #[command(
+        after_help = "Examples:\n  ddcoterm sessions show 4f1c2a9e\n  ddcoterm sessions show 4f1c2a9e --format json"
+    )]
     Show {
         /// A session id (full or the short one `sessions` prints) or a .cast path.
         id: String,
