@@ -13,6 +13,8 @@ have script || need+=(bsdutils)
 have zsh || need+=(zsh)
 have openssl || need+=(openssl)
 have strace || need+=(strace)   # server/tests/durability.rs: fsync before every 2xx
+have sqlite3 || need+=(sqlite3) # bench/web.sh loads 100,000 session rows; server/tests/search.rs reads the index
+have bc || need+=(bc)           # benchmarks' arithmetic
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing packages (install as root): ${need[*]}" >&2

@@ -4,6 +4,7 @@ mod admission;
 mod api;
 mod auth;
 mod backends;
+mod castread;
 mod cli;
 mod cmd;
 mod commit;
@@ -13,12 +14,15 @@ mod connlimit;
 mod error;
 mod indexer;
 mod ingest;
+mod keyframes;
 mod live;
 mod metrics;
 mod objects;
+mod replay;
 mod search;
 mod state;
 mod store;
+mod window;
 
 use std::process::ExitCode;
 
