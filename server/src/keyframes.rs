@@ -27,6 +27,10 @@ pub const EVERY_SECONDS: f64 = 10.0;
 /// ... and at least every this many bytes of cast: a 200 MB hour of fast output gets ~800 frames (under
 /// 1 MB of screens), and the player replays at most 256 KiB before the point asked for (milliseconds).
 pub const EVERY_BYTES: u64 = 256 << 10;
+/// ... but never before this many times the last stored screen's size of cast has passed: the stored
+/// screens stay under a quarter of the recording however big and busy its screen (a hostile 1000x500 screen
+/// of random colours redrawn by one byte every 10 s must not make the database grow faster than the cast).
+pub const SCREEN_SHARE: u64 = 4;
 /// Frames committed per transaction while building: bounds the builder's memory and makes a long build
 /// resumable (a crash or a lost race loses at most this many frames of work).
 pub const COMMIT_FRAMES: usize = 64;
@@ -111,7 +115,10 @@ async fn build(
     while let Some((line, after)) = reader.next_line(final_).await? {
         let Some((t, code, data)) = parse_event(&line) else { continue };
         replay.apply(t, &code, &data);
-        if replay.time - last.t >= EVERY_SECONDS || after - last.offset >= EVERY_BYTES {
+        let since = after - last.offset;
+        if since >= SCREEN_SHARE * last.screen.len() as u64
+            && (replay.time - last.t >= EVERY_SECONDS || since >= EVERY_BYTES)
+        {
             last = replay.keyframe(next_idx, after);
             next_idx += 1;
             frames.push(last.clone());
