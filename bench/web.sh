@@ -7,7 +7,8 @@
 #      SEARCH_SESSIONS=0 skips it (it takes most of the run);
 #   3. windows: a WINDOW_SECONDS (3600) s, WINDOW_BYTES (200,000,000) byte recording uploaded through the
 #      ingest API, then in a restarted server: the keyframe index build (time from its log line, the
-#      server's peak RSS), the first window and WINDOWS (10) windows and screens at random moments, over HTTP;
+#      server's peak RSS), the first window and WINDOWS (10) windows of SPAN (10) s and screens at random
+#      moments, over HTTP;
 #   4. browser: first screen and seeks in headless Chromium: not yet (see below).
 # Environment: the variables above, PROFILE (release). The machine may be shared: the load average is printed.
 # A quick run: LIST_SESSIONS=10000 SEARCH_SESSIONS=0 WINDOW_BYTES=20000000 PROFILE=debug bash bench/web.sh
@@ -19,6 +20,7 @@ search_bytes=${SEARCH_BYTES:-100000}
 window_seconds=${WINDOW_SECONDS:-3600}
 window_bytes=${WINDOW_BYTES:-200000000}
 windows=${WINDOWS:-10}
+span=${SPAN:-10}
 profile=${PROFILE:-release}
 flag=$([ "$profile" = release ] && echo --release || true)
 command -v sqlite3 >/dev/null || { echo "web: skipped: sqlite3 is not installed (make tools installs it)"; exit 0; }
@@ -49,8 +51,7 @@ d=$work/list
 "$bin" --data-dir "$d" token create bench --role host >/dev/null 2>&1
 read_token=$("$bin" --data-dir "$d" token create reader --role auditor 2>/dev/null)
 t0=$(date +%s.%N)
-sqlite3 "$d/ddcoterm.db" <<SQL
-PRAGMA journal_mode = WAL;
+sqlite3 "$d/ddcoterm.db" >/dev/null <<SQL
 BEGIN;
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $list_sessions - 1),
 rows AS (
@@ -101,10 +102,10 @@ sqlite3 "$d/ddcoterm.db" "DELETE FROM keyframes; UPDATE sessions SET kf_frames =
 start "$d"
 echo "  load_average=$(load)"
 rss0=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status")
-"$gen" windows "$url" "$read_token" long --windows "$windows" | sed 's/^/  /'
+"$gen" windows "$url" "$read_token" long --windows "$windows" --span "$span" --pid "$server_pid" | sed 's/^/  /'
 build=$(grep -o 'keyframes built.*' "$d.err" | tail -1 || true)
 echo "  index_build: ${build:-not found in the log}"
-echo "  server_rss_at_start_mib=$rss0 server_peak_rss_mib=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status")"
+echo "  server_rss_at_start_mib=$rss0 server_peak_rss_after_windows_mib=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status")"
 stop
 
 # 4. BROWSER (placeholder): the headless-Chromium part of the target (first screen <= 1 s with a cold cache,

@@ -5,7 +5,7 @@
 //! Usage:
 //!   webgen record URL HOST_TOKEN ID [--seconds S] [--bytes B] [--chunk-bytes C]
 //!   webgen list URL READ_TOKEN [--queries Q]
-//!   webgen windows URL READ_TOKEN ID [--windows N] [--span S]
+//!   webgen windows URL READ_TOKEN ID [--windows N] [--span S] [--pid SERVER_PID]
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: webgen record URL HOST_TOKEN ID [--seconds S] [--bytes B] [--chunk-bytes C]\n       \
          webgen list URL READ_TOKEN [--queries Q]\n       \
-         webgen windows URL READ_TOKEN ID [--windows N] [--span S]"
+         webgen windows URL READ_TOKEN ID [--windows N] [--span S] [--pid SERVER_PID]"
     );
     std::process::exit(2)
 }
@@ -271,6 +271,10 @@ fn windows() {
         kf["keyframes"].as_array().unwrap().len(),
         b.len()
     );
+    let pid = opt(&opts, "pid", 0.0) as u32;
+    if pid > 0 {
+        println!("server_peak_rss_after_index_build_mib={:.1}", peak_rss_mib(pid));
+    }
     let (first_ms, b) = timed(&http, url, read, &format!("/api/v1/sessions/{id}/window?at=0&span={span}"));
     println!("first_window_ms={first_ms:.1} first_window_bytes={}", b.len());
     let mut r = rng(42);
@@ -293,6 +297,17 @@ fn windows() {
         pct(&mut screen_ms, 0.5),
         pct(&mut screen_ms, 1.0)
     );
+}
+
+/// The peak resident set (VmHWM) of process `pid`, MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn main() {

@@ -98,3 +98,61 @@ pub fn screen_text(kf: &Keyframe) -> ApiResult<String> {
         .map_err(|e| ApiError::unavailable(format!("keyframe {} does not decode: {e}", kf.idx)))?;
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(r: &Replay) -> (Vec<String>, avt::Cursor) {
+        (r.lines(), r.vt.cursor())
+    }
+
+    /// A terminal restored from a keyframe goes on exactly as the one it was taken from, whatever state the
+    /// keyframe caught: the alternate screen over a filled main one, a hidden cursor, an escape sequence cut
+    /// in half, a resize.
+    #[test]
+    fn a_keyframe_restores_the_terminal_it_was_taken_from() {
+        let states: &[&[(&str, &str)]] = &[
+            &[("o", "one\r\ntwo\r\n\x1b[?1049h\x1b[2J\x1b[Hfull screen")],
+            &[("o", "\x1b[?25lhidden"), ("o", "\x1b[3")],
+            &[("o", "wide line of text"), ("r", "40x10"), ("o", "\x1b[31mred")],
+        ];
+        let after: &[(&str, &str)] =
+            &[("o", "1mgreen?\r\n"), ("o", "\x1b[?1049lback\r\n\x1b[?25h"), ("r", "30x12")];
+        for events in states {
+            let mut a = Replay::from_header(br#"{"version":2,"width":60,"height":8}"#);
+            for (i, (code, data)) in events.iter().enumerate() {
+                a.apply(i as f64, code, data);
+            }
+            let kf = a.keyframe(3, 100);
+            assert_eq!((kf.idx, kf.offset, kf.t), (3, 100, events.len() as f64 - 1.0));
+            let mut b = Replay::from_keyframe(&kf).unwrap();
+            assert_eq!(text(&a), text(&b), "{events:?}");
+            for (code, data) in after {
+                a.apply(9.0, code, data);
+                b.apply(9.0, code, data);
+                assert_eq!(text(&a), text(&b), "{events:?} then {data:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn event_lines_sizes_and_times() {
+        assert_eq!(parse_event(br#"[1.5,"o","hi"]"#), Some((1.5, "o".into(), "hi".into())));
+        for bad in
+            [&b"{\"version\":2}"[..], b"[1,\"o\"]", b"[\"1\",\"o\",\"x\"]", b"[1,\"o\",{}]", b"garbage"]
+        {
+            assert_eq!(parse_event(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(parse_size("100x30"), Some((100, 30)));
+        assert_eq!(parse_size("99999x0"), Some((MAX_COLS, 1)));
+        assert_eq!(parse_size("wide"), None);
+        let r = Replay::from_header(br#"{"width":100000,"height":-1}"#);
+        assert_eq!(r.vt.size(), (MAX_COLS, 24));
+        let mut r = Replay::from_header(b"not a header");
+        assert_eq!(r.vt.size(), (80, 24));
+        r.apply(5.0, "o", "a");
+        r.apply(2.0, "o", "b");
+        assert_eq!(r.time, 5.0, "times never go backwards");
+    }
+}
