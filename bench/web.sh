@@ -4,12 +4,13 @@
 #      sessions in SQLite (rows loaded directly with sqlite3 in one transaction: the schema is the server's,
 #      created by its own migrations; going through the API would take ~10 minutes for the same rows);
 #   2. search: bench/search.sh's generator over SEARCH_SESSIONS (10,000) x SEARCH_BYTES (100,000) = 1 GB;
-#      SEARCH_SESSIONS=0 skips it (it takes most of the run);
+#      it takes most of the run;
 #   3. windows: a WINDOW_SECONDS (3600) s, WINDOW_BYTES (200,000,000) byte recording uploaded through the
 #      ingest API, then in a restarted server: the keyframe index build (time from its log line, the
 #      server's peak RSS), the first window and WINDOWS (10) windows of SPAN (10) s and screens at random
 #      moments, over HTTP;
 #   4. browser: first screen and seeks in headless Chromium: not yet (see below).
+# LIST_SESSIONS=0, SEARCH_SESSIONS=0 or WINDOW_BYTES=0 skips that part.
 # Environment: the variables above, PROFILE (release). The machine may be shared: the load average is printed.
 # A quick run: LIST_SESSIONS=10000 SEARCH_SESSIONS=0 WINDOW_BYTES=20000000 PROFILE=debug bash bench/web.sh
 set -euo pipefail
@@ -47,6 +48,9 @@ load() { awk '{print $1}' /proc/loadavg; }
 echo "web: $profile build; rerun with: bash bench/web.sh (variables: see the top of the script)"
 
 # 1. The list at LIST_SESSIONS sessions.
+if [ "$list_sessions" -eq 0 ]; then
+  echo "list: skipped: LIST_SESSIONS=0"
+else
 d=$work/list
 "$bin" --data-dir "$d" token create bench --role host >/dev/null 2>&1
 read_token=$("$bin" --data-dir "$d" token create reader --role auditor 2>/dev/null)
@@ -80,6 +84,7 @@ start "$d"
 echo "  load_average=$(load)"
 "$gen" list "$url" "$read_token" --queries 50 | sed 's/^/  /'
 stop
+fi
 
 # 2. Full-text search over SEARCH_SESSIONS sessions.
 if [ "$search_sessions" -gt 0 ]; then
@@ -89,6 +94,9 @@ else
 fi
 
 # 3. Windows over one long recording.
+if [ "$window_bytes" -eq 0 ]; then
+  echo "windows: skipped: WINDOW_BYTES=0"
+else
 d=$work/win
 host_token=$("$bin" --data-dir "$d" token create bench --role host 2>/dev/null)
 read_token=$("$bin" --data-dir "$d" token create reader --role auditor 2>/dev/null)
@@ -107,6 +115,7 @@ build=$(grep -o 'keyframes built.*' "$d.err" | tail -1 || true)
 echo "  index_build: ${build:-not found in the log}"
 echo "  server_rss_at_start_mib=$rss0 server_peak_rss_after_windows_mib=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status")"
 stop
+fi
 
 # 4. BROWSER (placeholder): the headless-Chromium part of the target (first screen <= 1 s with a cold cache,
 # then the correct screen at 10 random points, each <= 1 s, checked against /screen) is added here once the

@@ -354,12 +354,20 @@ impl MetaStore for Sqlite {
 
     async fn session_list(&self, f: &ListFilter) -> Result<Vec<SessionRow>> {
         let mut sql = String::from("SELECT * FROM sessions WHERE 1 = 1");
-        if f.user.is_some() {
-            sql.push_str(" AND user_name = ?");
-        }
-        if f.host.is_some() {
-            sql.push_str(" AND host = ?");
-        }
+        // With several equality filters, SQLite (no statistics gathered) may seek the index of the least
+        // selective one (exit 0: most rows). A unary `+` keeps a column's index out of the choice, so the
+        // index used is the first of user, host, exit, state given: usually the most selective.
+        let mut seek = true;
+        let mut eq = |col: &str, given: bool, sql: &mut String| {
+            if given {
+                sql.push_str(if seek { " AND " } else { " AND +" });
+                sql.push_str(col);
+                sql.push_str(" = ?");
+                seek = false;
+            }
+        };
+        eq("user_name", f.user.is_some(), &mut sql);
+        eq("host", f.host.is_some(), &mut sql);
         if f.command.is_some() {
             sql.push_str(" AND instr(command, ?) > 0");
         }
@@ -369,12 +377,8 @@ impl MetaStore for Sqlite {
         if f.until_ms.is_some() {
             sql.push_str(" AND sort_ts < ?");
         }
-        if f.exit.is_some() {
-            sql.push_str(" AND exit_status = ?");
-        }
-        if f.state.is_some() {
-            sql.push_str(" AND state = ?");
-        }
+        eq("exit_status", f.exit.is_some(), &mut sql);
+        eq("state", f.state.is_some(), &mut sql);
         for _ in &f.q {
             sql.push_str(
                 " AND id IN (SELECT d.session_id FROM search_docs d WHERE d.id IN \
