@@ -29,9 +29,12 @@ pub struct Window {
     pub last: bool,
 }
 
-/// The keyframe for `at` (building the index first if it lags), or 404 when nothing is recorded yet.
+/// The keyframe for `at`, or 404 when nothing is recorded yet. The index is built or extended first only
+/// when it does not reach `at` yet: a moment inside the part already indexed is served at once, even while
+/// a build of the rest is under way (no later keyframe can be at or before it).
 async fn keyframe(st: &AppState, row: &SessionRow, at: f64) -> ApiResult<Keyframe> {
-    let p = keyframes::ensure(st, row).await?;
+    let p = st.meta.keyframe_progress(&row.id).await?.unwrap_or_default();
+    let p = if p.frames > 0 && (p.done || at < p.time) { p } else { keyframes::ensure(st, row).await? };
     let none = || ApiError::not_found(format!("session {}: nothing recorded yet", row.id));
     if p.frames == 0 {
         return Err(none());
