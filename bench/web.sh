@@ -11,7 +11,7 @@
 #      moments, over HTTP;
 #   4. browser: first screen and seeks in headless Chromium: not yet (see below).
 # LIST_SESSIONS=0, SEARCH_SESSIONS=0 or WINDOW_BYTES=0 skips that part.
-# Environment: the variables above, PROFILE (release). The machine may be shared: the load average is printed.
+# Environment: the variables above, PROFILE (release), SKIP_BUILD=1 (use the binaries already built). The machine may be shared: the load average is printed.
 # A quick run: LIST_SESSIONS=10000 SEARCH_SESSIONS=0 WINDOW_BYTES=20000000 PROFILE=debug bash bench/web.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +25,10 @@ span=${SPAN:-10}
 profile=${PROFILE:-release}
 flag=$([ "$profile" = release ] && echo --release || true)
 command -v sqlite3 >/dev/null || { echo "web: skipped: sqlite3 is not installed (make tools installs it)"; exit 0; }
-cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen >/dev/null 2>&1 \
-  || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen >/dev/null 2>&1 \
+    || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen
+fi
 bin=target/$profile/ddcoterm-server
 gen=target/$profile/examples/webgen
 mkdir -p target/tmp
