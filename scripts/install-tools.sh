@@ -14,6 +14,8 @@ have zsh || need+=(zsh)
 have openssl || need+=(openssl)
 have curl || need+=(curl)       # server/tests/tls.rs, scripts/demo.sh
 have strace || need+=(strace)   # server/tests/durability.rs: fsync before every 2xx
+have sqlite3 || need+=(sqlite3) # bench/web.sh loads 100,000 session rows; server/tests/search.rs reads the index
+have bc || need+=(bc)           # benchmarks' arithmetic
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing packages (install as root): ${need[*]}" >&2

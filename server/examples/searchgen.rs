@@ -154,9 +154,10 @@ fn ingest(o: &Opts, http: &reqwest::blocking::Client, i: usize) -> Result<(), St
             .bearer_auth(&o.host)
             .header("content-type", "application/x-asciicast")
             .body(c.clone());
-        if seq > 0 {
-            r = r.header("x-ddcoterm-prev-sha256", sha(&chunks[seq - 1]));
-        }
+        // Each chunk carries the hash of the one before; chunk 0 the chain root, the hash of the create body
+        // as sent (reqwest sends serde_json's bytes).
+        let prev = if seq > 0 { sha(&chunks[seq - 1]) } else { sha(&serde_json::to_vec(&create).unwrap()) };
+        r = r.header("x-ddcoterm-prev-sha256", prev);
         check(r.send())?;
     }
     let end = serde_json::json!({"ended_at": "2026-01-02T00:00:00Z", "exit_status": 0, "last_seq": chunks.len() - 1});

@@ -4,6 +4,7 @@ mod admission;
 mod api;
 mod auth;
 mod backends;
+mod castread;
 mod cli;
 mod cmd;
 mod commit;
@@ -13,13 +14,16 @@ mod connlimit;
 mod error;
 mod indexer;
 mod ingest;
+mod keyframes;
 mod live;
 mod metrics;
 mod objects;
+mod replay;
 mod search;
 mod state;
 mod store;
 mod tls;
+mod window;
 
 use std::process::ExitCode;
 

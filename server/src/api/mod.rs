@@ -3,6 +3,7 @@
 mod ingest;
 mod ops;
 mod read;
+mod windows;
 
 use std::io::Read as _;
 use std::time::Instant;
@@ -33,6 +34,9 @@ pub fn router(st: AppState) -> Router {
         .route("/api/v1/sessions/{id}/end", post(ingest::end))
         .route("/api/v1/sessions/{id}/cast", get(read::cast))
         .route("/api/v1/sessions/{id}/live", get(read::live))
+        .route("/api/v1/sessions/{id}/window", get(windows::window))
+        .route("/api/v1/sessions/{id}/keyframes", get(windows::keyframes))
+        .route("/api/v1/sessions/{id}/screen", get(windows::screen))
         .route("/api/v1/views", get(read::views))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

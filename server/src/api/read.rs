@@ -143,7 +143,7 @@ pub async fn list(
 
 /// The reader and the session named in the path, if it exists and the reader may see it: the one way every
 /// per-session read starts.
-async fn session_for(
+pub(super) async fn session_for(
     st: &AppState,
     path: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
@@ -204,9 +204,10 @@ pub async fn cast(
     Ok(([(header::CONTENT_TYPE, "application/x-asciicast")], bytes))
 }
 
-/// Records who is about to see which recording, before a byte of it is served: a view that cannot be
+/// Records who is about to see which recording (`kind`: `cast`, `live`, `window`, `screen`), before a byte of
+/// it is served: a view that cannot be
 /// recorded is refused (503), never served unrecorded.
-async fn audit(st: &AppState, who: &Principal, id: &str, kind: &str) -> ApiResult<()> {
+pub(super) async fn audit(st: &AppState, who: &Principal, id: &str, kind: &str) -> ApiResult<()> {
     st.meta.view_insert(now_ms(), &who.name, who.role, id, kind).await?;
     tracing::info!(viewer = %who.name, session = %id, kind, "view recorded");
     Ok(())

@@ -52,6 +52,7 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
     }
     tokio::spawn(crate::completer::run_forever(st.clone(), interval));
     tokio::spawn(crate::indexer::run_forever(st.clone()));
+    tokio::spawn(crate::keyframes::run_forever(st.clone()));
     tracing::info!(%addr, public_url = %st.public_url, tls = tls.is_some(), "ddcoterm-server listening");
     // Tests and scripts wait for this line to learn the port of `--listen 127.0.0.1:0`.
     println!("listening on {addr}");

@@ -52,6 +52,9 @@ pub trait Objects: Send + Sync {
     /// Writes `key` whether or not it exists; durable when this returns. Only for objects no row names yet.
     async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<()>;
     async fn get(&self, key: &str) -> Result<Bytes>;
+    /// Bytes `range` of `key` (end exclusive, clamped to the object's end): what readers of long recordings
+    /// use so that a window or an index build never holds a whole 200 MB cast in memory.
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes>;
     /// Deleting an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
     /// A cheap round trip for `/readyz`.
@@ -195,6 +198,10 @@ impl Objects for LocalDir {
         }
     }
 
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        get_range(&self.fs, &Self::key(key)?, key, range).await
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         match self.fs.delete(&Self::key(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -205,6 +212,26 @@ impl Objects for LocalDir {
     async fn ping(&self) -> Result<()> {
         tokio::fs::metadata(&self.root).await.map(|_| ()).map_err(unavailable)
     }
+}
+
+/// A ranged read through `object_store`, clamped to the object's size (one HEAD first: asking past the end
+/// is an error for some stores) so a reader may ask for "up to N bytes from here".
+pub(crate) async fn get_range(
+    store: &dyn object_store::ObjectStore,
+    path: &Path,
+    key: &str,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes> {
+    let missing = |e: object_store::Error| match e {
+        object_store::Error::NotFound { .. } => ObjectError::NotFound(key.to_string()),
+        e => unavailable(e),
+    };
+    let size = store.head(path).await.map_err(missing)?.size;
+    let (start, end) = (range.start.min(size), range.end.min(size));
+    if start >= end {
+        return Ok(Bytes::new());
+    }
+    store.get_range(path, start..end).await.map_err(missing)
 }
 
 #[cfg(test)]
@@ -221,7 +248,11 @@ mod tests {
         assert_eq!(store.get(key).await.unwrap(), Bytes::from_static(b"one\n"));
         store.put_overwrite(key, Bytes::from_static(b"three\n")).await.unwrap();
         assert_eq!(store.get(key).await.unwrap(), Bytes::from_static(b"three\n"));
+        assert_eq!(store.get_range(key, 1..3).await.unwrap(), Bytes::from_static(b"hr"));
+        assert_eq!(store.get_range(key, 4..100).await.unwrap(), Bytes::from_static(b"e\n"));
+        assert_eq!(store.get_range(key, 50..100).await.unwrap(), Bytes::new());
         store.delete(key).await.unwrap();
+        assert!(matches!(store.get_range(key, 0..1).await, Err(ObjectError::NotFound(_))));
         store.delete(key).await.unwrap();
         assert!(matches!(store.get(key).await, Err(ObjectError::NotFound(_))));
     }

@@ -83,6 +83,13 @@ impl Objects for S3 {
         }
     }
 
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        super::get_range(self.store.as_ref(), &Self::key(key)?, key, range).await.map_err(|e| match e {
+            ObjectError::Unavailable(m) => unavailable(format!("{}: {m}", self.url)),
+            e => e,
+        })
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         match self.store.delete(&Self::key(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

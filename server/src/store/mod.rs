@@ -200,6 +200,39 @@ pub struct IndexDoc {
     pub text: String,
 }
 
+/// The terminal at one point of a recording (`crate::keyframes`): where a window starts playing from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyframe {
+    /// Position in the session's index, from 0 (the empty screen right after the header).
+    pub idx: i64,
+    /// Recording time of the last event applied, seconds.
+    pub t: f64,
+    /// Byte offset in the cast (chunks concatenated, so compacted or not) where the following events start.
+    pub offset: u64,
+    pub cols: u32,
+    pub rows: u32,
+    /// `avt::Terminal::dump()` of the screen, gzip-compressed.
+    pub screen: Vec<u8>,
+}
+
+/// Complete sessions from this size on get their keyframe index built in the background, before anyone asks
+/// (smaller ones are built on the first request, in milliseconds). Migration 0005's partial index
+/// `sessions_kf_todo` repeats the number: the query must name it literally for the index to serve it.
+pub const KEYFRAMES_EAGER_BYTES: u64 = 1 << 20;
+
+/// How far a session's keyframe index got. Advanced only by a compare-and-set on these values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyframeProgress {
+    /// Keyframes stored (their `idx` are `0..frames`).
+    pub frames: i64,
+    /// Bytes of the cast read: the end of the last complete line the builder saw.
+    pub bytes: u64,
+    /// Time of the last event read, seconds: the recording's duration so far.
+    pub time: f64,
+    /// The session was complete and all of it was read: nothing will ever be added.
+    pub done: bool,
+}
+
 /// The outcome of inserting a chunk row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChunkInsert {
@@ -300,4 +333,24 @@ pub trait MetaStore: Send + Sync {
         to: &IndexProgress,
         docs: &[IndexDoc],
     ) -> Result<bool>;
+
+    /// The keyframe index's progress (all zero when none was built); `None` when the session does not exist.
+    async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>>;
+    /// Every keyframe's (time, offset), in order, without screens: what a seek bar needs.
+    async fn keyframe_times(&self, id: &str) -> Result<Vec<(f64, u64)>>;
+    /// The last keyframe at or before `at` seconds (the first one when `at` is before it), with its screen.
+    async fn keyframe_at(&self, id: &str, at: f64) -> Result<Option<Keyframe>>;
+    /// Stores `frames` (idx from `from.frames` on) and moves the progress from `from` to `to` in one
+    /// transaction; false (and nothing stored) when the progress is no longer `from` (another builder moved
+    /// it, or the session was deleted).
+    async fn keyframes_commit(
+        &self,
+        id: &str,
+        from: &KeyframeProgress,
+        to: &KeyframeProgress,
+        frames: &[Keyframe],
+    ) -> Result<bool>;
+    /// Complete sessions of at least [`KEYFRAMES_EAGER_BYTES`] whose keyframe index is not finished, oldest
+    /// activity first.
+    async fn keyframes_pending(&self, limit: u32) -> Result<Vec<String>>;
 }

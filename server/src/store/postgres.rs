@@ -16,12 +16,14 @@ use super::{
     StoreError, TokenRow, UserRow, ViewRow,
 };
 use super::{IndexDoc, IndexProgress};
+use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_create_chain.sql")),
     (3, include_str!("../../migrations/postgres/0003_read.sql")),
+    (5, include_str!("../../migrations/postgres/0005_windows.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).
@@ -361,7 +363,8 @@ impl MetaStore for Postgres {
     async fn session_list(&self, f: &ListFilter) -> Result<Vec<SessionRow>> {
         let mut sql = String::from("SELECT * FROM sessions WHERE 1 = 1");
         if f.user.is_some() {
-            sql.push_str(" AND user_name = ?");
+            // The index `sessions_user_sort` holds the first 200 characters (migration 0005).
+            sql.push_str(" AND left(user_name, 200) = left(?, 200) AND user_name = ?");
         }
         if f.host.is_some() {
             sql.push_str(" AND host = ?");
@@ -387,13 +390,14 @@ impl MetaStore for Postgres {
             );
         }
         if f.before.is_some() {
-            sql.push_str(" AND (sort_ts < ? OR (sort_ts = ? AND id < ?))");
+            // A row value, so the planner seeks the (sort_ts, id) index instead of filtering from the top.
+            sql.push_str(" AND (sort_ts, id) < (?, ?)");
         }
         sql.push_str(" ORDER BY sort_ts DESC, id DESC LIMIT ?");
         let sql = numbered(&sql);
         let mut q = sqlx::query(&sql);
         if let Some(v) = &f.user {
-            q = q.bind(v);
+            q = q.bind(v).bind(v);
         }
         if let Some(v) = &f.host {
             q = q.bind(v);
@@ -418,7 +422,7 @@ impl MetaStore for Postgres {
             q = q.bind(t.join(" "));
         }
         if let Some((ts, id)) = &f.before {
-            q = q.bind(ts).bind(ts).bind(id);
+            q = q.bind(ts).bind(id);
         }
         let rows = q.bind(f.limit as i64).fetch_all(&self.pool).await.map_err(err)?;
         rows.iter().map(session_row).collect()
@@ -700,6 +704,114 @@ impl MetaStore for Postgres {
         tx.commit().await.map_err(err)?;
         Ok(true)
     }
+
+    async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>> {
+        let r = sqlx::query("SELECT kf_frames, kf_bytes, kf_time, kf_done FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        r.map(|r| {
+            Ok(KeyframeProgress {
+                frames: r.try_get("kf_frames").map_err(err)?,
+                bytes: r.try_get::<i64, _>("kf_bytes").map_err(err)? as u64,
+                time: r.try_get("kf_time").map_err(err)?,
+                done: r.try_get::<i64, _>("kf_done").map_err(err)? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    async fn keyframe_times(&self, id: &str) -> Result<Vec<(f64, u64)>> {
+        let rows = sqlx::query("SELECT t, cast_offset FROM keyframes WHERE session_id = $1 ORDER BY idx")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("t").map_err(err)?, r.try_get::<i64, _>("cast_offset").map_err(err)? as u64))
+            })
+            .collect()
+    }
+
+    async fn keyframe_at(&self, id: &str, at: f64) -> Result<Option<Keyframe>> {
+        let r = sqlx::query(
+            "SELECT * FROM keyframes WHERE session_id = $1 AND (t <= $2 OR idx = 0) ORDER BY idx DESC LIMIT 1",
+        )
+        .bind(id)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        r.as_ref().map(keyframe_row).transpose()
+    }
+
+    async fn keyframes_commit(
+        &self,
+        id: &str,
+        from: &KeyframeProgress,
+        to: &KeyframeProgress,
+        frames: &[Keyframe],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let r = sqlx::query(
+            "UPDATE sessions SET kf_frames = $1, kf_bytes = $2, kf_time = $3, kf_done = $4 \
+             WHERE id = $5 AND kf_frames = $6 AND kf_bytes = $7 AND kf_done = $8",
+        )
+        .bind(to.frames)
+        .bind(to.bytes as i64)
+        .bind(to.time)
+        .bind(to.done as i64)
+        .bind(id)
+        .bind(from.frames)
+        .bind(from.bytes as i64)
+        .bind(from.done as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for f in frames {
+            sqlx::query(
+                "INSERT INTO keyframes (session_id, idx, t, cast_offset, cols, rows, screen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(f.idx)
+            .bind(f.t)
+            .bind(f.offset as i64)
+            .bind(f.cols as i64)
+            .bind(f.rows as i64)
+            .bind(&f.screen)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn keyframes_pending(&self, limit: u32) -> Result<Vec<String>> {
+        // The literal bound lets the partial index `sessions_kf_todo` serve the query.
+        let sql = format!(
+            "SELECT id FROM sessions WHERE compacted = 1 AND kf_done = 0 AND bytes >= {KEYFRAMES_EAGER_BYTES} \
+             ORDER BY last_activity LIMIT $1"
+        );
+        sqlx::query_scalar(&sql).bind(limit as i64).fetch_all(&self.pool).await.map_err(err)
+    }
+}
+
+fn keyframe_row(r: &PgRow) -> Result<Keyframe> {
+    Ok(Keyframe {
+        idx: r.try_get("idx").map_err(err)?,
+        t: r.try_get("t").map_err(err)?,
+        offset: r.try_get::<i64, _>("cast_offset").map_err(err)? as u64,
+        cols: r.try_get::<i64, _>("cols").map_err(err)? as u32,
+        rows: r.try_get::<i64, _>("rows").map_err(err)? as u32,
+        screen: r.try_get("screen").map_err(err)?,
+    })
 }
 
 /// One chunk row inside the caller's transaction: refuses a seq already stored (returned for comparison) and

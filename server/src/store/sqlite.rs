@@ -19,12 +19,14 @@ use super::{
     StoreError, TokenRow, UserRow, ViewRow,
 };
 use super::{IndexDoc, IndexProgress};
+use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_create_chain.sql")),
     (3, include_str!("../../migrations/sqlite/0003_read.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_windows.sql")),
 ];
 
 pub struct Sqlite {
@@ -352,12 +354,20 @@ impl MetaStore for Sqlite {
 
     async fn session_list(&self, f: &ListFilter) -> Result<Vec<SessionRow>> {
         let mut sql = String::from("SELECT * FROM sessions WHERE 1 = 1");
-        if f.user.is_some() {
-            sql.push_str(" AND user_name = ?");
-        }
-        if f.host.is_some() {
-            sql.push_str(" AND host = ?");
-        }
+        // With several equality filters, SQLite (no statistics gathered) may seek the index of the least
+        // selective one (exit 0: most rows). A unary `+` keeps a column's index out of the choice, so the
+        // index used is the first of user, host, exit, state given: usually the most selective.
+        let mut seek = true;
+        let mut eq = |col: &str, given: bool, sql: &mut String| {
+            if given {
+                sql.push_str(if seek { " AND " } else { " AND +" });
+                sql.push_str(col);
+                sql.push_str(" = ?");
+                seek = false;
+            }
+        };
+        eq("user_name", f.user.is_some(), &mut sql);
+        eq("host", f.host.is_some(), &mut sql);
         if f.command.is_some() {
             sql.push_str(" AND instr(command, ?) > 0");
         }
@@ -367,12 +377,8 @@ impl MetaStore for Sqlite {
         if f.until_ms.is_some() {
             sql.push_str(" AND sort_ts < ?");
         }
-        if f.exit.is_some() {
-            sql.push_str(" AND exit_status = ?");
-        }
-        if f.state.is_some() {
-            sql.push_str(" AND state = ?");
-        }
+        eq("exit_status", f.exit.is_some(), &mut sql);
+        eq("state", f.state.is_some(), &mut sql);
         for _ in &f.q {
             sql.push_str(
                 " AND id IN (SELECT d.session_id FROM search_docs d WHERE d.id IN \
@@ -380,7 +386,8 @@ impl MetaStore for Sqlite {
             );
         }
         if f.before.is_some() {
-            sql.push_str(" AND (sort_ts < ? OR (sort_ts = ? AND id < ?))");
+            // A row value, so the planner seeks the (sort_ts, id) index instead of filtering from the top.
+            sql.push_str(" AND (sort_ts, id) < (?, ?)");
         }
         sql.push_str(" ORDER BY sort_ts DESC, id DESC LIMIT ?");
         let mut q = sqlx::query(&sql);
@@ -410,7 +417,7 @@ impl MetaStore for Sqlite {
             q = q.bind(format!("\"{}\"", t.join(" ")));
         }
         if let Some((ts, id)) = &f.before {
-            q = q.bind(ts).bind(ts).bind(id);
+            q = q.bind(ts).bind(id);
         }
         let rows = q.bind(f.limit as i64).fetch_all(&self.pool).await.map_err(err)?;
         rows.iter().map(session_row).collect()
@@ -689,6 +696,114 @@ impl MetaStore for Sqlite {
         tx.commit().await.map_err(err)?;
         Ok(true)
     }
+
+    async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>> {
+        let r = sqlx::query("SELECT kf_frames, kf_bytes, kf_time, kf_done FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        r.map(|r| {
+            Ok(KeyframeProgress {
+                frames: r.try_get("kf_frames").map_err(err)?,
+                bytes: r.try_get::<i64, _>("kf_bytes").map_err(err)? as u64,
+                time: r.try_get("kf_time").map_err(err)?,
+                done: r.try_get::<i64, _>("kf_done").map_err(err)? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    async fn keyframe_times(&self, id: &str) -> Result<Vec<(f64, u64)>> {
+        let rows = sqlx::query("SELECT t, cast_offset FROM keyframes WHERE session_id = ? ORDER BY idx")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("t").map_err(err)?, r.try_get::<i64, _>("cast_offset").map_err(err)? as u64))
+            })
+            .collect()
+    }
+
+    async fn keyframe_at(&self, id: &str, at: f64) -> Result<Option<Keyframe>> {
+        let r = sqlx::query(
+            "SELECT * FROM keyframes WHERE session_id = ? AND (t <= ? OR idx = 0) ORDER BY idx DESC LIMIT 1",
+        )
+        .bind(id)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        r.as_ref().map(keyframe_row).transpose()
+    }
+
+    async fn keyframes_commit(
+        &self,
+        id: &str,
+        from: &KeyframeProgress,
+        to: &KeyframeProgress,
+        frames: &[Keyframe],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let r = sqlx::query(
+            "UPDATE sessions SET kf_frames = ?, kf_bytes = ?, kf_time = ?, kf_done = ? \
+             WHERE id = ? AND kf_frames = ? AND kf_bytes = ? AND kf_done = ?",
+        )
+        .bind(to.frames)
+        .bind(to.bytes as i64)
+        .bind(to.time)
+        .bind(to.done as i64)
+        .bind(id)
+        .bind(from.frames)
+        .bind(from.bytes as i64)
+        .bind(from.done as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for f in frames {
+            sqlx::query(
+                "INSERT INTO keyframes (session_id, idx, t, cast_offset, cols, rows, screen) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(f.idx)
+            .bind(f.t)
+            .bind(f.offset as i64)
+            .bind(f.cols as i64)
+            .bind(f.rows as i64)
+            .bind(&f.screen)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn keyframes_pending(&self, limit: u32) -> Result<Vec<String>> {
+        // The literal bound lets the partial index `sessions_kf_todo` serve the query.
+        let sql = format!(
+            "SELECT id FROM sessions WHERE compacted = 1 AND kf_done = 0 AND bytes >= {KEYFRAMES_EAGER_BYTES} \
+             ORDER BY last_activity LIMIT ?"
+        );
+        sqlx::query_scalar(&sql).bind(limit as i64).fetch_all(&self.pool).await.map_err(err)
+    }
+}
+
+fn keyframe_row(r: &SqliteRow) -> Result<Keyframe> {
+    Ok(Keyframe {
+        idx: r.try_get("idx").map_err(err)?,
+        t: r.try_get("t").map_err(err)?,
+        offset: r.try_get::<i64, _>("cast_offset").map_err(err)? as u64,
+        cols: r.try_get::<i64, _>("cols").map_err(err)? as u32,
+        rows: r.try_get::<i64, _>("rows").map_err(err)? as u32,
+        screen: r.try_get("screen").map_err(err)?,
+    })
 }
 
 /// One chunk row inside the caller's transaction: refuses a seq already stored (returned for comparison) and

@@ -138,6 +138,11 @@ impl Server {
         }
     }
 
+    /// The server's process id (the wrapper's when started wrapped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
