@@ -15,7 +15,7 @@ use std::ffi::OsString;
 
 /// Requests approval (Case Management, or break glass), then runs the command or the session.
 pub fn run(g: &GlobalArgs, a: ApproveArgs) -> anyhow::Result<i32> {
-    let loaded = super::context::load(g)?;
+    let loaded = super::context::load_guarded(g)?;
     if a.cmd.is_empty() {
         return approve_session(&loaded, a.reason);
     }

@@ -5,9 +5,22 @@ use crate::config::{self, LoadOptions, Loaded};
 
 /// Loads the layered configuration for this invocation and prints its warnings once on stderr.
 pub fn load(global: &GlobalArgs) -> anyhow::Result<Loaded> {
+    load_with(global, config::load)
+}
+
+/// [`load`] for the guard path (shim, `--`, `approve`, `ssh-login`): a broken user layer is a warning and
+/// is skipped, the organisation's layers still decide ([`config::load::load_guarded`]).
+pub fn load_guarded(global: &GlobalArgs) -> anyhow::Result<Loaded> {
+    load_with(global, config::load::load_guarded)
+}
+
+fn load_with(
+    global: &GlobalArgs,
+    loader: fn(&LoadOptions) -> Result<Loaded, crate::error::ConfigError>,
+) -> anyhow::Result<Loaded> {
     let mut opts = LoadOptions::from_env();
     opts.sets = global.set.clone();
-    let loaded = config::load(&opts)?;
+    let loaded = loader(&opts)?;
     for w in &loaded.warnings {
         eprintln!("ddcoterm: warning: {w}");
     }

@@ -34,7 +34,9 @@ pub fn run(loaded: &Loaded, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> 
 /// words and lets the user's shell run the line, as sshd would. A shim for `inv`'s executable that `cmd`
 /// starts directly counts as guarded already, so nothing is judged (or approved) twice.
 pub fn run_judged(loaded: &Loaded, inv: &Invocation, cmd: Guarded, run: &RunArgs) -> anyhow::Result<i32> {
-    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?.one_shot();
+    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?
+        .one_shot()
+        .org_code_cache(&loaded.dirs.system);
     let decision = engine.evaluate(inv, cli_actions(run)?.as_ref());
     for e in &decision.errors {
         eprintln!("ddcoterm: policy error, failing closed: {e}");

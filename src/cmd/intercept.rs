@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 /// Runs the shim for `name` with the user's arguments; returns the exit status (or execs).
 pub fn run(name: &str, _argv0: &OsString, args: Vec<OsString>) -> anyhow::Result<i32> {
-    let loaded = super::context::load(&Default::default())?;
+    let loaded = super::context::load_guarded(&Default::default())?;
     let program = super::shim_cmd::find_real(&loaded, name).ok_or_else(|| {
         Exit::new(
             exit::NOT_FOUND,

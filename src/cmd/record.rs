@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<OsString>) -> anyhow::Result<i32> {
-    let loaded = super::context::load(g)?;
+    let loaded = super::context::load_guarded(g)?;
     let Some((first, rest)) = cmd.split_first() else {
         // An interactive shell was asked for explicitly: record it even where the org default is [].
         let actions = match guard::cli_actions(r)? {
