@@ -93,7 +93,8 @@ impl OrgCache {
             return None;
         }
         let mut data = Vec::with_capacity(meta.len() as usize);
-        std::io::Read::read_to_end(&mut &file, &mut data).ok()?;
+        // `take`: the size is known, so no second `fstat` for a size hint.
+        std::io::Read::read_to_end(&mut std::io::Read::take(&file, meta.len()), &mut data).ok()?;
         let nl = data.iter().position(|b| *b == b'\n')?;
         let header = std::str::from_utf8(&data[..nl]).ok()?;
         let (magic, digest) = header.rsplit_once(' ')?;
