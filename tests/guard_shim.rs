@@ -240,8 +240,21 @@ fn a_wrapper_calling_itself_does_not_loop() {
 #[test]
 fn config_error_names_file_line_and_key_and_exits_78() {
     let w = World::new();
-    w.user_config("process_config:\n  commands:\n    - command: kubectl\n      lintz: []\n").fake("kubectl");
+    let typo = "process_config:\n  commands:\n    - command: kubectl\n      lintz: []\n";
+    w.system_config(typo).fake("kubectl");
     let out = w.cmd(w.shim("kubectl")).arg("get").output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = text(&out.stderr);
+    // Two lines above the typo are the harness's loopback switch.
+    assert!(
+        err.contains("etc/config.yaml:6:7: key `process_config.commands[0]`: unknown field `lintz`"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).is_empty(), "fail closed: kubectl must not run on an org config error");
+    // The same typo in the user's own file: named the same way, skipped on the guard path (tests/shim_cache.rs),
+    // an error everywhere else.
+    w.system_config("").user_config(typo);
+    let out = w.ddcoterm(&["config", "show"]).output().unwrap();
     assert_eq!(out.status.code(), Some(78));
     let err = text(&out.stderr);
     assert!(
@@ -250,7 +263,6 @@ fn config_error_names_file_line_and_key_and_exits_78() {
         ),
         "{err}"
     );
-    assert!(text(&out.stdout).is_empty(), "fail closed: kubectl must not run on a config error");
 }
 
 #[test]

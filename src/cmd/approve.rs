@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 /// Requests approval (Case Management, or break glass), then runs the command or the session.
 pub fn run(g: &GlobalArgs, a: ApproveArgs) -> anyhow::Result<i32> {
-    let loaded = super::context::load(g)?;
+    let loaded = super::context::load_guarded(g)?;
     let opts = guard::Options { quiet: g.quiet, ..Default::default() };
     let Some((first, rest)) = a.cmd.split_first() else {
         return guard::approve_session(&loaded, a.reason, &opts);

@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 
 pub fn run(g: &GlobalArgs, a: CheckArgs) -> anyhow::Result<i32> {
     let loaded = crate::cmd::context::load(g)?;
-    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?;
+    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?
+        .org_code_cache(&loaded.dirs.system);
     for e in engine.validate_all() {
         eprintln!("ddcoterm: warning: {e}");
     }

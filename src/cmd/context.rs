@@ -7,9 +7,19 @@ use crate::guard::{self, decide};
 
 /// Loads the layered configuration for this invocation and prints its warnings once on stderr.
 pub fn load(global: &GlobalArgs) -> anyhow::Result<Loaded> {
+    guard::load_config(options(global))
+}
+
+/// [`load`] for the guard path (`--`, `approve`, `ssh-login`; the shim calls the guard directly): a broken
+/// user layer is a warning and is skipped, the organisation's layers still decide.
+pub fn load_guarded(global: &GlobalArgs) -> anyhow::Result<Loaded> {
+    guard::load_guarded_config(options(global))
+}
+
+fn options(global: &GlobalArgs) -> LoadOptions {
     let mut opts = LoadOptions::from_env();
     opts.sets = global.set.clone();
-    guard::load_config(opts)
+    opts
 }
 
 /// The guard sequence's options from `--actions`, `--yes` and `--quiet` (an unknown action exits 64).

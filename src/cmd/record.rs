@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 pub fn run(g: &GlobalArgs, r: &RunArgs, cmd: Vec<OsString>) -> anyhow::Result<i32> {
-    let loaded = super::context::load(g)?;
+    let loaded = super::context::load_guarded(g)?;
     let opts = super::context::guard_options(g, r)?;
     let Some((first, rest)) = cmd.split_first() else {
         // An interactive shell was asked for explicitly: record it even where the org default is [].

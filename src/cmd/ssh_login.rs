@@ -24,7 +24,7 @@ pub fn run(g: &GlobalArgs, a: SshLoginArgs) -> anyhow::Result<i32> {
     // sshd starts the user's shell at level 1 (bash reads ~/.bashrc for an ssh command only then); the shell
     // that ran this ForceCommand raised it.
     std::env::remove_var("SHLVL");
-    let loaded = super::context::load(g)?;
+    let loaded = super::context::load_guarded(g)?;
     validate(&loaded)?;
     let shell = login_shell();
     std::env::set_var("SHELL", &shell);

@@ -1,6 +1,7 @@
 //! Reads one layer file: permission checks, located parse errors, and a key -> line map for provenance.
 
 use super::lines::Lines;
+use super::org_cache::OrgCache;
 use super::settings::Settings;
 use crate::error::ConfigError;
 use std::collections::BTreeMap;
@@ -32,6 +33,17 @@ pub enum Trust {
 /// Reads and validates `path`. `Ok(None)` when it does not exist. Warnings (loose permissions on a user
 /// file holding keys) are pushed to `warnings`.
 pub fn read(path: &Path, trust: Trust, warnings: &mut Vec<String>) -> Result<Option<LayerFile>, ConfigError> {
+    read_cached(path, trust, warnings, None)
+}
+
+/// [`read`], with an organisation file's parse taken from (or stored in) `cache`, keyed by the file's bytes.
+/// The file is still read and its permissions checked on every call: only the parse is remembered.
+pub fn read_cached(
+    path: &Path,
+    trust: Trust,
+    warnings: &mut Vec<String>,
+    cache: Option<&OrgCache>,
+) -> Result<Option<LayerFile>, ConfigError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -43,7 +55,10 @@ pub fn read(path: &Path, trust: Trust, warnings: &mut Vec<String>) -> Result<Opt
     if trust == Trust::Org {
         super::trust::check_org(path, "policy file")?;
     }
-    let layer = parse(path, &text)?;
+    let layer = match cache {
+        Some(cache) if trust == Trust::Org => parse_cached(path, &text, cache)?,
+        _ => parse(path, &text)?,
+    };
     if trust == Trust::User
         && mode & 0o044 != 0
         && (layer.settings.connection_config.api_key.is_some()
@@ -89,6 +104,39 @@ pub fn parse(path: &Path, text: &str) -> Result<LayerFile, ConfigError> {
         }
     };
     Ok(LayerFile { path: path.into(), settings, value: Arc::new(value), lines: Lines::new(text) })
+}
+
+/// Names cached parses; bump the version when what a parse yields changes (the schema of [`Settings`] is
+/// checked again on every hit, so a new key or type is caught either way).
+const PARSE_KIND: &str = "yaml-v1";
+
+/// [`parse`] through the organisation's cache: the file's YAML tree is stored as JSON under the SHA-256 of
+/// its text (a JSON parse is several times cheaper than libyaml's scanner), and [`Settings`] are deserialized
+/// from the tree on every call, exactly as [`parse`] does. A tree that JSON cannot carry unchanged (a YAML
+/// tag, a non-string key) is not cached; a miss, a corrupt entry or a tree that no longer fits the schema
+/// falls back to [`parse`], which is also what names the error.
+pub fn parse_cached(path: &Path, text: &str, cache: &OrgCache) -> Result<LayerFile, ConfigError> {
+    let key = super::org_cache::key(&[text.as_bytes()]);
+    if let Some(json) = cache.get(PARSE_KIND, &key) {
+        if let Ok(value @ serde_yaml::Value::Mapping(_)) = serde_json::from_slice::<serde_yaml::Value>(&json)
+        {
+            if let Ok(settings) = <Settings as serde::Deserialize>::deserialize(&value) {
+                return Ok(LayerFile {
+                    path: path.into(),
+                    settings,
+                    value: Arc::new(value),
+                    lines: Lines::new(text),
+                });
+            }
+        }
+    }
+    let layer = parse(path, text)?;
+    if let Ok(json) = serde_json::to_vec(&*layer.value) {
+        if serde_json::from_slice::<serde_yaml::Value>(&json).is_ok_and(|back| back == *layer.value) {
+            cache.put(PARSE_KIND, &key, &json);
+        }
+    }
+    Ok(layer)
 }
 
 /// Turns serde_yaml's `a.b[1]: message at line L column C` into a located, key-naming error.
@@ -197,6 +245,44 @@ mod tests {
         assert_eq!(m["a.b"], 2);
         assert_eq!(m["a.c[1]"], 5);
         assert_eq!(m["a.c[1].y"], 5);
+    }
+
+    #[test]
+    fn a_cached_parse_is_the_parse() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sys = tmp.path().join("etc");
+        std::fs::create_dir(&sys).unwrap();
+        std::fs::set_permissions(&sys, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let cache = OrgCache::new(&sys);
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy_fixtures");
+        let mut texts: Vec<String> = std::fs::read_dir(&fixtures)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        texts.push(
+            "connection_config:\n  port: 8443\nrecording:\n  input: true\nteams: {sre: [ops]}\n".into(),
+        );
+        for text in &texts {
+            let fresh = parse(Path::new("x.yaml"), text).unwrap();
+            let stored = parse_cached(Path::new("x.yaml"), text, &cache).unwrap();
+            let hit = parse_cached(Path::new("x.yaml"), text, &cache).unwrap();
+            for got in [&stored, &hit] {
+                assert_eq!(got.settings, fresh.settings, "{text}");
+                assert_eq!(got.value, fresh.value, "{text}");
+            }
+        }
+        let key = crate::config::org_cache::key(&[texts[0].as_bytes()]);
+        assert!(cache.get(PARSE_KIND, &key).is_some(), "stored");
+        // A YAML tag does not survive JSON: such a file is parsed every time, never cached wrongly.
+        let tagged = "recording:\n  shell: !custom bash\n";
+        let _ = parse_cached(Path::new("t.yaml"), tagged, &cache);
+        assert!(cache.get(PARSE_KIND, &crate::config::org_cache::key(&[tagged.as_bytes()])).is_none());
+        // A parse error is the same located error, cached or not.
+        let bad = "process_config:\n  commands:\n    - command: kubectl\n      lintz: []\n";
+        assert_eq!(
+            parse_cached(Path::new("b.yaml"), bad, &cache).unwrap_err().to_string(),
+            parse(Path::new("b.yaml"), bad).unwrap_err().to_string()
+        );
     }
 
     #[test]

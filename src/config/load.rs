@@ -16,6 +16,7 @@
 use super::bundle_layer::{self, BundleFile};
 use super::file_layer::{self, LayerFile, Trust};
 use super::lines::Lines;
+use super::org_cache::OrgCache;
 use super::policy_set::{PolicyLayer, PolicySet};
 use super::safety;
 use super::settings::{ProcessConfig, Settings};
@@ -97,8 +98,31 @@ fn origins_of(sources: &[OriginSource]) -> BTreeMap<String, Origin> {
     out
 }
 
+/// What a broken user-controlled layer (the user's file, a `DDCOTERM_*` variable) does to loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserLayerErrors {
+    /// An error, exit 78: `config show`, `check` and every other command, so the user sees and fixes it.
+    Fail,
+    /// Reported as a warning naming the file, line and key (or the variable) and skipped: the guard path,
+    /// where the organisation's layers, which parsed, still decide (DESIGN.md §3.3).
+    Skip,
+}
+
 /// Loads and merges every layer. Errors name file, line, column and key; they map to exit 78.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    load_layers(opts, UserLayerErrors::Fail)
+}
+
+/// [`load`] for the guard path (shims, `ddcoterm -- CMD`, `approve`, `ssh-login`): a user layer that does not
+/// parse (`~/.ddcoterm/config.yaml`, a `DDCOTERM_*` variable) is reported in [`Loaded::warnings`] and skipped,
+/// so one typo in the user's own file does not block every guarded command. The organisation's layers are
+/// not the user's to break: an error in one still fails closed, and so does a `--set` flag, which was typed
+/// on this very command line.
+pub fn load_guarded(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    load_layers(opts, UserLayerErrors::Skip)
+}
+
+fn load_layers(opts: &LoadOptions, user_errors: UserLayerErrors) -> Result<Loaded, ConfigError> {
     let dirs = &opts.dirs;
     let mut warnings = Vec::new();
     if dirs.system_override_refused {
@@ -110,7 +134,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let mut infos = Vec::new();
     let mut sources = Vec::new();
 
-    let system = file_layer::read(&dirs.system_config(), Trust::Org, &mut warnings)?;
+    // Organisation files are read and checked on every call; their parse comes from the org cache.
+    let cache = OrgCache::new(&dirs.system);
+    let system = file_layer::read_cached(&dirs.system_config(), Trust::Org, &mut warnings, Some(&cache))?;
     infos.push(LayerInfo { layer: "system".into(), path: dirs.system_config(), exists: system.is_some() });
     let sys_settings = system.as_ref().map(|s| s.settings.clone()).unwrap_or_default();
     validate_locked(&sys_settings, dirs)?;
@@ -126,13 +152,23 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     for (team, team_groups) in &sys_settings.teams {
         if team_groups.iter().any(|g| groups.contains(g)) {
             let path = dirs.teams().join(format!("{team}.yaml"));
-            let file = file_layer::read(&path, Trust::Org, &mut warnings)?;
+            let file = file_layer::read_cached(&path, Trust::Org, &mut warnings, Some(&cache))?;
             infos.push(LayerInfo { layer: "team".into(), path: path.clone(), exists: file.is_some() });
             teams.extend(file);
         }
     }
 
-    let user = file_layer::read(&dirs.user_config(), Trust::User, &mut warnings)?;
+    let user = match file_layer::read(&dirs.user_config(), Trust::User, &mut warnings) {
+        Ok(user) => user,
+        Err(e) if user_errors == UserLayerErrors::Skip => {
+            warnings.push(format!(
+                "{e}; your own config is skipped for this command and the organisation's policy still \
+                 applies (fix it, then check with `ddcoterm config show`)"
+            ));
+            None
+        }
+        Err(e) => return Err(e),
+    };
     infos.push(LayerInfo { layer: "user".into(), path: dirs.user_config(), exists: user.is_some() });
 
     let mut files: Vec<(&str, &LayerFile)> = Vec::new();
@@ -147,7 +183,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
             lines: Some(f.lines.clone()),
         });
     }
-    let (top, top_sources) = env_and_flags(&opts.sets)?;
+    let (top, top_sources) = env_and_flags(&opts.sets, user_errors, &mut warnings)?;
     let has_top = !top_sources.is_empty();
     sources.extend(top_sources);
 
@@ -398,12 +434,30 @@ fn validate_locked(sys: &Settings, dirs: &Dirs) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The env and flag layers as one figment, with the origin of each key they set.
-fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), ConfigError> {
+/// The env and flag layers as one figment, with the origin of each key they set. With
+/// [`UserLayerErrors::Skip`], a `DDCOTERM_*` variable whose value does not fit its key is left out with a
+/// warning naming it (the environment is the user's, like their file); `--set` errors stay errors.
+fn env_and_flags(
+    sets: &[String],
+    user_errors: UserLayerErrors,
+    warnings: &mut Vec<String>,
+) -> Result<(Figment, Vec<OriginSource>), ConfigError> {
     if sets.is_empty() && !env_sets_config() {
         return Ok((Figment::new(), Vec::new()));
     }
-    let env = Env::prefixed("DDCOTERM_").split("__").ignore(&NON_CONFIG_ENV);
+    let mut ignored: Vec<String> = NON_CONFIG_ENV.iter().map(|s| s.to_string()).collect();
+    if user_errors == UserLayerErrors::Skip {
+        for (key, e) in broken_env_vars() {
+            let var = format!("DDCOTERM_{}", key.to_uppercase().replace('.', "__"));
+            warnings.push(format!(
+                "environment variable {var}: key `{key}`: {e}; ignored for this command and the \
+                 organisation's policy still applies (fix or unset it, then check with `ddcoterm config show`)"
+            ));
+            ignored.push(key);
+        }
+    }
+    let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
+    let env = Env::prefixed("DDCOTERM_").split("__").ignore(&ignored);
     let mut origins = Vec::new();
     let leaf = |key: &str, origin: Origin| OriginSource { origin, value: Arc::new(nest(key)), lines: None };
     for (k, _) in env.iter() {
@@ -441,6 +495,22 @@ fn env_and_flags(sets: &[String]) -> Result<(Figment, Vec<OriginSource>), Config
         check.extract::<Settings>().map_err(figment_error)?;
     }
     Ok((fig, origins))
+}
+
+/// The `DDCOTERM_*` config variables (as figment's key paths: `recording.input`) whose value does not extract
+/// over the defaults, each tried alone, with the error. Cheap when there are none: one extraction.
+fn broken_env_vars() -> Vec<(String, String)> {
+    let env = || Env::prefixed("DDCOTERM_").split("__").ignore(&NON_CONFIG_ENV);
+    let extract = |fig: Env| {
+        Figment::from(Serialized::defaults(Settings::default())).merge(fig).extract::<Settings>().err()
+    };
+    if extract(env()).is_none() {
+        return Vec::new();
+    }
+    let keys: Vec<String> = env().iter().map(|(k, _)| k.as_str().to_string()).collect();
+    keys.into_iter()
+        .filter_map(|key| extract(env().only(&[key.as_str()])).map(|e| (key, e.kind.to_string())))
+        .collect()
 }
 
 /// Whether any variable of the env layer is set (one pass over the environment, names compared in place): most

@@ -2,7 +2,7 @@
 // figment's Jail closures return figment::Error, which is large; not ours to shrink.
 #![allow(clippy::result_large_err)]
 
-use super::load::{load, LoadOptions};
+use super::load::{load, load_guarded, LoadOptions};
 use crate::dirs::Dirs;
 use crate::model::{Action, ActionSet};
 use figment::Jail;
@@ -319,6 +319,49 @@ fn agent_paths_come_from_the_system_layer_only() {
         assert_eq!(l.settings.agent.socket, Path::new("/run/ddcoterm/agent.sock"));
         assert_eq!(l.settings.agent.when_full, crate::config::settings::WhenFull::Refuse);
         assert!(l.warnings.iter().any(|w| w.contains("`agent` is honoured from")), "{:?}", l.warnings);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_broken_user_file_fails_loading_but_is_skipped_on_the_guard_path() {
+    Jail::expect_with(|jail| {
+        let d = dirs(jail);
+        write(&d.system_config(), ORG_POLICY);
+        write(&d.user_config(), "spool:\n  max_bytes: 3\nrecording:\n  inptu: true\n");
+        let e = load(&opts(jail, &[])).unwrap_err().to_string();
+        assert!(e.contains("config.yaml:4:3: key `recording`: unknown field `inptu`"), "{e}");
+        let l = load_guarded(&opts(jail, &[])).unwrap();
+        let w = l.warnings.iter().find(|w| w.contains("inptu")).expect("warned");
+        assert!(w.contains("home/config.yaml:4:3") && w.contains("skipped"), "{w}");
+        assert_ne!(l.settings.spool.max_bytes, 3, "the whole user file is skipped, not half of it");
+        assert_eq!(l.policy.lints_for("kubectl").count(), 1, "org policy still loaded");
+        assert_eq!(l.policy.default_actions, ActionSet::new([Action::Record]));
+        // A broken organisation file is never skipped.
+        write(&d.system_config(), "process_config:\n  comands: []\n");
+        assert!(load_guarded(&opts(jail, &[])).is_err());
+        Ok(())
+    });
+}
+
+#[test]
+fn a_broken_ddcoterm_variable_is_skipped_alone_on_the_guard_path_and_a_bad_flag_still_fails() {
+    Jail::expect_with(|jail| {
+        let d = dirs(jail);
+        write(&d.system_config(), ORG_POLICY);
+        jail.set_env("DDCOTERM_RECORDING__INPUT", "maybe");
+        jail.set_env("DDCOTERM_RECORDING__MERGE_BYTES", "3");
+        assert!(load(&opts(jail, &[])).is_err());
+        let l = load_guarded(&opts(jail, &[])).unwrap();
+        assert_eq!(l.settings.recording.merge_bytes, 3, "the good variable still applies");
+        assert!(!l.settings.recording.input);
+        let w = l.warnings.iter().find(|w| w.contains("DDCOTERM_RECORDING__INPUT")).expect("warned");
+        assert!(w.contains("key `recording.input`") && w.contains("ignored"), "{w}");
+        assert_eq!(l.policy.lints_for("kubectl").count(), 1);
+        assert!(
+            load_guarded(&opts(jail, &["recording.merge_bytes=lots"])).is_err(),
+            "--set is typed, not inherited"
+        );
         Ok(())
     });
 }

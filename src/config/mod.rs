@@ -7,12 +7,13 @@ pub mod expected;
 pub mod file_layer;
 pub mod lines;
 pub mod load;
+pub mod org_cache;
 pub mod policy_set;
 pub mod safety;
 pub mod settings;
 pub mod trust;
 
-pub use load::{load, LayerInfo, LoadOptions, Loaded};
+pub use load::{load, load_guarded, LayerInfo, LoadOptions, Loaded};
 pub use policy_set::{PolicySet, SnippetKind, SnippetRef, SourcedLint, SourcedRule};
 pub use settings::Settings;
 

@@ -12,7 +12,9 @@ pub fn decide(
     inv: &Invocation,
     cli_actions: Option<&ActionSet>,
 ) -> anyhow::Result<Decision> {
-    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?.one_shot();
+    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?
+        .one_shot()
+        .org_code_cache(&loaded.dirs.system);
     let decision = engine.evaluate(inv, cli_actions);
     for e in &decision.errors {
         eprintln!("ddcoterm: policy error, failing closed: {e}");

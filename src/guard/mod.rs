@@ -54,7 +54,7 @@ pub struct Options {
 /// The shim path: loads the configuration, finds the real `name` past the shim directories, and runs the
 /// sequence for it (or execs it directly when our parent already guarded it). No tokio runtime, no logging.
 pub fn shim(name: &str, args: Vec<OsString>) -> anyhow::Result<i32> {
-    let loaded = load_config(LoadOptions::from_env())?;
+    let loaded = load_guarded_config(LoadOptions::from_env())?;
     let program = locate::find_real(&loaded, name).ok_or_else(|| {
         Exit::not_found(format!(
             "{name}: command not found (ddcoterm shim: no real `{name}` on PATH after skipping the shim directories)"
@@ -71,6 +71,17 @@ pub fn shim(name: &str, args: Vec<OsString>) -> anyhow::Result<i32> {
 /// Loads the layered configuration and prints its warnings once on stderr (every entry point starts here).
 pub fn load_config(opts: LoadOptions) -> anyhow::Result<Loaded> {
     let loaded = config::load(&opts)?;
+    for w in &loaded.warnings {
+        eprintln!("ddcoterm: warning: {w}");
+    }
+    Ok(loaded)
+}
+
+/// [`load_config`] for a guarded command: a broken user layer or `DDCOTERM_*` variable is reported and
+/// skipped (the command is still guarded by the organisation's layers); a broken org layer still fails closed
+/// ([`config::load::load_guarded`]).
+pub fn load_guarded_config(opts: LoadOptions) -> anyhow::Result<Loaded> {
+    let loaded = config::load::load_guarded(&opts)?;
     for w in &loaded.warnings {
         eprintln!("ddcoterm: warning: {w}");
     }

@@ -5,6 +5,7 @@ use super::context;
 use super::flags::parse_flags;
 use super::invocation::Invocation;
 use super::sandbox::{self, Globals, Sandbox};
+use crate::config::org_cache::OrgCache;
 use crate::config::settings::PolicySettings;
 use crate::config::{PolicySet, SnippetRef};
 use crate::error::ConfigError;
@@ -72,6 +73,8 @@ pub struct PolicyEngine {
     memory_limit: usize,
     /// Leave the Lua state for process exit to reclaim (see [`PolicyEngine::one_shot`]).
     one_shot: bool,
+    /// Where compiled organisation snippets are kept ([`PolicyEngine::org_code_cache`]).
+    code_cache: Option<OrgCache>,
 }
 
 impl PolicyEngine {
@@ -96,6 +99,7 @@ impl PolicyEngine {
             timeout,
             memory_limit: settings.memory_limit,
             one_shot: false,
+            code_cache: None,
         })
     }
 
@@ -103,6 +107,15 @@ impl PolicyEngine {
     /// tenth of a shim call, so each evaluation's state is left for the kernel to reclaim.
     pub fn one_shot(mut self) -> Self {
         self.one_shot = true;
+        self
+    }
+
+    /// Takes the compiled bytecode of a command's snippets from the organisation's cache under `system` (the
+    /// system config directory) when every one of them is the organisation's, and stores it there when this
+    /// process may write it ([`crate::policy::code_cache`]). A batch holding a user snippet is compiled from
+    /// text.
+    pub fn org_code_cache(mut self, system: &std::path::Path) -> Self {
+        self.code_cache = Some(OrgCache::new(system));
         self
     }
 
@@ -154,7 +167,13 @@ impl PolicyEngine {
                         .map(|l| (snippet_name(&l.at), l.lua.as_str()))
                         .chain(rules.iter().map(|r| (snippet_name(&r.at), r.lua.as_str())))
                         .collect();
-                    let mut compiled = sb.compile_all(&items).into_iter();
+                    let all_org = lints
+                        .iter()
+                        .map(|l| &l.at)
+                        .chain(rules.iter().map(|r| &r.at))
+                        .all(|at| at.origin.is_org());
+                    let cache = self.code_cache.as_ref().filter(|_| all_org);
+                    let mut compiled = sb.compile_all_cached(&items, cache).into_iter();
                     for l in &lints {
                         let f = compiled.next().unwrap_or_else(|| Err("not compiled".into()));
                         if let Some(w) = run_lint(&sb, &l.at, f) {

@@ -1,6 +1,7 @@
 //! Policy: parses an invocation, computes its context from files, and runs sandboxed Luau lints and rules
 //! into a [`Decision`]. Never prompts and never runs the guarded tool.
 
+pub mod code_cache;
 pub mod context;
 pub mod engine;
 pub mod flags;

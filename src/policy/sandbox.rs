@@ -2,6 +2,7 @@
 //! snippet (interrupt) and a memory limit for the whole state. Knows nothing about rules or lints.
 
 use super::flags::FlagValue;
+use crate::config::org_cache::OrgCache;
 use mlua::{ChunkMode, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -100,9 +101,7 @@ impl Sandbox {
         globals.raw_set("os", safe_os)?;
         install(&lua, &globals, g)?;
         format_nil_as_text(&lua, &globals)?;
-        // Snippets run once per call: compiling fast matters more than optimising code that runs for
-        // microseconds (level 0 roughly halves compile time; line info is kept for error messages).
-        lua.set_compiler(mlua::Compiler::new().set_optimization_level(0).set_debug_level(1));
+        lua.set_compiler(super::code_cache::compiler());
         lua.set_memory_limit(memory_limit)?;
         lua.sandbox(true)?;
 
@@ -142,15 +141,26 @@ impl Sandbox {
     /// otherwise, and for any snippet that does not compile, each snippet is compiled on its own, which is
     /// also what names the failing snippet in the error.
     pub fn compile_all(&self, items: &[(String, &str)]) -> Vec<Result<Function, String>> {
+        self.compile_all_cached(items, None)
+    }
+
+    /// [`compile_all`](Self::compile_all), the batch's bytecode taken from (or stored in) the organisation's
+    /// cache. The caller passes a cache only when every snippet is the organisation's
+    /// ([`super::code_cache`]).
+    pub fn compile_all_cached(
+        &self,
+        items: &[(String, &str)],
+        cache: Option<&OrgCache>,
+    ) -> Vec<Result<Function, String>> {
         if items.len() > 1 {
-            if let Some(fs) = self.compile_batch(items) {
+            if let Some(fs) = self.compile_batch(items, cache) {
                 return fs.into_iter().map(Ok).collect();
             }
         }
         items.iter().map(|(n, s)| self.compile(n, s)).collect()
     }
 
-    fn compile_batch(&self, items: &[(String, &str)]) -> Option<Vec<Function>> {
+    fn compile_batch(&self, items: &[(String, &str)], cache: Option<&OrgCache>) -> Option<Vec<Function>> {
         let mut src = String::from("return {\n");
         let mut map: BatchMap = Vec::with_capacity(items.len());
         let mut line = 2;
@@ -172,14 +182,17 @@ impl Sandbox {
         // under the same time budget as a snippet, in a throwaway environment.
         // The budget starts after compiling, which runs no snippet code and, on a loaded machine, must not
         // eat into it (the batch would then fail and every snippet be compiled again, one by one).
-        let chunk = self
-            .lua
-            .load(&src)
-            .set_name(format!("={BATCH_CHUNK}"))
-            .set_mode(ChunkMode::Text)
-            .set_environment(self.fresh_env().ok()?)
-            .into_function()
-            .ok()?;
+        let chunk = match cache.and_then(|c| self.load_cached(c, &src)) {
+            Some(chunk) => chunk,
+            None => self
+                .lua
+                .load(&src)
+                .set_name(format!("={BATCH_CHUNK}"))
+                .set_mode(ChunkMode::Text)
+                .set_environment(self.fresh_env().ok()?)
+                .into_function()
+                .ok()?,
+        };
         self.deadline.set(Some(Instant::now() + self.budget));
         let table: Option<Table> = chunk.call(()).ok();
         self.deadline.set(None);
@@ -207,6 +220,21 @@ impl Sandbox {
         }
         *self.batch.borrow_mut() = map;
         Some(out)
+    }
+
+    /// The batch chunk from the organisation's cached bytecode; `None` (compile from text) when there is none
+    /// or it does not load.
+    fn load_cached(&self, cache: &OrgCache, src: &str) -> Option<Function> {
+        // `get`, not `raw_get`: in sandbox mode the globals are a proxy over the frozen table.
+        let luau: String = self.lua.globals().get("_VERSION").ok()?;
+        let code = super::code_cache::bytecode(cache, &luau, src)?;
+        self.lua
+            .load(&code[..])
+            .set_name(format!("={BATCH_CHUNK}"))
+            .set_mode(ChunkMode::Binary)
+            .set_environment(self.fresh_env().ok()?)
+            .into_function()
+            .ok()
     }
 
     /// An empty environment that falls back to the frozen globals.
