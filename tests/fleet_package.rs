@@ -30,7 +30,12 @@ fn packages() -> Vec<PathBuf> {
                     name.starts_with(prefix) && name.ends_with(".deb")
                 })
                 .collect();
-            assert_eq!(found.len(), 1, "one {prefix}*.deb in {}: {found:?} (run `make package`)", dir.display());
+            assert_eq!(
+                found.len(),
+                1,
+                "one {prefix}*.deb in {}: {found:?} (run `make package`)",
+                dir.display()
+            );
             found.into_iter().next().unwrap()
         })
         .collect();
@@ -41,7 +46,8 @@ fn packages() -> Vec<PathBuf> {
 /// Every path on the container's filesystem except what any package installation changes (dpkg's own
 /// database and logs, the passwd tools' backups, caches) and the test's scratch directory, with its owner and
 /// mode: what must look the same after a purge as before the install.
-const SNAPSHOT: &str = "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
+const SNAPSHOT: &str =
+    "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
      -o -path /var/lib/dpkg -o -path /var/log -o -path /var/cache -o -path /var/backups \\) -prune \
      -o -printf '%p %u:%g %m\\n' | grep -v -E '^/etc/(passwd|group|shadow|gshadow)- ' | sort";
 
@@ -91,7 +97,10 @@ fn packages_install_run_the_server_and_purge_to_nothing() {
     let v = root("ddcoterm --version; ddcoterm-server --version").ok("--version").stdout;
     assert!(v.contains(&format!("ddcoterm {version}")), "{v}");
     assert!(v.contains("ddcoterm-server "), "{v}");
-    assert_eq!(root("command -v ddcoterm ddcoterm-server").ok("which").stdout, "/usr/bin/ddcoterm\n/usr/bin/ddcoterm-server\n");
+    assert_eq!(
+        root("command -v ddcoterm ddcoterm-server").ok("which").stdout,
+        "/usr/bin/ddcoterm\n/usr/bin/ddcoterm-server\n"
+    );
 
     // Users, groups and directories of the maintainer scripts.
     let who = root(
@@ -173,35 +182,59 @@ fn packages_install_run_the_server_and_purge_to_nothing() {
     )
     .ok("completions")
     .stdout;
-    assert!(completions.contains("complete -F _ddcoterm ") && completions.contains(" ddcoterm\n"), "{completions}");
+    assert!(
+        completions.contains("complete -F _ddcoterm ") && completions.contains(" ddcoterm\n"),
+        "{completions}"
+    );
     assert!(completions.contains(" ddcoterm-server\n"), "{completions}");
-    assert!(completions.contains("#compdef ddcoterm\n") && completions.contains("#compdef ddcoterm-server\n"), "{completions}");
+    assert!(
+        completions.contains("#compdef ddcoterm\n") && completions.contains("#compdef ddcoterm-server\n"),
+        "{completions}"
+    );
 
     // The server, as its own user with the packaged config, becomes ready; its data is its own.
     exec(&id, "root", &[], &["sh", "-c", "echo started > /tmp/server.log"]).ok("log");
     let st = Command::new("docker")
         .args(["exec", "-d", "-u", "ddcoterm-server", "-w", "/var/lib/ddcoterm-server"])
         .args(["-e", "DDCOTERMD_CONFIG=/etc/ddcoterm-server/config.yaml"])
-        .args([&id, "sh", "-c", "echo $$ > /tmp/server.pid; exec ddcoterm-server serve >> /tmp/server.log 2>&1"])
+        .args([
+            &id,
+            "sh",
+            "-c",
+            "echo $$ > /tmp/server.pid; exec ddcoterm-server serve >> /tmp/server.log 2>&1",
+        ])
         .status()
         .unwrap();
     assert!(st.success(), "start the server");
     let t = Instant::now();
     loop {
-        let h = exec(&id, "root", &[], &["ddcoterm-server", "--config", "/etc/ddcoterm-server/config.yaml", "healthcheck"]);
+        let h = exec(
+            &id,
+            "root",
+            &[],
+            &["ddcoterm-server", "--config", "/etc/ddcoterm-server/config.yaml", "healthcheck"],
+        );
         if h.code == 0 {
             assert!(h.stdout.contains("http://127.0.0.1:7780/readyz answered 200"), "{}", h.stdout);
             break;
         }
         assert_eq!(h.code, 1, "unhealthy is exit 1: {h:?}");
         let log = root("cat /tmp/server.log").stdout;
-        assert!(t.elapsed() < Duration::from_secs(30), "the packaged server never became ready: {h:?}\n{log}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the packaged server never became ready: {h:?}\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     report(&format!("fleet numbers: packaged server ready in {:.1}s", t.elapsed().as_secs_f64()));
     let data = root("stat -c '%n %U' /var/lib/ddcoterm-server/*").ok("data").stdout;
     assert!(data.contains("/var/lib/ddcoterm-server/ddcoterm.db ddcoterm-server"), "{data}");
-    let down = exec(&id, "root", &[], &["ddcoterm-server", "healthcheck", "--url", "http://127.0.0.1:1/readyz", "--timeout", "2s"]);
+    let down = exec(
+        &id,
+        "root",
+        &[],
+        &["ddcoterm-server", "healthcheck", "--url", "http://127.0.0.1:1/readyz", "--timeout", "2s"],
+    );
     assert_eq!(down.code, 1, "nothing listening is unhealthy: {down:?}");
     assert!(down.stderr.contains("connecting to 127.0.0.1:1"), "{}", down.stderr);
     root("kill $(cat /tmp/server.pid); while kill -0 $(cat /tmp/server.pid) 2>/dev/null; do sleep 0.1; done")
@@ -211,7 +244,8 @@ fn packages_install_run_the_server_and_purge_to_nothing() {
     root("dpkg -i /tmp/pkgs/*.deb").ok("dpkg -i again");
 
     // Remove keeps the data and the edited config; purge takes everything of ours.
-    root("echo '# edited' >> /etc/ddcoterm-server/config.yaml && dpkg -r ddcoterm-server ddcoterm").ok("dpkg -r");
+    root("echo '# edited' >> /etc/ddcoterm-server/config.yaml && dpkg -r ddcoterm-server ddcoterm")
+        .ok("dpkg -r");
     let kept = root("ls /var/lib/ddcoterm-server /var/spool/ddcoterm >/dev/null && tail -1 /etc/ddcoterm-server/config.yaml && ! test -e /usr/bin/ddcoterm && ! test -e /etc/systemd/system/multi-user.target.wants/ddcoterm-server.service && echo gone")
         .ok("after remove")
         .stdout;

@@ -102,7 +102,9 @@ fn server_role_installs_runs_is_idempotent_and_uninstalls() {
     .unwrap();
     std::fs::write(
         inv.join("hosts.ini"),
-        format!("[session_servers]\nsessions-1 ansible_connection=community.docker.docker ansible_host={id}\n"),
+        format!(
+            "[session_servers]\nsessions-1 ansible_connection=community.docker.docker ansible_host={id}\n"
+        ),
     )
     .unwrap();
     let hosts = inv.join("hosts.ini");
@@ -149,14 +151,19 @@ fn server_role_installs_runs_is_idempotent_and_uninstalls() {
     // The admin user was created by the service's user: the database is the service's, the password only hashed.
     let db = root("stat -c '%U' /var/lib/ddcoterm-server/ddcoterm.db").ok("db owner").stdout;
     assert_eq!(db.trim(), "ddcoterm-server");
-    let leaked = root(&format!("grep -rl -- '{ADMIN_PASSWORD}' /var/lib/ddcoterm-server /etc/ddcoterm-server || true"))
-        .ok("grep")
-        .stdout;
+    let leaked = root(&format!(
+        "grep -rl -- '{ADMIN_PASSWORD}' /var/lib/ddcoterm-server /etc/ddcoterm-server || true"
+    ))
+    .ok("grep")
+    .stdout;
     assert!(leaked.trim().is_empty(), "the password is stored nowhere in clear: {leaked}");
 
     // Started as the unit starts it (no systemd in a container): ready, and the admin signs in.
     let value = |key: &str| -> String {
-        unit.lines().find_map(|l| l.strip_prefix(key)).unwrap_or_else(|| panic!("{key} in the unit")).to_string()
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in the unit"))
+            .to_string()
     };
     let (user, exec_start, env) = (value("User="), value("ExecStart="), value("Environment="));
     let st = Command::new("docker")
@@ -166,7 +173,15 @@ fn server_role_installs_runs_is_idempotent_and_uninstalls() {
         .unwrap();
     assert!(st.success());
     let t = Instant::now();
-    while exec(&id, "root", &[], &["ddcoterm-server", "--config", "/etc/ddcoterm-server/config.yaml", "healthcheck"]).code != 0 {
+    while exec(
+        &id,
+        "root",
+        &[],
+        &["ddcoterm-server", "--config", "/etc/ddcoterm-server/config.yaml", "healthcheck"],
+    )
+    .code
+        != 0
+    {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "the server never became ready:\n{}",

@@ -28,7 +28,11 @@ fn docker(args: &[&str]) -> Run {
 }
 
 fn inspect(image: &str, format: &str) -> String {
-    docker(&["image", "inspect", "--format", format, image]).ok("docker image inspect").stdout.trim().to_string()
+    docker(&["image", "inspect", "--format", format, image])
+        .ok("docker image inspect")
+        .stdout
+        .trim()
+        .to_string()
 }
 
 /// Removes the container and its volume however the test ends.
@@ -56,12 +60,22 @@ fn server_image_runs_read_only_becomes_healthy_and_stores_a_host_recording() {
 
     // The contract docs/fleet.md promises (the Helm chart relies on it).
     assert_eq!(inspect(&image, "{{.Config.User}}"), "10002:10002");
-    assert_eq!(inspect(&image, "{{json .Config.Entrypoint}}|{{json .Config.Cmd}}"), r#"["ddcoterm-server"]|["serve"]"#);
+    assert_eq!(
+        inspect(&image, "{{json .Config.Entrypoint}}|{{json .Config.Cmd}}"),
+        r#"["ddcoterm-server"]|["serve"]"#
+    );
     assert_eq!(inspect(&image, "{{json .Config.ExposedPorts}}"), r#"{"7780/tcp":{}}"#);
     assert_eq!(inspect(&image, "{{json .Config.Volumes}}"), r#"{"/var/lib/ddcoterm-server":{}}"#);
-    assert_eq!(inspect(&image, "{{json .Config.Healthcheck.Test}}"), r#"["CMD","ddcoterm-server","healthcheck"]"#);
+    assert_eq!(
+        inspect(&image, "{{json .Config.Healthcheck.Test}}"),
+        r#"["CMD","ddcoterm-server","healthcheck"]"#
+    );
     let env = inspect(&image, "{{json .Config.Env}}");
-    assert!(env.contains("DDCOTERMD_LISTEN=0.0.0.0:7780") && env.contains("DDCOTERMD_DATA_DIR=/var/lib/ddcoterm-server"), "{env}");
+    assert!(
+        env.contains("DDCOTERMD_LISTEN=0.0.0.0:7780")
+            && env.contains("DDCOTERMD_DATA_DIR=/var/lib/ddcoterm-server"),
+        "{env}"
+    );
     let labels = inspect(&image, "{{json .Config.Labels}}");
     for key in ["title", "description", "licenses", "version", "revision", "created"] {
         assert!(labels.contains(&format!("\"org.opencontainers.image.{key}\"")), "OCI label {key}: {labels}");
@@ -73,15 +87,32 @@ fn server_image_runs_read_only_becomes_healthy_and_stores_a_host_recording() {
     let _cleanup = Cleanup { container: unique.clone(), volume: unique.clone() };
     docker(&["volume", "create", &unique]).ok("docker volume create");
     docker(&[
-        "run", "-d", "--name", &unique, "--label", "ddcoterm.test=fleet_server_image", "--read-only",
-        "--tmpfs", "/tmp", "-v", &format!("{unique}:/var/lib/ddcoterm-server"), "-p", "127.0.0.1::7780",
+        "run",
+        "-d",
+        "--name",
+        &unique,
+        "--label",
+        "ddcoterm.test=fleet_server_image",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        &format!("{unique}:/var/lib/ddcoterm-server"),
+        "-p",
+        "127.0.0.1::7780",
         // The image's HEALTHCHECK command, asked more often than its 10 s so that the test is quick.
-        "--health-interval", "1s", "--health-start-period", "1s", &image,
+        "--health-interval",
+        "1s",
+        "--health-start-period",
+        "1s",
+        &image,
     ])
     .ok("docker run the server image");
     let t = Instant::now();
     loop {
-        let status = docker(&["inspect", "--format", "{{.State.Health.Status}}|{{.State.Status}}", &unique]).ok("inspect").stdout;
+        let status = docker(&["inspect", "--format", "{{.State.Health.Status}}|{{.State.Status}}", &unique])
+            .ok("inspect")
+            .stdout;
         if status.trim() == "healthy|running" {
             break;
         }
@@ -95,12 +126,14 @@ fn server_image_runs_read_only_becomes_healthy_and_stores_a_host_recording() {
         std::thread::sleep(Duration::from_millis(250));
     }
     report(&format!("fleet numbers: server container healthy in {:.1}s", t.elapsed().as_secs_f64()));
-    let health = docker(&["inspect", "--format", "{{json .State.Health.Log}}", &unique]).ok("health log").stdout;
+    let health =
+        docker(&["inspect", "--format", "{{json .State.Health.Log}}", &unique]).ok("health log").stdout;
     assert!(health.contains("http://127.0.0.1:7780/readyz answered 200"), "{health}");
 
     // Non-root, and nothing outside the volume and /tmp can be written.
     assert_eq!(exec(&unique, "10002", &[], &["id", "-u"]).ok("id").stdout.trim(), "10002");
-    let ro = exec(&unique, "10002", &[], &["sh", "-c", "touch /usr/local/bin/x || touch /etc/x || echo refused"]);
+    let ro =
+        exec(&unique, "10002", &[], &["sh", "-c", "touch /usr/local/bin/x || touch /etc/x || echo refused"]);
     assert!(ro.stdout.contains("refused") && ro.stderr.contains("Read-only file system"), "{ro:?}");
 
     // Tokens made inside the container (the CLI reads the same data dir).
@@ -166,8 +199,16 @@ fn server_image_runs_read_only_becomes_healthy_and_stores_a_host_recording() {
     // serves it.
     docker(&["rm", "-f", &unique]).ok("remove the first container");
     docker(&[
-        "run", "-d", "--name", &unique, "--read-only", "--tmpfs", "/tmp", "-v",
-        &format!("{unique}:/var/lib/ddcoterm-server"), &image,
+        "run",
+        "-d",
+        "--name",
+        &unique,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        &format!("{unique}:/var/lib/ddcoterm-server"),
+        &image,
     ])
     .ok("a second container on the same volume");
     let again = exec(&unique, "10002", &[], &["sh", "-c", "for i in $(seq 50); do ddcoterm-server healthcheck >/dev/null 2>&1 && break; sleep 0.2; done; ddcoterm-server verify \"$0\"", &id]);
@@ -185,15 +226,29 @@ fn debug_shell_image_is_healthy_when_its_configuration_loads() {
     assert_eq!(test, r#"["CMD","ddcoterm","config","show","--format","json"]"#);
     // The HEALTHCHECK command itself, in the image as it runs: a valid organisation layer passes, a broken
     // one (every recorded command would be refused) fails with the file named.
-    let ok = docker(&["run", "--rm", "--entrypoint", "ddcoterm", &image, "config", "show", "--format", "json"]);
+    let ok =
+        docker(&["run", "--rm", "--entrypoint", "ddcoterm", &image, "config", "show", "--format", "json"]);
     assert_eq!(ok.code, 0, "{ok:?}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.yaml"), "recording: [not, a, mapping\n").unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(dir.path().join("config.yaml"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("config.yaml"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let bad = docker(&[
-        "run", "--rm", "-v", &format!("{}:/etc/ddcoterm:ro", dir.path().display()), "--entrypoint", "ddcoterm", &image,
-        "config", "show", "--format", "json",
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/etc/ddcoterm:ro", dir.path().display()),
+        "--entrypoint",
+        "ddcoterm",
+        &image,
+        "config",
+        "show",
+        "--format",
+        "json",
     ]);
     assert_ne!(bad.code, 0, "a broken organisation layer is unhealthy: {bad:?}");
     assert!(bad.stderr.contains("/etc/ddcoterm/config.yaml"), "{}", bad.stderr);

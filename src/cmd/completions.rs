@@ -14,9 +14,12 @@ pub fn run(a: CompletionsArgs) -> anyhow::Result<i32> {
         CompletionShell::Zsh => clap_complete::Shell::Zsh,
         CompletionShell::Fish => clap_complete::Shell::Fish,
     };
+    // Generated into memory first: clap_complete panics on a write error, and `| head` is no error.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "ddcoterm", &mut script);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut Cli::command(), "ddcoterm", &mut out);
-    out.flush().context("writing the completion script to stdout")?;
+    // A closed pipe (`| head`) is no error: main maps BrokenPipe to exit 0.
+    out.write_all(&script).and_then(|()| out.flush()).context("writing the completion script to stdout")?;
     Ok(0)
 }
 

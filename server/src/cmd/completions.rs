@@ -15,9 +15,14 @@ pub fn run(shell: CompletionShell) -> anyhow::Result<()> {
         CompletionShell::Zsh => clap_complete::Shell::Zsh,
         CompletionShell::Fish => clap_complete::Shell::Fish,
     };
+    // Generated into memory first: clap_complete panics on a write error, and `| head` is no error.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "ddcoterm-server", &mut script);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut Cli::command(), "ddcoterm-server", &mut out);
-    out.flush().context("writing the completion script to stdout")
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the completion script to stdout"),
+    }
 }
 
 /// Writes one roff page per visible command (`ddcoterm-server.1`, `ddcoterm-server-token-create.1`, ...).

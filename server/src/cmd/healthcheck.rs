@@ -69,7 +69,9 @@ pub fn status_of(head: &[u8]) -> anyhow::Result<u16> {
 /// `http://host:port[/path]`; a URL without a path asks `/readyz`.
 pub fn parse_url(url: &str) -> anyhow::Result<Target> {
     let Some(rest) = url.strip_prefix("http://") else {
-        bail!("--url {url:?}: only http:// is supported (the server speaks plain HTTP; ask it, not its proxy)");
+        bail!(
+            "--url {url:?}: only http:// is supported (the server speaks plain HTTP; ask it, not its proxy)"
+        );
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
