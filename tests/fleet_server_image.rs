@@ -7,7 +7,6 @@
 //! docker is absent.
 
 mod fleet_common;
-#[allow(dead_code)]
 mod support;
 
 use fleet_common::*;
