@@ -98,7 +98,7 @@ fn packages_install_run_the_server_and_purge_to_nothing() {
     assert!(v.contains(&format!("ddcoterm {version}")), "{v}");
     assert!(v.contains("ddcoterm-server "), "{v}");
     assert_eq!(
-        root("command -v ddcoterm ddcoterm-server").ok("which").stdout,
+        root("command -v ddcoterm; command -v ddcoterm-server").ok("which").stdout,
         "/usr/bin/ddcoterm\n/usr/bin/ddcoterm-server\n"
     );
 
