@@ -44,6 +44,11 @@ RUN missing=""; \
 ENV SHELL=/bin/bash \
     LANG=C.UTF-8
 WORKDIR /home/coterm
+# Healthy = a recorded shell can start: the layered configuration (the mounted organisation layer, the
+# user's file, DDCOTERM_* variables) loads. A broken or unsafe /etc/ddcoterm makes every recorded command
+# refuse to run, which is the failure worth surfacing; the network is not checked (an unreachable Datadog or
+# session server costs nothing: records wait in the spool). Keys are masked in the output.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 CMD ["ddcoterm", "config", "show", "--format", "json"]
 
 # ---------------------------------------------------------------------------------------------------------
 # host: the runtime with a binary built on the host. The build context is the repository; .dockerignore

@@ -29,13 +29,14 @@ ansible-lint: py-tools ## ansible-lint (production profile, offline) and a synta
 # The container tests (tests/fleet_*.rs) need the images and the venv whenever docker is present (without
 # docker they skip, saying so).
 fleet-prereqs:
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image py-tools; \
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image server-image package py-tools; \
 	else echo "fleet: no docker engine: the container tests will skip"; fi
 
 test: fleet-prereqs
 
 fleet-test: fleet-prereqs ## Only the fleet container tests (debug build)
-	$(CARGO) test --locked --test fleet_image --test fleet_ansible --test fleet_configs --test fleet_ssh --test fleet_bastion -- --nocapture
+	$(CARGO) test --locked --test fleet_image --test fleet_ansible --test fleet_configs --test fleet_ssh --test fleet_bastion \
+		--test fleet_package --test fleet_server_image --test fleet_server_ansible -- --nocapture
 
 e2e: ## Base image, release build, image, chart and role checks, fleet tests on the release binary
 	@bash scripts/e2e.sh

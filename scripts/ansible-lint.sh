@@ -7,6 +7,6 @@ venv="$("$root/scripts/py-tools.sh" | tail -1)"
 export PATH="$venv/bin:$PATH" PYTHONWARNINGS="ignore::DeprecationWarning" ANSIBLE_NOCOLOR=1 NO_COLOR=1
 cd "$root/ansible"
 start=$(date +%s)
-ansible-lint --offline --profile production --strict site.yml roles/ddcoterm
+ansible-lint --offline --profile production --strict site.yml roles/ddcoterm roles/ddcoterm_server
 ansible-playbook --syntax-check site.yml
 echo "ansible-lint: clean (production profile) in $(( $(date +%s) - start ))s"

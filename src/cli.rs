@@ -167,6 +167,37 @@ pub enum Command {
     /// reads comes from the system layer (`agent:` in /etc/ddcoterm/config.yaml); see docs/bastion.md.
     #[command(after_help = "Examples:\n  sudo -u ddcoterm-agent ddcoterm agent")]
     Agent,
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    ///
+    /// Example: source <(ddcoterm completions bash)
+    Completions(CompletionsArgs),
+    /// Write one man page per command into a directory (packaging: `make gen`).
+    ///
+    /// Example: ddcoterm manpages --out target/gen/man
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells the packages ship completions for.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ManpagesArgs {
+    /// Directory to write `ddcoterm.1`, `ddcoterm-<command>.1`, ... into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Self-hosted session server for ddcoterm recordings.
 ///
@@ -59,6 +59,48 @@ pub enum Command {
         #[arg(long)]
         release: bool,
     },
+    /// Exit 0 when the server answers `GET /readyz` with 200 (database and recordings reachable), else 1.
+    ///
+    /// For container HEALTHCHECKs and probes on images without curl. Without --url it asks the address
+    /// the configuration listens on (0.0.0.0 and [::] become loopback).
+    ///
+    /// Example: ddcoterm-server healthcheck --url http://127.0.0.1:7780/readyz
+    Healthcheck(HealthcheckArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    ///
+    /// Example: source <(ddcoterm-server completions bash)
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Write one man page per command into a directory (packaging: `make gen`).
+    ///
+    /// Example: ddcoterm-server manpages --out target/gen/man
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write `ddcoterm-server.1`, `ddcoterm-server-<command>.1`, ... into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// The shells the packages ship completions for.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Address to ask (http:// only; the server speaks plain HTTP). A URL without a path asks /readyz.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Give up (unhealthy) after this long (humantime: `3s`, `500ms`).
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,21 @@ const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the command tree alone: no configuration is read, so they work anywhere (packaging).
+    let generated = match &cli.command {
+        Command::Completions { shell } => Some(cmd::completions::run(*shell)),
+        Command::Manpages { out } => Some(cmd::completions::manpages(out)),
+        _ => None,
+    };
+    if let Some(result) = generated {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ddcoterm-server: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut overrides = Overrides {
         data_dir: cli.global.data_dir.clone(),
         database_url: cli.global.database_url.clone(),
@@ -74,6 +89,8 @@ fn main() -> ExitCode {
             Command::User(c) => cmd::user::run(&cmd::state(settings).await?, c).await,
             Command::Verify { id } => cmd::verify::run(&cmd::state(settings).await?, &id).await,
             Command::Hold { id, release } => cmd::hold::run(&cmd::state(settings).await?, &id, release).await,
+            Command::Healthcheck(a) => cmd::healthcheck::run(&a, &settings.raw.listen).await,
+            Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
         }
     });
     match result {

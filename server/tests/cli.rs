@@ -96,3 +96,84 @@ fn public_url_goes_into_links_and_logs_can_be_json() {
     assert_eq!(v["fields"]["message"], "ddcoterm-server listening");
     assert!(!log.contains(&host), "tokens are never logged");
 }
+
+#[test]
+fn healthcheck_exits_0_on_a_ready_server_and_1_with_the_reason_otherwise() {
+    let s = Server::start();
+    let out = Command::new(BIN).args(["healthcheck", "--url", &s.url]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, format!("healthy: {}/readyz answered 200\n", s.url));
+    // Without --url it asks the configured listen address (a wildcard bind is asked on loopback).
+    let port = s.url.rsplit(':').next().unwrap();
+    let out = Command::new(BIN)
+        .arg("healthcheck")
+        .env("DDCOTERMD_LISTEN", format!("0.0.0.0:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("http://127.0.0.1:{port}/readyz")));
+
+    let (code, err) = run(&["healthcheck", "--url", &format!("{}/no-such-page", s.url)], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/no-such-page answered 404"), "{err}");
+    // A port that accepts nothing (a listener bound and dropped) and a bad flag value.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (code, err) = run(&["healthcheck", "--url", &format!("http://{free}")], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("connecting to {free}")), "{err}");
+    let (code, err) = run(&["healthcheck", "--timeout", "soon"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--timeout") && err.contains("soon"), "{err}");
+    // A server that accepts the connection but never answers is unhealthy within the timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let (code, err) = run(&["healthcheck", "--url", &format!("http://{addr}"), "--timeout", "300ms"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no answer") && err.contains(&addr.to_string()), "{err}");
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_tree_without_any_configuration() {
+    for (shell, marker) in [
+        ("bash", "complete -F _ddcoterm__server"),
+        ("zsh", "#compdef ddcoterm-server"),
+        ("fish", "complete -c ddcoterm-server"),
+    ] {
+        // A config file that does not exist would be an error for any other command.
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .env("DDCOTERMD_CONFIG", "/nonexistent.yaml")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {marker} in\n{script}");
+        assert!(script.contains("healthcheck") && script.contains("token"), "{shell} knows the subcommands");
+    }
+    let (code, err) = run(&["completions", "tcsh"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tcsh") && err.contains("bash"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man");
+    let (code, err) = run(&["manpages", "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    let mut pages: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for page in [
+        "ddcoterm-server.1",
+        "ddcoterm-server-serve.1",
+        "ddcoterm-server-token-create.1",
+        "ddcoterm-server-healthcheck.1",
+    ] {
+        assert!(pages.iter().any(|p| p == page), "{page} in {pages:?}");
+    }
+    assert!(!pages.iter().any(|p| p.contains("manpages")), "the hidden generator has no page: {pages:?}");
+    let serve = std::fs::read_to_string(out.join("ddcoterm-server-serve.1")).unwrap();
+    assert!(serve.starts_with(".ie") || serve.contains(".TH ddcoterm-server-serve 1"), "{serve}");
+    assert!(serve.contains("listen"), "the options are documented: {serve}");
+}

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod approve;
 pub mod bundle_cmd;
 pub mod check;
+pub mod completions;
 pub mod config_cmd;
 pub mod context;
 pub mod doctor;
@@ -53,6 +54,8 @@ pub fn main() -> anyhow::Result<i32> {
         Some(Command::Bundle(c)) => bundle_cmd::run(&g, c),
         Some(Command::SshLogin(a)) => ssh_login::run(&g, a),
         Some(Command::Agent) => agent::run(&g),
+        Some(Command::Completions(a)) => completions::run(a),
+        Some(Command::Manpages(a)) => completions::manpages(a),
     }
 }
 

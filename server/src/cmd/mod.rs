@@ -1,5 +1,7 @@
 //! One file per subcommand: argument handling and printing; the work is in the modules they call.
 
+pub mod completions;
+pub mod healthcheck;
 pub mod hold;
 pub mod serve;
 pub mod token;
