@@ -24,7 +24,7 @@ fn completions_name_every_visible_command_for_each_shell() {
         }
     }
     let out = Command::new(BIN).args(["completions", "tcsh"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64), "a usage error (README exit-code table)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tcsh") && err.contains("bash"), "{err}");
     // `| head` closes the pipe early: no panic, no error.
