@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build server release test lint fmt bench ci tools demo pie-check
+.PHONY: help build server release test lint fmt bench ci tools demo pie-check web-assets
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -11,15 +11,19 @@ help: ## List the targets
 build: ## Debug build of the ddcoterm binary
 	$(CARGO) build --locked
 
-server: ## Debug build of the session server (target/debug/ddcoterm-server)
+server: web-assets ## Debug build of the session server (target/debug/ddcoterm-server)
 	$(CARGO) build --locked -p ddcoterm-server
+
+web-assets: ## Fetch the web UI's player (asciinema-player, pinned, sha256-checked) into .build/web-assets/
+	@bash scripts/web-assets.sh
 
 release: ## Optimised build (target/release/ddcoterm)
 	$(CARGO) build --locked --release
 
-tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and SeaweedFS for the server (idempotent)
+tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and SeaweedFS for the server, Chromium for the web UI tests (idempotent)
 	@bash scripts/install-tools.sh
 	@bash scripts/server-tools.sh
+	@bash scripts/browser-tools.sh
 
 # The client and the server are tested (and linted) in separate cargo runs: one run over the whole workspace
 # would unify features (tokio's, tracing-subscriber's) into the client and rebuild it unlike `make build`.
@@ -28,7 +32,7 @@ test: tools server ## Run every test: unit, integration (real PTYs, wiremock fak
 	$(CARGO) test --locked -p ddcoterm-server -p ddcoterm-wire
 	@CARGO=$(CARGO) bash scripts/server-backend-tests.sh
 
-lint: ## cargo fmt --check and clippy -D warnings
+lint: web-assets ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p ddcoterm-server -p ddcoterm-wire --all-targets -- -D warnings

@@ -14,11 +14,13 @@ mod error;
 mod indexer;
 mod ingest;
 mod live;
+mod login;
 mod metrics;
 mod objects;
 mod search;
 mod state;
 mod store;
+mod web;
 
 use std::process::ExitCode;
 
