@@ -37,7 +37,7 @@ fn review_sign_in_list_filter_search_play_seek_speed_download_sign_out() {
     let up = Upload { s: &s, host: &host };
     up.session(
         "s-old",
-        json!({"user": "alice", "command": "kubectl get pods", "started_at": "2026-01-01T09:00:00Z"}),
+        json!({"user": "alice", "command": "kubectl get pods", "started_at": "2026-01-01T00:00:00Z"}),
         &[out(0.5, "NAME   READY\r\nweb-1  1/1\r\n")],
         false,
     );
@@ -46,7 +46,7 @@ fn review_sign_in_list_filter_search_play_seek_speed_download_sign_out() {
         .collect();
     let cast = up.session(
         "s-deploy",
-        json!({"user": "bob", "command": "terraform apply", "started_at": "2026-01-02T10:00:00Z",
+        json!({"user": "bob", "command": "terraform apply", "started_at": "2026-01-01T00:05:00Z",
                "rule": "prod-change", "approval": "CASE-42", "ssh": {"client": "10.0.0.7", "fingerprint": "SHA256:abc"}}),
         &lines,
         false,
@@ -54,9 +54,9 @@ fn review_sign_in_list_filter_search_play_seek_speed_download_sign_out() {
     up.events(
         "s-deploy",
         json!([
-            {"command": "terraform init", "started_at": "2026-01-02T10:00:02Z", "exit_code": 0},
-            {"command": "terraform plan", "started_at": "2026-01-02T10:00:08Z", "exit_code": 0},
-            {"command": "terraform apply", "started_at": "2026-01-02T10:00:20Z", "exit_code": 0},
+            {"command": "terraform init", "started_at": "2026-01-01T00:05:02Z", "exit_code": 0},
+            {"command": "terraform plan", "started_at": "2026-01-01T00:05:08Z", "exit_code": 0},
+            {"command": "terraform apply", "started_at": "2026-01-01T00:05:20Z", "exit_code": 0},
         ]),
     );
     add_user(&s, "lead", "auditor", "correct horse");
@@ -97,6 +97,7 @@ fn review_sign_in_list_filter_search_play_seek_speed_download_sign_out() {
         json!(["s-deploy"])
     );
     assert!(b.text("#sessions tbody tr td.command").contains("match in the output"));
+    b.screenshot("list-search");
     b.click("#sessions tbody tr a.open");
     b.wait_js("the session page", "location.pathname === '/sessions/s-deploy'", 10);
     let m = b.wait_js("the match panel", "document.querySelector('#match').dataset.time", 15);
@@ -270,4 +271,10 @@ fn the_xss_corpus_never_runs_script() {
         assert!(b.body().contains("<script>"), "{path}: the payload is shown as text");
     }
     assert_no_csp_violation(&b);
+    // The policy is enforced and the check above sees violations: an inline script injected into the page
+    // is refused and logged.
+    b.js("const s = document.createElement('script'); s.textContent = 'window.__xss = 9'; document.body.appendChild(s);");
+    assert_eq!(b.js("return typeof window.__xss;"), json!("undefined"), "the CSP let an inline script run");
+    let log = b.console();
+    assert!(log.iter().any(|m| m.contains("Content Security Policy")), "no violation logged: {log:#?}");
 }

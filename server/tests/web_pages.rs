@@ -23,7 +23,8 @@ fn login_form(s: &Server, user: &str, password: &str, next: &str) -> reqwest::bl
     http()
         .post(format!("{}/login", s.url))
         .header("origin", &s.url)
-        .form(&[("user", user), ("password", password), ("next", next)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(web_support::form(&[("user", user), ("password", password), ("next", next)]))
         .send()
         .unwrap()
 }
@@ -73,14 +74,16 @@ fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_needs_the_csrf_token() {
     // No Origin and no Sec-Fetch-Site, or a cross-site one: refused before the password is even looked at.
     let r = http()
         .post(format!("{}/login", s.url))
-        .form(&[("user", "alice"), ("password", "correct horse")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(web_support::form(&[("user", "alice"), ("password", "correct horse")]))
         .send()
         .unwrap();
     assert_eq!(r.status(), 403);
     let r = http()
         .post(format!("{}/login", s.url))
         .header("sec-fetch-site", "cross-site")
-        .form(&[("user", "alice"), ("password", "correct horse")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(web_support::form(&[("user", "alice"), ("password", "correct horse")]))
         .send()
         .unwrap();
     assert_eq!(r.status(), 403);
@@ -117,7 +120,8 @@ fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_needs_the_csrf_token() {
             .post(format!("{}/logout", s.url))
             .header("cookie", &cookie)
             .header("sec-fetch-site", site)
-            .form(&[("csrf", csrf)])
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(web_support::form(&[("csrf", csrf)]))
             .send()
             .unwrap()
             .status()
@@ -138,7 +142,8 @@ fn the_cookie_is_secure_behind_an_https_public_url() {
     let r = http()
         .post(format!("{}/login", s.url))
         .header("origin", "https://rec.example.com")
-        .form(&[("user", "alice"), ("password", "correct horse")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(web_support::form(&[("user", "alice"), ("password", "correct horse")]))
         .send()
         .unwrap();
     assert_eq!(r.status(), 303);
@@ -262,7 +267,8 @@ fn a_live_stream_ends_when_its_login_signs_out() {
         .post(format!("{}/logout", s.url))
         .header("cookie", &c)
         .header("origin", &s.url)
-        .form(&[("csrf", csrf.as_str())])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(web_support::form(&[("csrf", csrf.as_str())]))
         .send()
         .unwrap();
     assert_eq!(r.status(), 303);

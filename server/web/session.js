@@ -22,7 +22,7 @@
       : Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
 
-  function options(startAt, autoPlay) {
+  function options(autoPlay) {
     const o = {
       cols: parseInt(box.dataset.cols, 10) || 80,
       rows: parseInt(box.dataset.rows, 10) || 24,
@@ -34,7 +34,6 @@
     };
     const idle = parseFloat(idleSel.value);
     if (idle > 0) o.idleTimeLimit = idle;
-    if (startAt > 0) o.startAt = startAt;
     return o;
   }
 
@@ -42,8 +41,10 @@
     if (player) player.dispose();
     box.textContent = "";
     const src = live ? { driver: "eventsource", url: live } : { data: castText };
-    player = AsciinemaPlayer.create(src, box, options(live ? 0 : startAt, live ? true : autoPlay));
+    player = AsciinemaPlayer.create(src, box, options(live ? true : autoPlay));
     window.ddcotermPlayer = player;
+    // The player's own startAt is not reported by getCurrentTime until playback starts: seek explicitly.
+    if (!live && startAt > 0) player.seek(startAt);
     return player;
   }
 
@@ -133,7 +134,6 @@
       const m = q ? firstMatch(text, q) : null;
       create(m ? m.time : 0, false);
       if (q) showMatch(m, q);
-      if (m) await player.seek(m.time);
     })
     .catch((e) => {
       box.textContent = String(e.message || e);

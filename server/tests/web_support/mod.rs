@@ -31,6 +31,21 @@ pub fn add_user(s: &Server, name: &str, role: &str, password: &str) {
     assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A form body (`application/x-www-form-urlencoded`), as a browser encodes it.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes().fold(String::new(), |mut o, b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                o.push(b as char)
+            } else {
+                o.push_str(&format!("%{b:02X}"))
+            }
+            o
+        })
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
 /// An HTTP client that shows redirects instead of following them.
 pub fn http() -> Client {
     Client::builder()
@@ -46,7 +61,8 @@ pub fn sign_in(s: &Server, user: &str, password: &str) -> String {
     let r = http()
         .post(format!("{}/login", s.url))
         .header("origin", &s.url)
-        .form(&[("user", user), ("password", password), ("next", "/")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("user", user), ("password", password), ("next", "/")]))
         .send()
         .unwrap();
     assert_eq!(r.status(), 303, "sign-in of {user}: {}", r.text().unwrap_or_default());
@@ -303,7 +319,7 @@ impl Browser {
 
     /// The browser console's messages since the last call (chromedriver's log endpoint).
     pub fn console(&self) -> Vec<String> {
-        let v = self.rt.block_on(self.c.issue_cmd(BrowserLog)).unwrap_or(Json::Null);
+        let v = self.rt.block_on(self.c.issue_cmd(BrowserLog)).expect("chromedriver's browser log");
         v.as_array()
             .map(|a| a.iter().map(|e| e["message"].as_str().unwrap_or_default().to_string()).collect())
             .unwrap_or_default()
