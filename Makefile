@@ -40,7 +40,7 @@ lint: web-assets ## cargo fmt --check and clippy -D warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: tools release ## Benchmarks with ratios against baselines measured in the same run
+bench: tools release web-assets ## Benchmarks with ratios against baselines measured in the same run
 	@bash bench/run.sh
 
 demo: build server ## Record `echo hello` through a throwaway session server (SQLite, temp dir; no Datadog account) and list it

@@ -98,7 +98,9 @@ mod tests {
             assert!(!bytes.is_empty(), "{name}");
             let u = url(name);
             assert!(
-                u.starts_with("/static/") && u.ends_with(name) && u.len() == name.len() + 8 + 17 + 1,
+                u.starts_with("/static/")
+                    && u.ends_with(name)
+                    && u.len() == "/static/".len() + 16 + 1 + name.len(),
                 "{u}"
             );
         }
