@@ -132,6 +132,18 @@ fn review_sign_in_list_filter_search_play_seek_speed_download_sign_out() {
     b.screenshot("player");
     assert_no_csp_violation(&b);
 
+    // Keyboard: space pauses, the right arrow seeks 5 s forward.
+    b.js("document.querySelector('.ap-wrapper').focus();");
+    b.keys(" ");
+    std::thread::sleep(Duration::from_millis(300));
+    let paused = b.player_time();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(b.player_time(), paused, "space did not pause the player");
+    b.keys("\u{E014}");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = b.player_time();
+    assert!((t - paused - 5.0).abs() < 0.6, "the right arrow moved the player from {paused} to {t}");
+
     // Download: the link is an attachment whose bytes are the uploaded cast.
     assert_eq!(b.js("return document.getElementById('download').hasAttribute('download');"), json!(true));
     let got = b.js_async(

@@ -270,6 +270,13 @@ impl Browser {
             .unwrap_or_else(|e| panic!("text of {css}: {e}"))
     }
 
+    /// Types `keys` into whatever element has the focus (WebDriver key codes for special keys).
+    pub fn keys(&self, keys: &str) {
+        self.rt
+            .block_on(async { self.c.active_element().await?.send_keys(keys).await })
+            .unwrap_or_else(|e| panic!("keys {keys:?}: {e}"));
+    }
+
     pub fn url(&self) -> String {
         self.rt.block_on(self.c.current_url()).unwrap().to_string()
     }
