@@ -176,6 +176,12 @@ fn live_follow_list_updates_and_viewer_scope() {
     let host = s.token("web-1", "host");
     let up = Upload { s: &s, host: &host };
     up.session("b1", json!({"user": "bob", "command": "secret stuff"}), &[out(0.5, "bob's\r\n")], false);
+    up.session(
+        "c1",
+        json!({"user": "carol", "command": "approved by alice", "tags": ["approver:alice"]}),
+        &[out(0.5, "carol-output\r\n")],
+        false,
+    );
     let create = up.create("l1", json!({"user": "alice", "command": "tail -f /var/log/syslog"}));
     let header = b"{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":1767225600}\n".to_vec();
     up.chunk("l1", 0, &header, &create);
@@ -223,6 +229,12 @@ fn live_follow_list_updates_and_viewer_scope() {
     let body = b.body();
     assert!(body.contains("no session b1"), "{body}");
     assert!(!body.contains("secret stuff"));
+    // The approver's grant: alice approved carol's command, so she may open (and play) that session.
+    b.goto(&format!("{}/sessions/c1", s.url));
+    assert_eq!(b.text("#title-command"), "approved by alice");
+    b.wait_js("the player", "window.ddcotermPlayer", 10);
+    b.click(".ap-playback-button");
+    b.wait_js("carol's output", "document.getElementById('player').innerText.includes('carol-output')", 15);
 }
 
 #[test]
