@@ -213,7 +213,7 @@ fn live_follow_list_updates_and_viewer_scope() {
     up.session(
         "l2",
         json!({"user": "alice", "command": "htop", "started_at": "2026-01-03T00:00:00Z"}),
-        &[out(0.2, "x")],
+        &[out(0.2, "l2-running")],
         true,
     );
     b.wait_js("the new live session", "document.querySelector('tr[data-id=l2]')", 15);
@@ -235,6 +235,23 @@ fn live_follow_list_updates_and_viewer_scope() {
     b.wait_js("the player", "window.ddcotermPlayer", 10);
     b.click(".ap-playback-button");
     b.wait_js("carol's output", "document.getElementById('player').innerText.includes('carol-output')", 15);
+
+    // Signing out ends the live streams opened with that login, even in a page that stays open: follow l2,
+    // then sign out from the page (its own sign-out form's token, a same-origin POST).
+    b.goto(&format!("{}/sessions/l2", s.url));
+    b.wait_js("l2 followed", "document.getElementById('player').innerText.includes('l2-running')", 15);
+    assert!(!s.log().contains("live follow ended"), "no stream ended yet");
+    b.js_async(
+        "const done = arguments[arguments.length - 1];
+         const csrf = document.querySelector('input[name=csrf]').value;
+         fetch('/logout', {method: 'POST', body: new URLSearchParams({csrf}), credentials: 'same-origin'})
+           .then(r => done(r.status));",
+    );
+    s.wait_for("the live stream to end at sign-out", || {
+        s.log().contains("live follow ended: its login was signed out")
+    });
+    b.goto(&format!("{}/", s.url));
+    b.wait_js("sent to sign in", "location.pathname === '/login'", 10);
 }
 
 #[test]
