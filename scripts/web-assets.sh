@@ -23,6 +23,7 @@ fi
 dl="$root/.build/web-assets-download"
 rm -rf "$dl"
 mkdir -p "$dl" "$out"
+trap 'rm -rf "$dl"' EXIT
 # The package is published as a source distribution only; --no-binary keeps pip from building anything else.
 python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: --no-build-isolation \
     -d "$dl" "$pin" >/dev/null 2>"$dl/pip.log" || python3 -m pip download --quiet --disable-pip-version-check \
@@ -51,6 +52,5 @@ apache=/usr/share/common-licenses/Apache-2.0
     echo "---- $pin: LICENSE ----"
     cat "$dl/$dist/LICENSE"
 } > "$out/LICENSE-asciinema-player"
-rm -rf "$dl"
 echo "$want" > "$stamp"
 echo "web-assets: $player.js/.css and the licence notice in $out"
