@@ -4,7 +4,7 @@ SHELL := $(if $(CI_TIMES),$(CURDIR)/scripts/timed-shell.sh,/bin/bash)
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build server release test lint fmt bench ci tools demo pie-check
+.PHONY: help build server release test lint fmt bench ci tools demo pie-check web-assets
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -12,15 +12,19 @@ help: ## List the targets
 build: ## Debug build of the ddcoterm binary
 	$(CARGO) build --locked
 
-server: ## Debug build of the session server (target/debug/ddcoterm-server)
+server: web-assets ## Debug build of the session server (target/debug/ddcoterm-server)
 	$(CARGO) build --locked -p ddcoterm-server
+
+web-assets: ## Fetch the web UI's player (asciinema-player, pinned, sha256-checked) into .build/web-assets/
+	@bash scripts/web-assets.sh
 
 release: ## Optimised build (target/release/ddcoterm)
 	$(CARGO) build --locked --release
 
-tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and SeaweedFS for the server (idempotent)
+tools: ## Install the Debian packages tests and benchmarks use, PostgreSQL and SeaweedFS for the server, Chromium for the web UI tests (idempotent)
 	@bash scripts/install-tools.sh
 	@bash scripts/server-tools.sh
+	@bash scripts/browser-tools.sh
 
 # The client and the server are tested (and linted) in separate cargo runs: one run over the whole workspace
 # would unify features (tokio's, tracing-subscriber's) into the client and rebuild it unlike `make build`.
@@ -29,7 +33,7 @@ test: tools server ## Run every test: unit, integration (real PTYs, wiremock fak
 	$(CARGO) test --locked -p ddcoterm-server -p ddcoterm-wire
 	@CARGO=$(CARGO) bash scripts/server-backend-tests.sh
 
-lint: ## cargo fmt --check and clippy -D warnings
+lint: web-assets ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p ddcoterm-server -p ddcoterm-wire --all-targets -- -D warnings
@@ -37,7 +41,7 @@ lint: ## cargo fmt --check and clippy -D warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: tools release ## Benchmarks with ratios against baselines measured in the same run
+bench: tools release web-assets ## Benchmarks with ratios against baselines measured in the same run
 	@bash bench/run.sh
 
 demo: build server ## Record `echo hello` through a throwaway session server (SQLite, temp dir; no Datadog account) and list it

@@ -15,7 +15,7 @@ py-tools: ## Python venv .build/venv: helm-python-sdk, kubernetes-validate, ansi
 	@bash scripts/py-tools.sh >/dev/null
 
 # The chart's scripts (helm test hook, agent sidecar) run against a real ddcoterm-server: both binaries.
-helm-lint: py-tools ## Lint + render helm/ddcoterm (Helm 4 engine), validate manifests offline, invariants, its scripts against a real server, README table current
+helm-lint: py-tools web-assets ## Lint + render helm/ddcoterm (Helm 4 engine), validate manifests offline, invariants, its scripts against a real server, README table current
 	@$(CARGO) build --locked --quiet --bin ddcoterm
 	@$(CARGO) build --locked --quiet -p ddcoterm-server
 	@$(FLEET_VENV)/bin/python scripts/helm-check.py --ddcoterm target/debug/ddcoterm --ddcoterm-server target/debug/ddcoterm-server

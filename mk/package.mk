@@ -6,14 +6,14 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-gen: ## Man pages and bash/zsh/fish completions of both binaries into target/gen/{man,completions} (release build)
+gen: web-assets ## Man pages and bash/zsh/fish completions of both binaries into target/gen/{man,completions} (release build)
 	@bash scripts/gen.sh
 
 install: gen ## Install both binaries, man pages and completions under PREFIX (/usr/local), staged in DESTDIR
 	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash scripts/install.sh
 
-package: ## .deb packages ddcoterm and ddcoterm-server into target/package (dpkg-deb; release build)
+package: web-assets ## .deb packages ddcoterm and ddcoterm-server into target/package (dpkg-deb; release build)
 	@bash scripts/package.sh
 
-server-image: base-image ## Session server image ddcoterm-server:dev from the release binary; prints its size
+server-image: base-image web-assets ## Session server image ddcoterm-server:dev from the release binary; prints its size
 	@bash scripts/server-image.sh

@@ -118,6 +118,10 @@ server_files() {
     unit deploy/systemd/ddcoterm-server.service "$tree/usr/lib/systemd/system/ddcoterm-server.service"
     install -d -m 0755 "$tree/etc/ddcoterm-server"
     install -m 0640 deploy/debian/ddcoterm-server/config.yaml "$tree/etc/ddcoterm-server/config.yaml"
+    # The web UI embeds asciinema-player (Apache-2.0): its notice ships with the binary (make web-assets).
+    install -m 0644 .build/web-assets/LICENSE-asciinema-player "$tree/usr/share/doc/ddcoterm-server/"
+    printf '\nIt embeds asciinema-player (Apache License 2.0); notice: LICENSE-asciinema-player\n' \
+        >> "$tree/usr/share/doc/ddcoterm-server/copyright"
 }
 
 rm -f "$out"/*.deb

@@ -189,6 +189,12 @@ fn packages_install_run_the_server_and_purge_to_nothing() {
         "{completions}"
     );
 
+    // The embedded player's licence notice ships with the server (Apache-2.0 requires it).
+    let notice = root("grep -c 'Apache License' /usr/share/doc/ddcoterm-server/LICENSE-asciinema-player")
+        .ok("player notice")
+        .stdout;
+    assert!(notice.trim().parse::<u32>().unwrap_or(0) > 0, "{notice}");
+
     // The server, as its own user with the packaged config, becomes ready; its data is its own.
     let st = Command::new("docker")
         .args(["exec", "-d", "-u", "ddcoterm-server", "-w", "/var/lib/ddcoterm-server"])

@@ -7,6 +7,10 @@
 //! Skips only when docker is absent.
 
 mod fleet_common;
+// support/server.rs finds its certificate maker as a sibling module (`super::certs`).
+#[path = "support/certs.rs"]
+#[allow(dead_code)]
+mod certs;
 #[path = "support/server.rs"]
 #[allow(dead_code)]
 mod server_support;

@@ -53,6 +53,8 @@ pub struct Principal {
     pub role: Role,
     /// The host name bound to a host token (`token create --host`), stamped on its sessions.
     pub host: Option<String>,
+    /// The web login (its cookie's hash) when signed in with a cookie: live streams end when it is revoked.
+    pub login: Option<String>,
 }
 
 impl Principal {
@@ -65,7 +67,10 @@ impl Principal {
     pub fn can_read_session(&self, s: &SessionRow) -> bool {
         match self.role {
             Role::Host => false,
-            Role::Viewer => s.user.as_deref() == Some(self.name.as_str()),
+            Role::Viewer => {
+                s.user.as_deref() == Some(self.name.as_str())
+                    || approver(s).as_deref() == Some(self.name.as_str())
+            }
             Role::Auditor | Role::Admin => true,
         }
     }
@@ -74,6 +79,17 @@ impl Principal {
     pub fn forced_user(&self) -> Option<&str> {
         (self.role == Role::Viewer).then_some(self.name.as_str())
     }
+}
+
+/// Tag naming the person who approved a session's command (`approver:<user name>`): that person may open the
+/// session whatever their role (DESIGN.md §12 per-session grants). The tag comes from the create body, which
+/// only the session's own host token can write.
+pub const APPROVER_TAG: &str = "approver:";
+
+/// The approver named in a session's metadata, if any.
+pub fn approver(s: &SessionRow) -> Option<String> {
+    let meta: ddcoterm_wire::CreateSession = serde_json::from_str(s.meta_json.as_deref()?).ok()?;
+    meta.tags.iter().find_map(|t| t.strip_prefix(APPROVER_TAG)).filter(|n| !n.is_empty()).map(str::to_string)
 }
 
 #[cfg(test)]

@@ -73,3 +73,14 @@ impl AsyncWrite for Counted {
         self.io.is_write_vectored()
     }
 }
+
+/// The client address of a connection accepted by [`Limited`], for handlers that need it
+/// (`ConnectInfo<PeerAddr>`: the sign-in throttle counts failures per address).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limited>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Limited>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}

@@ -70,12 +70,19 @@ impl From<ApiError> for Stop {
 }
 
 /// The SSE response for one follower; the work runs in its own task, which ends when the client goes away.
-pub fn follow(st: AppState, row: SessionRow) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+///
+/// `login`: the web login the follower signed in with; the stream ends once it no longer holds (sign-out,
+/// user removed, role changed), checked on every poll.
+pub fn follow(
+    st: AppState,
+    row: SessionRow,
+    login: Option<String>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Event>(QUEUE);
     let wake = st.live.tx.subscribe();
     let id = row.id.clone();
     tokio::spawn(async move {
-        let mut f = Follower { st, tx, screen: None, sent_seq: None, offset: 0, time: 0.0 };
+        let mut f = Follower { st, tx, login, screen: None, sent_seq: None, offset: 0, time: 0.0 };
         match f.run(row, wake).await {
             Ok(()) | Err(Stop::Gone) => {}
             Err(Stop::Failed(e)) => tracing::warn!(session = %id, error = %e, "live follow stopped"),
@@ -94,6 +101,8 @@ struct Screen {
 struct Follower {
     st: AppState,
     tx: mpsc::Sender<Event>,
+    /// The web login to re-check on every poll (`None`: a token, checked at the start only).
+    login: Option<String>,
     /// `None` until the header (chunk 0) has been read.
     screen: Option<Screen>,
     /// Highest chunk already read.
@@ -153,6 +162,12 @@ impl Follower {
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => {}
                 },
+            }
+        }
+        if let Some(hash) = &self.login {
+            if !crate::login::still_holds(&self.st, hash).await {
+                tracing::info!(session = %id, "live follow ended: its login was signed out or revoked");
+                return Err(Stop::Gone);
             }
         }
         let row = self.st.meta.session_get(id).await.map_err(ApiError::from)?;

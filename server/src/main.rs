@@ -16,6 +16,7 @@ mod indexer;
 mod ingest;
 mod keyframes;
 mod live;
+mod login;
 mod metrics;
 mod objects;
 mod replay;
@@ -23,6 +24,7 @@ mod search;
 mod state;
 mod store;
 mod tls;
+mod web;
 mod window;
 
 use std::process::ExitCode;

@@ -183,3 +183,11 @@ impl Listener for TlsListener {
         Ok(self.addr)
     }
 }
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for crate::connlimit::PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> crate::connlimit::PeerAddr {
+        crate::connlimit::PeerAddr(*stream.remote_addr())
+    }
+}

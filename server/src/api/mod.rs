@@ -2,7 +2,7 @@
 
 mod ingest;
 mod ops;
-mod read;
+pub mod read;
 mod windows;
 
 use std::io::Read as _;
@@ -94,7 +94,13 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Princ
         if row.last_seen.is_none_or(|t| now - t > 60_000) {
             st.meta.token_touch(row.id, now).await?;
         }
-        return Ok(Principal { token_id: Some(row.id), name: row.name, role: row.role, host: row.host });
+        return Ok(Principal {
+            token_id: Some(row.id),
+            name: row.name,
+            role: row.role,
+            host: row.host,
+            login: None,
+        });
     }
     if let Some(b64) = value.strip_prefix("Basic ") {
         let raw = base64::engine::general_purpose::STANDARD
@@ -113,11 +119,25 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Princ
             None => false,
         };
         return match (ok, user) {
-            (true, Some(u)) => Ok(Principal { token_id: None, name: u.name, role: u.role, host: None }),
+            (true, Some(u)) => {
+                Ok(Principal { token_id: None, name: u.name, role: u.role, host: None, login: None })
+            }
             _ => Err(ApiError::unauthorized("wrong user name or password")),
         };
     }
     Err(ApiError::unauthorized("Authorization must be `Bearer <token>` or Basic"))
+}
+
+/// A reader of sessions: a bearer token or Basic credentials, or, when the request has no Authorization header,
+/// a web login cookie. Only read handlers call this: a cookie never authorises a write (so a cross-site form
+/// cannot reach the ingest API with a reviewer's cookie).
+pub async fn authenticate_read(st: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+    if headers.get(header::AUTHORIZATION).is_none() {
+        if let Some((who, _)) = crate::login::resolve(st, headers).await? {
+            return Ok(who);
+        }
+    }
+    authenticate(st, headers).await
 }
 
 /// Refuses a request whose Content-Type is not one of `allowed` (parameters like `charset` ignored).

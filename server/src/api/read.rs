@@ -8,7 +8,7 @@ use axum::Json;
 use base64::Engine as _;
 use ddcoterm_wire::{CreateSession, ProcessEvent, SessionDetail, SessionInfo, SessionPage};
 
-use super::authenticate;
+use super::authenticate_read;
 use super::ingest::path_error;
 use crate::auth::Principal;
 use crate::cmd::token::rfc3339;
@@ -21,7 +21,7 @@ use crate::store::{ListFilter, SessionRow};
 const MAX_LIMIT: u32 = 500;
 
 async fn reader(st: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
-    let who = authenticate(st, headers).await?;
+    let who = authenticate_read(st, headers).await?;
     if !who.can_read() {
         return Err(ApiError::forbidden("host tokens write sessions and never read them"));
     }
@@ -65,7 +65,7 @@ fn time_ms(key: &str, v: &str) -> ApiResult<i64> {
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-fn encode_cursor(r: &SessionRow) -> String {
+pub fn encode_cursor(r: &SessionRow) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", r.sort_ts, r.id))
 }
 
@@ -79,7 +79,7 @@ fn decode_cursor(v: &str) -> ApiResult<(i64, String)> {
 }
 
 /// Builds the filter from the query string; unknown parameters are refused rather than ignored.
-fn filter(who: &Principal, params: Vec<(String, String)>) -> ApiResult<ListFilter> {
+pub fn filter(who: &Principal, params: Vec<(String, String)>) -> ApiResult<ListFilter> {
     let mut f = ListFilter { limit: 50, ..Default::default() };
     for (k, v) in params {
         match k.as_str() {
@@ -167,7 +167,7 @@ async fn recording_for(
 }
 
 /// The session if it exists and the caller may see it; 404 otherwise (a viewer cannot probe others' ids).
-async fn visible(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
+pub async fn visible(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
     validate_id(id)?;
     match st.meta.session_get(id).await? {
         Some(r) if who.can_read_session(&r) => Ok(r),
@@ -207,7 +207,7 @@ pub async fn cast(
 /// Records who is about to see which recording (`kind`: `cast`, `live`, `window`, `screen`), before a byte of
 /// it is served: a view that cannot be
 /// recorded is refused (503), never served unrecorded.
-pub(super) async fn audit(st: &AppState, who: &Principal, id: &str, kind: &str) -> ApiResult<()> {
+pub async fn audit(st: &AppState, who: &Principal, id: &str, kind: &str) -> ApiResult<()> {
     st.meta.view_insert(now_ms(), &who.name, who.role, id, kind).await?;
     tracing::info!(viewer = %who.name, session = %id, kind, "view recorded");
     Ok(())
@@ -219,8 +219,8 @@ pub async fn live(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    let (_, row) = recording_for(&st, path, &headers, "live").await?;
-    Ok(crate::live::follow(st, row))
+    let (who, row) = recording_for(&st, path, &headers, "live").await?;
+    Ok(crate::live::follow(st, row, who.login))
 }
 
 /// `GET /api/v1/views?session=&limit=&cursor=`: the view audit, newest first (admins only).
@@ -229,7 +229,7 @@ pub async fn views(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let who = authenticate(&st, &headers).await?;
+    let who = authenticate_read(&st, &headers).await?;
     if who.role != Role::Admin {
         return Err(ApiError::forbidden("only admins read the view audit"));
     }

@@ -57,13 +57,20 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
     // Tests and scripts wait for this line to learn the port of `--listen 127.0.0.1:0`.
     println!("listening on {addr}");
     let listener = crate::connlimit::Limited::new(listener, max_connections);
-    let app = crate::api::router(st);
+    // The client address reaches handlers (the sign-in throttle counts failures per address).
+    let app = crate::api::router(st.clone()).merge(crate::web::router(st));
     match tls {
         Some(config) => {
             let listener = crate::tls::TlsListener::new(listener, config)?;
-            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+            axum::serve(listener, app.into_make_service_with_connect_info::<crate::connlimit::PeerAddr>())
+                .with_graceful_shutdown(shutdown())
+                .await?;
         }
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?,
+        None => {
+            axum::serve(listener, app.into_make_service_with_connect_info::<crate::connlimit::PeerAddr>())
+                .with_graceful_shutdown(shutdown())
+                .await?
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -53,13 +53,16 @@ pub async fn run(st: &AppState, cmd: UserCmd) -> anyhow::Result<()> {
             }
             let hash = hash_password(&read_password(password_stdin)?)?;
             st.meta.user_set_password(&name, &hash).await?;
-            println!("password changed for {name}");
+            // A new password signs the user out of the web UI everywhere (its live streams end too).
+            let ended = st.meta.logins_delete_user(&name).await?;
+            println!("password changed for {name} ({ended} web login(s) signed out)");
         }
         UserCmd::Remove { name } => {
             if !st.meta.user_remove(&name).await? {
                 bail!("no user {name:?}");
             }
-            println!("removed {name}");
+            let ended = st.meta.logins_delete_user(&name).await?;
+            println!("removed {name} ({ended} web login(s) signed out)");
         }
     }
     Ok(())

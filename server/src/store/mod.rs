@@ -168,6 +168,22 @@ pub struct ViewRow {
     pub kind: String,
 }
 
+/// A signed-in person in the web UI (`web_logins`): the cookie value is stored as its SHA-256 only.
+#[derive(Debug, Clone)]
+pub struct LoginRow {
+    /// SHA-256 (hex) of the cookie value.
+    pub hash: String,
+    pub user: String,
+    /// The role the user had when signing in.
+    pub role: Role,
+    /// The per-login token every state-changing form carries.
+    pub csrf: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The user's role now (`None`: the user was removed); filled by [`MetaStore::login_get`].
+    pub current_role: Option<Role>,
+}
+
 /// How far the search indexer got in one session (`search_progress`). Advanced only by a compare-and-set on
 /// the counters, so two indexers never both store the same piece.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -317,6 +333,21 @@ pub trait MetaStore: Send + Sync {
     async fn view_insert(&self, at: i64, viewer: &str, role: Role, session: &str, kind: &str) -> Result<()>;
     /// Views newest first, optionally of one session, with ids below `before` (a cursor).
     async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>>;
+
+    /// Stores a new web login (`current_role` is ignored).
+    async fn login_insert(&self, login: &LoginRow) -> Result<()>;
+    /// The login with this cookie hash and its user's current role, whatever its expiry (the caller decides).
+    async fn login_get(&self, hash: &str) -> Result<Option<LoginRow>>;
+    /// Signs one login out.
+    async fn login_delete(&self, hash: &str) -> Result<()>;
+    /// Signs every login of a user out (password changed, user removed); returns how many.
+    async fn logins_delete_user(&self, user: &str) -> Result<u64>;
+    /// Deletes expired logins and login failures older than `failures_before`.
+    async fn logins_purge(&self, now: i64, failures_before: i64) -> Result<()>;
+    /// Records a failed sign-in (the user name as typed, existing or not).
+    async fn login_failure_insert(&self, at: i64, user: &str, addr: &str) -> Result<()>;
+    /// Failed sign-ins since `since`: (for this user name, from this client address).
+    async fn login_failures(&self, user: &str, addr: &str, since: i64) -> Result<(u64, u64)>;
 
     /// Sessions with output, commands or an end not indexed yet, and no indexer's lease live at `now`.
     async fn index_pending(&self, now: i64, limit: u32) -> Result<Vec<String>>;

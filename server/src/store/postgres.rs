@@ -15,7 +15,7 @@ use super::{
     ChunkInsert, ChunkRow, ListFilter, MetaStore, NewSession, Result, Role, SessionMeta, SessionRow,
     StoreError, TokenRow, UserRow, ViewRow,
 };
-use super::{IndexDoc, IndexProgress};
+use super::{IndexDoc, IndexProgress, LoginRow};
 use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_create_chain.sql")),
     (3, include_str!("../../migrations/postgres/0003_read.sql")),
+    (4, include_str!("../../migrations/postgres/0004_web.sql")),
     (5, include_str!("../../migrations/postgres/0005_windows.sql")),
 ];
 
@@ -607,6 +608,104 @@ impl MetaStore for Postgres {
                 })
             })
             .collect()
+    }
+
+    async fn login_insert(&self, l: &LoginRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO web_logins (hash, user_name, role, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&l.hash)
+        .bind(&l.user)
+        .bind(l.role.as_str())
+        .bind(&l.csrf)
+        .bind(l.created_at)
+        .bind(l.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)
+        .map(|_| ())
+    }
+
+    async fn login_get(&self, hash: &str) -> Result<Option<LoginRow>> {
+        let r = sqlx::query(
+            "SELECT l.hash, l.user_name, l.role, l.csrf, l.created_at, l.expires_at, u.role AS current_role \
+             FROM web_logins l LEFT JOIN users u ON u.name = l.user_name WHERE l.hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        let Some(r) = r else { return Ok(None) };
+        let role: String = r.try_get("role").map_err(err)?;
+        let current: Option<String> = r.try_get("current_role").map_err(err)?;
+        Ok(Some(LoginRow {
+            hash: r.try_get("hash").map_err(err)?,
+            user: r.try_get("user_name").map_err(err)?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in web_logins")))?,
+            csrf: r.try_get("csrf").map_err(err)?,
+            created_at: r.try_get("created_at").map_err(err)?,
+            expires_at: r.try_get("expires_at").map_err(err)?,
+            current_role: current.as_deref().and_then(Role::parse),
+        }))
+    }
+
+    async fn login_delete(&self, hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM web_logins WHERE hash = $1")
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn logins_delete_user(&self, user: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM web_logins WHERE user_name = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn logins_purge(&self, now: i64, failures_before: i64) -> Result<()> {
+        sqlx::query("DELETE FROM web_logins WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(failures_before)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn login_failure_insert(&self, at: i64, user: &str, addr: &str) -> Result<()> {
+        sqlx::query("INSERT INTO login_failures (at, user_name, addr) VALUES ($1, $2, $3)")
+            .bind(at)
+            .bind(user)
+            .bind(addr)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn login_failures(&self, user: &str, addr: &str, since: i64) -> Result<(u64, u64)> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM login_failures WHERE user_name = $1 AND at >= $3) AS by_user, \
+             (SELECT COUNT(*) FROM login_failures WHERE addr = $2 AND at >= $3) AS by_addr",
+        )
+        .bind(user)
+        .bind(addr)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
+        let (u, a): (i64, i64) = (r.try_get("by_user").map_err(err)?, r.try_get("by_addr").map_err(err)?);
+        Ok((u.max(0) as u64, a.max(0) as u64))
     }
 
     async fn index_pending(&self, now: i64, limit: u32) -> Result<Vec<String>> {

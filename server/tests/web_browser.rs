@@ -1,0 +1,321 @@
+//! The web UI in a real headless Chromium (chromedriver, fantoccini) against the real server, with sessions
+//! uploaded through the real ingest API: sign-in, list, filters, search opening at the match, play, seek by
+//! the command list, speed, download, live follow, the list updating itself, viewer scope, sign-out, the
+//! CSP holding with no violation, and an XSS corpus that never runs. Saves screenshots to
+//! target/screenshots/. Without chromium or chromedriver each test prints "skipped: <why>".
+
+mod support;
+mod web_support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::Server;
+use web_support::{add_user, out, wait_indexed, Browser, Upload};
+
+/// No console message about the Content-Security-Policy (a violation is logged as an error).
+fn assert_no_csp_violation(b: &Browser) {
+    let log = b.console();
+    let bad: Vec<&String> =
+        log.iter().filter(|m| m.contains("Content Security Policy") || m.contains("Refused to")).collect();
+    assert!(bad.is_empty(), "CSP violations: {bad:#?}");
+}
+
+fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
+    b.fill("#user", user);
+    b.fill("#password", password);
+    b.click("#signin");
+    b.wait_js("signed in", &format!("!location.pathname.startsWith('/login') && document.querySelector('.who') && document.querySelector('.who').textContent.startsWith({})", json!(user)), 10);
+    let _ = s;
+}
+
+#[test]
+fn review_sign_in_list_filter_search_play_seek_speed_download_sign_out() {
+    let Some(b) = Browser::start("review flow") else { return };
+    let s = Server::start();
+    let host = s.token("web-1", "host");
+    let up = Upload { s: &s, host: &host };
+    up.session(
+        "s-old",
+        json!({"user": "alice", "command": "kubectl get pods", "started_at": "2026-01-01T00:00:00Z"}),
+        &[out(0.5, "NAME   READY\r\nweb-1  1/1\r\n")],
+        false,
+    );
+    let lines: Vec<String> = (1..=30)
+        .map(|i| out(i as f64, &format!("step {i}{}\r\n", if i == 12 { " zebracorn reached" } else { "" })))
+        .collect();
+    let cast = up.session(
+        "s-deploy",
+        json!({"user": "bob", "command": "terraform apply", "started_at": "2026-01-01T00:05:00Z",
+               "rule": "prod-change", "approval": "CASE-42", "ssh": {"client": "10.0.0.7", "fingerprint": "SHA256:abc"}}),
+        &lines,
+        false,
+    );
+    up.events(
+        "s-deploy",
+        json!([
+            {"command": "terraform init", "started_at": "2026-01-01T00:05:02Z", "exit_code": 0},
+            {"command": "terraform plan", "started_at": "2026-01-01T00:05:08Z", "exit_code": 0},
+            {"command": "terraform apply", "started_at": "2026-01-01T00:05:20Z", "exit_code": 0},
+        ]),
+    );
+    add_user(&s, "lead", "auditor", "correct horse");
+    let aud = s.token("aud", "auditor");
+    wait_indexed(&s, &aud, "zebracorn", "s-deploy");
+
+    // Sign in: a wrong password first.
+    b.goto(&format!("{}/", s.url));
+    b.wait_js("the sign-in page", "location.pathname === '/login'", 10);
+    b.fill("#user", "lead");
+    b.fill("#password", "wrong password");
+    b.click("#signin");
+    assert!(b.text("#login-error").contains("wrong user name or password"));
+    sign_in(&b, &s, "lead", "correct horse");
+
+    // The list: newest first, both sessions.
+    let ids =
+        b.js("return Array.from(document.querySelectorAll('#sessions tbody tr')).map(r => r.dataset.id);");
+    assert_eq!(ids, json!(["s-deploy", "s-old"]));
+    b.screenshot("list");
+    assert_no_csp_violation(&b);
+
+    // Filter by command.
+    b.fill("#command", "kubectl");
+    b.click("#apply");
+    b.wait_js("the filtered list", "location.search.includes('command=kubectl')", 10);
+    let ids =
+        b.js("return Array.from(document.querySelectorAll('#sessions tbody tr')).map(r => r.dataset.id);");
+    assert_eq!(ids, json!(["s-old"]));
+
+    // Search the output and open the match: the player opens at it.
+    b.goto(&format!("{}/", s.url));
+    b.fill("#q", "zebracorn");
+    b.click("#apply");
+    b.wait_js("search results", "location.search.includes('q=zebracorn')", 10);
+    assert_eq!(
+        b.js("return Array.from(document.querySelectorAll('#sessions tbody tr')).map(r => r.dataset.id);"),
+        json!(["s-deploy"])
+    );
+    assert!(b.text("#sessions tbody tr td.command").contains("match in the output"));
+    b.screenshot("list-search");
+    b.click("#sessions tbody tr a.open");
+    b.wait_js("the session page", "location.pathname === '/sessions/s-deploy'", 10);
+    let m = b.wait_js("the match panel", "document.querySelector('#match').dataset.time", 15);
+    assert_eq!(m, json!("12"));
+    assert!(b.text("#match").contains("zebracorn"));
+    b.wait_js("the player at the match", "window.ddcotermPlayer", 10);
+    let t = b.player_time();
+    assert!((11.9..=12.5).contains(&t), "opened at {t}, the match is at 12");
+    assert_eq!(b.text("#m-rule"), "prod-change");
+    assert_eq!(b.text("#m-approval"), "CASE-42");
+
+    // Seek by clicking a command in the side list.
+    b.click("#timeline li:nth-child(3) button");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = b.player_time();
+    assert!((19.9..=20.5).contains(&t), "the third command starts at 20 s, the player is at {t}");
+    b.click("#timeline li:nth-child(1) button");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = b.player_time();
+    assert!((1.9..=2.5).contains(&t), "the first command starts at 2 s, the player is at {t}");
+
+    // Play at 4x: a second of wall time moves the player well past what 1x would.
+    b.js("const s = document.getElementById('speed'); s.value = '4'; s.dispatchEvent(new Event('change'));");
+    b.wait_js("the player at 4x", "window.ddcotermPlayer && true", 5);
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = b.player_time();
+    assert!((1.9..=2.5).contains(&t0), "the speed change kept the position: {t0}");
+    b.click(".ap-playback-button");
+    std::thread::sleep(Duration::from_millis(1500));
+    let t1 = b.player_time();
+    assert!(t1 - t0 > 2.5, "at 4x, 1.5 s of wall time played only {} s", t1 - t0);
+    b.screenshot("player");
+    assert_no_csp_violation(&b);
+
+    // Keyboard: space pauses, the right arrow seeks 5 s forward.
+    b.js("document.querySelector('.ap-wrapper').focus();");
+    b.keys(" ");
+    std::thread::sleep(Duration::from_millis(300));
+    let paused = b.player_time();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(b.player_time(), paused, "space did not pause the player");
+    b.keys("\u{E014}");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = b.player_time();
+    assert!((t - paused - 5.0).abs() < 0.6, "the right arrow moved the player from {paused} to {t}");
+
+    // Download: the link is an attachment whose bytes are the uploaded cast.
+    assert_eq!(b.js("return document.getElementById('download').hasAttribute('download');"), json!(true));
+    let got = b.js_async(
+        "const done = arguments[arguments.length - 1];
+         fetch(document.getElementById('download').href).then(r => r.arrayBuffer()).then(a => done(Array.from(new Uint8Array(a))));",
+    );
+    let got: Vec<u8> = serde_json::from_value(got).unwrap();
+    assert_eq!(got, cast);
+
+    // Narrow (phone-width) window: nothing wider than the screen on the list.
+    b.goto(&format!("{}/", s.url));
+    b.resize(390, 844);
+    std::thread::sleep(Duration::from_millis(300));
+    let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth;");
+    assert!(overflow.as_i64().unwrap_or(99) <= 1, "the list overflows a phone-width window by {overflow}px");
+    b.screenshot("list-narrow");
+    b.resize(1280, 800);
+
+    // Sign out: back to the sign-in page, and pages need signing in again.
+    b.click("#signout");
+    b.wait_js("the sign-in page", "location.pathname === '/login'", 10);
+    b.goto(&format!("{}/sessions/s-deploy", s.url));
+    b.wait_js("sent to sign in", "location.pathname === '/login'", 10);
+}
+
+#[test]
+fn live_follow_list_updates_and_viewer_scope() {
+    let Some(b) = Browser::start("live follow") else { return };
+    let s = Server::start();
+    let host = s.token("web-1", "host");
+    let up = Upload { s: &s, host: &host };
+    up.session("b1", json!({"user": "bob", "command": "secret stuff"}), &[out(0.5, "bob's\r\n")], false);
+    up.session(
+        "c1",
+        json!({"user": "carol", "command": "approved by alice", "tags": ["approver:alice"]}),
+        &[out(0.5, "carol-output\r\n")],
+        false,
+    );
+    let create = up.create("l1", json!({"user": "alice", "command": "tail -f /var/log/syslog"}));
+    let header = b"{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":1767225600}\n".to_vec();
+    up.chunk("l1", 0, &header, &create);
+    let first = out(0.5, "first-line\r\n");
+    up.chunk("l1", 1, first.as_bytes(), &header);
+    add_user(&s, "alice", "viewer", "correct horse");
+
+    b.goto(&format!("{}/sessions/l1", s.url));
+    sign_in(&b, &s, "alice", "correct horse");
+    b.wait_js("back on the session", "location.pathname === '/sessions/l1'", 10);
+    b.wait_js("the current screen", "document.getElementById('player').innerText.includes('first-line')", 15);
+    // New output while the page is open appears in the player.
+    let second = out(1.5, "second-line from the host\r\n");
+    up.chunk("l1", 2, second.as_bytes(), first.as_bytes());
+    b.wait_js(
+        "new output",
+        "document.getElementById('player').innerText.includes('second-line from the host')",
+        15,
+    );
+    b.screenshot("live");
+    assert_no_csp_violation(&b);
+
+    // The list keeps itself current: a new session appears, an ended one stops being live.
+    b.goto(&format!("{}/", s.url));
+    assert_eq!(b.js("return document.querySelector('tr[data-id=l1]').dataset.state;"), json!("live"));
+    let ids =
+        b.js("return Array.from(document.querySelectorAll('#sessions tbody tr')).map(r => r.dataset.id);");
+    assert_eq!(ids, json!(["l1"]), "a viewer lists only their own sessions");
+    up.session(
+        "l2",
+        json!({"user": "alice", "command": "htop", "started_at": "2026-01-03T00:00:00Z"}),
+        &[out(0.2, "l2-running")],
+        true,
+    );
+    b.wait_js("the new live session", "document.querySelector('tr[data-id=l2]')", 15);
+    assert_eq!(s.end(&host, "l1", 2).status(), 200);
+    b.wait_js(
+        "l1 no longer live",
+        "document.querySelector('tr[data-id=l1]').dataset.state === 'complete'",
+        15,
+    );
+
+    // Another user's session, by URL: not found, and nothing of it shown.
+    b.goto(&format!("{}/sessions/b1", s.url));
+    let body = b.body();
+    assert!(body.contains("no session b1"), "{body}");
+    assert!(!body.contains("secret stuff"));
+    // The approver's grant: alice approved carol's command, so she may open (and play) that session.
+    b.goto(&format!("{}/sessions/c1", s.url));
+    assert_eq!(b.text("#title-command"), "approved by alice");
+    b.wait_js("the player", "window.ddcotermPlayer", 10);
+    b.click(".ap-playback-button");
+    b.wait_js("carol's output", "document.getElementById('player').innerText.includes('carol-output')", 15);
+
+    // Signing out ends the live streams opened with that login, even in a page that stays open: follow l2,
+    // then sign out from the page (its own sign-out form's token, a same-origin POST).
+    b.goto(&format!("{}/sessions/l2", s.url));
+    b.wait_js("l2 followed", "document.getElementById('player').innerText.includes('l2-running')", 15);
+    assert!(!s.log().contains("live follow ended"), "no stream ended yet");
+    b.js_async(
+        "const done = arguments[arguments.length - 1];
+         const csrf = document.querySelector('input[name=csrf]').value;
+         fetch('/logout', {method: 'POST', body: new URLSearchParams({csrf}), credentials: 'same-origin'})
+           .then(r => done(r.status));",
+    );
+    s.wait_for("the live stream to end at sign-out", || {
+        s.log().contains("live follow ended: its login was signed out")
+    });
+    b.goto(&format!("{}/", s.url));
+    b.wait_js("sent to sign in", "location.pathname === '/login'", 10);
+}
+
+#[test]
+fn the_xss_corpus_never_runs_script() {
+    let Some(b) = Browser::start("xss corpus") else { return };
+    let s = Server::start();
+    let host = s.token("web-1", "host");
+    let html = r#"<script>window.__xss='meta'</script><img src=x onerror="window.__xss='img'"><svg onload="window.__xss='svg'">"#;
+    let corpus = [
+        "<script>window.__xss='script'</script>\r\n",
+        "<img src=x onerror=\"window.__xss='onerror'\">\r\n",
+        "\x1b]8;;javascript:window.__xss='osc8'\x1b\\click me\x1b]8;;\x1b\\\r\n",
+        "\x1b]0;PWNED title 0\x07\x1b]2;PWNED title 2\x1b\\\r\n",
+        "\x1b]52;c;ZWNobyBwd25lZA==\x07\r\n",
+        "\" onmouseover=\"window.__xss='attr'\" x=\"\r\n",
+        "</div><script>window.__xss='close'</script>visible-end\r\n",
+    ];
+    let chunks: Vec<String> = corpus.iter().enumerate().map(|(i, t)| out(0.5 + i as f64, t)).collect();
+    Upload { s: &s, host: &host }.session(
+        "xss",
+        json!({"user": html, "command": html, "rule": html, "approval": html, "tags": [html],
+               "ssh": {"client": html, "fingerprint": html}, "started_at": "2026-01-01T00:00:00Z"}),
+        &chunks,
+        false,
+    );
+    Upload { s: &s, host: &host }
+        .events("xss", json!([{"command": html, "started_at": "2026-01-01T00:00:01Z", "cwd": html}]));
+    add_user(&s, "aud", "auditor", "correct horse");
+    let aud = s.token("aud", "auditor");
+    wait_indexed(&s, &aud, "script", "xss");
+
+    b.goto(&format!("{}/login", s.url));
+    sign_in(&b, &s, "aud", "correct horse");
+    for path in ["/", "/?q=script", "/sessions/xss", "/sessions/xss?q=click"] {
+        b.goto(&format!("{}{path}", s.url));
+        std::thread::sleep(Duration::from_millis(500));
+        if path.starts_with("/sessions") {
+            b.wait_js("the player", "window.ddcotermPlayer", 10);
+            b.js_async("const done = arguments[arguments.length - 1]; window.ddcotermPlayer.seek(7.5).then(() => done(1));");
+            b.click(".ap-playback-button");
+            b.wait_js(
+                "the whole corpus on screen",
+                "document.getElementById('player').innerText.includes('visible-end')",
+                15,
+            );
+            // Whatever the terminal rendered, clicking it (an OSC 8 link, if one were made) runs nothing.
+            b.click("#player");
+            let links = b.js("return Array.from(document.querySelectorAll('a')).filter(a => !a.href.startsWith(location.origin)).map(a => a.href);");
+            assert_eq!(links, json!([]), "{path}: a link off this server");
+            assert_eq!(
+                b.js("return document.title;"),
+                json!("Session · ddcoterm"),
+                "{path}: a title sequence changed the title"
+            );
+        }
+        assert_eq!(b.js("return typeof window.__xss;"), json!("undefined"), "{path}: script ran");
+        assert!(b.no_dialog(), "{path}: a dialog opened");
+        assert!(b.body().contains("<script>"), "{path}: the payload is shown as text");
+    }
+    assert_no_csp_violation(&b);
+    // The policy is enforced and the check above sees violations: an inline script injected into the page
+    // is refused and logged.
+    b.js("const s = document.createElement('script'); s.textContent = 'window.__xss = 9'; document.body.appendChild(s);");
+    assert_eq!(b.js("return typeof window.__xss;"), json!("undefined"), "the CSP let an inline script run");
+    let log = b.console();
+    assert!(log.iter().any(|m| m.contains("Content Security Policy")), "no violation logged: {log:#?}");
+}
