@@ -169,12 +169,16 @@ pub enum Command {
     Agent,
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     ///
-    /// Example: source <(ddcoterm completions bash)
+    /// Generated from the same command definitions as the help, so it always matches this binary. Packages
+    /// install the scripts where each shell looks (`make install`, `make package`).
+    #[command(
+        after_help = "Examples:\n  source <(ddcoterm completions bash)\n  ddcoterm completions fish > ~/.config/fish/completions/ddcoterm.fish"
+    )]
     Completions(CompletionsArgs),
     /// Write one man page per command into a directory (packaging: `make gen`).
     ///
-    /// Example: ddcoterm manpages --out target/gen/man
-    #[command(hide = true)]
+    /// One roff page per command and subcommand, from the same definitions as the help.
+    #[command(hide = true, after_help = "Examples:\n  ddcoterm manpages --out target/gen/man")]
     Manpages(ManpagesArgs),
 }
 
