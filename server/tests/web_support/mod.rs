@@ -227,15 +227,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
+    /// The element `css` selects, waiting up to 10 s for it to appear.
+    async fn element(&self, css: &str) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+        self.c.wait().at_most(Duration::from_secs(10)).for_element(fantoccini::Locator::Css(css)).await
+    }
+
     pub fn click(&self, css: &str) {
         self.rt
             .block_on(async {
-                let e = self
-                    .c
-                    .wait()
-                    .at_most(Duration::from_secs(10))
-                    .for_element(fantoccini::Locator::Css(css))
-                    .await?;
+                let e = self.element(css).await?;
                 e.click().await
             })
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
@@ -244,12 +244,7 @@ impl Browser {
     pub fn fill(&self, css: &str, text: &str) {
         self.rt
             .block_on(async {
-                let e = self
-                    .c
-                    .wait()
-                    .at_most(Duration::from_secs(10))
-                    .for_element(fantoccini::Locator::Css(css))
-                    .await?;
+                let e = self.element(css).await?;
                 e.clear().await?;
                 e.send_keys(text).await
             })
@@ -259,12 +254,7 @@ impl Browser {
     pub fn text(&self, css: &str) -> String {
         self.rt
             .block_on(async {
-                let e = self
-                    .c
-                    .wait()
-                    .at_most(Duration::from_secs(10))
-                    .for_element(fantoccini::Locator::Css(css))
-                    .await?;
+                let e = self.element(css).await?;
                 e.text().await
             })
             .unwrap_or_else(|e| panic!("text of {css}: {e}"))
