@@ -20,15 +20,7 @@ pub fn new_token() -> String {
 
 /// What the database keeps of a token. A plain hash is enough: tokens are 256 random bits, not passwords.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {

@@ -36,9 +36,19 @@ use crate::config::Overrides;
 
 /// Exit code for a configuration error (EX_CONFIG), as the client uses.
 const EX_CONFIG: u8 = 78;
+/// Exit code for a command line clap refuses (EX_USAGE), as the client uses: scripts that drive both
+/// binaries read one table (README, "Exit codes").
+const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `--help` and `--version` are clap "errors" printed to stdout: they succeeded.
+            return if e.use_stderr() { ExitCode::from(EX_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
     // Generated from the command tree alone: no configuration is read, so they work anywhere (packaging).
     let generated = match &cli.command {
         Command::Completions { shell } => Some(cmd::completions::run(*shell)),

@@ -152,7 +152,7 @@ fn completions_and_man_pages_come_from_the_command_tree_without_any_configuratio
         assert!(script.contains("healthcheck") && script.contains("token"), "{shell} knows the subcommands");
     }
     let (code, err) = run(&["completions", "tcsh"], &[]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 64, "{err}");
     assert!(err.contains("tcsh") && err.contains("bash"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -176,4 +176,16 @@ fn completions_and_man_pages_come_from_the_command_tree_without_any_configuratio
     let serve = std::fs::read_to_string(out.join("ddcoterm-server-serve.1")).unwrap();
     assert!(serve.starts_with(".ie") || serve.contains(".TH ddcoterm-server-serve 1"), "{serve}");
     assert!(serve.contains("listen"), "the options are documented: {serve}");
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    let (code, err) = run(&["token", "create"], &[]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("<NAME>"), "{err}");
+    let (code, err) = run(&["serve", "--no-such-flag"], &[]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+    let (code, err) = run(&["--help"], &[]);
+    assert_eq!(code, 0, "{err}");
 }

@@ -47,7 +47,7 @@ impl ApprovalRequest {
             field("ctx.v", v);
         }
         let digest = h.finalize();
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(digest)
     }
 
     /// True when this approves a whole session rather than one command.

@@ -57,5 +57,5 @@ pub fn now_rfc3339() -> String {
 /// Lower-case hex SHA-256 of bundle bytes: identifies content for the anti-rollback check.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(sha2::Sha256::digest(data))
 }

@@ -60,7 +60,7 @@ pub fn last_good_path(installed: &Path) -> PathBuf {
 /// Short, stable id of a public key: first 16 hex chars of its SHA-256.
 pub fn key_id(key: &VerifyingKey) -> String {
     let d = sha2::Sha256::digest(key.as_bytes());
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&d[..8])
 }
 
 /// The one meaningful line of a key or signature file: blank lines and `#` comment lines are skipped.

@@ -24,11 +24,7 @@ pub fn chunk_hash(chunk_body: &[u8]) -> String {
 
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write;
-    Sha256::digest(b).iter().fold(String::with_capacity(64), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    hex::encode(Sha256::digest(b))
 }
 
 /// `POST /api/v1/sessions`: the session's metadata as the host saw it at start.

@@ -43,7 +43,7 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             name,
             mime,
             bytes,
-            hash: crate::auth::hex(&Sha256::digest(bytes))[..16].to_string(),
+            hash: hex::encode(Sha256::digest(bytes))[..16].to_string(),
         })
         .collect()
 });
