@@ -414,7 +414,8 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut crate::config::Oidc)>)> = vec![
+        type Change = Box<dyn Fn(&mut crate::config::Oidc)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("oidc.issuer", Box::new(|s| s.issuer = "http://idp.example.com".into())),
             ("oidc.issuer", Box::new(|s| s.issuer = "not a url".into())),
             ("oidc.client_id", Box::new(|s| s.client_id = " ".into())),

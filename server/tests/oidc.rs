@@ -315,14 +315,14 @@ impl Browser {
     }
 
     /// Follows redirects from `url` until a URL starting with `stop` (not fetched) or a non-redirect answer.
-    fn follow(&mut self, mut url: String, stop: &str) -> Result<String, Response> {
+    fn follow(&mut self, mut url: String, stop: &str) -> Result<String, Box<Response>> {
         for _ in 0..10 {
             if url.starts_with(stop) {
                 return Ok(url);
             }
             let r = self.get(&url);
             if !r.status().is_redirection() {
-                return Err(r);
+                return Err(Box::new(r));
             }
             url = absolute(&url, r.headers()["location"].to_str().unwrap());
         }

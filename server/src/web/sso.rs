@@ -37,10 +37,8 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
-fn provider(st: &AppState) -> Result<&Provider, Response> {
-    st.oidc.as_deref().ok_or_else(|| {
-        error_page(None, &ApiError::not_found("single sign-on is not configured on this server (`oidc:`)"))
-    })
+fn not_configured() -> Response {
+    error_page(None, &ApiError::not_found("single sign-on is not configured on this server (`oidc:`)"))
 }
 
 fn redirect_url(st: &AppState) -> String {
@@ -71,10 +69,7 @@ fn state_from_cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// `GET /login/oidc?next=/path`: stores a pending sign-in and sends the browser to the provider.
 pub async fn start(State(st): State<AppState>, Query(q): Query<StartQuery>) -> Response {
-    let p = match provider(&st) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let Some(p) = st.oidc.as_deref() else { return not_configured() };
     let started = match p.start(&redirect_url(&st)).await {
         Ok(s) => s,
         Err(e) => return error_page(None, &e),
@@ -103,10 +98,7 @@ pub async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let p = match provider(&st) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let Some(p) = st.oidc.as_deref() else { return not_configured() };
     let mut res = match finish(&st, p, &headers, q).await {
         Ok(res) => res,
         Err(e) => {
