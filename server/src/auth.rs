@@ -35,6 +35,12 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// A user name `user add`, the admin page and single sign-on accept: 1-128 bytes, printable, no ':' (HTTP
+/// Basic credentials split on it).
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && !name.contains(':') && !name.chars().any(char::is_control)
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {

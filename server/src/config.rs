@@ -25,6 +25,48 @@ pub struct Settings {
     pub limits: Limits,
     pub completer: Completer,
     pub retention: Retention,
+    /// Single sign-on with an OpenID Connect provider (`crate::oidc`); unset: local users only.
+    pub oidc: Option<Oidc>,
+}
+
+/// `oidc:`: the provider, this server's client registration there, and how its claims become roles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oidc {
+    /// The provider's issuer URL, exactly as its discovery document states it (`iss` of its ID tokens).
+    pub issuer: String,
+    pub client_id: String,
+    /// A file holding the client secret (one line). Unset: a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes asked for; `openid` is always added.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim whose value becomes the ddcoterm user name (a viewer sees the sessions recorded under it).
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The claim listing the user's groups (a string or a list of strings).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Group (a value of `roles_claim`) -> role (`viewer`, `auditor` or `admin`); the highest match wins.
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, String>,
+    /// The role of a user no group matched: `viewer`, `auditor`, `admin`, or `deny` (no sign-in).
+    #[serde(default = "default_role")]
+    pub default_role: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_roles_claim() -> String {
+    "groups".into()
+}
+fn default_role() -> String {
+    "deny".into()
 }
 
 /// TLS on the listener: both files or neither (then plain HTTP, for loopback or behind a TLS proxy).
@@ -86,6 +128,7 @@ impl Default for Settings {
             limits: Limits::default(),
             completer: Completer::default(),
             retention: Retention::default(),
+            oidc: None,
         }
     }
 }
@@ -152,6 +195,8 @@ pub struct Resolved {
     pub grace: Duration,
     pub interval: Duration,
     pub json_logs: bool,
+    /// `oidc:` checked, its secret read.
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Resolved> {
@@ -231,7 +276,8 @@ fn resolve(raw: Settings) -> anyhow::Result<Resolved> {
             bail!("configuration key `public_url`: {url:?} must start with http:// or https://");
         }
     }
-    Ok(Resolved { raw, grace, interval, json_logs })
+    let oidc = raw.oidc.as_ref().map(crate::oidc::OidcConfig::from_settings).transpose()?;
+    Ok(Resolved { raw, grace, interval, json_logs, oidc })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod live;
 mod login;
 mod metrics;
 mod objects;
+mod oidc;
 mod replay;
 mod search;
 mod state;

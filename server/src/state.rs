@@ -25,6 +25,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// Wakes live followers when a chunk commits in this process.
     pub live: Arc<LiveHub>,
+    /// The OpenID Connect provider, when `oidc:` is configured.
+    pub oidc: Option<Arc<crate::oidc::Provider>>,
     locks: Arc<SessionLocks>,
 }
 
@@ -47,7 +49,9 @@ impl AppState {
         let stripes = (0..4096).map(|_| tokio::sync::Mutex::new(())).collect();
         let commits = CommitQueue::start(meta.clone(), objects.clone(), settings.raw.limits.max_commit_batch);
         let admission = Arc::new(Admission::new(settings.raw.limits.max_inflight_bytes));
+        let oidc = settings.oidc.clone().map(|c| Arc::new(crate::oidc::Provider::new(c)));
         AppState {
+            oidc,
             commits,
             admission,
             meta,

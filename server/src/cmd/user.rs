@@ -36,8 +36,7 @@ pub async fn run(st: &AppState, cmd: UserCmd) -> anyhow::Result<()> {
             let role = Role::parse(&role)
                 .filter(|r| *r != Role::Host)
                 .with_context(|| format!("--role {role:?}: expected viewer, auditor or admin"))?;
-            if name.is_empty() || name.len() > 128 || name.contains(':') || name.chars().any(char::is_control)
-            {
+            if !crate::auth::valid_user_name(&name) {
                 bail!("user name {name:?}: 1-128 printable characters, no ':'");
             }
             let hash = hash_password(&read_password(password_stdin)?)?;

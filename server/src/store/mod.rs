@@ -184,6 +184,19 @@ pub struct LoginRow {
     pub current_role: Option<Role>,
 }
 
+/// An OpenID Connect sign-in between the redirect to the provider and its callback (`oidc_pending`).
+#[derive(Debug, Clone)]
+pub struct OidcPending {
+    /// SHA-256 (hex) of the `state` sent to the provider (the value itself lives only in the browser's cookie).
+    pub state_hash: String,
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// Where to go once signed in (a local path).
+    pub next: String,
+    pub expires_at: i64,
+}
+
 /// How far the search indexer got in one session (`search_progress`). Advanced only by a compare-and-set on
 /// the counters, so two indexers never both store the same piece.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -281,9 +294,13 @@ pub trait MetaStore: Send + Sync {
 
     async fn user_insert(&self, name: &str, role: Role, password: &str, now: i64) -> Result<()>;
     async fn user_get(&self, name: &str) -> Result<Option<UserRow>>;
+    /// Every user, by name (the admin page).
+    async fn user_list(&self) -> Result<Vec<UserRow>>;
     /// False when no such user.
     async fn user_set_password(&self, name: &str, password: &str) -> Result<bool>;
     async fn user_remove(&self, name: &str) -> Result<bool>;
+    /// Changes a user's role (their logins with the old role stop holding); false when no such user.
+    async fn user_set_role(&self, name: &str, role: Role) -> Result<bool>;
 
     async fn session_get(&self, id: &str) -> Result<Option<SessionRow>>;
     /// Inserts the row unless one exists; returns the row as stored either way.
@@ -348,6 +365,11 @@ pub trait MetaStore: Send + Sync {
     async fn login_failure_insert(&self, at: i64, user: &str, addr: &str) -> Result<()>;
     /// Failed sign-ins since `since`: (for this user name, from this client address).
     async fn login_failures(&self, user: &str, addr: &str, since: i64) -> Result<(u64, u64)>;
+
+    /// Stores a sign-in started with an OpenID provider, first purging those expired at `now`.
+    async fn oidc_pending_insert(&self, p: &OidcPending, now: i64) -> Result<()>;
+    /// Deletes and returns the pending sign-in with this state hash (expired or not: the caller decides).
+    async fn oidc_pending_take(&self, state_hash: &str) -> Result<Option<OidcPending>>;
 
     /// Sessions with output, commands or an end not indexed yet, and no indexer's lease live at `now`.
     async fn index_pending(&self, now: i64, limit: u32) -> Result<Vec<String>>;

@@ -15,7 +15,7 @@ use super::{
     ChunkInsert, ChunkRow, ListFilter, MetaStore, NewSession, Result, Role, SessionMeta, SessionRow,
     StoreError, TokenRow, UserRow, ViewRow,
 };
-use super::{IndexDoc, IndexProgress, LoginRow};
+use super::{IndexDoc, IndexProgress, LoginRow, OidcPending};
 use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/postgres/0003_read.sql")),
     (4, include_str!("../../migrations/postgres/0004_web.sql")),
     (5, include_str!("../../migrations/postgres/0005_windows.sql")),
+    (6, include_str!("../../migrations/postgres/0006_oidc.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).
@@ -266,6 +267,34 @@ impl MetaStore for Postgres {
 
     async fn user_remove(&self, name: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn user_list(&self) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query("SELECT name, role, password FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get("role").map_err(err)?;
+                Ok(UserRow {
+                    name: r.try_get("name").map_err(err)?,
+                    role: Role::parse(&role)
+                        .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in users")))?,
+                    password: r.try_get("password").map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn user_set_role(&self, name: &str, role: Role) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
+            .bind(role.as_str())
             .bind(name)
             .execute(&self.pool)
             .await
@@ -624,6 +653,46 @@ impl MetaStore for Postgres {
         .await
         .map_err(err)
         .map(|_| ())
+    }
+
+    async fn oidc_pending_insert(&self, p: &OidcPending, now: i64) -> Result<()> {
+        sqlx::query("DELETE FROM oidc_pending WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO oidc_pending (state_hash, nonce, verifier, next_path, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&p.state_hash)
+        .bind(&p.nonce)
+        .bind(&p.verifier)
+        .bind(&p.next)
+        .bind(p.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)
+        .map(|_| ())
+    }
+
+    async fn oidc_pending_take(&self, state_hash: &str) -> Result<Option<OidcPending>> {
+        let r = sqlx::query(
+            "DELETE FROM oidc_pending WHERE state_hash = $1 \
+             RETURNING state_hash, nonce, verifier, next_path, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        let Some(r) = r else { return Ok(None) };
+        Ok(Some(OidcPending {
+            state_hash: r.try_get("state_hash").map_err(err)?,
+            nonce: r.try_get("nonce").map_err(err)?,
+            verifier: r.try_get("verifier").map_err(err)?,
+            next: r.try_get("next_path").map_err(err)?,
+            expires_at: r.try_get("expires_at").map_err(err)?,
+        }))
     }
 
     async fn login_get(&self, hash: &str) -> Result<Option<LoginRow>> {

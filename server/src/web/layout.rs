@@ -26,6 +26,7 @@ pub fn page(v: Option<&Viewer>, title: &str, main: Markup, head: Markup) -> Html
                         @if let Some(v) = v {
                             nav {
                                 span.who { (v.who.name) " (" (v.who.role.as_str()) ")" }
+                                @if v.who.role == crate::store::Role::Admin { a #admin href="/admin" { "Admin" } }
                                 @if let Some(l) = &v.login {
                                     form method="post" action="/logout" {
                                         input type="hidden" name="csrf" value=(l.csrf);

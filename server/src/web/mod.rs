@@ -1,11 +1,13 @@
 //! The reviewer's web UI (DESIGN.md §12 "Web UI"): server-rendered pages (maud, escaping by default), their
 //! static files, sign-in, and the headers every page carries. Pages authorise exactly as the read API does.
 
+mod admin;
 mod assets;
 mod layout;
 mod list;
 mod session;
 mod signin;
+mod sso;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
@@ -33,8 +35,11 @@ pub fn router(st: AppState) -> Router {
         .route("/sessions/{id}/download", get(session::download))
         .route("/login", get(signin::form).post(signin::submit))
         .route("/logout", post(signin::logout))
+        .route("/login/oidc", get(sso::start))
+        .route(crate::oidc::CALLBACK_PATH, get(sso::callback))
         .route("/static/{hash}/{name}", get(assets::serve))
         .route(assets::LICENSE_PATH, get(assets::license))
+        .merge(admin::routes())
         .layer(middleware::from_fn(security_headers))
         .with_state(st)
 }

@@ -39,7 +39,7 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-fn form_page(status: StatusCode, next: &str, message: Option<&str>) -> Response {
+fn form_page(st: &AppState, status: StatusCode, next: &str, message: Option<&str>) -> Response {
     let body = layout::page(
         None,
         "Sign in",
@@ -53,6 +53,10 @@ fn form_page(status: StatusCode, next: &str, message: Option<&str>) -> Response 
                     autocomplete="current-password" required; }
                 button type="submit" id="signin" { "Sign in" }
             }
+            @if st.oidc.is_some() {
+                p.sso { a #sso href=(format!("/login/oidc?next={}", super::encode(local_next(next)))) {
+                    "Sign in with single sign-on" } }
+            }
         },
         html! {},
     );
@@ -60,8 +64,8 @@ fn form_page(status: StatusCode, next: &str, message: Option<&str>) -> Response 
 }
 
 /// `GET /login?next=/path`.
-pub async fn form(Query(q): Query<NextQuery>) -> Response {
-    form_page(StatusCode::OK, q.next.as_deref().unwrap_or("/"), None)
+pub async fn form(State(st): State<AppState>, Query(q): Query<NextQuery>) -> Response {
+    form_page(&st, StatusCode::OK, q.next.as_deref().unwrap_or("/"), None)
 }
 
 /// `POST /login`: same origin only; refused while the user name or the client address has used up its
@@ -79,7 +83,12 @@ pub async fn submit(
         );
     }
     let Ok(Form(c)) = form else {
-        return form_page(StatusCode::BAD_REQUEST, "/", Some("the form needs a user name and a password"));
+        return form_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "/",
+            Some("the form needs a user name and a password"),
+        );
     };
     let (addr, now) = (peer.0.ip().to_string(), now_ms());
     let user_key: String = c.user.chars().take(128).collect();
@@ -91,6 +100,7 @@ pub async fn submit(
             }
             tracing::warn!(user = %user_key, %addr, "sign-in throttled");
             let mut res = form_page(
+                &st,
                 StatusCode::TOO_MANY_REQUESTS,
                 &c.next,
                 Some("too many failed sign-ins: wait a few minutes and try again"),
@@ -114,7 +124,7 @@ pub async fn submit(
                 return error_page(None, &e.into());
             }
             tracing::warn!(user = %user_key, %addr, "sign-in failed");
-            return form_page(StatusCode::UNAUTHORIZED, &c.next, Some("wrong user name or password"));
+            return form_page(&st, StatusCode::UNAUTHORIZED, &c.next, Some("wrong user name or password"));
         }
     };
     let (value, row) = login::new_login(&user, now);
