@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod sqlite_checkpoint;
 
 use async_trait::async_trait;
 

@@ -20,6 +20,7 @@ use super::{
 };
 use super::{IndexDoc, IndexProgress, LoginRow};
 use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
+use crate::store::sqlite_checkpoint::{self, Checkpointer};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -32,6 +33,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 pub struct Sqlite {
     pool: SqlitePool,
+    /// Copies the WAL into the database file in the background (the pool's connections never do).
+    _checkpointer: Checkpointer,
 }
 
 fn err(e: sqlx::Error) -> StoreError {
@@ -69,8 +72,14 @@ impl Sqlite {
     }
 
     async fn connect(opts: SqliteConnectOptions) -> Result<Sqlite> {
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
-        let store = Sqlite { pool };
+        // No checkpoint inside a committing transaction: the background checkpointer does them.
+        let opts = opts.pragma("wal_autocheckpoint", "0");
+        let pool =
+            SqlitePoolOptions::new().max_connections(4).connect_with(opts.clone()).await.map_err(err)?;
+        // Short busy timeout: a RESTART checkpoint that cannot get the readers out quickly gives up and
+        // retries at the next round rather than holding writers.
+        let checkpointer = sqlite_checkpoint::start(opts.busy_timeout(Duration::from_millis(200)));
+        let store = Sqlite { pool, _checkpointer: checkpointer };
         store.migrate().await?;
         Ok(store)
     }
@@ -979,4 +988,36 @@ async fn insert_chunk(
     .await
     .map_err(err)?;
     Ok(ChunkInsert::Inserted { committed_seq: opt_u64(Some(committed)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the commit that crossed SQLite's auto-checkpoint threshold also copied the WAL into the
+    /// database file and synced it, adding that sync to every acknowledgement in its batch (the p99 tail).
+    #[tokio::test]
+    async fn commits_never_checkpoint_and_the_background_task_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddcoterm.db");
+        let store = Sqlite::open(&path).await.unwrap();
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(auto, 0, "pool connections must leave checkpoints to the background task");
+        // Let the migrations' pages reach the database file, then write well past one page.
+        tokio::time::sleep(sqlite_checkpoint::INTERVAL * 3).await;
+        let before = std::fs::metadata(&path).unwrap().len();
+        for i in 0..400 {
+            let name = format!("host-{i:04}-{}", "x".repeat(100));
+            store.token_insert(&name, Role::Host, None, &format!("hash-{i}"), 0).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let grown = loop {
+            let now = std::fs::metadata(&path).unwrap().len();
+            if now > before || std::time::Instant::now() > deadline {
+                break now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(grown > before, "the database file stayed at {before} bytes: nothing checkpointed the WAL");
+    }
 }
