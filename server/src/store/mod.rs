@@ -3,6 +3,7 @@
 //! Handlers and the ingest path see only this trait, so PostgreSQL drops in beside SQLite. A committed row is
 //! the commit point of every write (DESIGN.md §12): objects are durable before the row that names them.
 
+pub mod batch;
 pub mod postgres;
 pub mod sqlite;
 pub mod sqlite_checkpoint;

@@ -4,6 +4,7 @@
 //! WAL's default (`NORMAL`) may lose the last commits on power loss. Write transactions start with
 //! `BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing on a lock upgrade.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use super::{
 };
 use super::{IndexDoc, IndexProgress, LoginRow};
 use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
+use crate::store::batch::{self, Decision, SessionState};
 use crate::store::sqlite_checkpoint::{self, Checkpointer};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
@@ -501,13 +503,95 @@ impl MetaStore for Sqlite {
     }
 
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>> {
+        // A few set-wide statements per batch, not several per row (store/batch.rs says why); the batch's
+        // values travel as one JSON array each, read back with json_each.
+        let json = |v: serde_json::Value| v.to_string();
+        let mut ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (id, c) in batch {
-            out.push(insert_chunk(&mut tx, id, c, now).await?);
+        let rows = sqlx::query(
+            "SELECT id, committed_seq, create_sha256 FROM sessions WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json(serde_json::json!(ids)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut sessions = HashMap::new();
+        for r in &rows {
+            let state = SessionState {
+                committed_seq: r.try_get("committed_seq").map_err(err)?,
+                create_sha256: r.try_get("create_sha256").map_err(err)?,
+            };
+            sessions.insert(r.try_get::<String, _>("id").map_err(err)?, state);
+        }
+        if let Some(missing) = ids.iter().find(|id| !sessions.contains_key(**id)) {
+            return Err(StoreError::Unavailable(format!("session {missing} has no row to commit chunks to")));
+        }
+        let keys: Vec<serde_json::Value> =
+            batch.iter().map(|(id, c)| serde_json::json!([id, c.seq])).collect();
+        // CROSS JOIN keeps the batch as the outer loop: one primary-key lookup per row.
+        let stored = sqlx::query(
+            "SELECT c.* FROM json_each(?) j CROSS JOIN chunks c \
+             ON c.session_id = json_extract(j.value, '$[0]') AND c.seq = json_extract(j.value, '$[1]')",
+        )
+        .bind(json(serde_json::Value::Array(keys)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut existing = HashMap::new();
+        for r in &stored {
+            let c = chunk_row(r)?;
+            existing.insert((r.try_get::<String, _>("session_id").map_err(err)?, c.seq), c);
+        }
+        let decisions = batch::plan(batch, &existing, &sessions);
+        let new: Vec<serde_json::Value> = batch
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| **d == Decision::Insert)
+            .map(|((id, c), _)| serde_json::json!([id, c.seq, c.sha256, c.prev_sha256, c.len]))
+            .collect();
+        let mut committed = HashMap::new();
+        if !new.is_empty() {
+            sqlx::query(
+                "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                 json_extract(value, '$[3]'), json_extract(value, '$[4]'), ? FROM json_each(?)",
+            )
+            .bind(now)
+            .bind(json(serde_json::Value::Array(new)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            let added = batch::added_bytes(batch, &decisions);
+            let touched: Vec<&str> = added.iter().map(|(id, _)| *id).collect();
+            let walked = sqlx::query(&batch::advance_sql("SELECT value FROM json_each(?)"))
+                .bind(json(serde_json::json!(touched)))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+            for r in &walked {
+                committed
+                    .insert(r.try_get::<String, _>(0).map_err(err)?, r.try_get::<i64, _>(1).map_err(err)?);
+            }
+            let updates: Vec<serde_json::Value> = added
+                .iter()
+                .map(|(id, b)| serde_json::json!([id, committed.get(*id).copied().unwrap_or(-1), b]))
+                .collect();
+            sqlx::query(
+                "UPDATE sessions SET committed_seq = u.c, bytes = bytes + u.b, last_activity = ?, \
+                 state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END \
+                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS c, \
+                 json_extract(value, '$[2]') AS b FROM json_each(?)) AS u WHERE sessions.id = u.id",
+            )
+            .bind(now)
+            .bind(json(serde_json::Value::Array(updates)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
-        Ok(out)
+        Ok(batch::outcomes(batch, decisions, &committed))
     }
 
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>> {
@@ -912,82 +996,6 @@ fn keyframe_row(r: &SqliteRow) -> Result<Keyframe> {
         rows: r.try_get::<i64, _>("rows").map_err(err)? as u32,
         screen: r.try_get("screen").map_err(err)?,
     })
-}
-
-/// One chunk row inside the caller's transaction: refuses a seq already stored (returned for comparison) and
-/// a chunk 0 whose chain root differs from the stored create's, then inserts and advances the commit point.
-async fn insert_chunk(
-    conn: &mut sqlx::SqliteConnection,
-    id: &str,
-    c: &ChunkRow,
-    now: i64,
-) -> Result<ChunkInsert> {
-    let existing = sqlx::query("SELECT * FROM chunks WHERE session_id = ? AND seq = ?")
-        .bind(id)
-        .bind(c.seq as i64)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err)?;
-    if let Some(r) = existing {
-        return Ok(ChunkInsert::Exists(chunk_row(&r)?));
-    }
-    if c.seq == 0 {
-        let root: Option<String> = sqlx::query_scalar("SELECT create_sha256 FROM sessions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?
-            .flatten();
-        if let Some(root) = root {
-            if c.prev_sha256.as_deref() != Some(root.as_str()) {
-                return Ok(ChunkInsert::Refused(format!(
-                    "chunk 0: header {} does not match the SHA-256 of the session's create body",
-                    ddcoterm_wire::PREV_HASH_HEADER
-                )));
-            }
-        }
-    }
-    sqlx::query(
-        "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(c.seq as i64)
-    .bind(&c.sha256)
-    .bind(&c.prev_sha256)
-    .bind(c.len as i64)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
-    let mut committed: i64 = sqlx::query_scalar("SELECT committed_seq FROM sessions WHERE id = ?")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(err)?;
-    loop {
-        let next: Option<i64> = sqlx::query_scalar("SELECT seq FROM chunks WHERE session_id = ? AND seq = ?")
-            .bind(id)
-            .bind(committed + 1)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        match next {
-            Some(_) => committed += 1,
-            None => break,
-        }
-    }
-    sqlx::query(
-        "UPDATE sessions SET committed_seq = ?, bytes = bytes + ?, last_activity = ?, \
-         state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END WHERE id = ?",
-    )
-    .bind(committed)
-    .bind(c.len as i64)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
-    Ok(ChunkInsert::Inserted { committed_seq: opt_u64(Some(committed)) })
 }
 
 #[cfg(test)]
