@@ -321,8 +321,9 @@ pub trait MetaStore: Send + Sync {
     async fn chunks_near(&self, id: &str, seq: u64) -> Result<Vec<ChunkRow>>;
     /// Inserts the rows of a batch of chunks (session id, row) in ONE transaction, so a single commit (one
     /// WAL sync) makes many hosts' chunks durable at once: each row advances its session's commit point,
-    /// bumps activity and reopens an abandoned session. One outcome per item, in order; an error means
-    /// nothing of the batch was committed.
+    /// bumps activity and reopens an abandoned session. One outcome per item, in order (an inserted row
+    /// carries its session's commit point after the whole batch); an error means nothing of the batch was
+    /// committed.
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>>;
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>>;
 
