@@ -5,7 +5,9 @@
 # generator run under `nice -n -10` when allowed (other builds at nice 0 then disturb them less); the load
 # average is printed beside the numbers.
 # Environment: HOSTS (200), SECONDS_PACED (60), SECONDS_SAT (20), PROFILE (release), BACKENDS
-# ("sqlite-dir postgres-s3"; postgres-s3 prints "skipped" when PostgreSQL or SeaweedFS is not installed).
+# ("sqlite-dir postgres-s3"; postgres-s3 prints "skipped" when PostgreSQL or SeaweedFS is not installed),
+# SERVER_BIN and LOADGEN_BIN (binaries to measure instead of building this checkout's: to compare a kept
+# `target/release/ddcoterm-server.before` against the current build in alternating runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -15,10 +17,12 @@ sat=${SECONDS_SAT:-20}
 profile=${PROFILE:-release}
 backends=${BACKENDS:-sqlite-dir postgres-s3}
 flag=$([ "$profile" = release ] && echo --release || true)
-cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen >/dev/null 2>&1 \
-  || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen
-bin=$root/target/$profile/ddcoterm-server
-gen=$root/target/$profile/examples/loadgen
+if [ -z "${SERVER_BIN:-}" ] || [ -z "${LOADGEN_BIN:-}" ]; then
+  cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen >/dev/null 2>&1 \
+    || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen
+fi
+bin=$(realpath "${SERVER_BIN:-$root/target/$profile/ddcoterm-server}")
+gen=$(realpath "${LOADGEN_BIN:-$root/target/$profile/examples/loadgen}")
 mkdir -p target/tmp
 work=$(mktemp -d "$root/target/tmp/bench-server.XXXXXX")
 chmod 755 "$work"
@@ -99,6 +103,10 @@ start_server() { # start_server BACKEND
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
 rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
+# The server's CPU seconds so far (user + system, every thread; USER_HZ 100).
+cpu_s() { awk '{sub(/.*\) /, ""); printf "%.1f", ($12 + $13) / 100}' "/proc/$server_pid/stat"; }
+# CPU milliseconds per acknowledged chunk: CPU_S ACKS.
+per_ack() { awk -v c="$1" -v a="$2" 'BEGIN {printf "%.2f", (a > 0) ? c * 1000 / a : 0}'; }
 
 for backend in $backends; do
   case $backend in
@@ -109,27 +117,31 @@ for backend in $backends; do
   start_server "$backend"
   echo "$backend paced: $hosts hosts, 16 KiB every 250 ms, ${paced}s ($profile build)"
   out=$("${nice[@]}" "$gen" "$url" "$token" --hosts "$hosts" --seconds "$paced")
-  rss=$(rss_mib)
-  echo "  $out server_peak_rss_mib=$rss load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  rss=$(rss_mib); cpu=$(cpu_s); acks=$(field "$out" acks)
+  echo "  $out server_peak_rss_mib=$rss server_cpu_s=$cpu load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "  CPU ms per ack: server $(per_ack "$cpu" "$acks"), load generator $(per_ack "$(field "$out" loadgen_cpu_s)" "$acks")"
   check "p99 ack ms" "$(field "$out" p99_ms)" "<=" "$p99_target"
   check "server peak RSS MiB" "$rss" "<=" 150
   check "errors" "$(field "$out" errors)" "<=" 0
+  check "acknowledged chunks" "${acks:-0}" ">=" 1
   check "503 answers" "$(field "$out" busy)" "<=" 0
   stop_server
 
   start_server "$backend"
   echo "$backend saturated: $hosts hosts sending as fast as acks return, ${sat}s"
   out=$("${nice[@]}" "$gen" "$url" "$token" --hosts "$hosts" --seconds "$sat" --saturate)
-  rss=$(rss_mib)
+  rss=$(rss_mib); cpu=$(cpu_s); acks=$(field "$out" acks)
   mbs=$(field "$out" mb_per_s)
   ratio=$(awk -v a="$mbs" -v b="$dd_mbs" 'BEGIN {printf "%.2f", a/b}')
-  echo "  $out server_peak_rss_mib=$rss load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "  $out server_peak_rss_mib=$rss server_cpu_s=$cpu load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "  CPU ms per ack: server $(per_ack "$cpu" "$acks"), load generator $(per_ack "$(field "$out" loadgen_cpu_s)" "$acks")"
   echo "  ratio to dd oflag=dsync: ${ratio}x"
   if [ "$backend" = sqlite-dir ]; then
     check "saturated / dd ratio" "$ratio" ">=" 1.0
   fi
   check "server peak RSS MiB" "$rss" "<=" 150
   check "errors" "$(field "$out" errors)" "<=" 0
+  check "acknowledged chunks" "${acks:-0}" ">=" 1
   stop_server
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

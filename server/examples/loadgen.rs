@@ -3,9 +3,10 @@
 //! Paced (open loop): every host sends a chunk every `--interval-ms` whether or not the previous one was
 //! acknowledged, so a slow server shows up as latency rather than as fewer requests. Saturated: every host
 //! sends its next chunk as soon as the previous one is acknowledged. A 503 is retried like a host's spool
-//! would (after its `Retry-After`, capped at 1 s) and counted as `busy`; the latency of such a chunk runs
-//! from its first send to its acknowledgement. Chunk 0 carries the create body's hash (the chain root).
-//! Prints one line of `key=value` numbers.
+//! would (after its `Retry-After`, capped at 1 s) and counted as `busy`. Latency runs from the time a chunk
+//! was due (paced: its scheduled tick, so a generator starved of CPU cannot hide a slow server; saturated:
+//! its first send) to its acknowledgement. Chunk 0 carries the create body's hash (the chain root).
+//! Prints one line of `key=value` numbers, the generator's own CPU seconds last.
 //!
 //! Usage: loadgen URL TOKEN [--hosts N] [--seconds S] [--chunk-bytes B] [--interval-ms MS] [--saturate]
 
@@ -79,17 +80,18 @@ struct Stats {
     bytes: u64,
 }
 
-async fn send(
-    http: &reqwest::Client,
-    o: &Opts,
-    id: &str,
+/// One chunk to send, and when it was due.
+struct Send<'a> {
+    id: &'a str,
     seq: u64,
     body: Vec<u8>,
     prev: String,
-    stats: &Mutex<Stats>,
-) -> bool {
+    due: Instant,
+}
+
+async fn send(http: &reqwest::Client, o: &Opts, c: Send<'_>, stats: &Mutex<Stats>) -> bool {
+    let Send { id, seq, body, prev, due: start } = c;
     let len = body.len() as u64;
-    let start = Instant::now();
     loop {
         let r = http
             .put(format!("{}/api/v1/sessions/{id}/chunks/{seq}", o.url))
@@ -153,24 +155,39 @@ async fn host(o: Arc<Opts>, h: usize, stats: Arc<Mutex<Stats>>, deadline: Instan
         let body = chunk(seq, o.chunk_bytes);
         let this_hash = chunk_hash(&body);
         if o.saturate {
-            if !send(&http, &o, &id, seq, body, prev.clone(), &stats).await {
+            let c = Send { id: &id, seq, body, prev: prev.clone(), due: Instant::now() };
+            if !send(&http, &o, c, &stats).await {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         } else {
-            tick.tick().await;
+            // Latency runs from the scheduled send time, not from when this task got to run: a generator
+            // that falls behind (it shares the cores with the server) must not hide the server's delay.
+            let scheduled = tick.tick().await.into_std();
             let (http, o, id, prev, stats) =
                 (http.clone(), o.clone(), id.clone(), prev.clone(), stats.clone());
             pending.push(tokio::spawn(async move {
-                send(&http, &o, &id, seq, body, prev, &stats).await;
+                send(&http, &o, Send { id: &id, seq, body, prev, due: scheduled }, &stats).await;
             }));
         }
         prev = this_hash;
         seq += 1;
     }
     for p in pending {
-        let _ = p.await;
+        if p.await.is_err() {
+            stats.lock().await.errors += 1;
+        }
     }
+}
+
+/// This process's CPU time (user + system, every thread) from `/proc/self/stat`: the generator shares the
+/// cores with the server, so the bench prints what it took. 0 where `/proc` is missing.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name (which may hold spaces) start at the state, field 3: utime is 14.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    f.iter().sum::<u64>() as f64 / 100.0 // USER_HZ
 }
 
 #[tokio::main]
@@ -182,13 +199,19 @@ async fn main() {
             std::process::exit(64);
         }
     };
+    // reqwest leaves the TLS provider to the binary when the workspace build also selects the client's
+    // features (`rustls-no-provider`): without one, every host task panicked and nothing was measured.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.seconds);
     let tasks: Vec<_> =
         (0..o.hosts).map(|h| tokio::spawn(host(o.clone(), h, stats.clone(), deadline))).collect();
     for t in tasks {
-        let _ = t.await;
+        if t.await.is_err() {
+            // A host that died (panicked) sent nothing more: an error, never a silent gap in the numbers.
+            stats.lock().await.errors += 1;
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     let mut s = stats.lock().await;
@@ -201,13 +224,14 @@ async fn main() {
         s.latencies_us[i] as f64 / 1000.0
     };
     println!(
-        "acks={} errors={} busy={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} mb_per_s={:.2}",
+        "acks={} errors={} busy={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1} mb_per_s={:.2} loadgen_cpu_s={:.1}",
         s.latencies_us.len(),
         s.errors,
         s.busy,
         pct(0.50),
         pct(0.99),
         pct(1.0),
-        s.bytes as f64 / secs / 1e6
+        s.bytes as f64 / secs / 1e6,
+        cpu_seconds()
     );
 }

@@ -3,8 +3,10 @@
 //! Handlers and the ingest path see only this trait, so PostgreSQL drops in beside SQLite. A committed row is
 //! the commit point of every write (DESIGN.md §12): objects are durable before the row that names them.
 
+pub mod batch;
 pub mod postgres;
 pub mod sqlite;
+pub mod sqlite_checkpoint;
 
 use async_trait::async_trait;
 
@@ -336,8 +338,9 @@ pub trait MetaStore: Send + Sync {
     async fn chunks_near(&self, id: &str, seq: u64) -> Result<Vec<ChunkRow>>;
     /// Inserts the rows of a batch of chunks (session id, row) in ONE transaction, so a single commit (one
     /// WAL sync) makes many hosts' chunks durable at once: each row advances its session's commit point,
-    /// bumps activity and reopens an abandoned session. One outcome per item, in order; an error means
-    /// nothing of the batch was committed.
+    /// bumps activity and reopens an abandoned session. One outcome per item, in order (an inserted row
+    /// carries its session's commit point after the whole batch); an error means nothing of the batch was
+    /// committed.
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>>;
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>>;
 

@@ -4,6 +4,7 @@
 //! first, so two server processes taking the same session serialise in the database; migrations run under
 //! an advisory lock so replicas starting together apply them once.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use super::{
 };
 use super::{IndexDoc, IndexProgress, LoginRow, OidcPending};
 use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
+use crate::store::batch::{self, Decision, SessionState};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -527,13 +529,94 @@ impl MetaStore for Postgres {
     }
 
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>> {
+        // A few set-wide statements per batch, not several per row (store/batch.rs says why).
+        let mut ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        ids.sort();
+        ids.dedup();
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (id, c) in batch {
-            out.push(insert_chunk(&mut tx, id, c, now).await?);
+        // Locked in id order: two replicas committing overlapping batches queue instead of deadlocking.
+        let locked = sqlx::query(
+            "SELECT id, committed_seq, create_sha256 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut sessions = HashMap::new();
+        for r in &locked {
+            let state = SessionState {
+                committed_seq: r.try_get("committed_seq").map_err(err)?,
+                create_sha256: r.try_get("create_sha256").map_err(err)?,
+            };
+            sessions.insert(r.try_get::<String, _>("id").map_err(err)?, state);
+        }
+        if let Some(missing) = ids.iter().find(|id| !sessions.contains_key(*id)) {
+            return Err(StoreError::Unavailable(format!("session {missing} has no row to commit chunks to")));
+        }
+        let (sids, seqs): (Vec<String>, Vec<i64>) =
+            batch.iter().map(|(id, c)| (id.clone(), c.seq as i64)).unzip();
+        let stored = sqlx::query(
+            "SELECT c.* FROM chunks c JOIN UNNEST($1::text[], $2::bigint[]) AS u(sid, seq) \
+             ON c.session_id = u.sid AND c.seq = u.seq",
+        )
+        .bind(&sids)
+        .bind(&seqs)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut existing = HashMap::new();
+        for r in &stored {
+            let c = chunk_row(r)?;
+            existing.insert((r.try_get::<String, _>("session_id").map_err(err)?, c.seq), c);
+        }
+        let decisions = batch::plan(batch, &existing, &sessions);
+        let new: Vec<&(String, ChunkRow)> =
+            batch.iter().zip(&decisions).filter(|(_, d)| **d == Decision::Insert).map(|(b, _)| b).collect();
+        let mut committed = HashMap::new();
+        if !new.is_empty() {
+            sqlx::query(
+                "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) \
+                 SELECT sid, seq, sha, prev, len, $6 \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
+                 AS u(sid, seq, sha, prev, len)",
+            )
+            .bind(new.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|(_, c)| c.seq as i64).collect::<Vec<_>>())
+            .bind(new.iter().map(|(_, c)| c.sha256.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|(_, c)| c.prev_sha256.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|(_, c)| c.len as i64).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            let added = batch::added_bytes(batch, &decisions);
+            let touched: Vec<String> = added.iter().map(|(id, _)| id.to_string()).collect();
+            let walked = sqlx::query(&batch::advance_sql("SELECT UNNEST($1::text[])"))
+                .bind(&touched)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+            for r in &walked {
+                committed
+                    .insert(r.try_get::<String, _>(0).map_err(err)?, r.try_get::<i64, _>(1).map_err(err)?);
+            }
+            let commits: Vec<i64> =
+                touched.iter().map(|id| committed.get(id).copied().unwrap_or(-1)).collect();
+            sqlx::query(
+                "UPDATE sessions AS s SET committed_seq = u.c, bytes = s.bytes + u.b, last_activity = $4, \
+                 state = CASE WHEN s.state = 'abandoned' THEN 'live' ELSE s.state END \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(id, c, b) WHERE s.id = u.id",
+            )
+            .bind(&touched)
+            .bind(&commits)
+            .bind(added.iter().map(|(_, b)| *b as i64).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
-        Ok(out)
+        Ok(batch::outcomes(batch, decisions, &committed))
     }
 
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>> {
@@ -980,86 +1063,4 @@ fn keyframe_row(r: &PgRow) -> Result<Keyframe> {
         rows: r.try_get::<i64, _>("rows").map_err(err)? as u32,
         screen: r.try_get("screen").map_err(err)?,
     })
-}
-
-/// One chunk row inside the caller's transaction: refuses a seq already stored (returned for comparison) and
-/// a chunk 0 whose chain root differs from the stored create's, then inserts and advances the commit point.
-async fn insert_chunk(
-    conn: &mut sqlx::PgConnection,
-    id: &str,
-    c: &ChunkRow,
-    now: i64,
-) -> Result<ChunkInsert> {
-    sqlx::query("SELECT id FROM sessions WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map_err(err)?;
-    let existing = sqlx::query("SELECT * FROM chunks WHERE session_id = $1 AND seq = $2")
-        .bind(id)
-        .bind(c.seq as i64)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err)?;
-    if let Some(r) = existing {
-        return Ok(ChunkInsert::Exists(chunk_row(&r)?));
-    }
-    if c.seq == 0 {
-        let root: Option<String> = sqlx::query_scalar("SELECT create_sha256 FROM sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?
-            .flatten();
-        if let Some(root) = root {
-            if c.prev_sha256.as_deref() != Some(root.as_str()) {
-                return Ok(ChunkInsert::Refused(format!(
-                    "chunk 0: header {} does not match the SHA-256 of the session's create body",
-                    ddcoterm_wire::PREV_HASH_HEADER
-                )));
-            }
-        }
-    }
-    sqlx::query(
-        "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(c.seq as i64)
-    .bind(&c.sha256)
-    .bind(&c.prev_sha256)
-    .bind(c.len as i64)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
-    let mut committed: i64 = sqlx::query_scalar("SELECT committed_seq FROM sessions WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(err)?;
-    loop {
-        let next: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM chunks WHERE session_id = $1 AND seq = $2")
-                .bind(id)
-                .bind(committed + 1)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(err)?;
-        match next {
-            Some(_) => committed += 1,
-            None => break,
-        }
-    }
-    sqlx::query(
-        "UPDATE sessions SET committed_seq = $1, bytes = bytes + $2, last_activity = $3, \
-         state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END WHERE id = $4",
-    )
-    .bind(committed)
-    .bind(c.len as i64)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
-    Ok(ChunkInsert::Inserted { committed_seq: opt_u64(Some(committed)) })
 }

@@ -4,6 +4,7 @@
 //! WAL's default (`NORMAL`) may lose the last commits on power loss. Write transactions start with
 //! `BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing on a lock upgrade.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +21,8 @@ use super::{
 };
 use super::{IndexDoc, IndexProgress, LoginRow, OidcPending};
 use super::{Keyframe, KeyframeProgress, KEYFRAMES_EAGER_BYTES};
+use crate::store::batch::{self, Decision, SessionState};
+use crate::store::sqlite_checkpoint::{self, Checkpointer};
 
 /// Embedded migrations, applied in order at start; each runs once (table `schema_migrations`).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -33,6 +36,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 pub struct Sqlite {
     pool: SqlitePool,
+    /// Copies the WAL into the database file in the background (the pool's connections never do).
+    _checkpointer: Checkpointer,
 }
 
 fn err(e: sqlx::Error) -> StoreError {
@@ -70,8 +75,14 @@ impl Sqlite {
     }
 
     async fn connect(opts: SqliteConnectOptions) -> Result<Sqlite> {
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
-        let store = Sqlite { pool };
+        // No checkpoint inside a committing transaction: the background checkpointer does them.
+        let opts = opts.pragma("wal_autocheckpoint", "0");
+        let pool =
+            SqlitePoolOptions::new().max_connections(4).connect_with(opts.clone()).await.map_err(err)?;
+        // Short busy timeout: a RESTART checkpoint that cannot get the readers out quickly gives up and
+        // retries at the next round rather than holding writers.
+        let checkpointer = sqlite_checkpoint::start(opts.busy_timeout(Duration::from_millis(200)));
+        let store = Sqlite { pool, _checkpointer: checkpointer };
         store.migrate().await?;
         Ok(store)
     }
@@ -521,13 +532,95 @@ impl MetaStore for Sqlite {
     }
 
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>> {
+        // A few set-wide statements per batch, not several per row (store/batch.rs says why); the batch's
+        // values travel as one JSON array each, read back with json_each.
+        let json = |v: serde_json::Value| v.to_string();
+        let mut ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (id, c) in batch {
-            out.push(insert_chunk(&mut tx, id, c, now).await?);
+        let rows = sqlx::query(
+            "SELECT id, committed_seq, create_sha256 FROM sessions WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json(serde_json::json!(ids)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut sessions = HashMap::new();
+        for r in &rows {
+            let state = SessionState {
+                committed_seq: r.try_get("committed_seq").map_err(err)?,
+                create_sha256: r.try_get("create_sha256").map_err(err)?,
+            };
+            sessions.insert(r.try_get::<String, _>("id").map_err(err)?, state);
+        }
+        if let Some(missing) = ids.iter().find(|id| !sessions.contains_key(**id)) {
+            return Err(StoreError::Unavailable(format!("session {missing} has no row to commit chunks to")));
+        }
+        let keys: Vec<serde_json::Value> =
+            batch.iter().map(|(id, c)| serde_json::json!([id, c.seq])).collect();
+        // CROSS JOIN keeps the batch as the outer loop: one primary-key lookup per row.
+        let stored = sqlx::query(
+            "SELECT c.* FROM json_each(?) j CROSS JOIN chunks c \
+             ON c.session_id = json_extract(j.value, '$[0]') AND c.seq = json_extract(j.value, '$[1]')",
+        )
+        .bind(json(serde_json::Value::Array(keys)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut existing = HashMap::new();
+        for r in &stored {
+            let c = chunk_row(r)?;
+            existing.insert((r.try_get::<String, _>("session_id").map_err(err)?, c.seq), c);
+        }
+        let decisions = batch::plan(batch, &existing, &sessions);
+        let new: Vec<serde_json::Value> = batch
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| **d == Decision::Insert)
+            .map(|((id, c), _)| serde_json::json!([id, c.seq, c.sha256, c.prev_sha256, c.len]))
+            .collect();
+        let mut committed = HashMap::new();
+        if !new.is_empty() {
+            sqlx::query(
+                "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                 json_extract(value, '$[3]'), json_extract(value, '$[4]'), ? FROM json_each(?)",
+            )
+            .bind(now)
+            .bind(json(serde_json::Value::Array(new)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            let added = batch::added_bytes(batch, &decisions);
+            let touched: Vec<&str> = added.iter().map(|(id, _)| *id).collect();
+            let walked = sqlx::query(&batch::advance_sql("SELECT value FROM json_each(?)"))
+                .bind(json(serde_json::json!(touched)))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+            for r in &walked {
+                committed
+                    .insert(r.try_get::<String, _>(0).map_err(err)?, r.try_get::<i64, _>(1).map_err(err)?);
+            }
+            let updates: Vec<serde_json::Value> = added
+                .iter()
+                .map(|(id, b)| serde_json::json!([id, committed.get(*id).copied().unwrap_or(-1), b]))
+                .collect();
+            sqlx::query(
+                "UPDATE sessions SET committed_seq = u.c, bytes = bytes + u.b, last_activity = ?, \
+                 state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END \
+                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS c, \
+                 json_extract(value, '$[2]') AS b FROM json_each(?)) AS u WHERE sessions.id = u.id",
+            )
+            .bind(now)
+            .bind(json(serde_json::Value::Array(updates)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
-        Ok(out)
+        Ok(batch::outcomes(batch, decisions, &committed))
     }
 
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>> {
@@ -974,78 +1067,34 @@ fn keyframe_row(r: &SqliteRow) -> Result<Keyframe> {
     })
 }
 
-/// One chunk row inside the caller's transaction: refuses a seq already stored (returned for comparison) and
-/// a chunk 0 whose chain root differs from the stored create's, then inserts and advances the commit point.
-async fn insert_chunk(
-    conn: &mut sqlx::SqliteConnection,
-    id: &str,
-    c: &ChunkRow,
-    now: i64,
-) -> Result<ChunkInsert> {
-    let existing = sqlx::query("SELECT * FROM chunks WHERE session_id = ? AND seq = ?")
-        .bind(id)
-        .bind(c.seq as i64)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err)?;
-    if let Some(r) = existing {
-        return Ok(ChunkInsert::Exists(chunk_row(&r)?));
-    }
-    if c.seq == 0 {
-        let root: Option<String> = sqlx::query_scalar("SELECT create_sha256 FROM sessions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?
-            .flatten();
-        if let Some(root) = root {
-            if c.prev_sha256.as_deref() != Some(root.as_str()) {
-                return Ok(ChunkInsert::Refused(format!(
-                    "chunk 0: header {} does not match the SHA-256 of the session's create body",
-                    ddcoterm_wire::PREV_HASH_HEADER
-                )));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the commit that crossed SQLite's auto-checkpoint threshold also copied the WAL into the
+    /// database file and synced it, adding that sync to every acknowledgement in its batch (the p99 tail).
+    #[tokio::test]
+    async fn commits_never_checkpoint_and_the_background_task_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddcoterm.db");
+        let store = Sqlite::open(&path).await.unwrap();
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(auto, 0, "pool connections must leave checkpoints to the background task");
+        // Let the migrations' pages reach the database file, then write well past one page.
+        tokio::time::sleep(sqlite_checkpoint::INTERVAL * 3).await;
+        let before = std::fs::metadata(&path).unwrap().len();
+        for i in 0..400 {
+            let name = format!("host-{i:04}-{}", "x".repeat(100));
+            store.token_insert(&name, Role::Host, None, &format!("hash-{i}"), 0).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let grown = loop {
+            let now = std::fs::metadata(&path).unwrap().len();
+            if now > before || std::time::Instant::now() > deadline {
+                break now;
             }
-        }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(grown > before, "the database file stayed at {before} bytes: nothing checkpointed the WAL");
     }
-    sqlx::query(
-        "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(c.seq as i64)
-    .bind(&c.sha256)
-    .bind(&c.prev_sha256)
-    .bind(c.len as i64)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
-    let mut committed: i64 = sqlx::query_scalar("SELECT committed_seq FROM sessions WHERE id = ?")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(err)?;
-    loop {
-        let next: Option<i64> = sqlx::query_scalar("SELECT seq FROM chunks WHERE session_id = ? AND seq = ?")
-            .bind(id)
-            .bind(committed + 1)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        match next {
-            Some(_) => committed += 1,
-            None => break,
-        }
-    }
-    sqlx::query(
-        "UPDATE sessions SET committed_seq = ?, bytes = bytes + ?, last_activity = ?, \
-         state = CASE WHEN state = 'abandoned' THEN 'live' ELSE state END WHERE id = ?",
-    )
-    .bind(committed)
-    .bind(c.len as i64)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(err)?;
-    Ok(ChunkInsert::Inserted { committed_seq: opt_u64(Some(committed)) })
 }
