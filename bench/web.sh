@@ -9,7 +9,10 @@
 #      ingest API, then in a restarted server: the keyframe index build (time from its log line, the
 #      server's peak RSS), the first window and WINDOWS (10) windows of SPAN (10) s and screens at random
 #      moments, over HTTP;
-#   4. browser: first screen and seeks in headless Chromium: not yet (see below).
+#   4. browser: the same recording's session page in headless Chromium (server/examples/webplay.rs): with a
+#      cold cache, the time until the player shows the first screen, then until it shows the right screen
+#      after each of WINDOWS (10) seeks to random moments; "right" = the terminal's text equals the server's
+#      own rendering (/screen?at=). Needs chromium and chromedriver (make tools), else "browser: skipped".
 # LIST_SESSIONS=0, SEARCH_SESSIONS=0 or WINDOW_BYTES=0 skips that part.
 # Environment: the variables above, PROFILE (release), SKIP_BUILD=1 (use the binaries already built). The machine may be shared: the load average is printed.
 # A quick run: LIST_SESSIONS=10000 SEARCH_SESSIONS=0 WINDOW_BYTES=20000000 PROFILE=debug bash bench/web.sh
@@ -26,8 +29,8 @@ profile=${PROFILE:-release}
 flag=$([ "$profile" = release ] && echo --release || true)
 command -v sqlite3 >/dev/null || { echo "web: skipped: sqlite3 is not installed (make tools installs it)"; exit 0; }
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen >/dev/null 2>&1 \
-    || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen
+  cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen --example webplay >/dev/null 2>&1 \
+    || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example webgen --example webplay
 fi
 bin=target/$profile/ddcoterm-server
 gen=target/$profile/examples/webgen
@@ -119,7 +122,15 @@ echo "  server_rss_at_start_mib=$rss0 server_peak_rss_after_windows_mib=$(awk '/
 stop
 fi
 
-# 4. BROWSER (placeholder): the headless-Chromium part of the target (first screen <= 1 s with a cold cache,
-# then the correct screen at 10 random points, each <= 1 s, checked against /screen) is added here once the
-# session page plays windows (branch web-ui builds the pages and the browser tests).
-echo "browser: skipped: the session page does not play windows yet (the headless-Chromium measure goes here)"
+# 4. The session page in a browser, on the recording of part 3 (its keyframe index built there).
+if [ "$window_bytes" -eq 0 ]; then
+  echo "browser: skipped: WINDOW_BYTES=0 (it plays the recording of part 3)"
+elif ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "browser: skipped: chromium or chromedriver is not installed (make tools installs them)"
+else
+  printf 'bench password 1\n' | "$bin" --data-dir "$d" user add bench --role auditor --password-stdin >/dev/null 2>&1
+  start "$d"
+  echo "browser: headless Chromium, cold cache, the $window_seconds s, $window_bytes byte recording; load_average=$(load)"
+  target/$profile/examples/webplay "$url" bench 'bench password 1' "$read_token" long --seeks "$windows" | sed 's/^/  /'
+  stop
+fi

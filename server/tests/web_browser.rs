@@ -319,3 +319,170 @@ fn the_xss_corpus_never_runs_script() {
     let log = b.console();
     assert!(log.iter().any(|m| m.contains("Content Security Policy")), "no violation logged: {log:#?}");
 }
+
+/// The player's screen as text, one string per row, trailing blanks trimmed (the server's `/screen` form).
+const PLAYER_LINES: &str = "Array.from(document.querySelectorAll('#player .ap-line')).map(l => l.textContent.replace(/\\u00a0/g, ' ').trimEnd())";
+
+/// The server's own rendering of `id` at `at` seconds.
+fn server_screen(s: &Server, token: &str, id: &str, at: f64) -> serde_json::Value {
+    let (status, v) = s.get_json(token, &format!("/api/v1/sessions/{id}/screen?at={at}"));
+    assert_eq!(status, 200, "{v}");
+    v["lines"].clone()
+}
+
+/// Waits up to 10 s for the player to show `lines`; panics with both screens otherwise.
+fn wait_screen(b: &Browser, lines: &serde_json::Value, what: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let got = b.js(&format!("return {PLAYER_LINES};"));
+        if &got == lines {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: the player shows\n{got:#}\nthe server renders\n{lines:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Seeks the player to `t` (waiting for the seek to finish) and returns where the page says it is.
+fn seek(b: &Browser, t: f64) -> serde_json::Value {
+    b.js_async(&format!(
+        "const done = arguments[arguments.length - 1];
+         window.ddcotermPlayer.seek({t}).then(() => done(document.getElementById('player').dataset.shown));"
+    ))
+}
+
+#[test]
+fn a_long_recording_plays_in_windows_from_stored_screens() {
+    let Some(b) = Browser::start("long recording") else { return };
+    let s = Server::start();
+    let host = s.token("web-1", "host");
+    let aud = s.token("aud", "auditor");
+    // An hour, one event a second, ~1.5 MB: over the page's windowed threshold (1 MiB), with sparse output.
+    // Each event prints its number over several rows, in colour, so every moment's screen is its own.
+    let mut chunks = vec![String::new()];
+    for i in 0..3600u32 {
+        let text = if i == 0 {
+            "long recording start\r\n".to_string()
+        } else {
+            format!("\x1b[3{}mevent {i}\x1b[0m {}\r\n", i % 7 + 1, format!("{i:05}.").repeat(60))
+        };
+        let last = chunks.last_mut().unwrap();
+        last.push_str(&out(i as f64, &text));
+        if last.len() >= 64 << 10 {
+            chunks.push(String::new());
+        }
+    }
+    chunks.retain(|c| !c.is_empty());
+    let cast = Upload { s: &s, host: &host }.session(
+        "long",
+        json!({"user": "bob", "command": "tail -f big.log", "started_at": "2026-01-01T00:00:00Z"}),
+        &chunks,
+        false,
+    );
+    assert!(cast.len() > 1 << 20, "the recording is {} bytes: not windowed", cast.len());
+    Upload { s: &s, host: &host }.events(
+        "long",
+        json!([
+            {"command": "grep ERROR big.log", "started_at": "2026-01-01T00:10:00Z", "exit_code": 0},
+            {"command": "less big.log", "started_at": "2026-01-01T00:40:00Z", "exit_code": 0},
+        ]),
+    );
+    add_user(&s, "lead", "auditor", "correct horse");
+
+    b.goto(&format!("{}/sessions/long", s.url));
+    sign_in(&b, &s, "lead", "correct horse");
+    b.wait_js("the session page", "location.pathname === '/sessions/long'", 10);
+    assert_eq!(
+        b.js("return document.getElementById('player').dataset.windows;"),
+        json!("/api/v1/sessions/long")
+    );
+
+    // The first screen: the window at 0, as the server renders it.
+    b.wait_js("the first screen", "document.getElementById('player').dataset.shown === '0'", 15);
+    wait_screen(&b, &server_screen(&s, &aud, "long", 0.0), "the first screen");
+    assert!(b.body().contains("long recording start"));
+    // The seek bar is the whole hour.
+    let d = b.js_async(
+        "const done = arguments[arguments.length - 1]; window.ddcotermPlayer.getDuration().then(done);",
+    );
+    assert_eq!(d.as_f64(), Some(3599.0), "duration");
+
+    // Ten seeks anywhere: each shows the screen the server renders for that moment.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for k in 0..10 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let t = (x % 3_590_000) as f64 / 1000.0;
+        assert_eq!(seek(&b, t), json!(t.to_string()), "seek {k} to {t}");
+        wait_screen(&b, &server_screen(&s, &aud, "long", t), &format!("seek {k} to {t}"));
+        let at = b.player_time();
+        assert!((at - t).abs() < 0.01, "seek {k}: the player is at {at}, not {t}");
+    }
+
+    // The whole cast was never fetched: only windows.
+    let fetched = b.js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname);");
+    let paths: Vec<&str> = fetched.as_array().unwrap().iter().filter_map(|p| p.as_str()).collect();
+    assert!(!paths.iter().any(|p| p.ends_with("/recording") || p.ends_with("/cast")), "{paths:?}");
+    // (A seek inside the window held needs no request, so not necessarily 11.)
+    assert!(paths.iter().filter(|p| p.ends_with("/window")).count() >= 6, "{paths:?}");
+
+    // A marker on the seek bar jumps to its command (the second one, 40:00), the side list too (10:00).
+    assert_eq!(b.js("return document.querySelectorAll('.ap-marker-container').length;"), json!(2));
+    b.js("document.querySelectorAll('.ap-marker-container')[1].click();");
+    b.wait_js("the marker's moment", "document.getElementById('player').dataset.shown === '2400'", 10);
+    wait_screen(&b, &server_screen(&s, &aud, "long", 2400.0), "the second marker");
+    b.click("#timeline li:nth-child(1) button");
+    b.wait_js("the command's moment", "document.getElementById('player').dataset.shown === '600'", 10);
+    wait_screen(&b, &server_screen(&s, &aud, "long", 600.0), "the first command");
+
+    // Play at 8x across window boundaries (windows of 10 and 30 s): the screen keeps up, then matches the
+    // server's at the moment it paused.
+    b.js("const s = document.getElementById('speed'); s.value = '8'; s.dispatchEvent(new Event('change'));");
+    b.wait_js("the player at 8x", "document.getElementById('player').dataset.shown === '600'", 10);
+    b.click(".ap-playback-button");
+    std::thread::sleep(Duration::from_millis(6000));
+    b.click(".ap-playback-button");
+    std::thread::sleep(Duration::from_millis(200));
+    let t = b.player_time();
+    assert!(t > 640.0, "at 8x, 6 s of wall time played only {} s", t - 600.0);
+    wait_screen(&b, &server_screen(&s, &aud, "long", t), &format!("paused at {t} after playing"));
+    b.screenshot("player-long");
+
+    // Keyboard: the right arrow seeks 5 s, fetched if need be, and the screen is right at once.
+    b.js("document.querySelector('.ap-wrapper').focus();");
+    b.keys("\u{E014}");
+    b.wait_js(
+        "the arrow's seek",
+        &format!(
+            "Math.abs(parseFloat(document.getElementById('player').dataset.shown) - {}) < 0.01",
+            t + 5.0
+        ),
+        10,
+    );
+    wait_screen(&b, &server_screen(&s, &aud, "long", t + 5.0), "the right arrow");
+
+    // `#t=` opens at that moment.
+    b.goto(&format!("{}/", s.url));
+    b.goto(&format!("{}/sessions/long#t=1:00:00", s.url));
+    b.wait_js("opened at 1:00:00", "document.getElementById('player').dataset.shown === '3599'", 15);
+    wait_screen(&b, &server_screen(&s, &aud, "long", 3600.0), "#t=1:00:00");
+
+    // Usable at 1280x800 and at phone width: nothing overflows, the controls are on screen.
+    for (w, h) in [(1280, 800), (390, 844)] {
+        b.resize(w, h);
+        std::thread::sleep(Duration::from_millis(300));
+        let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth;");
+        assert!(overflow.as_i64().unwrap_or(99) <= 1, "the session page overflows {w}px by {overflow}px");
+        let off = b.js("return ['.ap-playback-button', '.ap-progressbar', '#speed', '#idle', '#download']
+               .filter(c => { const r = document.querySelector(c).getBoundingClientRect();
+                              return !(r.width > 0 && r.left >= 0 && r.right <= window.innerWidth + 1); });");
+        assert_eq!(off, json!([]), "controls off screen at {w}x{h}");
+    }
+    b.screenshot("player-long-narrow");
+    b.resize(1280, 800);
+    assert_no_csp_violation(&b);
+}

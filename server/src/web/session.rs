@@ -19,6 +19,13 @@ use crate::ingest::read_cast;
 use crate::state::AppState;
 use crate::store::SessionRow;
 
+/// Recordings of this many bytes or more play in windows (`crate::window`): the page fetches the window at
+/// the moment shown instead of the whole cast. Below it the whole cast loads in well under a second on any
+/// link worth using (1 MiB), and the player then has exact idle-time compression and the search's match is
+/// found in the page; it is also where the background builder starts indexing complete sessions
+/// (`keyframes::run_forever`), so a windowed session normally has its index before anyone opens it.
+pub const WINDOWED_BYTES: u64 = 1 << 20;
+
 #[derive(Deserialize)]
 pub struct PageQuery {
     /// The search that led here: the page opens the player at its first match.
@@ -80,6 +87,13 @@ pub async fn page(
     let live = s.state == "live";
     let q = q.q.unwrap_or_default();
     let ssh = s.ssh.clone();
+    let windowed = !live && s.bytes >= WINDOWED_BYTES;
+    // The recording's duration when its keyframe index is final; otherwise the page asks `/keyframes`, which
+    // builds the index.
+    let length = match windowed {
+        true => st.meta.keyframe_progress(&row.id).await.ok().flatten().filter(|p| p.done).map(|p| p.time),
+        false => None,
+    };
     let main = html! {
         h1 { code #title-command { (s.command.as_deref().unwrap_or("(no command)")) } }
         div.session {
@@ -87,6 +101,8 @@ pub async fn page(
                 div #player
                     data-recording=(format!("/sessions/{}/recording", s.id))
                     data-live=[live.then(|| format!("/api/v1/sessions/{}/live", s.id))]
+                    data-windows=[windowed.then(|| format!("/api/v1/sessions/{}", s.id))]
+                    data-duration=[length.map(|d| format!("{d}"))]
                     data-cols=(s.width.unwrap_or(80))
                     data-rows=(s.height.unwrap_or(24))
                     data-q=(q) {}
