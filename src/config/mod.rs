@@ -3,6 +3,7 @@
 
 pub mod bundle_layer;
 pub mod durations;
+pub mod edit;
 pub mod expected;
 pub mod file_layer;
 pub mod lines;
