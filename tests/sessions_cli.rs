@@ -1,6 +1,7 @@
 //! `ddcoterm sessions` (order, filters, short ids, formats, `show`) and `recording.retention` through the real
 //! binary, on recordings it made itself.
 
+mod harness;
 mod recorder_support;
 
 use recorder_support::Env;
