@@ -2,6 +2,9 @@
 //! latency a recorded session's uploads add with the session server up (the baseline) and down (connection
 //! refused: not waited for, whatever `spool.flush_timeout` says), as a ratio measured in the same run.
 
+// support/mod.rs builds its world with the tests' one harness.
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -2,6 +2,7 @@
 //! sent as a warning event when Datadog is up and by `ddcoterm spool flush` when it was not; no reason and no
 //! terminal refuses when a reason is required.
 
+mod harness;
 mod support;
 
 use ddcoterm::guard::gate;

@@ -1,6 +1,7 @@
 //! `ddcoterm approve -- CMD` end to end against the wiremock fake: approval after polls, refusals, expiry,
 //! self-approval, Ctrl-C, rate limits and 5xx while polling, Datadog down, API-key-only configs, grant reuse.
 
+mod harness;
 mod support;
 
 use std::io::Read;
@@ -17,7 +18,7 @@ fn home(host: &str, approval: &str) -> Home {
     let h = Home::new();
     h.system_config("process_config:\n  default_actions: []\n");
     h.config(host, API_KEY, &format!("approval:\n  poll_interval: 50ms\n{approval}"));
-    let bin = h.tmp.path().join("bin");
+    let bin = h.root().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = bin.join("fakecmd");
     std::fs::write(&script, "#!/bin/sh\necho \"RAN fakecmd $*\"\n").unwrap();
@@ -37,7 +38,7 @@ fn spawn(h: &Home, args: &[&str]) -> Child {
         };
     }
     s.env_remove("COTERM_BREAK_GLASS").env_remove("COTERM_BREAK_GLASS_REASON").env_remove("DDCOTERM_SESSION");
-    s.env("PATH", format!("{}:/usr/bin:/bin", h.tmp.path().join("bin").display()));
+    s.env("PATH", format!("{}:/usr/bin:/bin", h.root().join("bin").display()));
     s.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     s.spawn().expect("spawn ddcoterm")
 }

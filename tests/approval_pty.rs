@@ -1,5 +1,6 @@
 //! Approval on a real terminal: the incident picker on /dev/tty links the chosen incident to the case.
 
+mod harness;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -12,7 +13,7 @@ fn home(host: &str) -> Home {
     let h = Home::new();
     h.system_config("process_config:\n  default_actions: []\n");
     h.config(host, API_KEY, "approval:\n  poll_interval: 50ms\n  offer_incidents: true\n");
-    let bin = h.tmp.path().join("bin");
+    let bin = h.root().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(bin.join("fakecmd"), "#!/bin/sh\necho \"RAN fakecmd $*\"\n").unwrap();
     std::fs::set_permissions(bin.join("fakecmd"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -22,7 +23,7 @@ fn home(host: &str) -> Home {
 fn pty(h: &Home, args: &[&str]) -> expectrl::Session {
     let mut c = h.cmd();
     c.args(["approve", "--", "fakecmd"]).args(args);
-    c.env("PATH", format!("{}:/usr/bin:/bin", h.tmp.path().join("bin").display()))
+    c.env("PATH", format!("{}:/usr/bin:/bin", h.root().join("bin").display()))
         .env("TERM", "xterm")
         .env_remove("COTERM_BREAK_GLASS");
     let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
@@ -100,7 +101,7 @@ fn incidents_action_without_approval_asks_and_runs_without_a_case() {
     let h = home(&fake.uri());
     let mut c = h.cmd();
     c.args(["--actions", "incidents", "--", "fakecmd", "w"])
-        .env("PATH", format!("{}:/usr/bin:/bin", h.tmp.path().join("bin").display()))
+        .env("PATH", format!("{}:/usr/bin:/bin", h.root().join("bin").display()))
         .env("TERM", "xterm");
     let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(30)));

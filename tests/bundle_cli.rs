@@ -1,6 +1,7 @@
 //! `bundle keygen|sign|verify|list` end to end, and the example bundle in deploy/bundles.
 
 mod bundle_support;
+mod harness;
 
 use bundle_support::*;
 use std::path::Path;
@@ -8,10 +9,10 @@ use std::path::Path;
 #[test]
 fn keygen_sign_verify_round_trip() {
     let f = Fleet::new(&[]);
-    let prefix = f.tmp.path().join("org");
+    let prefix = f.root().join("org");
     let out = f.run(&["bundle", "keygen", "--out", prefix.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (key, public) = (f.tmp.path().join("org.key"), f.tmp.path().join("org.pub"));
+    let (key, public) = (f.root().join("org.key"), f.root().join("org.pub"));
     assert_eq!((mode(&key), mode(&public)), (0o600, 0o644));
     assert!(stdout(&out).contains("trusted_keys"), "{}", stdout(&out));
     // A second keygen never overwrites the key.
@@ -19,7 +20,7 @@ fn keygen_sign_verify_round_trip() {
     assert_ne!(again.status.code(), Some(0));
     assert!(stderr(&again).contains("refusing to overwrite"), "{}", stderr(&again));
 
-    let b = f.tmp.path().join("team.yaml");
+    let b = f.root().join("team.yaml");
     std::fs::write(&b, bundle_text("team", 4)).unwrap();
     let out = f.run(&["bundle", "sign", b.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -43,13 +44,13 @@ fn keygen_sign_verify_round_trip() {
 #[test]
 fn verify_uses_system_trusted_keys_by_default() {
     let f = Fleet::new(&[]);
-    let b = f.tmp.path().join("sre.yaml");
+    let b = f.root().join("sre.yaml");
     let text = bundle_text("sre", 1);
     std::fs::write(&b, &text).unwrap();
-    std::fs::write(f.tmp.path().join("sre.yaml.sig"), f.sign(&text)).unwrap();
+    std::fs::write(f.root().join("sre.yaml.sig"), f.sign(&text)).unwrap();
     let out = f.run(&["bundle", "verify", b.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    std::fs::remove_file(f.tmp.path().join("sre.yaml.sig")).unwrap();
+    std::fs::remove_file(f.root().join("sre.yaml.sig")).unwrap();
     let out = f.run(&["bundle", "verify", b.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("unsigned bundle refused"), "{}", stderr(&out));
@@ -58,10 +59,10 @@ fn verify_uses_system_trusted_keys_by_default() {
 #[test]
 fn sign_refuses_an_invalid_bundle_and_an_open_key() {
     let f = Fleet::new(&[]);
-    let prefix = f.tmp.path().join("k");
+    let prefix = f.root().join("k");
     assert!(f.run(&["bundle", "keygen", "--out", prefix.to_str().unwrap()]).status.success());
-    let key = f.tmp.path().join("k.key");
-    let b = f.tmp.path().join("bad.yaml");
+    let key = f.root().join("k.key");
+    let b = f.root().join("bad.yaml");
     std::fs::write(&b, bundle_text("bad", 1).replace("return has_arg('delete')", "return has_arg('delete'"))
         .unwrap();
     let out = f.run(&["bundle", "sign", b.to_str().unwrap(), "--key", key.to_str().unwrap()]);

@@ -1,6 +1,7 @@
 //! `bundle pull` against a wiremock source: every failure leaves the last good bundle in force and says why.
 
 mod bundle_support;
+mod harness;
 
 use base64::Engine as _;
 use bundle_support::*;
@@ -72,7 +73,7 @@ async fn first_pull_installs_verified_bundle_as_org_layer() {
     assert_eq!(state["installed"]["sre"]["revision"], 1);
 
     // --dir installs elsewhere (e.g. a staging copy for a ConfigMap), with its own state.
-    let other = f.tmp.path().join("staging");
+    let other = f.root().join("staging");
     let out = f.run(&["bundle", "pull", "--dir", other.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("installed bundle sre r1"), "{}", stdout(&out));
@@ -277,7 +278,7 @@ async fn tampered_file_on_disk_falls_back_then_fails_closed_then_pull_repairs() 
 
     // 2. No good copy: loading fails closed (exit 78) naming the file.
     let lg = f.bundles().join(".last-good");
-    let keep = f.tmp.path().join("lg");
+    let keep = f.root().join("lg");
     std::fs::rename(&lg, &keep).unwrap();
     let err = f.load().unwrap_err();
     assert!(

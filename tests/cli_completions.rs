@@ -1,6 +1,9 @@
 //! `ddcoterm completions SHELL` and the hidden `ddcoterm manpages --out DIR`: generated from the clap tree,
 //! for every visible command, with no configuration needed.
 
+mod harness;
+
+use harness::World;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ddcoterm");
@@ -10,12 +13,7 @@ fn completions_name_every_visible_command_for_each_shell() {
     for (shell, marker) in
         [("bash", "complete -F _ddcoterm"), ("zsh", "#compdef ddcoterm"), ("fish", "complete -c ddcoterm")]
     {
-        let home = tempfile::tempdir().unwrap();
-        let out = Command::new(BIN)
-            .args(["completions", shell])
-            .env("DDCOTERM_HOME", home.path())
-            .output()
-            .unwrap();
+        let out = World::bare().ddcoterm(&["completions", shell]).output().unwrap();
         assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains(marker), "{shell}: {marker}");

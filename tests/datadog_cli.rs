@@ -1,5 +1,6 @@
 //! `ddcoterm init` and `ddcoterm doctor` against the fake.
 
+mod harness;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

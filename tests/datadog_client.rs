@@ -1,5 +1,6 @@
 //! The client against the fake: headers, error classes and messages, rate limits, timeouts, approval endpoints.
 
+mod harness;
 mod support;
 
 use ddcoterm::datadog::{Api, ApiError, Client, ClientOptions, Method, Request, Retry, Secret, Site};

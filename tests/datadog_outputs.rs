@@ -1,6 +1,7 @@
 //! The session's Datadog outputs against the fake: exact requests per action, keys never leaked, bounded
 //! exit, and no recording ever sent to Datadog (recordings go to the session server: tests/server_upload.rs).
 
+mod harness;
 mod support;
 
 use ddcoterm::model::{Action, ActionSet, Output, ProcessEvent, SessionMeta, Snapshot};

@@ -2,6 +2,7 @@
 //! TLS-terminating proxy, with a certificate authority made for the test. Trusted: `init` validates and a
 //! recorded session uploads. Not trusted: nothing reaches the server, the error says why, nothing is lost.
 
+mod harness;
 mod support;
 
 use std::path::{Path, PathBuf};

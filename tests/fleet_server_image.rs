@@ -7,6 +7,7 @@
 //! docker is absent.
 
 mod fleet_common;
+mod harness;
 mod support;
 
 use fleet_common::*;

@@ -3,6 +3,7 @@
 //! them, nothing lands in the shell's input (the `2RR84: command not found` of issue #20), and the terminal
 //! leaves raw mode on every way out.
 
+mod harness;
 mod recorder_support;
 
 use expectrl::{Regex, Session};
@@ -83,7 +84,7 @@ fn modes(s: &mut Session) -> String {
 #[test]
 fn replay_sends_no_query_to_the_terminal_and_nothing_reaches_the_shell() {
     let env = Env::new();
-    let cast = hostile_cast(env.dir.path());
+    let cast = hostile_cast(env.root());
     let mut s = shell(&env);
     let before = modes(&mut s);
     assert!(before.contains("icanon") && !before.contains("-icanon"), "{before:?}");
@@ -137,7 +138,7 @@ fn long_cast(dir: &Path) -> PathBuf {
 #[test]
 fn q_and_ctrl_c_end_a_long_replay_and_restore_the_terminal() {
     let env = Env::new();
-    let cast = long_cast(env.dir.path());
+    let cast = long_cast(env.root());
     let mut s = shell(&env);
     let before = modes(&mut s);
     for (key, name) in [("q", "q"), ("\x03", "ctrl-c"), (" q", "pause then q")] {
@@ -159,7 +160,7 @@ fn q_and_ctrl_c_end_a_long_replay_and_restore_the_terminal() {
 fn keyboard_eof_while_paused_ends_the_replay() {
     // stdout on a PTY, stdin a pipe that closes: no keys, so a pause is impossible; it plays to the end.
     let env = Env::new();
-    let cast = env.dir.path().join("short.cast");
+    let cast = env.root().join("short.cast");
     std::fs::write(&cast, "{\"version\": 2, \"width\": 80, \"height\": 24}\n[0.1, \"o\", \"A\\u001b[6n\"]\n[0.3, \"o\", \"B\"]\n")
         .unwrap();
     let mut s = shell(&env);
@@ -173,7 +174,7 @@ fn keyboard_eof_while_paused_ends_the_replay() {
 #[test]
 fn without_a_terminal_play_writes_everything_at_once_and_safely() {
     let env = Env::new();
-    let cast = long_cast(env.dir.path());
+    let cast = long_cast(env.root());
     let mut child = Command::new(BIN)
         .arg("play")
         .arg(&cast)

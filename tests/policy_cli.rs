@@ -1,14 +1,18 @@
 //! `ddcoterm check` and `ddcoterm policy test` driven through the binary, with isolated config dirs.
 
+mod harness;
+
+use harness::World;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const RULES_DOC: &str = include_str!("policy_fixtures/coterm-rules.yaml");
 const LINT_DOC: &str = include_str!("policy_fixtures/coterm-lint.yaml");
 
-/// An isolated system dir, user dir and HOME.
+/// An isolated world ([`World::bare`]: no organisation config unless a test writes one) with a `work/` dir
+/// to run in, and variables to add.
 struct Test {
-    dir: tempfile::TempDir,
+    world: World,
     env: Vec<(String, String)>,
 }
 
@@ -20,29 +24,22 @@ struct Run {
 
 impl Test {
     fn new() -> Test {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["sys", "home/.ddcoterm", "work"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        Test { dir, env: Vec::new() }
+        let world = World::bare();
+        std::fs::create_dir_all(world.path("work")).unwrap();
+        Test { world, env: Vec::new() }
     }
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.world.path(rel)
     }
     fn write(&self, rel: &str, text: &str) -> &Test {
-        let p = self.path(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        let mut perm = std::fs::metadata(&p).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
-        std::fs::set_permissions(&p, perm).unwrap();
+        self.world.write(rel, text, 0o644);
         self
     }
     fn user_config(&self, text: &str) -> &Test {
         self.write("home/.ddcoterm/config.yaml", text)
     }
     fn system_config(&self, text: &str) -> &Test {
-        self.write("sys/config.yaml", text)
+        self.write("etc/config.yaml", text)
     }
     fn kubeconfig(&self, ctx: &str) -> &Test {
         self.write("home/.kube/config", &format!("apiVersion: v1\ncurrent-context: {ctx}\n"))
@@ -52,13 +49,9 @@ impl Test {
         self
     }
     fn run(&self, args: &[&str]) -> Run {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_ddcoterm"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("DDCOTERM_HOME", self.path("home/.ddcoterm"))
-            .env("DDCOTERM_SYSTEM_DIR", self.path("sys"))
+        let out: Output = self
+            .world
+            .ddcoterm(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(self.path("work"))
             .output()

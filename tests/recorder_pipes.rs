@@ -1,5 +1,6 @@
 //! The recorder through the real binary without a terminal (pipes, CI, `ssh host cmd`).
 
+mod harness;
 mod recorder_support;
 
 use recorder_support::{mode, output, read_cast, Env, BIN};
@@ -35,7 +36,7 @@ fn piped_stdin_reaches_the_command_byte_exact_and_ends_with_eof() {
 fn piped_stdout_is_byte_exact_for_binary_data() {
     let env = Env::new();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let file = env.dir.path().join("blob");
+    let file = env.root().join("blob");
     std::fs::write(&file, &data).unwrap();
     let out = env.cmd().args(["--", "cat"]).arg(&file).stderr(Stdio::piped()).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -191,7 +192,7 @@ fn a_secret_written_in_two_parts_is_redacted_on_disk() {
 #[test]
 fn kill_9_leaves_a_playable_prefix() {
     let env = Env::new();
-    let pidfile = env.dir.path().join("child.pid");
+    let pidfile = env.root().join("child.pid");
     let script = "echo $$ > \"$PIDFILE\"; i=0; while [ $i -lt 40 ]; do echo line $i; i=$((i+1)); sleep 0.02; done; exec sleep 30";
     let mut child = env
         .cmd()
@@ -251,7 +252,7 @@ fn sessions_lists_and_play_finds_by_id() {
 #[test]
 fn play_rejects_bad_input_clearly() {
     let env = Env::new();
-    let bad = env.dir.path().join("bad.cast");
+    let bad = env.root().join("bad.cast");
     std::fs::write(&bad, "{\"version\": 2, \"width\": 80, \"height\": 24}\nnot json\n[1.0, \"o\", \"x\"]\n")
         .unwrap();
     let out = env.cmd().arg("play").arg(&bad).output().unwrap();

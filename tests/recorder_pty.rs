@@ -1,5 +1,6 @@
 //! The recorder through the real binary on a real terminal (expectrl gives it a PTY as its terminal).
 
+mod harness;
 mod recorder_support;
 
 use expectrl::Session;

@@ -4,6 +4,7 @@
 //! REAL `ddcoterm-server` (the stored cast equals the local `.cast` byte for byte, its hash chain verifies);
 //! process and session events on the Datadog fake.
 
+mod harness;
 mod support;
 
 use ddcoterm::model::{Action, ProcessEvent, SessionMeta};
@@ -37,7 +38,7 @@ fn home_for(fake: &Fake, server: &Server) -> Home {
 /// the `.cast` has lines no chunk holds yet, then kills the recorder (and its command) with SIGKILL.
 /// Returns the session id.
 fn record_then_kill(home: &Home, server: &Server) -> String {
-    let pidfile = home.tmp.path().join("child.pid");
+    let pidfile = home.root().join("child.pid");
     let script = "echo $$ > \"$PIDFILE\"; i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 0.01; done";
     let mut child = home
         .cmd()

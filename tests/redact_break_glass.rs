@@ -1,6 +1,7 @@
 //! The break-glass reason is free text typed in a hurry: a secret in it is redacted in the spooled audit
 //! record, the local audit log, the Datadog event and the session tags, like any recorded byte.
 
+mod harness;
 mod support;
 
 use ddcoterm::guard::gate;

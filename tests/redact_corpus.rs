@@ -7,6 +7,7 @@
 //! of Datadog and the REAL session server, and look in the `.cast`, the recording as the server stores it
 //! (read back with an auditor token) and the Datadog logs payloads.
 
+mod harness;
 mod recorder_support;
 mod redact_support;
 mod support;
@@ -145,7 +146,7 @@ const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA
 #[test]
 fn a_preempting_user_pattern_does_not_record_a_private_key_body() {
     let env = recorder_support::Env::new();
-    std::fs::write(env.dir.path().join("sys").join("config.yaml"), "locked: [redaction.enabled]\n").unwrap();
+    std::fs::write(env.system().join("config.yaml"), "locked: [redaction.enabled]\n").unwrap();
     env.config("redaction:\n  patterns:\n    - name: ticket\n      regex: 'x-----BEGIN'\n");
     std::fs::write(env.user_home().join("key.txt"), format!("x{KEY}")).unwrap();
     let out = env.cmd().args(["--", "cat", "key.txt"]).current_dir(env.user_home()).output().unwrap();
@@ -203,7 +204,7 @@ fn assert_no_leaks(what: &str, home: &Home, fake: &Fake, server: &Server) {
 
 fn pty_session(home: &Home, cols: u16, args: &[&str]) -> Session {
     let mut c = home.cmd();
-    c.args(args).current_dir(home.tmp.path()).env("TERM", "xterm").env_remove("DDCOTERM_SESSION");
+    c.args(args).current_dir(home.root()).env("TERM", "xterm").env_remove("DDCOTERM_SESSION");
     let mut s = Session::spawn(c).expect("spawn ddcoterm on a PTY");
     s.get_process_mut().set_window_size(cols, 24).unwrap();
     s.set_expect_timeout(Some(Duration::from_secs(60)));
@@ -217,7 +218,7 @@ fn printed_session(cols: u16, files: &[(String, Vec<String>)]) {
     let server = Server::start();
     let home = Home::new();
     home.config(&fake.uri(), API_KEY, &format!("spool:\n  flush_timeout: 20s\n{}", server.client_config()));
-    let dir = home.tmp.path().join("corpus");
+    let dir = home.root().join("corpus");
     std::fs::create_dir_all(&dir).unwrap();
     let mut script = String::from("read x\n");
     let mut n = 0;
@@ -232,7 +233,7 @@ fn printed_session(cols: u16, files: &[(String, Vec<String>)]) {
         }
     }
     script.push_str("sleep 0.7\necho corpus-done\n");
-    std::fs::write(home.tmp.path().join("corpus.sh"), script).unwrap();
+    std::fs::write(home.root().join("corpus.sh"), script).unwrap();
     let mut s = pty_session(&home, cols, &["--", "sh", "corpus.sh"]);
     s.expect("recording session").unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -283,8 +284,8 @@ fn corpus_typed_past_the_margin_of_a_40_column_bash_prompt_leaks_nothing() {
     let extra =
         format!("spool:\n  flush_timeout: 20s\nrecording:\n  shell: /bin/bash\n{}", server.client_config());
     home.config(&fake.uri(), API_KEY, &extra);
-    std::fs::write(home.tmp.path().join(".bashrc"), "PS1='$ '\n").unwrap();
-    std::fs::write(home.tmp.path().join(".bash_profile"), ". ~/.bashrc\n").unwrap();
+    std::fs::write(home.user_home().join(".bashrc"), "PS1='$ '\n").unwrap();
+    std::fs::write(home.user_home().join(".bash_profile"), ". ~/.bashrc\n").unwrap();
     let mut s = pty_session(&home, 40, &[]);
     s.expect("$ ").unwrap();
     std::thread::sleep(Duration::from_millis(300));

@@ -4,6 +4,7 @@
 //! later; a revoked token keeps everything spooled (and doctor says so); a permanent refusal is a dead letter
 //! that blocks nothing.
 
+mod harness;
 mod support;
 
 use expectrl::Session;
@@ -88,7 +89,7 @@ fn an_interactive_pty_shell_is_on_the_server() {
     )
     .unwrap();
     let mut c = home.cmd();
-    c.current_dir(home.tmp.path()).env("TERM", "xterm").env_remove("DDCOTERM_SESSION");
+    c.current_dir(home.root()).env("TERM", "xterm").env_remove("DDCOTERM_SESSION");
     let mut s = Session::spawn(c).expect("spawn ddcoterm on a PTY");
     s.set_expect_timeout(Some(Duration::from_secs(60)));
     s.expect("recording session").unwrap();
@@ -112,7 +113,7 @@ fn an_interactive_pty_shell_is_on_the_server() {
 fn server_down_the_command_exits_at_once_and_spool_flush_delivers_later() {
     let home = Home::new();
     let down = support::closed_port_uri();
-    let token = home.tmp.path().join("token");
+    let token = home.root().join("token");
     std::fs::write(&token, "not-yet\n").unwrap();
     std::fs::write(
         home.home().join("config.yaml"),

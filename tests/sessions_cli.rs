@@ -1,6 +1,7 @@
 //! `ddcoterm sessions` (order, filters, short ids, formats, `show`) and `recording.retention` through the real
 //! binary, on recordings it made itself.
 
+mod harness;
 mod recorder_support;
 
 use recorder_support::Env;
@@ -187,10 +188,12 @@ fn retention_values_are_checked_and_a_user_cannot_delete_sooner_than_the_floor()
     let rec = env.recordings();
     std::fs::create_dir_all(&rec).unwrap();
     aged(&rec.join("0190aaaa-old.cast"), 40);
+    // A bad value is refused when the config is loaded: a usage error naming the flag and key, nothing run.
     let out = env.cmd().args(["--set", "recording.retention.max_age=soon", "--", "true"]).output().unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("recording.retention.max_age: `soon` is not a duration"),
+        text(&out.stderr).contains("recording.retention.max_age")
+            && text(&out.stderr).contains("`soon` is not a duration"),
         "{}",
         text(&out.stderr)
     );

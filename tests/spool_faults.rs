@@ -1,5 +1,6 @@
 //! Nothing lost, nothing twice: injected faults, a killed sender, concurrent senders, permanent errors.
 
+mod harness;
 mod support;
 
 use ddcoterm::datadog::ClientOptions;

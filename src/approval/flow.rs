@@ -35,23 +35,13 @@ pub struct FlowOptions {
 }
 
 impl FlowOptions {
-    /// From settings: durations parsed with the key named on error.
+    /// From settings (durations were parsed, and refused at zero, when the config was loaded); the error is
+    /// a `requester_handle` without its `{user}` placeholder.
     pub fn from_settings(
         s: &crate::config::settings::ApprovalSettings,
     ) -> Result<FlowOptions, crate::error::ConfigError> {
-        use crate::config::durations::parse;
-        let request_ttl = parse("approval.request_ttl", &s.request_ttl)?;
-        let poll_interval = parse("approval.poll_interval", &s.poll_interval)?;
-        if request_ttl.is_zero() {
-            return Err(crate::error::ConfigError::Policy(
-                "approval.request_ttl must be greater than zero (e.g. 30m)".into(),
-            ));
-        }
-        if poll_interval.is_zero() {
-            return Err(crate::error::ConfigError::Policy(
-                "approval.poll_interval must be greater than zero (e.g. 2s)".into(),
-            ));
-        }
+        let request_ttl = s.request_ttl.get();
+        let poll_interval = s.poll_interval.get();
         let requester_handle = match s.requester_handle.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(t) if !t.contains("{user}") => {
                 return Err(crate::error::ConfigError::Policy(format!(

@@ -55,8 +55,7 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<i32> {
         }
     };
     let dirs = loaded.as_ref().map(|l| l.dirs.clone()).unwrap_or_else(Dirs::from_env);
-    let user_shims =
-        loaded.as_ref().and_then(|l| l.settings.shims.dir.clone()).unwrap_or_else(|| dirs.user_shims());
+    let user_shims = loaded.as_ref().map(|l| l.paths.user_shims.clone()).unwrap_or_else(|| dirs.user_shims());
     let path_var = std::env::var_os("PATH").unwrap_or_default();
     let path: Vec<PathBuf> = std::env::split_paths(&path_var).collect();
     check_shims(&mut r, "shims (user)", &user_shims, &path, false);

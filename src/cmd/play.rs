@@ -21,7 +21,7 @@ pub fn run(g: &GlobalArgs, a: PlayArgs) -> anyhow::Result<i32> {
         std::path::PathBuf::from(&a.file)
     } else {
         let loaded = crate::cmd::context::load(g)?;
-        let dir = loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
+        let dir = loaded.paths.recordings.clone();
         library::resolve(&dir, &a.file)?
     };
     let (header, events) = player::read(&path).map_err(|e| Exit::new(exit::DATAERR, format!("{e:#}")))?;

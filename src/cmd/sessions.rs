@@ -20,7 +20,7 @@ pub fn run(g: &GlobalArgs, a: SessionsArgs) -> anyhow::Result<i32> {
         exit: a.exit,
     };
     let loaded = crate::cmd::context::load(g)?;
-    let dir = loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
+    let dir = loaded.paths.recordings.clone();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Some(SessionsCommand::Show { id }) = a.show {

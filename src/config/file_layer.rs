@@ -103,7 +103,22 @@ pub fn parse(path: &Path, text: &str) -> Result<LayerFile, ConfigError> {
             })
         }
     };
-    Ok(LayerFile { path: path.into(), settings, value: Arc::new(value), lines: Lines::new(text) })
+    let lines = Lines::new(text);
+    check_paths(path, &settings, &lines)?;
+    Ok(LayerFile { path: path.into(), settings, value: Arc::new(value), lines })
+}
+
+/// A relative path in a layer is an error naming the file, line and key ([`Settings::relative_path`]).
+fn check_paths(path: &Path, settings: &Settings, lines: &Lines) -> Result<(), ConfigError> {
+    match settings.relative_path() {
+        None => Ok(()),
+        Some((key, p)) => Err(ConfigError::invalid(
+            path,
+            lines.get(key),
+            None,
+            format!("key `{key}`: `{}` is not an absolute path; write it in full (no `~`)", p.display()),
+        )),
+    }
 }
 
 /// Names cached parses; bump the version when what a parse yields changes (the schema of [`Settings`] is
@@ -121,12 +136,9 @@ pub fn parse_cached(path: &Path, text: &str, cache: &OrgCache) -> Result<LayerFi
         if let Ok(value @ serde_yaml::Value::Mapping(_)) = serde_json::from_slice::<serde_yaml::Value>(&json)
         {
             if let Ok(settings) = <Settings as serde::Deserialize>::deserialize(&value) {
-                return Ok(LayerFile {
-                    path: path.into(),
-                    settings,
-                    value: Arc::new(value),
-                    lines: Lines::new(text),
-                });
+                let lines = Lines::new(text);
+                check_paths(path, &settings, &lines)?;
+                return Ok(LayerFile { path: path.into(), settings, value: Arc::new(value), lines });
             }
         }
     }
@@ -223,6 +235,18 @@ mod tests {
     fn bad_yaml_is_located() {
         let e = err("a: [\n");
         assert!(e.starts_with("/etc/ddcoterm/config.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_path_names_file_line_and_key() {
+        let e = err("recording:\n  input: true\n  dir: recs\n");
+        assert!(
+            e.starts_with("/etc/ddcoterm/config.yaml:3: key `recording.dir`: `recs` is not an absolute"),
+            "{e}"
+        );
+        let e = err("server:\n  token_file: ~/token\n");
+        assert!(e.contains(":2: key `server.token_file`"), "{e}");
+        assert!(parse(Path::new("x"), "spool:\n  dir: /var/spool/x\n").is_ok());
     }
 
     #[test]

@@ -70,6 +70,33 @@ pub struct Loaded {
     /// Installed bundles that are in force.
     pub bundles: Vec<BundleFile>,
     pub dirs: Dirs,
+    /// Where things are, resolved once from the settings and [`Loaded::dirs`].
+    pub paths: Paths,
+}
+
+/// The directories a command works in, each the configured key or its default, resolved once at load (every
+/// configured path was checked to be absolute, by the layer that set it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `recording.dir`, else `~/.ddcoterm/recordings`.
+    pub recordings: PathBuf,
+    /// `spool.dir`, else `~/.ddcoterm/spool`.
+    pub spool: PathBuf,
+    /// `shims.dir`, else `~/.ddcoterm/overrides`.
+    pub user_shims: PathBuf,
+    /// `shims.system_dir`, else `/usr/local/lib/ddcoterm/overrides`.
+    pub system_shims: PathBuf,
+}
+
+impl Paths {
+    fn resolve(s: &Settings, dirs: &Dirs) -> Paths {
+        Paths {
+            recordings: s.recording.dir.clone().unwrap_or_else(|| dirs.recordings()),
+            spool: s.spool.dir.clone().unwrap_or_else(|| dirs.spool()),
+            user_shims: s.shims.dir.clone().unwrap_or_else(|| dirs.user_shims()),
+            system_shims: s.shims.system_dir.clone().unwrap_or_else(|| crate::dirs::SYSTEM_SHIM_DIR.into()),
+        }
+    }
 }
 
 /// One layer's values, kept to compute provenance on demand.
@@ -312,6 +339,7 @@ fn load_layers(opts: &LoadOptions, user_errors: UserLayerErrors) -> Result<Loade
     }
 
     Ok(Loaded {
+        paths: Paths::resolve(&settings, dirs),
         settings,
         policy,
         sources,
@@ -492,7 +520,14 @@ fn env_and_flags(
     // the usual shim call, which has neither).
     if !origins.is_empty() {
         let check = Figment::from(Serialized::defaults(Settings::default())).merge(fig.clone());
-        check.extract::<Settings>().map_err(figment_error)?;
+        let settings = check.extract::<Settings>().map_err(figment_error)?;
+        if let Some((key, p)) = settings.relative_path() {
+            return Err(ConfigError::Env {
+                source_name: "environment/flags".into(),
+                key: key.into(),
+                msg: format!("`{}` is not an absolute path; write it in full (no `~`)", p.display()),
+            });
+        }
     }
     Ok((fig, origins))
 }
@@ -541,11 +576,19 @@ fn nest(key: &str) -> serde_yaml::Value {
 /// the key takes (`expected an integer`), not serde's names for it.
 fn check_flag(key: &str, raw: &str, value: &serde_yaml::Value) -> Result<(), ConfigError> {
     let fig = Figment::from(Serialized::defaults(Settings::default())).merge(Serialized::default(key, value));
-    fig.extract::<Settings>().map(|_| ()).map_err(|e| ConfigError::Flag {
+    let settings = fig.extract::<Settings>().map_err(|e| ConfigError::Flag {
         key: key.to_string(),
         value: raw.to_string(),
         msg: super::expected::describe(&e.kind),
-    })
+    })?;
+    match settings.relative_path() {
+        None => Ok(()),
+        Some((key, p)) => Err(ConfigError::Flag {
+            key: key.to_string(),
+            value: raw.to_string(),
+            msg: format!("`{}` is not an absolute path; write it in full (no `~`)", p.display()),
+        }),
+    }
 }
 
 fn figment_error(e: figment::Error) -> ConfigError {

@@ -66,8 +66,12 @@ fn scalar_precedence_system_team_user_env_flags() {
         let l = load(&opts(jail, &["spool.max_bytes=5"])).unwrap();
         assert_eq!(l.settings.spool.max_bytes, 5, "flags win");
         assert_eq!(l.origins()["spool.max_bytes"].layer, "flags");
-        assert_eq!(l.settings.spool.flush_timeout, "1s", "system value kept where nothing overrides");
-        assert_eq!(l.settings.approval.poll_interval, "8s", "team overrides system");
+        assert_eq!(
+            l.settings.spool.flush_timeout.as_str(),
+            "1s",
+            "system value kept where nothing overrides"
+        );
+        assert_eq!(l.settings.approval.poll_interval.as_str(), "8s", "team overrides system");
         assert_eq!(l.origins()["approval.poll_interval"].layer, "team");
         assert_eq!(l.settings.recording.merge_bytes, 3, "user overrides team");
         assert_eq!(l.origins()["recording.merge_bytes"].line(), Some(4));

@@ -3,6 +3,7 @@
 
 pub mod bundle_layer;
 pub mod durations;
+pub mod edit;
 pub mod expected;
 pub mod file_layer;
 pub mod lines;
@@ -13,7 +14,7 @@ pub mod safety;
 pub mod settings;
 pub mod trust;
 
-pub use load::{load, load_guarded, LayerInfo, LoadOptions, Loaded};
+pub use load::{load, load_guarded, LayerInfo, LoadOptions, Loaded, Paths};
 pub use policy_set::{PolicySet, SnippetKind, SnippetRef, SourcedLint, SourcedRule};
 pub use settings::Settings;
 

@@ -20,7 +20,6 @@
 //! | `server.url`, `server.token_file` | set by the organisation: its value, always |
 //! | `recording.input`, `recording.shell_integration` | `true` wins |
 
-use super::durations;
 use super::settings::Settings;
 
 /// What the organisation's layers set, as raw YAML trees (only the keys each file writes).
@@ -92,16 +91,17 @@ pub fn enforce(floor: &Settings, org: &OrgValues<'_>, merged: &mut Settings, war
         merged.connection_config.allow_loopback = false;
     }
 
-    // Durations: the shorter one. A value that does not parse is left for its user to report (with its key).
-    for (key, have, want) in [
-        ("approval.request_ttl", &mut merged.approval.request_ttl, &floor.approval.request_ttl),
-        ("approval.grant_ttl", &mut merged.approval.grant_ttl, &floor.approval.grant_ttl),
-    ] {
-        if let (Ok(h), Ok(w)) = (durations::parse(key, have), durations::parse(key, want)) {
-            if h > w {
-                restore(key, format!("`{have}`"), format!("`{want}`"));
-                *have = want.clone();
-            }
+    // Durations: the shorter one (both were parsed at load).
+    {
+        let (have, want) = (&mut merged.approval.request_ttl, &floor.approval.request_ttl);
+        if have.get() > want.get() {
+            restore("approval.request_ttl", format!("`{have}`"), format!("`{want}`"));
+            *have = want.clone();
+        }
+        let (have, want) = (&mut merged.approval.grant_ttl, &floor.approval.grant_ttl);
+        if have.get() > want.get() {
+            restore("approval.grant_ttl", format!("`{have}`"), format!("`{want}`"));
+            *have = want.clone();
         }
     }
 
@@ -111,27 +111,16 @@ pub fn enforce(floor: &Settings, org: &OrgValues<'_>, merged: &mut Settings, war
     }
 
     // Retention: keeping recordings longer (or without a limit, `0`) is the tighter side.
-    let age = |v: &str| match v.trim() {
-        "0" => Some(u128::MAX),
-        t => humantime::parse_duration(t).ok().map(|d| d.as_millis()),
-    };
-    let total = |v: &str| match v.trim().parse::<bytesize::ByteSize>() {
-        Ok(b) if b.0 == 0 => Some(u128::MAX),
-        Ok(b) => Some(b.0 as u128),
-        Err(_) => None,
-    };
+    let unlimited_if_zero = |v: u128| if v == 0 { u128::MAX } else { v };
     let r = &mut merged.recording.retention;
     let f = &floor.recording.retention;
-    for (key, have, want, measure) in [
-        ("recording.retention.max_age", &mut r.max_age, &f.max_age, &age as &dyn Fn(&str) -> Option<u128>),
-        ("recording.retention.max_total", &mut r.max_total, &f.max_total, &total),
-    ] {
-        if let (Some(h), Some(w)) = (measure(have), measure(want)) {
-            if h < w {
-                restore(key, format!("`{have}`"), format!("`{want}`"));
-                *have = want.clone();
-            }
-        }
+    if unlimited_if_zero(r.max_age.get().as_millis()) < unlimited_if_zero(f.max_age.get().as_millis()) {
+        restore("recording.retention.max_age", format!("`{}`", r.max_age), format!("`{}`", f.max_age));
+        r.max_age = f.max_age.clone();
+    }
+    if unlimited_if_zero(r.max_total.bytes().into()) < unlimited_if_zero(f.max_total.bytes().into()) {
+        restore("recording.retention.max_total", format!("`{}`", r.max_total), format!("`{}`", f.max_total));
+        r.max_total = f.max_total.clone();
     }
 
     // Patterns only add: every organisation pattern stays, whatever the user's list says.

@@ -3,6 +3,7 @@
 //! `deny_unknown_fields` everywhere: a typo in a fleet config must be an error that names the key, not a
 //! silently ignored policy.
 
+use super::durations::{ConfigDuration, ConfigSize, PositiveDuration};
 use crate::model::Action;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -107,6 +108,25 @@ fn de_snippet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error
     })
 }
 
+impl Settings {
+    /// The first path key set to a relative path (`recs`, `~/recs`), which would name a different place in
+    /// every working directory: refused at load, with its key, by the layer that set it.
+    pub fn relative_path(&self) -> Option<(&'static str, &std::path::Path)> {
+        let keys: [(&'static str, Option<&PathBuf>); 9] = [
+            ("recording.dir", self.recording.dir.as_ref()),
+            ("spool.dir", self.spool.dir.as_ref()),
+            ("server.token_file", self.server.token_file.as_ref()),
+            ("shims.dir", self.shims.dir.as_ref()),
+            ("shims.system_dir", self.shims.system_dir.as_ref()),
+            ("shims.profile_script", self.shims.profile_script.as_ref()),
+            ("agent.socket", Some(&self.agent.socket)),
+            ("agent.state_dir", Some(&self.agent.state_dir)),
+            ("agent.credentials_file", self.agent.credentials_file.as_ref()),
+        ];
+        keys.into_iter().find_map(|(k, p)| p.filter(|p| !p.is_absolute()).map(|p| (k, p.as_path())))
+    }
+}
+
 /// Terminal recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -118,7 +138,7 @@ pub struct RecordingSettings {
     /// Record keystrokes (`i` events); never while the terminal has echo off.
     pub input: bool,
     /// Merge PTY reads into one event for at most this long (e.g. `10ms`).
-    pub merge_window: String,
+    pub merge_window: ConfigDuration,
     /// ...or until this many bytes are buffered.
     pub merge_bytes: usize,
     /// Inject shell-integration markers (per-command process events for bash/zsh).
@@ -134,16 +154,20 @@ pub struct RecordingSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Delete recordings last written longer ago than this (`90d`, `12h`); `0`: no age limit.
-    pub max_age: String,
+    pub max_age: ConfigDuration,
     /// Then delete the oldest until the directory holds at most this much (`2GiB`, `500MB`); `0`: no limit.
-    pub max_total: String,
+    pub max_total: ConfigSize,
     /// Look at the directory at most this often (at session start and `spool flush`).
-    pub interval: String,
+    pub interval: ConfigDuration,
 }
 
 impl Default for RetentionSettings {
     fn default() -> Self {
-        RetentionSettings { max_age: "90d".into(), max_total: "2GiB".into(), interval: "1h".into() }
+        RetentionSettings {
+            max_age: ConfigDuration::lit("90d"),
+            max_total: ConfigSize::from("2GiB"),
+            interval: ConfigDuration::lit("1h"),
+        }
     }
 }
 
@@ -153,7 +177,7 @@ impl Default for RecordingSettings {
             dir: None,
             shell: None,
             input: false,
-            merge_window: "10ms".into(),
+            merge_window: ConfigDuration::lit("10ms"),
             merge_bytes: 64 * 1024,
             shell_integration: true,
             retention: RetentionSettings::default(),
@@ -188,9 +212,12 @@ pub struct RedactionPattern {
 #[serde(default, deny_unknown_fields)]
 pub struct ApprovalSettings {
     pub project_id: Option<String>,
-    pub request_ttl: String,
-    pub grant_ttl: String,
-    pub poll_interval: String,
+    /// How long an approval request waits for a decision (> 0).
+    pub request_ttl: PositiveDuration,
+    /// How long an approval is reused for the same command; `0s`: never.
+    pub grant_ttl: ConfigDuration,
+    /// How often the case is polled (> 0; backs off to five times this).
+    pub poll_interval: PositiveDuration,
     pub offer_incidents: bool,
     /// With an organisation-held application key (a service account), the requester's Datadog handle:
     /// `{user}` is replaced by the unix login name (`{user}@example.com`). An approval by that handle, or by
@@ -202,9 +229,9 @@ impl Default for ApprovalSettings {
     fn default() -> Self {
         ApprovalSettings {
             project_id: None,
-            request_ttl: "30m".into(),
-            grant_ttl: "0s".into(),
-            poll_interval: "2s".into(),
+            request_ttl: PositiveDuration::from("30m"),
+            grant_ttl: ConfigDuration::lit("0s"),
+            poll_interval: PositiveDuration::from("2s"),
             offer_incidents: false,
             requester_handle: None,
         }
@@ -226,7 +253,7 @@ pub struct SpoolSettings {
     pub dir: Option<PathBuf>,
     pub max_bytes: u64,
     /// How long a finished command may wait for uploads before leaving the rest spooled.
-    pub flush_timeout: String,
+    pub flush_timeout: ConfigDuration,
     /// Start `ddcoterm spool flush --background` (detached, one at a time) for what a command leaves behind.
     pub background_flush: bool,
 }
@@ -236,7 +263,7 @@ impl Default for SpoolSettings {
         SpoolSettings {
             dir: None,
             max_bytes: 512 * 1024 * 1024,
-            flush_timeout: "3s".into(),
+            flush_timeout: ConfigDuration::lit("3s"),
             background_flush: true,
         }
     }
@@ -296,14 +323,14 @@ pub enum NonInteractive {
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySettings {
     /// Wall-clock budget per snippet.
-    pub snippet_timeout: String,
+    pub snippet_timeout: PositiveDuration,
     /// Memory limit of the Lua state, bytes.
     pub memory_limit: usize,
 }
 
 impl Default for PolicySettings {
     fn default() -> Self {
-        PolicySettings { snippet_timeout: "50ms".into(), memory_limit: 16 * 1024 * 1024 }
+        PolicySettings { snippet_timeout: PositiveDuration::from("50ms"), memory_limit: 16 * 1024 * 1024 }
     }
 }
 

@@ -69,8 +69,7 @@ pub fn require(
         return break_glass(loaded, &req);
     }
     let opts = FlowOptions::from_settings(&loaded.settings.approval)?;
-    let grant_ttl =
-        crate::config::durations::parse("approval.grant_ttl", &loaded.settings.approval.grant_ttl)?;
+    let grant_ttl = loaded.settings.approval.grant_ttl.get();
     let want_incidents =
         decision.actions.contains(Action::Incidents) || loaded.settings.approval.offer_incidents;
     let cancel = Arc::new(AtomicBool::new(false));

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 
 /// The user's shim directory (`shims.dir`, else `~/.ddcoterm/overrides`).
 pub fn user_dir(loaded: &Loaded) -> PathBuf {
-    loaded.settings.shims.dir.clone().unwrap_or_else(|| loaded.dirs.user_shims())
+    loaded.paths.user_shims.clone()
 }
 
 /// The system shim directory (`shims.system_dir`, else /usr/local/lib/ddcoterm/overrides).
 pub fn system_dir(loaded: &Loaded) -> PathBuf {
-    loaded.settings.shims.system_dir.clone().unwrap_or_else(|| PathBuf::from(crate::dirs::SYSTEM_SHIM_DIR))
+    loaded.paths.system_shims.clone()
 }
 
 /// The real `name` on this process's PATH, skipping both shim directories and ddcoterm itself: what a shim

@@ -4,21 +4,17 @@
 
 /// Applies `recording.retention` to the local recordings directory when a sweep is due (at most once per
 /// `recording.retention.interval`): called when a recorded session starts and by `ddcoterm spool flush`.
-/// Never fails its caller: a bad value or an I/O error is reported on stderr and nothing is deleted.
+/// Never fails its caller: an I/O error is reported on stderr and nothing is deleted.
 pub fn sweep_if_due(loaded: &crate::config::Loaded) {
     use crate::recorder::retention;
     if loaded.settings.agent.enabled {
         return; // Bastion mode: the agent holds the evidence, and nothing is evicted.
     }
-    let policy = match retention::Policy::from_settings(&loaded.settings.recording.retention) {
-        Ok(p) if p.is_off() => return,
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("ddcoterm: {e}; no recording deleted");
-            return;
-        }
-    };
-    let dir = loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings());
+    let policy = retention::Policy::from_settings(&loaded.settings.recording.retention);
+    if policy.is_off() {
+        return;
+    }
+    let dir = loaded.paths.recordings.clone();
     let now = std::time::SystemTime::now();
     if !retention::due(&dir, policy.interval, now) {
         return;

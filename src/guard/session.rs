@@ -2,7 +2,7 @@
 //! its decided actions, its recording kept locally and uploaded (or held by the bastion agent).
 
 use super::plan::{shell_path, Launch, Target};
-use crate::config::{durations, Loaded};
+use crate::config::Loaded;
 use crate::dirs::{self, ENV_SESSION};
 use crate::error::Exit;
 use crate::model::{Action, Output, ProcessEvent, SessionMeta};
@@ -137,7 +137,7 @@ pub fn run(loaded: &Loaded, l: &Launch) -> anyhow::Result<Option<i32>> {
 /// The recorder's settings for this session, checked before anything starts.
 fn pipeline_config(loaded: &Loaded, l: &Launch) -> anyhow::Result<PipelineConfig> {
     let rec = &loaded.settings.recording;
-    let merge_window = durations::parse("recording.merge_window", &rec.merge_window)?;
+    let merge_window = rec.merge_window.get();
     if rec.merge_bytes == 0 {
         return Err(crate::error::ConfigError::Env {
             source_name: "configuration".into(),

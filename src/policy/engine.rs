@@ -82,12 +82,8 @@ impl PolicyEngine {
     /// lazily by [`evaluate`](Self::evaluate), for the invoked executable only; [`validate_all`](Self::validate_all)
     /// compiles everything.
     pub fn from_settings(policy: &PolicySet, settings: &PolicySettings) -> Result<PolicyEngine, ConfigError> {
-        let timeout = crate::config::durations::parse("policy.snippet_timeout", &settings.snippet_timeout)?;
-        if timeout.is_zero() {
-            return Err(ConfigError::Policy(
-                "policy.snippet_timeout must be greater than zero (e.g. 50ms)".into(),
-            ));
-        }
+        // Parsed (and refused at zero) when the config was loaded.
+        let timeout = settings.snippet_timeout.get();
         if settings.memory_limit < 1024 * 1024 {
             return Err(ConfigError::Policy(format!(
                 "policy.memory_limit is {} bytes; at least 1048576 (1 MiB) is needed to run snippets",

@@ -452,11 +452,7 @@ fn decision_reports_computed_context() {
 
 #[test]
 fn budget_and_memory_come_from_settings() {
-    let bad = PolicySettings { snippet_timeout: "soon".into(), ..Default::default() };
-    let err = PolicyEngine::from_settings(&PolicySet::default(), &bad).unwrap_err().to_string();
-    assert!(err.contains("policy.snippet_timeout"), "{err}");
-    let zero = PolicySettings { snippet_timeout: "0s".into(), ..Default::default() };
-    assert!(PolicyEngine::from_settings(&PolicySet::default(), &zero).is_err());
+    // A bad or zero `snippet_timeout` is refused when the config is loaded (tests/config_settings.rs).
     let tiny = PolicySettings { memory_limit: 10, ..Default::default() };
     assert!(PolicyEngine::from_settings(&PolicySet::default(), &tiny)
         .unwrap_err()

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod flags;
 pub mod invocation;
 pub mod sandbox;
+pub mod test_table;
 
 pub use engine::{Decision, DecisionSource, LintWarning, PolicyEngine};
 pub use flags::{parse_flags, FlagValue};

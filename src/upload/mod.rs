@@ -23,7 +23,6 @@ pub use deliver::{Deliverer, ServerDeliver};
 pub use flush::FinishReport;
 pub use route::Destination;
 
-use crate::config::durations;
 use crate::config::Loaded;
 use crate::spool::{Record, RecordId, Sender, SenderOptions, Spool};
 use anyhow::Context;
@@ -33,7 +32,7 @@ use std::time::Duration;
 
 /// `spool.dir`, else `~/.ddcoterm/spool`.
 pub fn spool_dir(loaded: &Loaded) -> PathBuf {
-    loaded.settings.spool.dir.clone().unwrap_or_else(|| loaded.dirs.spool())
+    loaded.paths.spool.clone()
 }
 
 /// Opens the configured spool (creating it 0700).
@@ -41,9 +40,9 @@ pub fn open_spool(loaded: &Loaded) -> anyhow::Result<Spool> {
     Ok(Spool::open(spool_dir(loaded), loaded.settings.spool.max_bytes)?)
 }
 
-/// `spool.flush_timeout`, parsed.
-pub fn flush_timeout(loaded: &Loaded) -> anyhow::Result<Duration> {
-    Ok(durations::parse("spool.flush_timeout", &loaded.settings.spool.flush_timeout)?)
+/// `spool.flush_timeout` (parsed when the config was loaded).
+pub fn flush_timeout(loaded: &Loaded) -> Duration {
+    loaded.settings.spool.flush_timeout.get()
 }
 
 /// The configured server's base URL (`server.url`, checked), if any.
@@ -105,7 +104,7 @@ impl Uploader {
         dd: crate::datadog::ClientOptions,
         srv: server::ServerOptions,
     ) -> anyhow::Result<Uploader> {
-        let flush_timeout = flush_timeout(loaded)?;
+        let flush_timeout = flush_timeout(loaded);
         let spool = Arc::new(open_spool(loaded).context("opening the spool")?);
         let deliver = Arc::new(deliverer(loaded, dd, srv));
         if let Some(why) = &deliver.no_server {

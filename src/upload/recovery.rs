@@ -70,7 +70,7 @@ impl std::fmt::Display for SweepReport {
 
 /// `recording.dir`, else `~/.ddcoterm/recordings`.
 pub fn recordings_dir(loaded: &Loaded) -> PathBuf {
-    loaded.settings.recording.dir.clone().unwrap_or_else(|| loaded.dirs.recordings())
+    loaded.paths.recordings.clone()
 }
 
 /// Spools through this process's uploader (a recorded session's, which sends them with its own).

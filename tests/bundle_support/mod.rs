@@ -1,7 +1,9 @@
-//! Shared harness for the bundle integration tests: an isolated system dir, a signing key, bundle texts,
-//! and helpers to run the binary and load the configuration through the library.
+//! Helpers of the bundle integration tests: a signing key, bundle texts, and loading the configuration through
+//! the library, over the one isolated world of `tests/harness` (every test binary that uses this module also
+//! declares `mod harness;`).
 #![allow(dead_code)]
 
+use crate::harness::World;
 use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey};
 use std::os::unix::fs::PermissionsExt;
@@ -11,27 +13,29 @@ use std::process::Output;
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 pub struct Fleet {
-    pub tmp: tempfile::TempDir,
+    pub world: World,
+    /// The system dir (organisation layers, `bundles/`).
     pub system: PathBuf,
+    /// `DDCOTERM_HOME`.
     pub home: PathBuf,
     pub key: SigningKey,
 }
 
 impl Fleet {
-    /// A system dir (0755) whose config trusts `key` and pulls from `sources`.
+    /// A world whose system config trusts `key` and pulls from `sources`.
     pub fn new(sources: &[String]) -> Fleet {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let system = tmp.path().join("etc");
-        let home = tmp.path().join("home");
-        for d in [&system, &home] {
-            std::fs::create_dir(d).unwrap();
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let world = World::bare();
+        std::fs::set_permissions(world.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (system, home) = (world.system(), world.ddhome());
         let key = SigningKey::from_bytes(&[42u8; 32]);
-        let f = Fleet { tmp, system, home, key };
+        let f = Fleet { world, system, home, key };
         f.configure(sources);
         f
+    }
+
+    /// The temp dir the world lives in (free for a test's own files).
+    pub fn root(&self) -> &Path {
+        self.world.root()
     }
 
     pub fn trusted_key(&self) -> String {
@@ -61,15 +65,7 @@ impl Fleet {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ddcoterm"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("DDCOTERM_HOME", &self.home)
-            .env("DDCOTERM_SYSTEM_DIR", &self.system)
-            .output()
-            .unwrap()
+        self.world.ddcoterm(args).output().unwrap()
     }
 
     pub fn sign(&self, data: &str) -> String {
@@ -78,10 +74,7 @@ impl Fleet {
 
     /// Loads the layered configuration the way every command does.
     pub fn load(&self) -> Result<ddcoterm::config::Loaded, ddcoterm::error::ConfigError> {
-        let opts = ddcoterm::config::LoadOptions {
-            dirs: ddcoterm::dirs::Dirs::at(self.system.clone(), self.home.clone()),
-            sets: Vec::new(),
-        };
+        let opts = ddcoterm::config::LoadOptions { dirs: self.world.dirs(), sets: Vec::new() };
         ddcoterm::config::load(&opts)
     }
 

@@ -1,4 +1,7 @@
-//! One harness for integration tests: an isolated HOME, system dir, shim dir and fake real binaries.
+//! The one isolated-environment builder of the integration tests: a temp HOME, `DDCOTERM_HOME`, system dir,
+//! shim dir and fake real binaries, and the environment a command runs with there. Every other test helper
+//! (`support` for the Datadog fake, `recorder_support` for casts, `bundle_support` for signing) builds its
+//! world with this one, so there is one place that decides what "isolated" means.
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -22,24 +25,47 @@ pub fn reference(name: &str) -> String {
 }
 
 impl World {
+    /// A world whose organisation config allows the loopback Datadog fake (see [`World::system_config`]).
     pub fn new() -> World {
+        let w = World::bare();
+        w.system_config("");
+        w
+    }
+    /// A world with no organisation config at all (built-in defaults under the user's layers).
+    pub fn bare() -> World {
         let root = tempfile::tempdir().unwrap();
         for d in ["etc", "home/.ddcoterm", "real", "shims"] {
             std::fs::create_dir_all(root.path().join(d)).unwrap();
         }
         std::fs::set_permissions(root.path().join("etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let w = World { root };
-        w.system_config("");
-        w
+        World { root }
+    }
+    /// The temp dir everything lives in (the working directory of [`World::cmd`]).
+    pub fn root(&self) -> &Path {
+        self.root.path()
     }
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.path().join(rel)
     }
+    /// `HOME`.
     pub fn home(&self) -> PathBuf {
         self.path("home")
     }
+    /// `DDCOTERM_HOME` (`~/.ddcoterm`): the user layer, recordings, spool.
     pub fn ddhome(&self) -> PathBuf {
         self.path("home/.ddcoterm")
+    }
+    /// The system dir (`DDCOTERM_SYSTEM_DIR`): the organisation's layers.
+    pub fn system(&self) -> PathBuf {
+        self.path("etc")
+    }
+    /// `~/.ddcoterm/recordings`.
+    pub fn recordings(&self) -> PathBuf {
+        self.ddhome().join("recordings")
+    }
+    /// The directories as the library sees them, for tests that load the configuration in-process.
+    pub fn dirs(&self) -> ddcoterm::dirs::Dirs {
+        ddcoterm::dirs::Dirs::at(self.system(), self.ddhome())
     }
     pub fn write(&self, rel: &str, text: &str, mode: u32) -> PathBuf {
         let p = self.path(rel);
@@ -90,6 +116,13 @@ impl World {
     /// A command with the world's environment (and nothing of the caller's DDCOTERM_*/DD_* variables).
     pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
+        self.apply(&mut c);
+        c
+    }
+    /// Gives `c` the world's environment: HOME, DDCOTERM_HOME, the system and shim dirs, a PATH of the shims,
+    /// the fake real binaries and the system's, `TERM=xterm`, the world as working directory, and none of the
+    /// caller's DDCOTERM_*, DD_*, COTERM_* or KUBECONFIG variables.
+    pub fn apply(&self, c: &mut Command) {
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("DDCOTERM_")
@@ -114,7 +147,6 @@ impl World {
             )
             .env("TERM", "xterm")
             .current_dir(self.root.path());
-        c
     }
     pub fn ddcoterm(&self, args: &[&str]) -> Command {
         let mut c = self.cmd(bin());

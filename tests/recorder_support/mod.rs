@@ -1,58 +1,61 @@
-//! Shared harness for the recorder integration tests: an isolated home and system dir, the real binary.
+//! Helpers of the recorder integration tests (reading casts and event logs), over the one isolated world of
+//! `tests/harness` (every test binary that uses this module also declares `mod harness;`).
 #![allow(dead_code)]
 
+use crate::harness::World;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ddcoterm");
 
-/// One isolated installation: `DDCOTERM_HOME`, `DDCOTERM_SYSTEM_DIR` and `HOME` under a temp dir.
+/// One isolated installation ([`World::bare`]: no organisation config) and its recordings.
 pub struct Env {
-    pub dir: tempfile::TempDir,
+    pub world: World,
 }
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        std::fs::create_dir_all(dir.path().join("sys")).unwrap();
-        std::fs::create_dir_all(dir.path().join("user")).unwrap();
-        Env { dir }
+        Env { world: World::bare() }
     }
 
+    /// The temp dir the installation lives in (free for a test's own files).
+    pub fn root(&self) -> &Path {
+        self.world.root()
+    }
+
+    /// `DDCOTERM_HOME`.
     pub fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
+        self.world.ddhome()
     }
 
-    /// The user's HOME (empty: no rc files unless a test writes some).
+    /// The user's HOME (no rc files unless a test writes some).
     pub fn user_home(&self) -> PathBuf {
-        self.dir.path().join("user")
+        self.world.home()
+    }
+
+    /// The system dir (organisation layers).
+    pub fn system(&self) -> PathBuf {
+        self.world.system()
     }
 
     pub fn recordings(&self) -> PathBuf {
-        self.home().join("recordings")
+        self.world.recordings()
     }
 
     /// `~/.ddcoterm/config.yaml` for this installation.
     pub fn config(&self, yaml: &str) {
-        std::fs::write(self.home().join("config.yaml"), yaml).unwrap();
+        self.world.user_config(yaml);
     }
 
     /// The binary with this installation's environment, outside any recorded session.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        self.apply(&mut c);
-        c
+        self.world.cmd(BIN)
     }
 
+    /// Gives `c` this installation's environment ([`World::apply`]).
     pub fn apply(&self, c: &mut Command) {
-        c.env("DDCOTERM_HOME", self.home())
-            .env("DDCOTERM_SYSTEM_DIR", self.dir.path().join("sys"))
-            .env("HOME", self.user_home())
-            .env_remove("DDCOTERM_SESSION")
-            .env_remove("DDCOTERM_LOG")
-            .env("TERM", "xterm");
+        self.world.apply(c);
     }
 
     /// Every `.cast` file, sorted.

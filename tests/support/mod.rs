@@ -492,72 +492,57 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
     }
 }
 
-/// An isolated ddcoterm home + system dir, with a config pointing at a fake (or anywhere).
+/// An isolated installation (the one world of `tests/harness`; every test binary that uses this module also
+/// declares `mod harness;`), with a user config pointing at a fake (or anywhere).
 pub struct Home {
-    pub tmp: tempfile::TempDir,
+    pub world: crate::harness::World,
 }
 
 impl Home {
     pub fn new() -> Home {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("home")).unwrap();
-        std::fs::create_dir_all(tmp.path().join("system")).unwrap();
-        let h = Home { tmp };
-        h.system_config("");
-        h
+        Home { world: crate::harness::World::new() }
     }
-    /// Writes the organisation's `config.yaml`: `text` plus `connection_config.allow_loopback: true`, which
-    /// only the organisation can set and which the fake on 127.0.0.1 needs.
+    /// Writes the organisation's `config.yaml` ([`crate::harness::World::system_config`]: plus
+    /// `connection_config.allow_loopback: true`, which the fake on 127.0.0.1 needs).
     pub fn system_config(&self, text: &str) -> &Home {
-        let loopback = "connection_config:\n  allow_loopback: true\n";
-        let text = if text.contains("connection_config:") {
-            text.replacen("connection_config:\n", loopback, 1)
-        } else {
-            format!("{loopback}{text}")
-        };
-        std::fs::write(self.system().join("config.yaml"), text).unwrap();
+        self.world.system_config(text);
         self
     }
+    /// The temp dir the installation lives in (free for a test's own files; the commands' working dir).
+    pub fn root(&self) -> &std::path::Path {
+        self.world.root()
+    }
+    /// `DDCOTERM_HOME`: the user config, recordings, spool, audit log.
     pub fn home(&self) -> std::path::PathBuf {
-        self.tmp.path().join("home")
+        self.world.ddhome()
+    }
+    /// The user's `HOME` (rc files).
+    pub fn user_home(&self) -> std::path::PathBuf {
+        self.world.home()
     }
     pub fn system(&self) -> std::path::PathBuf {
-        self.tmp.path().join("system")
+        self.world.system()
     }
     pub fn spool(&self) -> std::path::PathBuf {
         self.home().join("spool")
     }
     /// Writes `~/.ddcoterm/config.yaml` (0600) with host, API key and app key, plus `extra` YAML.
     pub fn config(&self, host: &str, api_key: &str, extra: &str) -> &Home {
-        use std::os::unix::fs::PermissionsExt;
-        let p = self.home().join("config.yaml");
-        let text = format!(
+        self.world.user_config(&format!(
             "connection_config:\n  host: {host}\n  api_key: {api_key}\n  app_key: {APP_KEY}\n{extra}"
-        );
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        ));
         self
     }
     /// The configuration as a command would load it.
     pub fn loaded(&self) -> ddcoterm::config::Loaded {
-        let opts = ddcoterm::config::LoadOptions {
-            dirs: ddcoterm::dirs::Dirs::at(self.system(), self.home()),
-            sets: Vec::new(),
-        };
+        let opts = ddcoterm::config::LoadOptions { dirs: self.world.dirs(), sets: Vec::new() };
         ddcoterm::config::load(&opts).expect("config loads")
     }
-    /// The ddcoterm binary with this home, and none of the caller's Datadog environment.
+    /// The ddcoterm binary in this world ([`crate::harness::World::apply`]).
     pub fn cmd(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ddcoterm"));
-        c.env("DDCOTERM_HOME", self.home())
-            .env("DDCOTERM_SYSTEM_DIR", self.system())
-            .env("HOME", self.tmp.path())
-            .env_remove("DD_API_KEY")
-            .env_remove("DD_APP_KEY")
-            .env_remove("DD_SITE")
-            .env_remove("DDCOTERM_LOG")
-            // A detached flusher would race the tests' own `spool flush`; tests that want one turn it back on.
-            .env("DDCOTERM_SPOOL__BACKGROUND_FLUSH", "false");
+        let mut c = self.world.ddcoterm(&[]);
+        // A detached flusher would race the tests' own `spool flush`; tests that want one turn it back on.
+        c.env("DDCOTERM_SPOOL__BACKGROUND_FLUSH", "false");
         c
     }
     /// Every byte under the spool dir (for leak checks).
