@@ -36,7 +36,7 @@ test: fleet-prereqs
 
 fleet-test: fleet-prereqs ## Only the fleet container tests (debug build)
 	$(CARGO) test --locked --test fleet_image --test fleet_ansible --test fleet_configs --test fleet_ssh --test fleet_bastion \
-		--test fleet_package --test fleet_server_image --test fleet_server_ansible -- --nocapture
+		--test fleet_package --test fleet_server_image --test fleet_server_ansible --test fleet_e2e -- --nocapture
 
 e2e: ## Base image, release build, image, chart and role checks, fleet tests on the release binary
 	@bash scripts/e2e.sh
