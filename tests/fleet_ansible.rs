@@ -86,8 +86,15 @@ fn playbook(inventory: &Path, extra: &[&str]) -> std::process::Output {
 
 /// Runs site.yml against the containers; returns the PLAY RECAP `changed=` count per host and the time.
 fn run_playbook(inventory: &Path) -> (BTreeMap<String, u32>, f64) {
+    let (changed, took) = run_playbook_with(inventory, &[]);
+    assert_eq!(changed.len(), BASTIONS, "recap for every bastion: {changed:?}");
+    (changed, took)
+}
+
+/// Runs site.yml with `extra` arguments; it must succeed. Returns `changed=` per host in the recap and the time.
+fn run_playbook_with(inventory: &Path, extra: &[&str]) -> (BTreeMap<String, u32>, f64) {
     let start = Instant::now();
-    let out = playbook(inventory, &[]);
+    let out = playbook(inventory, extra);
     let took = start.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -109,7 +116,7 @@ fn run_playbook(inventory: &Path) -> (BTreeMap<String, u32>, f64) {
         assert_eq!((get("failed"), get("unreachable")), (0, 0), "recap: {line}");
         changed.insert(host.trim().to_string(), get("changed"));
     }
-    assert_eq!(changed.len(), BASTIONS, "recap for every bastion:\n{stdout}");
+    assert!(!changed.is_empty(), "no recap in:\n{stdout}");
     (changed, took)
 }
 
@@ -346,4 +353,84 @@ fn ansible_rolls_out_to_three_bastions_idempotently_and_the_org_policy_holds() {
     let good = assert_force_command(containers[0].id());
     assert_bad_dropin_rolled_back(&inventory, containers[0].id(), &good);
     assert_policy_floor(containers[0].id());
+
+    // A policy push touches only the configuration (tag), and changes nothing that is already in place.
+    let (tagged, _) = run_playbook_with(&inventory, &["--tags", "ddcoterm_config"]);
+    assert!(tagged.values().all(|&n| n == 0), "--tags ddcoterm_config on an up-to-date fleet: {tagged:?}");
+
+    assert_bastion_mode_then_removal(&inventory, &containers);
+}
+
+fn stat(c: &str, path: &str) -> Option<String> {
+    let r = exec(c, "root", &[], &["stat", "-c", "%a %U:%G %F", path]);
+    (r.code == 0).then(|| r.stdout.trim().to_string())
+}
+
+fn has_account(c: &str, db: &str, name: &str) -> bool {
+    exec(c, "root", &[], &["getent", db, name]).code == 0
+}
+
+/// Bastion mode on bastion-2 (its user, groups, private state, 0600 credentials), then `ddcoterm_state=absent`
+/// everywhere: sshd first (bastion-1's users log in to a plain shell again, sshd still answering), nothing of
+/// ddcoterm left but the agent's spool, a second run `changed=0`; then `ddcoterm_purge` takes the spool, the
+/// user and the groups, twice as well.
+fn assert_bastion_mode_then_removal(inventory: &Path, containers: &[Container<GenericImage>]) {
+    const SPOOL: &str = "/var/spool/ddcoterm";
+    const CREDENTIALS: &str = "/etc/ddcoterm/agent-credentials.yaml";
+    let b2 = containers[1].id();
+    let agent = [
+        "--limit",
+        "bastion-2",
+        "-e",
+        r#"{"ddcoterm_agent_enabled": true, "ddcoterm_agent_users": ["alice"]}"#,
+    ];
+    run_playbook_with(inventory, &agent);
+    assert_eq!(stat(b2, SPOOL).as_deref(), Some("700 ddcoterm-agent:ddcoterm-agent directory"));
+    assert_eq!(stat(b2, CREDENTIALS).as_deref(), Some("600 ddcoterm-agent:ddcoterm-agent regular file"));
+    let groups = exec(b2, "root", &[], &["id", "-nG", "alice"]).ok("id alice").stdout;
+    assert!(groups.split_whitespace().any(|g| g == "ddcoterm"), "alice joined the socket group: {groups}");
+    let (again, _) = run_playbook_with(inventory, &agent);
+    assert_eq!(again.values().sum::<u32>(), 0, "bastion mode is idempotent: {again:?}");
+    exec(b2, "root", &[], &["sh", "-c", &format!("echo queued > {SPOOL}/left-behind")]).ok("a spooled file");
+
+    let absent = ["-e", "ddcoterm_state=absent"];
+    let (removed, _) = run_playbook_with(inventory, &absent);
+    assert!(removed.values().all(|&n| n > 0), "absent removes something on every host: {removed:?}");
+    let b1 = containers[0].id();
+    assert_eq!(stat(b1, DROP_IN), None, "the sshd drop-in is gone");
+    assert!(
+        !recorded_over_ssh(b1, "alice"),
+        "alice logs in to a plain shell: sshd was reloaded, not stopped"
+    );
+    for c in containers {
+        let c = c.id();
+        for gone in [
+            "/usr/local/bin/ddcoterm",
+            "/etc/ddcoterm",
+            "/usr/local/lib/ddcoterm/overrides",
+            "/etc/profile.d/ddcoterm.sh",
+        ] {
+            assert_eq!(stat(c, gone), None, "{gone} removed");
+        }
+        let which = login_shell(c, "alice", &[], "command -v kubectl").ok("command -v kubectl");
+        assert_eq!(which.stdout.trim(), "/usr/bin/kubectl", "the real kubectl again");
+    }
+    assert_eq!(
+        exec(b2, "root", &[], &["cat", &format!("{SPOOL}/left-behind")]).ok("spool kept").stdout.trim(),
+        "queued",
+        "absent without purge keeps what the agent had not uploaded"
+    );
+    assert!(has_account(b2, "passwd", "ddcoterm-agent"), "the agent's user stays without purge");
+    let (again, _) = run_playbook_with(inventory, &absent);
+    assert_eq!(again.values().sum::<u32>(), 0, "absent twice: {again:?}");
+
+    let purge = ["--limit", "bastion-2", "-e", "ddcoterm_state=absent", "-e", "ddcoterm_purge=true"];
+    run_playbook_with(inventory, &purge);
+    assert_eq!(stat(b2, SPOOL), None, "purge deletes the spool");
+    assert!(!has_account(b2, "passwd", "ddcoterm-agent"), "purge removes the agent's user");
+    for g in ["ddcoterm-agent", "ddcoterm"] {
+        assert!(!has_account(b2, "group", g), "purge removes group {g}");
+    }
+    let (again, _) = run_playbook_with(inventory, &purge);
+    assert_eq!(again.values().sum::<u32>(), 0, "purge twice: {again:?}");
 }
