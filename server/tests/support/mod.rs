@@ -52,6 +52,26 @@ impl Server {
         s
     }
 
+    /// Starts the server on a copy of the data directory `src` (SQLite + local directory), e.g. one written by
+    /// an earlier release.
+    pub fn start_on_copy_of(src: &std::path::Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let copied = Command::new("cp").arg("-a").arg(src).arg(dir.path().join("data")).status().unwrap();
+        assert!(copied.success(), "copy {}", src.display());
+        let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let mut s = Server {
+            dir,
+            url: String::new(),
+            env: vec![],
+            wrapper: vec![],
+            child: None,
+            http,
+            created: Default::default(),
+        };
+        s.spawn();
+        s
+    }
+
     /// A second server process on the same database and object store as `other` (replicas behind a balancer).
     pub fn start_sharing(other: &Server) -> Server {
         let dir = tempfile::tempdir().unwrap();
