@@ -168,6 +168,17 @@ impl Server {
         self.spawn();
     }
 
+    /// SIGTERM, as an orchestrator stops a replica: in-flight requests drain, then the process exits; then
+    /// it is started again on the same data (the URL changes: a new port).
+    pub fn restart_graceful(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let status = c.wait().unwrap();
+            assert!(status.success(), "a SIGTERM'd server exits 0: {status}\n{}", self.log());
+        }
+        self.spawn();
+    }
+
     /// Runs a CLI command against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(BIN)
