@@ -263,6 +263,24 @@ fn assert_installed(c: &str) {
     assert_ne!(r.code, 0, "bob read datadog.env: {}", r.stdout);
 }
 
+/// The role filled the organisation's policy cache (root's, 0644 entries) for the shims, and a shimmed call
+/// finds every entry it needs there: run by root, who could write a missing one, it adds none.
+fn assert_cache_warm(c: &str) {
+    let list = || {
+        let out =
+            exec(c, "root", &[], &["sh", "-c", "ls /etc/ddcoterm/cache | sort"]).ok("ls the cache").stdout;
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let before = list();
+    assert!(before.iter().any(|e| e.starts_with("luau-")), "compiled Luau cached: {before:?}");
+    assert!(before.iter().any(|e| e.starts_with("yaml-")), "parsed layers cached: {before:?}");
+    let modes = exec(c, "root", &[], &["sh", "-c", "stat -c '%a %U' /etc/ddcoterm/cache/* | sort -u"]);
+    assert_eq!(modes.ok("stat the entries").stdout.trim(), "644 root", "entries only root can write");
+    login_shell(c, "root", &[], "/usr/local/lib/ddcoterm/overrides/kubectl get pods --context dev")
+        .ok("a shimmed call as root");
+    assert_eq!(list(), before, "the shim's call found every entry warmed by the role");
+}
+
 fn assert_guarded(c: &str) {
     let which = login_shell(c, "alice", &[], "command -v kubectl").ok("command -v kubectl");
     assert_eq!(which.stdout.trim(), "/usr/local/lib/ddcoterm/overrides/kubectl", "the shim is first on PATH");
@@ -333,6 +351,7 @@ fn ansible_rolls_out_to_three_bastions_idempotently_and_the_org_policy_holds() {
     assert!(first.values().all(|&n| n > 0), "the first run installs something on every host: {first:?}");
     for c in &containers {
         assert_installed(c.id());
+        assert_cache_warm(c.id());
     }
     let (second, rerun) = run_playbook(&inventory);
     let second_changed: u32 = second.values().sum();
