@@ -49,17 +49,23 @@ pub fn holds(l: &LoginRow, now: i64) -> bool {
     now < l.expires_at && l.current_role == Some(l.role)
 }
 
-/// The value of our cookie in the request's `Cookie` headers, if any.
+/// The value of our login cookie in the request's `Cookie` headers, if any.
 pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    named_cookie(headers, COOKIE, 128)
+}
+
+/// The non-empty value of cookie `name` in the request's `Cookie` headers, if any and at most `max_len`
+/// bytes (anything longer is not one of ours).
+pub fn named_cookie<'h>(headers: &'h HeaderMap, name: &str, max_len: usize) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .filter(|v| !v.is_empty() && v.len() <= max_len)
 }
 
 /// The signed-in person behind the request's cookie, if the login holds.

@@ -56,15 +56,7 @@ fn state_cookie(st: &AppState, value: Option<&str>) -> HeaderValue {
 }
 
 fn state_from_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == STATE_COOKIE)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
+    login::named_cookie(headers, STATE_COOKIE, 256)
 }
 
 /// `GET /login/oidc?next=/path`: stores a pending sign-in and sends the browser to the provider.
