@@ -22,7 +22,7 @@
 //! SeaweedFS (`make tools`); without one of them it prints "skipped: <why>".
 
 #[path = "support/certs.rs"]
-#[allow(dead_code)]
+#[allow(dead_code)] // make_certs (localhost) is for the other suites
 mod certs;
 mod fleet_common;
 #[path = "support/server.rs"]
@@ -487,47 +487,6 @@ fn start_agent(f: &Fleet, bastion: &str) {
     });
 }
 
-fn make_certs(dir: &Path) {
-    let sh = |args: &[&str]| {
-        run(Command::new("openssl").args(args).current_dir(dir)).ok("openssl");
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=ddcoterm fleet e2e CA"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-    sh(&ca);
-    let mut csr = vec!["req", "-subj", "/CN=sessions"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    sh(&csr);
-    std::fs::write(
-        dir.join("server.ext"),
-        format!(
-            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
-             subjectAltName=DNS:{SERVER_HOST}\n"
-        ),
-    )
-    .unwrap();
-    sh(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.pem",
-    ]);
-}
-
 /// A recorded remote command over ssh; returns when it ended.
 fn ssh_command(ssh: &Ssh, user: &str, ip: &str, remote: &str) -> (Run, Instant) {
     let r = run(ssh.cmd(user, ip).arg(remote).stdin(Stdio::null()));
@@ -609,7 +568,7 @@ fn fleet_end_to_end_on_real_containers() {
     // Inventory and variables: the documented example, with this run's paths and addresses on top.
     let certs_dir = f.dir.path().join("certs");
     std::fs::create_dir(&certs_dir).unwrap();
-    make_certs(&certs_dir);
+    certs::make_certs_for(&certs_dir, SERVER_HOST, &format!("DNS:{SERVER_HOST}"));
     let inv_dir = f.dir.path().join("inventory");
     std::fs::create_dir_all(inv_dir.join("group_vars")).unwrap();
     for g in ["bastions.yml", "session_servers.yml"] {

@@ -7,6 +7,12 @@ use std::process::Command;
 /// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a CA and a `localhost`/127.0.0.1 server
 /// certificate signed by it (EC P-256).
 pub fn make_certs(dir: &Path) {
+    make_certs_for(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
+}
+
+/// As [`make_certs`], for a server named `common_name` with the subjectAltName entries `san` (for example
+/// `DNS:sessions` for a container reached by that name).
+pub fn make_certs_for(dir: &Path, common_name: &str, san: &str) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl(1) runs");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -17,14 +23,17 @@ pub fn make_certs(dir: &Path) {
     ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
     ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
     run(&ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost"];
+    let subject = format!("/CN={common_name}");
+    let mut csr = vec!["req", "-subj", subject.as_str()];
     csr.extend(ec);
     csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
     run(&csr);
     std::fs::write(
         dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
-         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        format!(
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
+             subjectAltName={san}\n"
+        ),
     )
     .unwrap();
     run(&[
