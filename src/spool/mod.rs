@@ -16,6 +16,7 @@
 pub mod dead;
 pub mod flush;
 pub mod fsutil;
+pub mod health;
 pub mod record;
 pub mod sender;
 
