@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod health;
 pub mod record;
 pub mod sender;
+pub mod status;
 
 pub use dead::DeadLetter;
 pub use flush::{flush, Backoff, Deliver, Failure, FlushOptions, FlushReport, Outcome};
