@@ -4,7 +4,7 @@
 use super::{keys, validate, BundleError, BundleFile};
 use crate::config::bundle_layer::{parse_verified, sig_path};
 use crate::error::Exit;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use std::path::{Path, PathBuf};
 
 /// A bundle that was signed: what it is and where its signature went.
@@ -23,6 +23,9 @@ pub enum SignError {
     Read(BundleError),
     #[error("refusing to sign an invalid bundle: {0}")]
     Invalid(BundleError),
+    /// The signing key could not be read (a usage error, 64).
+    #[error("{0}")]
+    Key(BundleError),
     #[error("{0}")]
     Write(BundleError),
 }
@@ -32,15 +35,19 @@ impl From<SignError> for Exit {
         match e {
             SignError::Read(_) => Exit::io(e.to_string()),
             SignError::Invalid(_) => Exit::data(e.to_string()),
+            SignError::Key(_) => Exit::usage(e.to_string()),
             SignError::Write(b) => b.into(),
         }
     }
 }
 
-/// Validates `file` and writes its detached signature beside it (`<file>.sig`, mode 0644, atomically).
-pub fn sign_file(file: &Path, key: &SigningKey) -> Result<Signed, SignError> {
+/// Validates `file`, then reads the key at `key_path` and writes the detached signature beside the file
+/// (`<file>.sig`, mode 0644, atomically), in that order: the bundle's errors come first.
+pub fn sign_file(file: &Path, key_path: &Path) -> Result<Signed, SignError> {
     let data = std::fs::read(file).map_err(|e| SignError::Read(BundleError::io(file, e)))?;
     let b = validate::check(file, &data).map_err(SignError::Invalid)?;
+    let key = keys::read_signing_key(key_path).map_err(SignError::Key)?;
+    let key = &key;
     let sig = keys::sign(key, &data);
     let out = sig_path(file);
     super::fsutil::atomic_write(&out, sig.as_bytes(), 0o644).map_err(SignError::Write)?;
@@ -76,7 +83,8 @@ mod tests {
         let file = t.path().join("team.yaml");
         std::fs::write(&file, BUNDLE).unwrap();
         let key = keys::generate().unwrap();
-        let s = sign_file(&file, &key).unwrap();
+        let (key_file, _) = keys::write_key_pair(&t.path().join("k"), &key).unwrap();
+        let s = sign_file(&file, &key_file).unwrap();
         assert_eq!((s.name.as_str(), s.revision, s.sig.clone()), ("team", 3, sig_path(&file)));
         let b = verify_file(&file, &[key.verifying_key()]).unwrap();
         assert_eq!(b.signer.as_deref(), Some(s.key_id.as_str()));
@@ -88,7 +96,7 @@ mod tests {
     #[test]
     fn an_invalid_or_missing_bundle_is_not_signed() {
         let t = tempfile::tempdir().unwrap();
-        let key = keys::generate().unwrap();
+        let key = t.path().join("no-such.key");
         let file = t.path().join("bad.yaml");
         std::fs::write(&file, "name: bad\nrevision: 1\nnot_a_key: 1\n").unwrap();
         let e = sign_file(&file, &key).unwrap_err();

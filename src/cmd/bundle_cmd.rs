@@ -13,7 +13,6 @@ pub fn run(_g: &GlobalArgs, c: BundleCommand) -> anyhow::Result<i32> {
     match c {
         BundleCommand::Keygen { out } => keygen(&out),
         BundleCommand::Sign { file, key } => {
-            let key = keys::read_signing_key(&key).map_err(|e| Exit::usage(e.to_string()))?;
             let s = sign::sign_file(&file, &key).map_err(Exit::from)?;
             println!("signed bundle {} r{} with key {}: {}", s.name, s.revision, s.key_id, s.sig.display());
             Ok(0)
