@@ -134,8 +134,8 @@ pub enum Command {
     /// Check config layers, shims on PATH, keys, spool and clock; one verdict per line.
     ///
     /// Prints ok, warn or FAIL per check, with what to do about each; exit 1 on any FAIL.
-    #[command(after_help = "Examples:\n  ddcoterm doctor")]
-    Doctor,
+    #[command(after_help = "Examples:\n  ddcoterm doctor\n  ddcoterm doctor --format json")]
+    Doctor(DoctorArgs),
     /// Request approval for a command (or for this session) through Case Management.
     ///
     /// Opens a case and waits for an approver (Ctrl-C cancels it), then runs the command with its decided
@@ -253,6 +253,14 @@ pub enum ConfigCommand {
 pub enum Format {
     Yaml,
     Json,
+}
+
+/// `ddcoterm doctor`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DoctorArgs {
+    /// Output format: one verdict per line, or JSON (`checks`: `verdict`, `what`, `detail`; `failed`).
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
 }
 
 /// How a list is printed: a table for people, JSON for scripts.

@@ -271,3 +271,38 @@ pub trait Output: Send {
     /// Once, when the session ends (also on error paths, so that nothing stays half-open).
     fn session_end(&mut self, meta: &SessionMeta, exit_code: i32, duration_ms: u64) -> anyhow::Result<()>;
 }
+
+/// How one health check of `ddcoterm doctor` came out; any `Fail` makes doctor exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One verdict of a health check: each module checks what it owns and returns these, so that the checks
+/// can be tested without the CLI; only `ddcoterm doctor` prints them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub verdict: Verdict,
+    /// What was checked (`spool`, `API key`, `server token`).
+    pub what: String,
+    /// What was found, and how to fix it when it is not ok.
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn new(verdict: Verdict, what: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding { verdict, what: what.into(), detail: detail.into() }
+    }
+    pub fn ok(what: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding::new(Verdict::Ok, what, detail)
+    }
+    pub fn warn(what: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding::new(Verdict::Warn, what, detail)
+    }
+    pub fn fail(what: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding::new(Verdict::Fail, what, detail)
+    }
+}

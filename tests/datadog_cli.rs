@@ -220,6 +220,22 @@ fn doctor_reports_a_broken_config_and_still_checks_the_rest() {
 }
 
 #[test]
+fn doctor_json_lists_every_check_with_its_verdict_and_the_same_exit_status() {
+    let home = Home::new();
+    std::fs::write(home.home().join("config.yaml"), "connection_config:\n  hots: x\n").unwrap();
+    let out = home.cmd().args(["doctor", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let fails = checks.iter().filter(|c| c["verdict"] == "fail").count();
+    assert!(fails >= 1 && v["failed"].as_u64() == Some(fails as u64), "{v}");
+    assert_eq!((&checks[0]["verdict"], &checks[0]["what"]), (&"fail".into(), &"config".into()), "{v}");
+    assert!(checks[0]["detail"].as_str().unwrap().contains("hots"), "{v}");
+    assert!(checks.iter().any(|c| c["what"] == "shims (user)"), "{v}");
+    assert_eq!(checks.last().unwrap()["verdict"], "warn", "the checks that need a config are skipped: {v}");
+}
+
+#[test]
 fn init_interactive_prompts_on_the_terminal_without_echoing_keys() {
     let fake = Fake::start();
     let home = Home::new();

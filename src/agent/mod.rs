@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod health;
 pub mod progress;
 pub mod proto;
 pub mod server;

@@ -9,7 +9,9 @@ pub mod install;
 pub mod keys;
 pub mod list;
 pub mod pull;
+pub mod sign;
 pub mod state;
+pub mod system;
 pub mod validate;
 
 pub use crate::config::bundle_layer::{key_id, sig_path, BundleDoc, BundleFile};
@@ -42,6 +44,19 @@ pub enum BundleError {
 impl BundleError {
     pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> Self {
         BundleError::Io { path: path.into(), msg: e.to_string() }
+    }
+}
+
+/// The exit status of a bundle command that failed: I/O 74, setup or key 64, anything else refused (1).
+impl From<BundleError> for crate::error::Exit {
+    fn from(e: BundleError) -> crate::error::Exit {
+        use crate::error::Exit;
+        let msg = e.to_string();
+        match e {
+            BundleError::Io { .. } => Exit::io(msg),
+            BundleError::Setup(_) | BundleError::Key { .. } => Exit::usage(msg),
+            _ => Exit::refused(msg),
+        }
     }
 }
 

@@ -51,6 +51,30 @@ impl SourceReport {
     }
 }
 
+/// Spool record kind of a failed bundle pull (sent as an Events API event, `alert_type: error`).
+pub const KIND_PULL_FAILED: &str = "audit.bundle_pull_failed";
+
+impl SourceReport {
+    /// The audit record of a failed pull (spooled first: delivered later when Datadog is down), so the
+    /// fleet sees a host that stays on an older bundle.
+    pub fn failure_record(&self, now_ms: u64) -> Result<crate::spool::Record, serde_json::Error> {
+        let event = crate::datadog::payload::AuditEvent {
+            user: crate::dirs::user_name(),
+            hostname: crate::dirs::host_name(),
+            command: format!("ddcoterm bundle pull {}", self.url),
+            reason: Some(self.to_string()),
+            timestamp_ms: now_ms,
+            tags: vec!["bundle_pull:failed".into()],
+            ..Default::default()
+        };
+        Ok(crate::spool::Record::new(
+            KIND_PULL_FAILED,
+            crate::spool::Class::Audit,
+            serde_json::to_vec(&event)?,
+        ))
+    }
+}
+
 impl std::fmt::Display for SourceReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.outcome {
@@ -182,4 +206,23 @@ fn lock(dir: &Path) -> Result<std::fs::File, BundleError> {
         .map_err(|e| BundleError::io(&path, e))?;
     f.lock_exclusive().map_err(|e| BundleError::io(&path, format!("cannot lock: {e}")))?;
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_pull_becomes_an_audit_record_naming_the_source() {
+        let r = SourceReport {
+            url: "https://bundles.example/team.yaml".into(),
+            outcome: Outcome::Failed { error: "HTTP 404".into() },
+        };
+        let rec = r.failure_record(1234).unwrap();
+        assert_eq!((rec.kind.as_str(), rec.class), (KIND_PULL_FAILED, crate::spool::Class::Audit));
+        let ev: crate::datadog::payload::AuditEvent = serde_json::from_slice(&rec.body).unwrap();
+        assert_eq!(ev.command, "ddcoterm bundle pull https://bundles.example/team.yaml");
+        assert_eq!((ev.timestamp_ms, ev.tags), (1234, vec!["bundle_pull:failed".to_string()]));
+        assert!(ev.reason.unwrap().contains("HTTP 404"));
+    }
 }

@@ -49,7 +49,7 @@ pub fn main() -> anyhow::Result<i32> {
         Some(Command::Sessions(a)) => sessions::run(&g, a),
         Some(Command::Spool(c)) => spool_cmd::run(&g, c),
         Some(Command::Init(a)) => init::run(&g, a),
-        Some(Command::Doctor) => doctor::run(&g),
+        Some(Command::Doctor(a)) => doctor::run(&g, a),
         Some(Command::Approve(a)) => approve::run(&g, a),
         Some(Command::Bundle(c)) => bundle_cmd::run(&g, c),
         Some(Command::SshLogin(a)) => ssh_login::run(&g, a),

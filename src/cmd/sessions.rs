@@ -3,10 +3,8 @@
 
 use crate::cli::{GlobalArgs, SessionsArgs, SessionsCommand};
 use crate::error::{exit, Exit};
-use crate::recorder::library::{self, Filter, SessionInfo};
-use serde_json::{json, Value};
+use crate::recorder::library::{self, parse_time, Filter, SessionInfo};
 use std::io::Write;
-use time::format_description::well_known::Rfc3339;
 
 pub fn run(g: &GlobalArgs, a: SessionsArgs) -> anyhow::Result<i32> {
     let json = a.json || a.format == "json";
@@ -29,27 +27,22 @@ pub fn run(g: &GlobalArgs, a: SessionsArgs) -> anyhow::Result<i32> {
             Exit::new(exit::DATAERR, format!("{}: not an asciicast recording", path.display()))
         })?;
         if json {
-            serde_json::to_writer_pretty(&mut out, &to_json(&s))?;
+            serde_json::to_writer_pretty(&mut out, &s.to_json())?;
             writeln!(out)?;
         } else {
             show(&mut out, &s)?;
         }
         return Ok(0);
     }
-    let all = library::list(&dir)?;
-    // Short ids are unique among every recording in the directory, so each one also resolves in `play`.
-    let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
-    let short = library::short_ids(&ids);
-    let rows: Vec<(&SessionInfo, &String)> =
-        all.iter().zip(&short).filter(|(s, _)| filter.matches(s)).collect();
+    let listing = library::listing(&dir, &filter)?;
     if json {
-        let list: Vec<Value> = rows.iter().map(|(s, _)| to_json(s)).collect();
+        let list: Vec<serde_json::Value> = listing.rows.iter().map(|(s, _)| s.to_json()).collect();
         serde_json::to_writer_pretty(&mut out, &list)?;
         writeln!(out)?;
         return Ok(0);
     }
-    if rows.is_empty() {
-        let what = if all.is_empty() { "no recordings" } else { "no recordings match" };
+    if listing.rows.is_empty() {
+        let what = if listing.total == 0 { "no recordings" } else { "no recordings match" };
         writeln!(out, "{what} in {}", dir.display())?;
         return Ok(0);
     }
@@ -64,7 +57,7 @@ pub fn run(g: &GlobalArgs, a: SessionsArgs) -> anyhow::Result<i32> {
         "HOST",
         "COMMAND",
     ]);
-    for (s, id) in &rows {
+    for (s, id) in &listing.rows {
         table.add_row(vec![
             id.to_string(),
             start(s.started_at),
@@ -85,42 +78,6 @@ pub fn run(g: &GlobalArgs, a: SessionsArgs) -> anyhow::Result<i32> {
         writeln!(out, "{}", line.trim())?;
     }
     Ok(0)
-}
-
-/// `--since`/`--until`: RFC 3339, or a duration before `now` (`2h`, `7d`, `30m`). Unix seconds.
-fn parse_time(flag: &str, v: &str, now: u64) -> anyhow::Result<u64> {
-    if let Ok(t) = time::OffsetDateTime::parse(v.trim(), &Rfc3339) {
-        return Ok(t.unix_timestamp().max(0) as u64);
-    }
-    match humantime::parse_duration(v.trim()) {
-        Ok(d) => Ok(now.saturating_sub(d.as_secs())),
-        Err(_) => Err(Exit::new(
-            exit::USAGE,
-            format!("{flag} `{v}`: not an RFC 3339 time (2026-05-01T09:00:00Z) nor a duration ago (2h, 7d)"),
-        )
-        .into()),
-    }
-}
-
-fn rfc3339(ts: Option<u64>) -> Value {
-    ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t as i64).ok())
-        .and_then(|d| d.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
-}
-
-fn to_json(s: &SessionInfo) -> Value {
-    json!({
-        "id": s.id,
-        "started_at": rfc3339(s.started_at),
-        "duration_secs": s.duration_secs,
-        "exit_code": s.exit_code,
-        "size_bytes": s.size_bytes,
-        "user": s.user,
-        "host": s.host,
-        "cwd": s.cwd,
-        "command": s.command,
-        "path": s.path,
-    })
 }
 
 fn show(out: &mut dyn Write, s: &SessionInfo) -> std::io::Result<()> {
@@ -158,6 +115,7 @@ fn duration(secs: f64) -> String {
     }
 }
 
+/// Short sizes (`1.5K`) to keep the table narrow.
 fn size(b: u64) -> String {
     bytesize::ByteSize(b).display().iec_short().to_string()
 }
@@ -176,35 +134,5 @@ mod tests {
         assert_eq!(size(3 << 20), "3.0M");
         assert_eq!(start(Some(0)), "1970-01-01 00:00:00");
         assert_eq!(start(None), "-");
-    }
-
-    #[test]
-    fn since_and_until_take_rfc3339_or_a_duration_ago() {
-        assert_eq!(parse_time("--since", "1970-01-02T00:00:00Z", 0).unwrap(), 86400);
-        assert_eq!(parse_time("--since", "2h", 10_000).unwrap(), 10_000 - 7200);
-        assert_eq!(parse_time("--since", "7d", 1_000_000).unwrap(), 1_000_000 - 7 * 86400);
-        let e = parse_time("--until", "yesterday-ish", 0).unwrap_err().to_string();
-        assert!(e.contains("--until `yesterday-ish`"), "{e}");
-    }
-
-    #[test]
-    fn json_has_full_ids_rfc3339_and_numbers() {
-        let s = SessionInfo {
-            id: "0193b7e2-aaaa-7000-8000-00000000a1b2".into(),
-            started_at: Some(86400),
-            command: "ls".into(),
-            duration_secs: 2.5,
-            size_bytes: 300,
-            exit_code: Some(3),
-            user: Some("ann".into()),
-            host: None,
-            cwd: None,
-            path: "/r/x.cast".into(),
-        };
-        let v = to_json(&s);
-        assert_eq!(v["id"], "0193b7e2-aaaa-7000-8000-00000000a1b2");
-        assert_eq!(v["started_at"], "1970-01-02T00:00:00Z");
-        assert_eq!((v["exit_code"].as_i64(), v["size_bytes"].as_u64()), (Some(3), Some(300)));
-        assert_eq!(v["duration_secs"].as_f64(), Some(2.5));
     }
 }

@@ -38,6 +38,19 @@ pub fn size(bytes: u64) -> String {
     bytesize::ByteSize::b(bytes).display().iec().to_string()
 }
 
+/// A progress bar on stderr counting `unit` (`records`), with room for a message (`(retrying: ...)`).
+pub fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

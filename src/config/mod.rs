@@ -6,6 +6,7 @@ pub mod durations;
 pub mod edit;
 pub mod expected;
 pub mod file_layer;
+pub mod health;
 pub mod lines;
 pub mod load;
 pub mod org_cache;

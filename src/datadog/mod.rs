@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod health;
 pub mod payload;
 pub mod secret;
 pub mod site;

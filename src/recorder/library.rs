@@ -5,6 +5,7 @@ use super::player;
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use time::format_description::well_known::Rfc3339;
 
 /// One recording, as `ddcoterm sessions` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -70,6 +71,30 @@ pub fn info(path: &Path) -> Option<SessionInfo> {
     })
 }
 
+impl SessionInfo {
+    /// The JSON of `ddcoterm sessions --format json` and `sessions show --format json`: full id, start as
+    /// RFC 3339, numbers as numbers (a documented interface: field names do not change).
+    pub fn to_json(&self) -> serde_json::Value {
+        let started_at = self
+            .started_at
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t as i64).ok())
+            .and_then(|d| d.format(&Rfc3339).ok())
+            .map_or(serde_json::Value::Null, serde_json::Value::String);
+        serde_json::json!({
+            "id": self.id,
+            "started_at": started_at,
+            "duration_secs": self.duration_secs,
+            "exit_code": self.exit_code,
+            "size_bytes": self.size_bytes,
+            "user": self.user,
+            "host": self.host,
+            "cwd": self.cwd,
+            "command": self.command,
+            "path": self.path,
+        })
+    }
+}
+
 /// Every `.cast` in `dir`, newest first. A missing directory is an empty list.
 pub fn list(dir: &Path) -> anyhow::Result<Vec<SessionInfo>> {
     let entries = match std::fs::read_dir(dir) {
@@ -113,6 +138,41 @@ impl Filter {
             && self.until.is_none_or(|t| s.started_at.is_some_and(|at| at < t))
             && self.exit.is_none_or(|e| s.exit_code == Some(e))
     }
+}
+
+/// `--since`/`--until` (named by `flag` in the error): RFC 3339, or a duration before `now` (`2h`, `7d`,
+/// `30m`); Unix seconds. Anything else is a usage error (exit 64) that shows both forms.
+pub fn parse_time(flag: &str, v: &str, now: u64) -> anyhow::Result<u64> {
+    if let Ok(t) = time::OffsetDateTime::parse(v.trim(), &Rfc3339) {
+        return Ok(t.unix_timestamp().max(0) as u64);
+    }
+    match humantime::parse_duration(v.trim()) {
+        Ok(d) => Ok(now.saturating_sub(d.as_secs())),
+        Err(_) => Err(crate::error::Exit::new(
+            crate::error::exit::USAGE,
+            format!("{flag} `{v}`: not an RFC 3339 time (2026-05-01T09:00:00Z) nor a duration ago (2h, 7d)"),
+        )
+        .into()),
+    }
+}
+
+/// The recordings of a directory that a [`Filter`] keeps, newest first, each with its short id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    /// Recordings in the directory before filtering (to tell "none" from "none match").
+    pub total: usize,
+    pub rows: Vec<(SessionInfo, String)>,
+}
+
+/// Lists `dir` and keeps what `filter` matches. Short ids are unique among every recording in the
+/// directory (not only the rows kept), so each one also resolves in `play` and `sessions show`.
+pub fn listing(dir: &Path, filter: &Filter) -> anyhow::Result<Listing> {
+    let all = list(dir)?;
+    let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+    let short = short_ids(&ids);
+    let total = all.len();
+    let rows = all.into_iter().zip(short).filter(|(s, _)| filter.matches(s)).collect();
+    Ok(Listing { total, rows })
 }
 
 /// Shortest length of a short id.
@@ -268,6 +328,48 @@ mod tests {
         let e = resolve(d.path(), "a1b2").unwrap_err().to_string();
         assert!(e.contains("2 recordings match") && !e.contains(ids[1]), "{e}");
         assert!(resolve(d.path(), "../x").is_err());
+    }
+
+    #[test]
+    fn a_listing_keeps_short_ids_unique_among_all_recordings() {
+        let d = tempfile::tempdir().unwrap();
+        cast(d.path(), "0193b7e2-aaaa-7000-8000-00000000a1b2", 100, "ls", "ann", 0);
+        cast(d.path(), "0193b7e2-aaaa-7000-8000-00010000a1b2", 200, "ls", "bob", 0);
+        let l = listing(d.path(), &Filter { user: Some("ann".into()), ..Default::default() }).unwrap();
+        assert_eq!(l.total, 2);
+        // Alone, ann's session would get "0000a1b2"; beside bob's it needs one more character.
+        assert_eq!(l.rows.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), vec!["00000a1b2"]);
+        assert_eq!(listing(&d.path().join("none"), &Filter::default()).unwrap(), Listing::default());
+    }
+
+    #[test]
+    fn since_and_until_take_rfc3339_or_a_duration_ago() {
+        assert_eq!(parse_time("--since", "1970-01-02T00:00:00Z", 0).unwrap(), 86400);
+        assert_eq!(parse_time("--since", "2h", 10_000).unwrap(), 10_000 - 7200);
+        assert_eq!(parse_time("--since", "7d", 1_000_000).unwrap(), 1_000_000 - 7 * 86400);
+        let e = parse_time("--until", "yesterday-ish", 0).unwrap_err().to_string();
+        assert!(e.contains("--until `yesterday-ish`"), "{e}");
+    }
+
+    #[test]
+    fn json_has_full_ids_rfc3339_and_numbers() {
+        let s = SessionInfo {
+            id: "0193b7e2-aaaa-7000-8000-00000000a1b2".into(),
+            started_at: Some(86400),
+            command: "ls".into(),
+            duration_secs: 2.5,
+            size_bytes: 300,
+            exit_code: Some(3),
+            user: Some("ann".into()),
+            host: None,
+            cwd: None,
+            path: "/r/x.cast".into(),
+        };
+        let v = s.to_json();
+        assert_eq!(v["id"], "0193b7e2-aaaa-7000-8000-00000000a1b2");
+        assert_eq!(v["started_at"], "1970-01-02T00:00:00Z");
+        assert_eq!((v["exit_code"].as_i64(), v["size_bytes"].as_u64()), (Some(3), Some(300)));
+        assert_eq!(v["duration_secs"].as_f64(), Some(2.5));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Shims: symlinks named after a guarded command that point at the ddcoterm binary, the PATH blocks that put
 //! them first, and finding the real binary behind them.
 
+pub mod health;
 pub mod manage;
 pub mod path_block;
 pub mod resolve;

@@ -16,8 +16,10 @@
 pub mod dead;
 pub mod flush;
 pub mod fsutil;
+pub mod health;
 pub mod record;
 pub mod sender;
+pub mod status;
 
 pub use dead::DeadLetter;
 pub use flush::{flush, Backoff, Deliver, Failure, FlushOptions, FlushReport, Outcome};

@@ -3,6 +3,7 @@
 //! `cmd/ssh_login.rs` hands the [`plan::Plan`] to the guard sequence.
 
 pub mod classify;
+pub mod health;
 pub mod origin;
 pub mod plan;
 pub mod trust;

@@ -95,6 +95,18 @@ pub(super) fn finish(up: &Uploader, deadline: Instant) -> FinishReport {
     rep
 }
 
+/// The destinations `ddcoterm spool flush` sends to, or why nothing can be sent (neither the session server
+/// nor Datadog can be set up: every reason, joined).
+pub fn flush_deliverer(loaded: &Loaded) -> Result<super::Deliverer, String> {
+    let d = super::deliverer(loaded, crate::datadog::ClientOptions::default(), Default::default());
+    if d.server.is_none() && d.datadog.is_none() {
+        let why: Vec<&str> =
+            [d.no_server.as_deref(), d.no_datadog.as_deref()].into_iter().flatten().collect();
+        return Err(why.join("; "));
+    }
+    Ok(d)
+}
+
 /// Starts `ddcoterm spool flush --background` for a spool.
 #[derive(Debug, Clone)]
 pub struct Flusher {

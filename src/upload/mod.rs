@@ -12,6 +12,7 @@
 pub mod datadog;
 pub mod deliver;
 pub mod flush;
+pub mod health;
 pub mod kinds;
 pub mod output;
 pub mod recovery;

@@ -80,6 +80,13 @@ pub fn via_uploader(
     move |r, j| up.enqueue_journaled(r, j).map(|_| ())
 }
 
+/// [`sweep`]'s enqueue straight into an open spool (`ddcoterm spool flush`, which has no uploader).
+pub fn via_spool(
+    spool: &crate::spool::Spool,
+) -> impl Fn(Record, &mut dyn FnMut(&str) -> std::io::Result<()>) -> anyhow::Result<()> + Sync + '_ {
+    move |r, j| spool.enqueue_journaled(r, j).map(|_| ()).map_err(anyhow::Error::from)
+}
+
 /// Which destinations a recovery writes records for: those of the uploader that runs it, as for the session
 /// the recorder would have finished (records for a destination that is not configured are not written).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
