@@ -7,7 +7,10 @@
 # Environment: HOSTS (200), SECONDS_PACED (60), SECONDS_SAT (20), PROFILE (release), BACKENDS
 # ("sqlite-dir postgres-s3"; postgres-s3 prints "skipped" when PostgreSQL or SeaweedFS is not installed),
 # SERVER_BIN and LOADGEN_BIN (binaries to measure instead of building this checkout's: to compare a kept
-# `target/release/ddcoterm-server.before` against the current build in alternating runs).
+# `target/release/ddcoterm-server.before` against the current build in alternating runs), NULL_BIN (the
+# `nullingest` example), NULL_INGEST (1; 0 leaves the "null ingest" ceiling out).
+# The "null ingest" line is the ceiling of the HTTP stack alone: the same axum/hyper/Tokio routes with no
+# storage (server/examples/nullingest.rs), saturated by the same load generator on the same cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,11 +21,13 @@ profile=${PROFILE:-release}
 backends=${BACKENDS:-sqlite-dir postgres-s3}
 flag=$([ "$profile" = release ] && echo --release || true)
 if [ -z "${SERVER_BIN:-}" ] || [ -z "${LOADGEN_BIN:-}" ]; then
-  cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen >/dev/null 2>&1 \
-    || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen
+  cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen --example nullingest \
+    >/dev/null 2>&1 || cargo build --locked $flag -p ddcoterm-server --bin ddcoterm-server --example loadgen \
+    --example nullingest
 fi
 bin=$(realpath "${SERVER_BIN:-$root/target/$profile/ddcoterm-server}")
 gen=$(realpath "${LOADGEN_BIN:-$root/target/$profile/examples/loadgen}")
+null_bin=${NULL_BIN:-$root/target/$profile/examples/nullingest}
 mkdir -p target/tmp
 work=$(mktemp -d "$root/target/tmp/bench-server.XXXXXX")
 chmod 755 "$work"
@@ -107,6 +112,25 @@ rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
 cpu_s() { awk '{sub(/.*\) /, ""); printf "%.1f", ($12 + $13) / 100}' "/proc/$server_pid/stat"; }
 # CPU milliseconds per acknowledged chunk: CPU_S ACKS.
 per_ack() { awk -v c="$1" -v a="$2" 'BEGIN {printf "%.2f", (a > 0) ? c * 1000 / a : 0}'; }
+
+# The ceiling: the HTTP stack with no storage, saturated like the real server below.
+if [ "${NULL_INGEST:-1}" = 1 ]; then
+  if [ ! -x "$null_bin" ]; then
+    echo "null ingest: skipped: $null_bin is not built (cargo build -p ddcoterm-server --example nullingest)"
+  else
+    "${nice[@]}" "$null_bin" >"$work/null.out" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do grep -q "listening on" "$work/null.out" 2>/dev/null && break; sleep 0.1; done
+    null_url="http://$(sed -n 's/^listening on //p' "$work/null.out")"
+    out=$("${nice[@]}" "$gen" "$null_url" bench --hosts "$hosts" --seconds "$sat" --saturate)
+    cpu=$(cpu_s); acks=$(field "$out" acks); null_mbs=$(field "$out" mb_per_s)
+    echo "null ingest (HTTP stack only, no storage) saturated: $hosts hosts, ${sat}s"
+    echo "  $out server_cpu_s=$cpu load=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "  CPU ms per ack: server $(per_ack "$cpu" "$acks"), load generator $(per_ack "$(field "$out" loadgen_cpu_s)" "$acks")"
+    echo "  ratio to dd oflag=dsync: $(awk -v a="$null_mbs" -v b="$dd_mbs" 'BEGIN {printf "%.2f", a/b}')x (the most any storage could reach here)"
+    stop_server
+  fi
+fi
 
 for backend in $backends; do
   case $backend in

@@ -66,7 +66,12 @@ async fn sync_stage(
             return;
         }
         let keys: Vec<String> = batch.iter().map(|j| j.key.clone()).collect();
-        match objects.make_durable(&keys).await {
+        let started = std::time::Instant::now();
+        let outcome = objects.make_durable(&keys).await;
+        // Per-batch durations, to tell which stage makes the acknowledgement tail
+        // (`DDCOTERMD_LOG=ddcoterm_server::commit=debug`).
+        tracing::debug!(rows = keys.len(), ms = started.elapsed().as_secs_f64() * 1e3, "batch synced");
+        match outcome {
             Ok(()) => {
                 if let Err(mpsc::error::SendError(batch)) = synced.send(batch) {
                     answer_all(batch, ApiError::unavailable("the commit stage has stopped"));
@@ -89,7 +94,10 @@ async fn commit_stage(mut rx: mpsc::UnboundedReceiver<Vec<Job>>, meta: Arc<dyn M
         // One lock order for every transaction, so two replicas on PostgreSQL cannot deadlock.
         jobs.sort_by(|a, b| (&a.session, a.row.seq).cmp(&(&b.session, b.row.seq)));
         let rows: Vec<(String, ChunkRow)> = jobs.iter().map(|j| (j.session.clone(), j.row.clone())).collect();
-        match meta.chunks_commit(&rows, now_ms()).await {
+        let started = std::time::Instant::now();
+        let committed = meta.chunks_commit(&rows, now_ms()).await;
+        tracing::debug!(rows = rows.len(), ms = started.elapsed().as_secs_f64() * 1e3, "batch committed");
+        match committed {
             Ok(results) if results.len() == jobs.len() => {
                 for (job, r) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(r));

@@ -214,7 +214,9 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Resolve
         fig = fig.merge(Yaml::file_exact(file));
     }
     fig = fig
-        .merge(Env::prefixed("DDCOTERMD_").ignore(&["config"]).split("__"))
+        // `DDCOTERMD_LOG` is the log filter (read by `serve`), not a setting: refusing it as an unknown key
+        // made the documented `DDCOTERMD_LOG=debug` stop the server at start.
+        .merge(Env::prefixed("DDCOTERMD_").ignore(&["config", "log"]).split("__"))
         .merge(Serialized::defaults(overrides));
     let raw: Settings = fig.extract().map_err(|e| {
         let msgs: Vec<String> = e
@@ -296,6 +298,7 @@ mod tests {
             )?;
             jail.set_env("DDCOTERMD_LISTEN", "0.0.0.0:2");
             jail.set_env("DDCOTERMD_RETENTION__DAYS", "9");
+            jail.set_env("DDCOTERMD_LOG", "ddcoterm_server::commit=debug");
             let r = load(Some(Path::new("s.yaml")), Overrides::default()).unwrap();
             assert_eq!(r.raw.listen, "0.0.0.0:2");
             assert_eq!(r.raw.retention.days, Some(9));

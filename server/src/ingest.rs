@@ -71,23 +71,54 @@ pub fn state_of(s: &SessionRow) -> String {
     s.state.clone()
 }
 
-/// Finds or creates the session row, and refuses a caller that does not own it.
-async fn owned_session(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
-    let token = who.token_id.ok_or_else(|| ApiError::forbidden("only host tokens write sessions"))?;
+fn host_token(who: &Principal) -> ApiResult<i64> {
+    who.token_id.ok_or_else(|| ApiError::forbidden("only host tokens write sessions"))
+}
+
+/// Creates the session row for a first contact (or reads the one another request or replica claimed).
+async fn claim(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
+    let token = host_token(who)?;
     let now = now_ms();
-    let row = match st.meta.session_get(id).await? {
-        Some(r) => r,
-        None => {
-            let host = who.host.clone().unwrap_or_else(|| who.name.clone());
-            let new =
-                NewSession { id: id.to_string(), owner_token: token, host, prefix: prefix(id, now), now };
-            st.meta.session_claim(&new).await?
-        }
-    };
-    if row.owner_token != token {
-        return Err(ApiError::forbidden(format!("session {id} belongs to another host token")));
+    let host = who.host.clone().unwrap_or_else(|| who.name.clone());
+    let new = NewSession { id: id.to_string(), owner_token: token, host, prefix: prefix(id, now), now };
+    Ok(st.meta.session_claim(&new).await?)
+}
+
+/// Refuses a caller whose host token does not own `row`.
+fn check_owner(who: &Principal, row: SessionRow) -> ApiResult<SessionRow> {
+    if row.owner_token != host_token(who)? {
+        return Err(ApiError::forbidden(format!("session {} belongs to another host token", row.id)));
     }
     Ok(row)
+}
+
+/// Finds or creates the session row, and refuses a caller that does not own it.
+async fn owned_session(st: &AppState, who: &Principal, id: &str) -> ApiResult<SessionRow> {
+    host_token(who)?;
+    let row = match st.meta.session_get(id).await? {
+        Some(r) => r,
+        None => claim(st, who, id).await?,
+    };
+    check_owner(who, row)
+}
+
+/// [`owned_session`] and the rows of chunks `seq - 1..=seq + 1`, in one read when the session exists (the
+/// common case: every chunk after the first contact).
+async fn owned_session_near(
+    st: &AppState,
+    who: &Principal,
+    id: &str,
+    seq: u64,
+) -> ApiResult<(SessionRow, Vec<ChunkRow>)> {
+    host_token(who)?;
+    match st.meta.session_and_near(id, seq).await? {
+        Some((row, near)) => Ok((check_owner(who, row)?, near)),
+        None => {
+            let row = check_owner(who, claim(st, who, id).await?)?;
+            // Another request or replica may have claimed it first and stored chunks since.
+            Ok((row, st.meta.chunks_near(id, seq).await?))
+        }
+    }
 }
 
 /// Records the session's metadata and the root of its hash chain: the SHA-256 of `raw`, the create body
@@ -225,8 +256,7 @@ pub async fn put_chunk(
     validate_chunk(seq, &body)?;
     let sha = chunk_hash(&body);
     let _guard = st.lock_session(id).await;
-    let row = owned_session(st, who, id).await?;
-    let near = st.meta.chunks_near(id, seq).await?;
+    let (row, near) = owned_session_near(st, who, id, seq).await?;
     let at = |s: u64| near.iter().find(|c| c.seq == s);
     if let Some(existing) = at(seq) {
         return replay(st, &row, existing, &sha, &prev);

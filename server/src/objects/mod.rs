@@ -92,40 +92,39 @@ impl LocalDir {
     }
 }
 
-/// Most threads one sync round uses: enough for the journal to merge the batch's syncs into few commits.
+/// Most blocking-pool threads one sync round uses: enough for the journal to merge the batch's syncs into few
+/// commits.
 const SYNC_THREADS: usize = 32;
 
-/// One sync round: `fdatasync` of every file and `fsync` of every distinct directory holding one, spread
-/// over up to [`SYNC_THREADS`] threads, then new directories' own entries (climbing to a known one).
-fn sync_round(root: &FsPath, files: Vec<PathBuf>, durable: &Mutex<HashSet<PathBuf>>) -> std::io::Result<()> {
+/// What one sync round syncs: every file, and every distinct directory holding one.
+fn sync_work(files: Vec<PathBuf>) -> (Vec<(PathBuf, bool)>, Vec<PathBuf>) {
     let mut dirs: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(FsPath::to_path_buf)).collect();
     dirs.sort();
     dirs.dedup();
-    let work: Vec<(PathBuf, bool)> =
-        files.into_iter().map(|f| (f, true)).chain(dirs.iter().cloned().map(|d| (d, false))).collect();
-    let per = work.len().div_ceil(SYNC_THREADS).max(1);
-    std::thread::scope(|scope| -> std::io::Result<()> {
-        let handles: Vec<_> = work
-            .chunks(per)
-            .map(|part| {
-                scope.spawn(move || -> std::io::Result<()> {
-                    for (path, is_file) in part {
-                        let f = std::fs::File::open(path)?;
-                        if *is_file {
-                            f.sync_data()?;
-                        } else {
-                            f.sync_all()?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| std::io::Error::other("a sync thread panicked"))??;
+    let work = files.into_iter().map(|f| (f, true)).chain(dirs.iter().cloned().map(|d| (d, false))).collect();
+    (work, dirs)
+}
+
+/// `fdatasync` of each file and `fsync` of each directory of `part`, in order, on the calling thread.
+fn sync_part(part: &[(PathBuf, bool)]) -> std::io::Result<()> {
+    for (path, is_file) in part {
+        let f = std::fs::File::open(path)?;
+        if *is_file {
+            f.sync_data()?;
+        } else {
+            f.sync_all()?;
         }
-        Ok(())
-    })?;
+    }
+    Ok(())
+}
+
+/// Makes each new directory's own entry durable by syncing its parent, climbing until a directory already
+/// known to be durable.
+fn sync_new_dirs(
+    root: &FsPath,
+    dirs: Vec<PathBuf>,
+    durable: &Mutex<HashSet<PathBuf>>,
+) -> std::io::Result<()> {
     for mut dir in dirs {
         while dir != root && dir.starts_with(root) {
             if durable.lock().map(|s| s.contains(&dir)).unwrap_or(false) {
@@ -145,6 +144,32 @@ fn sync_round(root: &FsPath, files: Vec<PathBuf>, durable: &Mutex<HashSet<PathBu
         }
     }
     Ok(())
+}
+
+/// One sync round: `fdatasync` of every file and `fsync` of every distinct directory holding one, spread
+/// over up to [`SYNC_THREADS`] threads of Tokio's blocking pool, then new directories' own entries (climbing
+/// to a known one). The pool keeps its threads between rounds: a round used to start (and end) a thread per
+/// file and directory, which under load cost more kernel time per acknowledgement than the syncs.
+async fn sync_round(root: PathBuf, files: Vec<PathBuf>, durable: Arc<Mutex<HashSet<PathBuf>>>) -> Result<()> {
+    let (work, dirs) = sync_work(files);
+    let per = work.len().div_ceil(SYNC_THREADS).max(1);
+    // Every part is started before any is awaited, so their syncs are in flight together.
+    let handles: Vec<_> = work
+        .chunks(per)
+        .map(<[_]>::to_vec)
+        .map(|part| tokio::task::spawn_blocking(move || sync_part(&part)))
+        .collect();
+    for h in handles {
+        h.await.map_err(unavailable)?.map_err(unavailable)?;
+    }
+    let known = durable.lock().map(|s| dirs.iter().all(|d| s.contains(d))).unwrap_or(false);
+    if known {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || sync_new_dirs(&root, dirs, &durable))
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
 }
 
 #[async_trait]
@@ -177,12 +202,7 @@ impl Objects for LocalDir {
             Self::key(k)?;
         }
         let files: Vec<PathBuf> = keys.iter().map(|k| self.root.join(k)).collect();
-        let root = self.root.clone();
-        let durable = self.synced_dirs.clone();
-        tokio::task::spawn_blocking(move || sync_round(&root, files, &durable))
-            .await
-            .map_err(unavailable)?
-            .map_err(unavailable)
+        sync_round(self.root.clone(), files, self.synced_dirs.clone()).await
     }
 
     async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<()> {

@@ -275,6 +275,24 @@ pub enum ChunkInsert {
     Refused(String),
 }
 
+/// Decodes the `near` column of `session_and_near`'s query: a JSON array of `[seq, sha256, prev_sha256,
+/// len]` arrays (the same on SQLite and PostgreSQL).
+pub(crate) fn near_rows(json: &str) -> Result<Vec<ChunkRow>> {
+    let rows: Vec<(i64, String, Option<String>, i64)> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Unavailable(format!("neighbouring chunk rows: {e}")))?;
+    let mut out: Vec<ChunkRow> = rows
+        .into_iter()
+        .map(|(seq, sha256, prev_sha256, len)| ChunkRow {
+            seq: seq as u64,
+            sha256,
+            prev_sha256,
+            len: len as u64,
+        })
+        .collect();
+    out.sort_by_key(|c| c.seq);
+    Ok(out)
+}
+
 #[async_trait]
 pub trait MetaStore: Send + Sync {
     /// A cheap round trip for `/readyz`.
@@ -336,6 +354,9 @@ pub trait MetaStore: Send + Sync {
     /// The rows of `seq - 1`, `seq` and `seq + 1` that exist, in one round trip (what a new chunk is checked
     /// against: its own replay and both neighbours' chain hashes).
     async fn chunks_near(&self, id: &str, seq: u64) -> Result<Vec<ChunkRow>>;
+    /// The session's row and [`MetaStore::chunks_near`] in ONE read: what every chunk PUT checks (it used
+    /// to be two reads besides the token's). None when the session does not exist.
+    async fn session_and_near(&self, id: &str, seq: u64) -> Result<Option<(SessionRow, Vec<ChunkRow>)>>;
     /// Inserts the rows of a batch of chunks (session id, row) in ONE transaction, so a single commit (one
     /// WAL sync) makes many hosts' chunks durable at once: each row advances its session's commit point,
     /// bumps activity and reopens an abandoned session. One outcome per item, in order (an inserted row

@@ -528,6 +528,23 @@ impl MetaStore for Postgres {
         rows.iter().map(chunk_row).collect()
     }
 
+    async fn session_and_near(&self, id: &str, seq: u64) -> Result<Option<(SessionRow, Vec<ChunkRow>)>> {
+        let r = sqlx::query(
+            "SELECT s.*, (SELECT coalesce(json_agg(json_build_array(c.seq, c.sha256, c.prev_sha256, c.len))::text, '[]') FROM chunks c \
+               WHERE c.session_id = s.id AND c.seq BETWEEN $2 AND $3) AS near_chunks \
+             FROM sessions s WHERE s.id = $1",
+        )
+                .bind(id)
+                .bind(seq as i64 - 1)
+                .bind(seq as i64 + 1)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        let Some(r) = r else { return Ok(None) };
+        let near: String = r.try_get("near_chunks").map_err(err)?;
+        Ok(Some((session_row(&r)?, super::near_rows(&near)?)))
+    }
+
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>> {
         // A few set-wide statements per batch, not several per row (store/batch.rs says why).
         let mut ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
