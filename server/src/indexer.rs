@@ -11,7 +11,8 @@ use ddcoterm_wire::ProcessEvent;
 use crate::error::ApiError;
 use crate::ingest::{cast_key, chunk_key, now_ms};
 use crate::objects::ObjectError;
-use crate::search::{carry_split, normalise, output_text, rows, Stripper};
+use crate::search::{carry_split, normalise, rows, rows_at, TimedText};
+use crate::searchmatch::{encode_checked, row_marks, RowTimes};
 use crate::state::AppState;
 use crate::store::{IndexDoc, IndexProgress, SessionRow};
 
@@ -84,19 +85,23 @@ async fn index_session(st: &AppState, id: &str) -> Result<bool, ApiError> {
     let finished =
         row.state == "abandoned" || row.last_seq.is_some_and(|l| row.committed_seq.is_some_and(|c| c >= l));
     if committed > from.indexed_seq || (finished && !from.final_done) {
-        let mut text = from.tail.clone();
-        let read = read_output(st, &row, &from, committed, &mut text).await?;
+        let mut timed = TimedText::new(from.tail.clone());
+        let read = read_output(st, &row, &from, committed, &mut timed).await?;
+        let TimedText { text, marks, .. } = timed;
         to.indexed_seq = read.0;
         to.indexed_bytes = read.1;
         let last = finished && to.indexed_seq >= committed;
         let (now_text, carry) = carry_split(&text, last);
-        for (part, t) in rows(now_text).into_iter().enumerate() {
+        for (part, (t, first)) in rows_at(now_text).into_iter().enumerate() {
+            let len = t.split(' ').count() as u64;
+            let times = RowTimes { marks: row_marks(&marks, first, len), text: t };
             docs.push(IndexDoc {
                 kind: "output",
                 first_seq: from.indexed_seq + 1,
                 last_seq: to.indexed_seq,
                 part: part as i64,
-                text: t,
+                times: Some(encode_checked(&times)),
+                text: times.text,
             });
         }
         to.tail = carry;
@@ -113,20 +118,27 @@ fn push_command(docs: &mut Vec<IndexDoc>, command: &str) {
     let mut t = String::new();
     normalise(command, &mut t);
     for (part, text) in rows(&t).into_iter().enumerate() {
-        docs.push(IndexDoc { kind: "command", first_seq: -1, last_seq: -1, part: part as i64, text });
+        docs.push(IndexDoc {
+            kind: "command",
+            first_seq: -1,
+            last_seq: -1,
+            part: part as i64,
+            text,
+            times: None,
+        });
     }
 }
 
 /// Appends the normalised output of the chunks after `from.indexed_seq` (at most `BATCH_BYTES` of them, or
-/// the whole rest of a compacted cast) to `text`; returns the new (indexed_seq, indexed_bytes).
+/// the whole rest of a compacted cast) to `text`, with when its words were printed; returns the new
+/// (indexed_seq, indexed_bytes).
 async fn read_output(
     st: &AppState,
     row: &SessionRow,
     from: &IndexProgress,
     committed: i64,
-    text: &mut String,
+    text: &mut TimedText,
 ) -> Result<(i64, u64), ApiError> {
-    let mut strip = Stripper::default();
     let (mut seq, mut bytes) = (from.indexed_seq, from.indexed_bytes);
     let mut read = 0u64;
     while seq < committed && read < BATCH_BYTES {
@@ -144,10 +156,10 @@ async fn read_output(
         let Some(chunk) = chunk else {
             let cast: Bytes = st.objects.get(&cast_key(row)).await?;
             let rest = cast.slice((bytes as usize).min(cast.len())..);
-            output_text(&rest, &mut strip, text);
+            text.push_cast(&rest);
             return Ok((committed.max(row.last_seq.map_or(-1, |l| l as i64)), bytes + rest.len() as u64));
         };
-        output_text(&chunk, &mut strip, text);
+        text.push_cast(&chunk);
         read += chunk.len() as u64;
         bytes += chunk.len() as u64;
         seq += 1;

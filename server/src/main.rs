@@ -22,6 +22,7 @@ mod objects;
 mod oidc;
 mod replay;
 mod search;
+mod searchmatch;
 mod state;
 mod store;
 mod tls;

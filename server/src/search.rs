@@ -83,24 +83,84 @@ impl Stripper {
     }
 }
 
-/// The visible output of asciicast lines (the `"o"` events), normalised, appended to `out`. The header line
-/// and other event codes (input, resize, markers) are skipped.
-pub fn output_text(cast: &[u8], strip: &mut Stripper, out: &mut String) {
-    let mut visible = String::new();
-    for line in cast.split(|&b| b == b'\n').filter(|l| l.first() == Some(&b'[')) {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
-        if v.get(1).and_then(|c| c.as_str()) == Some("o") {
-            if let Some(d) = v.get(2).and_then(|d| d.as_str()) {
-                strip.push(d, &mut visible);
+/// When words of the normalised output were printed: after the event at `ms` (milliseconds into the
+/// recording), the first `words` words of the text were whole on the screen. Counts and times only grow.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Mark {
+    pub words: u64,
+    pub ms: u64,
+}
+
+/// The visible output of asciicast lines (the `"o"` events), normalised, and when its words were printed.
+/// The header line and other event codes (input, resize, markers) are skipped. Word counts are of the whole
+/// text (the carried tail it starts with included), counting a word once the separator after it is there;
+/// a word finished by a later event's separator is credited to the event that printed its last letter.
+pub struct TimedText {
+    pub text: String,
+    pub marks: Vec<Mark>,
+    strip: Stripper,
+    /// Words of `text` followed by a space.
+    words: u64,
+    /// The mark of the last event that printed letters, while the word it printed is unfinished.
+    open_word: Option<usize>,
+}
+
+impl TimedText {
+    /// Starts from `text` (already normalised: the tail carried from the previous pass).
+    pub fn new(text: String) -> TimedText {
+        let words = text.matches(' ').count() as u64;
+        TimedText { text, marks: Vec::new(), strip: Stripper::default(), words, open_word: None }
+    }
+
+    /// Appends the output events of `cast` (whole lines).
+    pub fn push_cast(&mut self, cast: &[u8]) {
+        let mut visible = String::new();
+        for line in cast.split(|&b| b == b'\n').filter(|l| l.first() == Some(&b'[')) {
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+            if v.get(1).and_then(|c| c.as_str()) != Some("o") {
+                continue;
             }
+            let Some(d) = v.get(2).and_then(|d| d.as_str()) else { continue };
+            let t = v.get(0).and_then(|t| t.as_f64()).unwrap_or(0.0);
+            visible.clear();
+            self.strip.push(d, &mut visible);
+            self.push_event((t.max(0.0) * 1000.0).round() as u64, &visible);
         }
     }
-    normalise(&visible, out);
+
+    fn push_event(&mut self, ms: u64, visible: &str) {
+        let before = self.text.len();
+        normalise(visible, &mut self.text);
+        let added = &self.text[before..];
+        if added.is_empty() {
+            return;
+        }
+        if added.starts_with(' ') {
+            if let Some(i) = self.open_word.take() {
+                self.marks[i].words += 1;
+            }
+        }
+        self.words += added.matches(' ').count() as u64;
+        let last = self.marks.last().copied().unwrap_or(Mark { words: 0, ms: 0 });
+        let (words, ms) = (self.words.max(last.words), ms.max(last.ms));
+        match self.marks.last_mut() {
+            Some(m) if m.ms == ms => m.words = words,
+            _ => self.marks.push(Mark { words, ms }),
+        }
+        self.open_word = (!self.text.ends_with(' ')).then(|| self.marks.len() - 1);
+    }
 }
 
 /// Splits normalised text into index rows of at most `DOC_BYTES`, cut between words, each row after the
 /// first starting with the last `OVERLAP_WORDS` words of the one before.
 pub fn rows(text: &str) -> Vec<String> {
+    rows_at(text).into_iter().map(|(r, _)| r).collect()
+}
+
+/// [`rows`], each with the position in `text` (counted in words) of its first word.
+pub fn rows_at(text: &str) -> Vec<(String, u64)> {
+    let lead = text.len() - text.trim_start().len();
+    let lead_words = text[..lead].matches(' ').count() as u64;
     let text = text.trim();
     let mut out = Vec::new();
     let mut start = 0;
@@ -118,14 +178,16 @@ pub fn rows(text: &str) -> Vec<String> {
             }
         }
         let part = &text[start..end];
-        let overlap = out.last().map(|_: &String| overlap_before(text, start)).unwrap_or("");
+        let overlap = out.last().map(|_: &(String, u64)| overlap_before(text, start)).unwrap_or("");
+        let overlap_words = if overlap.is_empty() { 0 } else { overlap.split(' ').count() as u64 };
+        let first_word = lead_words + text[..start].matches(' ').count() as u64 - overlap_words;
         let mut row = String::with_capacity(overlap.len() + part.len() + 1);
         if !overlap.is_empty() {
             row.push_str(overlap);
             row.push(' ');
         }
         row.push_str(part.trim());
-        out.push(row);
+        out.push((row, first_word));
         start = end;
         while text[start..].starts_with(' ') {
             start += 1;

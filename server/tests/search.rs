@@ -114,6 +114,26 @@ fn search_finds_output_and_commands_and_pages() {
     assert_eq!(search(&s, &aud, "redacted github"), ["s1"]);
     assert!(search(&s, &aud, "conver").is_empty(), "words match whole, not as prefixes");
 
+    // Each hit says when its output first matched, and the words around it.
+    let at = |q: &str, id: &str| -> serde_json::Value {
+        let (_, v) = s.get_json(&aud, &format!("/api/v1/sessions?q={}", urlencode(q)));
+        v["sessions"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap()["search_match"].clone()
+    };
+    assert_eq!(at("deployment", "s1")["t"], 0.5);
+    let snippet = at("deployment", "s1")["snippet"].as_str().unwrap().to_string();
+    assert!(
+        snippet.starts_with("scaling deployment web token redacted github token ok replica set"),
+        "{snippet}"
+    );
+    assert_eq!(at("deployment", "s2")["t"], 0.5);
+    // A word finished by the next chunk's event: printed whole at 2.0 s.
+    assert_eq!(at("\"set converged after\"", "s1")["t"], 2.0);
+    // The earliest of several terms; a term only in the command has no output time.
+    assert_eq!(at("rollout redacted", "s1")["t"], 1.0);
+    assert!(at("kubectl", "s1").is_null(), "a command-only match has no time");
+    let (_, plain) = s.get_json(&aud, "/api/v1/sessions");
+    assert!(plain["sessions"][0].get("search_match").is_none(), "no search, no match: {plain}");
+
     // Combined with the other filters, the viewer's scope, and pages with a cursor.
     assert_eq!(ids(&s.get_json(&aud, "/api/v1/sessions?q=deployment&user=bob").1), ["s2"]);
     let bob = s.token("bob", "viewer");
@@ -144,6 +164,17 @@ fn a_session_over_a_megabyte_is_searchable_at_its_end() {
     ingest(&s, &host, "big", "alice", "tail -f app.log", &outs, true);
     s.wait_for("the indexer", || search(&s, &aud, "finalmarker").len() == 1);
     assert_eq!(search(&s, &aud, "\"row 1999 of the log\" finalmarker"), ["big"]);
+    // The time of the match, far past the first index row and the first indexing pass (1 MiB).
+    let (_, v) = s.get_json(&aud, "/api/v1/sessions?q=finalmarker");
+    assert_eq!(v["sessions"][0]["search_match"]["t"], 99.0, "{v}");
+    assert_eq!(
+        v["sessions"][0]["search_match"]["snippet"],
+        "… of the log with some words in it finalmarker reached"
+    );
+    let (_, v) = s.get_json(&aud, "/api/v1/sessions?q=%22row+1500+of%22");
+    assert_eq!(v["sessions"][0]["search_match"]["t"], 0.0, "the first event holds the first row 1500: {v}");
+    let (_, v) = s.get_json(&aud, "/api/v1/sessions?q=%22row+1500+of%22+finalmarker");
+    assert_eq!(v["sessions"][0]["search_match"]["t"], 0.0, "the earliest term wins: {v}");
 }
 
 /// Index rows of one session: (kind, first_seq, last_seq, part), read from the database itself.

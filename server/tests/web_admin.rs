@@ -101,6 +101,74 @@ fn only_admins_open_the_admin_pages_and_post_their_forms() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(!get(&s, "/admin/users", &admin).text().unwrap().contains("eve"));
+
+    // The token and password forms: CSRF and admins only, like the others; bad fields named.
+    let vic = sign_in(&s, "vic", "viewer password");
+    let page = get(&s, "/", &vic).text().unwrap();
+    let vic_csrf =
+        page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+    let make = [("name", "t1"), ("role", "admin"), ("host", "")];
+    for (cookie, token) in [(&admin, "x"), (&admin, ""), (&vic, vic_csrf.as_str())] {
+        let mut f = make.to_vec();
+        f.push(("csrf", token));
+        assert_eq!(post(&s, "/admin/tokens", cookie, &f).status(), 403, "create with csrf {token:?}");
+        let r = post(
+            &s,
+            "/admin/users/password",
+            cookie,
+            &[("csrf", token), ("name", "aud"), ("password", "new password!")],
+        );
+        assert_eq!(r.status(), 403, "reset with csrf {token:?}");
+    }
+    assert!(!get(&s, "/admin/tokens", &admin).text().unwrap().contains("t1"));
+    for (form, want) in [
+        (vec![("name", "t1"), ("role", "root")], "role"),
+        (vec![("name", ""), ("role", "viewer")], "name"),
+        (vec![("name", "t1"), ("role", "viewer"), ("host", "web-1")], "host"),
+    ] {
+        let mut f = form.clone();
+        f.push(("csrf", &token));
+        let r = post(&s, "/admin/tokens", &admin, &f);
+        assert_eq!(r.status(), 400, "{form:?}");
+        assert!(r.text().unwrap().contains(want), "{form:?} names {want}");
+    }
+    let r = post(
+        &s,
+        "/admin/users/password",
+        &admin,
+        &[("csrf", &token), ("name", "aud"), ("password", "short")],
+    );
+    assert_eq!(r.status(), 400);
+    let r = post(
+        &s,
+        "/admin/users/password",
+        &admin,
+        &[("csrf", &token), ("name", "nobody"), ("password", "long enough")],
+    );
+    assert_eq!(r.status(), 404);
+    // A created token is in the answer once, with no-store; a second of that name is 409.
+    let r = post(&s, "/admin/tokens", &admin, &[("csrf", &token), ("name", "ci"), ("role", "viewer")]);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let page = r.text().unwrap();
+    let created =
+        page.split(r#"<code id="new-token">"#).nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(created.starts_with("ddcts_"));
+    assert!(!get(&s, "/admin/tokens", &admin).text().unwrap().contains(&created));
+    assert!(!s.log().contains(&created), "the new token is logged");
+    let r = post(&s, "/admin/tokens", &admin, &[("csrf", &token), ("name", "ci"), ("role", "viewer")]);
+    assert_eq!(r.status(), 409);
+    // A reset password ends the user's logins.
+    let aud = sign_in(&s, "aud", "auditor password");
+    let r = post(
+        &s,
+        "/admin/users/password",
+        &admin,
+        &[("csrf", &token), ("name", "aud"), ("password", "new password!")],
+    );
+    assert_eq!(r.status(), 303);
+    assert_eq!(get(&s, "/", &aud).status(), 303, "the old login ended");
+    sign_in(&s, "aud", "new password!");
 }
 
 #[test]

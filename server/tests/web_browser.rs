@@ -96,16 +96,30 @@ fn review_sign_in_list_filter_search_play_seek_speed_download_sign_out() {
         b.js("return Array.from(document.querySelectorAll('#sessions tbody tr')).map(r => r.dataset.id);"),
         json!(["s-deploy"])
     );
-    assert!(b.text("#sessions tbody tr td.command").contains("match in the output"));
+    // The hit shows when and where the output matched, the word marked, and links to that moment.
+    assert_eq!(b.text("#sessions tbody tr td.command small.match mark"), "zebracorn");
+    assert!(b.text("#sessions tbody tr td.command small.match").starts_with("at 0:12: "));
+    let href = b.js("return document.querySelector('#sessions tbody tr a.open').getAttribute('href');");
+    assert_eq!(href, json!("/sessions/s-deploy?t=12.000&q=zebracorn"));
     b.screenshot("list-search");
     b.click("#sessions tbody tr a.open");
     b.wait_js("the session page", "location.pathname === '/sessions/s-deploy'", 10);
     let m = b.wait_js("the match panel", "document.querySelector('#match').dataset.time", 15);
-    assert_eq!(m, json!("12"));
+    assert_eq!(m, json!("12.000"));
     assert!(b.text("#match").contains("zebracorn"));
     b.wait_js("the player at the match", "window.ddcotermPlayer", 10);
     let t = b.player_time();
     assert!((11.9..=12.5).contains(&t), "opened at {t}, the match is at 12");
+    b.wait_js(
+        "the match on the screen",
+        "document.getElementById('player').innerText.includes('step 12 zebracorn reached')",
+        10,
+    );
+    assert!(!b
+        .js("return document.getElementById('player').innerText;")
+        .as_str()
+        .unwrap()
+        .contains("step 13"));
     assert_eq!(b.text("#m-rule"), "prod-change");
     assert_eq!(b.text("#m-approval"), "CASE-42");
 
@@ -483,6 +497,230 @@ fn a_long_recording_plays_in_windows_from_stored_screens() {
         assert_eq!(off, json!([]), "controls off screen at {w}x{h}");
     }
     b.screenshot("player-long-narrow");
+    b.resize(1280, 800);
+    assert_no_csp_violation(&b);
+}
+
+#[test]
+fn a_search_opens_a_long_recording_at_the_match() {
+    let Some(b) = Browser::start("search into a long recording") else { return };
+    let s = Server::start();
+    let host = s.token("web-1", "host");
+    let aud = s.token("aud", "auditor");
+    // ~1.9 MB, one event a second: windowed in the page, indexed in several passes (1 MiB each) and many
+    // index rows (64 KiB each). The word searched for is printed once, at 40:17, far into the recording.
+    let mut chunks = vec![String::new()];
+    for i in 0..3000u32 {
+        let text = if i == 2417 {
+            format!("event {i} the quuxwombat appeared {}\r\n", format!("{i:05}.").repeat(50))
+        } else {
+            format!("event {i} {}\r\n", format!("{i:05}.").repeat(100))
+        };
+        let last = chunks.last_mut().unwrap();
+        last.push_str(&out(i as f64, &text));
+        if last.len() >= 64 << 10 {
+            chunks.push(String::new());
+        }
+    }
+    chunks.retain(|c| !c.is_empty());
+    let cast = Upload { s: &s, host: &host }.session(
+        "long",
+        json!({"user": "bob", "command": "tail -f big.log", "started_at": "2026-01-01T00:00:00Z"}),
+        &chunks,
+        false,
+    );
+    assert!(cast.len() > 3 << 19, "the recording is {} bytes", cast.len());
+    Upload { s: &s, host: &host }.session(
+        "short",
+        json!({"user": "bob", "command": "cat notes", "started_at": "2026-01-01T01:00:00Z"}),
+        &[out(0.5, "nothing here\r\n")],
+        false,
+    );
+    add_user(&s, "lead", "auditor", "correct horse");
+    wait_indexed(&s, &aud, "quuxwombat", "long");
+    let (_, v) = s.get_json(&aud, "/api/v1/sessions?q=quuxwombat");
+    assert_eq!(v["sessions"][0]["search_match"]["t"], 2417.0, "{v}");
+
+    b.goto(&format!("{}/?q=quuxwombat", s.url));
+    sign_in(&b, &s, "lead", "correct horse");
+    b.wait_js(
+        "the search results",
+        "location.search.includes('q=quuxwombat') && document.querySelector('#sessions tbody tr')",
+        10,
+    );
+    assert_eq!(
+        b.js("return Array.from(document.querySelectorAll('#sessions tbody tr')).map(r => r.dataset.id);"),
+        json!(["long"])
+    );
+    assert!(b.text("#sessions tbody tr td.command small.match").starts_with("at 40:17: "));
+    b.click("#sessions tbody tr a.open");
+    b.wait_js("the session page", "location.pathname === '/sessions/long'", 10);
+    assert_eq!(
+        b.js("return document.getElementById('player').dataset.windows;"),
+        json!("/api/v1/sessions/long")
+    );
+    b.wait_js(
+        "opened at the match",
+        "Math.abs(parseFloat(document.getElementById('player').dataset.shown) - 2417) < 0.01",
+        15,
+    );
+    wait_screen(&b, &server_screen(&s, &aud, "long", 2417.0), "the match's moment");
+    assert!(b.body().contains("event 2417 the quuxwombat appeared"));
+    let t = b.player_time();
+    assert!((t - 2417.0).abs() < 0.01, "the player is at {t}, the match at 2417");
+    assert_eq!(b.text("#match mark"), "quuxwombat");
+    b.screenshot("player-long-search");
+
+    // The same from the session's link with the search only (the page asks the index itself).
+    b.goto(&format!("{}/", s.url));
+    b.goto(&format!("{}/sessions/long?q=quuxwombat", s.url));
+    b.wait_js(
+        "opened at the match",
+        "Math.abs(parseFloat(document.getElementById('player').dataset.shown) - 2417) < 0.01",
+        15,
+    );
+    assert!(b.body().contains("event 2417 the quuxwombat appeared"));
+    assert_no_csp_violation(&b);
+}
+
+/// No element wider than the window, and every form control on screen.
+fn assert_fits(b: &Browser, what: &str) {
+    let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth;");
+    assert!(overflow.as_i64().unwrap_or(99) <= 1, "{what} overflows by {overflow}px");
+    let off = b.js("return Array.from(document.querySelectorAll('main input:not([type=hidden]), main select, main button'))
+           .filter(e => { const r = e.getBoundingClientRect(); return !(r.width > 0 && r.left >= 0 && r.right <= window.innerWidth + 1); })
+           .map(e => e.id || e.name || e.className);");
+    assert_eq!(off, json!([]), "{what}: controls off screen");
+}
+
+#[test]
+fn admins_manage_tokens_and_users_and_read_the_audit_in_the_ui() {
+    let Some(b) = Browser::start("admin pages") else { return };
+    let s = Server::start();
+    let host = s.token("web-1", "host");
+    Upload { s: &s, host: &host }.session(
+        "a1",
+        json!({"user": "bob", "command": "uptime"}),
+        &[out(0.5, "up\r\n")],
+        false,
+    );
+    add_user(&s, "root", "admin", "correct horse");
+    add_user(&s, "lead", "auditor", "battery staple");
+    let api = |token: &str| {
+        web_support::http()
+            .get(format!("{}/api/v1/sessions", s.url))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    // A non-admin gets 403 on every admin page.
+    b.goto(&format!("{}/admin/tokens", s.url));
+    sign_in(&b, &s, "lead", "battery staple");
+    for page in ["/admin", "/admin/tokens", "/admin/users", "/admin/audit"] {
+        b.goto(&format!("{}{page}", s.url));
+        assert!(b.body().contains("admins only"), "{page} as an auditor: {}", b.body());
+    }
+    b.click("#signout");
+    b.wait_js("signed out", "location.pathname === '/login'", 10);
+
+    for (w, h) in [(1280, 800), (390, 844)] {
+        b.resize(w, h);
+        let tag = format!("{w}x{h}");
+        let (tname, uname) = (format!("ci-{w}"), format!("newbie{w}"));
+        b.goto(&format!("{}/admin/tokens", s.url));
+        if b.url().contains("/login") {
+            sign_in(&b, &s, "root", "correct horse");
+            b.goto(&format!("{}/admin/tokens", s.url));
+        }
+        assert_fits(&b, &format!("tokens at {tag}"));
+
+        // Create an auditor token: shown once, works against the API, never shown again nor logged.
+        b.fill("#token-name", &tname);
+        b.js("document.getElementById('token-role').value = 'auditor';");
+        b.click("#create-token");
+        let token = b.wait_js(
+            "the new token",
+            "document.getElementById('new-token') && document.getElementById('new-token').textContent",
+            10,
+        );
+        let token = token.as_str().unwrap().to_string();
+        assert!(token.starts_with("ddcts_"), "{token}");
+        b.screenshot(&format!("admin-token-{tag}"));
+        assert_fits(&b, &format!("the created token at {tag}"));
+        assert_eq!(api(&token), 200, "the created token reads the API");
+        b.goto(&format!("{}/admin/tokens", s.url));
+        assert!(!b.js("return document.documentElement.outerHTML;").as_str().unwrap().contains(&token));
+        assert!(b.text(&format!("#tokens tr[data-name='{tname}'] td.role")).contains("auditor"));
+        assert!(!s.log().contains(&token), "the token is in the server's log");
+
+        // Revoke it: 401 from then on.
+        b.click(&format!("#tokens tr[data-name='{tname}'] button.revoke"));
+        b.wait_js("revoked", &format!("document.querySelector(\"#tokens tr[data-name='{tname}'] td.status\").textContent.startsWith('revoked')"), 10);
+        assert_eq!(api(&token), 401, "a revoked token");
+
+        // Add a user, who can then sign in; reset their password; remove them.
+        b.goto(&format!("{}/admin/users", s.url));
+        assert_fits(&b, &format!("users at {tag}"));
+        b.fill("#new-name", &uname);
+        b.js("document.getElementById('new-role').value = 'auditor';");
+        b.fill("#new-password", "first password");
+        b.click("#add");
+        b.wait_js(
+            "the new user",
+            &format!("document.querySelector(\"#users tr[data-name='{uname}']\") !== null"),
+            10,
+        );
+        assert_eq!(b.text(&format!("#users tr[data-name='{uname}'] td.role")), "auditor");
+        b.screenshot(&format!("admin-users-{tag}"));
+        let cookie = web_support::sign_in(&s, &uname, "first password");
+        assert!(!cookie.is_empty());
+        b.fill(&format!("#users tr[data-name='{uname}'] input.new-password"), "second password");
+        b.js("window.beforeReset = true;");
+        b.click(&format!("#users tr[data-name='{uname}'] button.reset"));
+        b.wait_js("back on users", "!window.beforeReset && location.pathname === '/admin/users'", 10);
+        let old = web_support::http()
+            .post(format!("{}/login", s.url))
+            .header("origin", &s.url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(web_support::form(&[("user", &uname), ("password", "first password"), ("next", "/")]))
+            .send()
+            .unwrap();
+        assert_eq!(old.status(), 401, "the old password after a reset");
+        web_support::sign_in(&s, &uname, "second password");
+        b.click(&format!("#users tr[data-name='{uname}'] button.remove"));
+        b.wait_js(
+            "removed",
+            &format!("document.querySelector(\"#users tr[data-name='{uname}']\") === null"),
+            10,
+        );
+
+        // The audit: every action above, filtered by who did it and by what it was done to.
+        b.goto(&format!("{}/admin/audit", s.url));
+        assert_fits(&b, &format!("audit at {tag}"));
+        b.fill("#f-who", "root");
+        b.fill("#f-session", &uname);
+        b.click("#f-apply");
+        b.wait_js("the filtered audit", "location.search.includes('who=root')", 10);
+        let kinds = b.js(
+            "return Array.from(document.querySelectorAll('#audit tbody td.kind')).map(t => t.textContent);",
+        );
+        assert_eq!(
+            kinds,
+            json!(["admin: user removed", "admin: password reset", "admin: user added (auditor)"]),
+            "at {tag}"
+        );
+        b.fill("#f-session", &tname);
+        b.click("#f-apply");
+        b.wait_js("the token's audit", &format!("location.search.includes('session={tname}')"), 10);
+        let kinds = b.js(
+            "return Array.from(document.querySelectorAll('#audit tbody td.kind')).map(t => t.textContent);",
+        );
+        assert_eq!(kinds, json!(["admin: token revoked", "admin: token created (auditor)"]), "at {tag}");
+        b.screenshot(&format!("admin-audit-{tag}"));
+    }
     b.resize(1280, 800);
     assert_no_csp_violation(&b);
 }

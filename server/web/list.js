@@ -49,11 +49,19 @@
     const cmd = cell(tr, "command");
     const a = document.createElement("a");
     a.className = "open";
-    a.href = "/sessions/" + encodeURIComponent(s.id) + (q ? "?q=" + encodeURIComponent(q) : "");
+    const m = s.search_match;
+    a.href = "/sessions/" + encodeURIComponent(s.id) +
+      (q ? (m && isFinite(m.t) ? "?t=" + Number(m.t).toFixed(3) + "&q=" : "?q=") + encodeURIComponent(q) : "");
     const code = document.createElement("code");
     code.textContent = s.command || "";
     a.appendChild(code);
     cmd.appendChild(a);
+    if (q && m && typeof m.snippet === "string") {
+      const small = document.createElement("small");
+      small.className = "match";
+      small.textContent = m.snippet;
+      cmd.append(document.createElement("br"), small);
+    }
     cell(tr, "start", short(s.started_at));
     cell(tr, "duration", duration(s));
     cell(tr, "exit", s.exit_status == null ? "" : String(s.exit_status));

@@ -412,9 +412,12 @@
     create(0, true);
     return;
   }
+  // `?t=` (a search match's moment, given by the list or found by the server's index) wins over the rest.
+  const given = box.dataset.start !== undefined ? parseFloat(box.dataset.start) : NaN;
+  const serverMatch = document.getElementById("match").dataset.server === "1";
   if (windows) {
-    create(hashTime(), false);
-    if (box.dataset.q) {
+    create(isFinite(given) ? given : hashTime(), false);
+    if (box.dataset.q && !serverMatch) {
       const p = document.getElementById("match");
       p.textContent = "This recording is long: it opens at the start, not at the search’s match (use the command list or the seek bar).";
       p.classList.remove("hidden");
@@ -429,6 +432,10 @@
     .then(async (text) => {
       castText = text;
       const q = box.dataset.q;
+      if (isFinite(given)) {
+        create(given, false);
+        return;
+      }
       const m = q ? firstMatch(text, q) : null;
       create(m ? m.time : hashTime(), false);
       if (q) showMatch(m, q);

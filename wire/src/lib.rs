@@ -142,6 +142,19 @@ pub struct SessionInfo {
     pub last_seq: Option<u64>,
     pub bytes: u64,
     pub legal_hold: bool,
+    /// With a search (`q=`): where in the output it first matched, so a reviewer opens the player there.
+    /// Absent without a search, when only the command matched, or for output indexed before times were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_match: Option<SearchMatch>,
+}
+
+/// The first place a search matched a session's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchMatch {
+    /// Seconds into the recording at which the matching output has been printed.
+    pub t: f64,
+    /// The normalised words around the match (lower case, punctuation as spaces), for showing it.
+    pub snippet: String,
 }
 
 /// `GET /api/v1/sessions/{id}`: metadata and process events.

@@ -55,6 +55,7 @@ pub fn info(st: &AppState, r: &SessionRow) -> SessionInfo {
         last_seq: r.last_seq,
         bytes: r.bytes,
         legal_hold: r.legal_hold,
+        search_match: None,
     }
 }
 
@@ -138,7 +139,20 @@ pub async fn list(
     let f = filter(&who, params)?;
     let rows = st.meta.session_list(&f).await?;
     let next_cursor = (rows.len() == f.limit as usize).then(|| rows.last().map(encode_cursor)).flatten();
-    Ok(Json(SessionPage { sessions: rows.iter().map(|r| info(&st, r)).collect(), next_cursor }))
+    Ok(Json(SessionPage { sessions: infos(&st, &rows, &f.q).await?, next_cursor }))
+}
+
+/// The rows as the API shows them; with a search, each with where its output first matched.
+pub async fn infos(st: &AppState, rows: &[SessionRow], q: &[Vec<String>]) -> ApiResult<Vec<SessionInfo>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut i = info(st, r);
+        if !q.is_empty() {
+            i.search_match = crate::searchmatch::first_match(st, &r.id, q).await?;
+        }
+        out.push(i);
+    }
+    Ok(out)
 }
 
 /// The reader and the session named in the path, if it exists and the reader may see it: the one way every
@@ -223,7 +237,7 @@ pub async fn live(
     Ok(crate::live::follow(st, row, who.login))
 }
 
-/// `GET /api/v1/views?session=&limit=&cursor=`: the view audit, newest first (admins only).
+/// `GET /api/v1/views?session=&viewer=&limit=&cursor=`: the view audit (and the admins' actions), newest first (admins only).
 pub async fn views(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -234,7 +248,7 @@ pub async fn views(
         return Err(ApiError::forbidden("only admins read the view audit"));
     }
     let Query(params) = query.map_err(|e| ApiError::bad_request(format!("query: {e}")))?;
-    let (mut session, mut before, mut limit) = (None, None, 100u32);
+    let (mut session, mut viewer, mut before, mut limit) = (None, None::<String>, None, 100u32);
     for (k, v) in params {
         match k.as_str() {
             "session" => {
@@ -242,6 +256,12 @@ pub async fn views(
                     ApiError::bad_request(format!("query parameter `session`: {v:?} is not a session id"))
                 })?;
                 session = Some(v);
+            }
+            "viewer" => {
+                if v.is_empty() || v.len() > 128 {
+                    return Err(ApiError::bad_request("query parameter `viewer`: 1-128 bytes"));
+                }
+                viewer = Some(v);
             }
             "cursor" => {
                 before = Some(v.parse::<i64>().map_err(|_| {
@@ -259,7 +279,7 @@ pub async fn views(
             other => return Err(ApiError::bad_request(format!("unknown query parameter `{other}`"))),
         }
     }
-    let rows = st.meta.views(session.as_deref(), before, limit).await?;
+    let rows = st.meta.views(session.as_deref(), viewer.as_deref(), before, limit).await?;
     let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.to_string())).flatten();
     let views: Vec<serde_json::Value> = rows
         .iter()

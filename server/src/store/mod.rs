@@ -229,6 +229,8 @@ pub struct IndexDoc {
     pub part: i64,
     /// Normalised text (see `search::normalise`).
     pub text: String,
+    /// Output rows: the text and when its words were printed (`searchmatch::encode`), so a hit has a time.
+    pub times: Option<Vec<u8>>,
 }
 
 /// The terminal at one point of a recording (`crate::keyframes`): where a window starts playing from.
@@ -372,8 +374,14 @@ pub trait MetaStore: Send + Sync {
 
     /// Records a view before its bytes are served.
     async fn view_insert(&self, at: i64, viewer: &str, role: Role, session: &str, kind: &str) -> Result<()>;
-    /// Views newest first, optionally of one session, with ids below `before` (a cursor).
-    async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>>;
+    /// Views newest first, optionally of one session and/or by one viewer, with ids below `before` (a cursor).
+    async fn views(
+        &self,
+        session: Option<&str>,
+        viewer: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ViewRow>>;
 
     /// Stores a new web login (`current_role` is ignored).
     async fn login_insert(&self, login: &LoginRow) -> Result<()>;
@@ -410,6 +418,9 @@ pub trait MetaStore: Send + Sync {
         to: &IndexProgress,
         docs: &[IndexDoc],
     ) -> Result<bool>;
+    /// The stored times (`IndexDoc::times`) of the session's earliest output row that contains `term` (a
+    /// word, or a phrase of words in a row); `None` when no output row has it, or it was indexed without times.
+    async fn index_first_times(&self, id: &str, term: &[String]) -> Result<Option<Vec<u8>>>;
 
     /// The keyframe index's progress (all zero when none was built); `None` when the session does not exist.
     async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>>;

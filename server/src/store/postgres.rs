@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/postgres/0004_web.sql")),
     (5, include_str!("../../migrations/postgres/0005_windows.sql")),
     (6, include_str!("../../migrations/postgres/0006_oidc.sql")),
+    (7, include_str!("../../migrations/postgres/0007_search_times.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).
@@ -707,10 +708,19 @@ impl MetaStore for Postgres {
             .map(|_| ())
     }
 
-    async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>> {
+    async fn views(
+        &self,
+        session: Option<&str>,
+        viewer: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ViewRow>> {
         let mut sql = String::from("SELECT * FROM view_audit WHERE 1 = 1");
         if session.is_some() {
             sql.push_str(" AND session_id = ?");
+        }
+        if viewer.is_some() {
+            sql.push_str(" AND viewer = ?");
         }
         if before.is_some() {
             sql.push_str(" AND id < ?");
@@ -719,6 +729,9 @@ impl MetaStore for Postgres {
         let sql = numbered(&sql);
         let mut q = sqlx::query(&sql);
         if let Some(v) = session {
+            q = q.bind(v);
+        }
+        if let Some(v) = viewer {
             q = q.bind(v);
         }
         if let Some(v) = before {
@@ -956,8 +969,8 @@ impl MetaStore for Postgres {
         }
         for d in docs {
             sqlx::query(
-                "INSERT INTO search_docs (session_id, kind, first_seq, last_seq, part, tsv) \
-                 VALUES ($1, $2, $3, $4, $5, to_tsvector('simple', $6))",
+                "INSERT INTO search_docs (session_id, kind, first_seq, last_seq, part, tsv, times) \
+                 VALUES ($1, $2, $3, $4, $5, to_tsvector('simple', $6), $7)",
             )
             .bind(id)
             .bind(d.kind)
@@ -965,12 +978,26 @@ impl MetaStore for Postgres {
             .bind(d.last_seq)
             .bind(d.part)
             .bind(&d.text)
+            .bind(d.times.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         Ok(true)
+    }
+
+    async fn index_first_times(&self, id: &str, term: &[String]) -> Result<Option<Vec<u8>>> {
+        let r: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+            "SELECT times FROM search_docs WHERE session_id = $1 AND kind = 'output' \
+             AND tsv @@ phraseto_tsquery('simple', $2) ORDER BY first_seq, part LIMIT 1",
+        )
+        .bind(id)
+        .bind(term.join(" "))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(r.flatten())
     }
 
     async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>> {

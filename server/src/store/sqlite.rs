@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/sqlite/0004_web.sql")),
     (5, include_str!("../../migrations/sqlite/0005_windows.sql")),
     (6, include_str!("../../migrations/sqlite/0006_oidc.sql")),
+    (7, include_str!("../../migrations/sqlite/0007_search_times.sql")),
 ];
 
 pub struct Sqlite {
@@ -706,10 +707,19 @@ impl MetaStore for Sqlite {
             .map(|_| ())
     }
 
-    async fn views(&self, session: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<ViewRow>> {
+    async fn views(
+        &self,
+        session: Option<&str>,
+        viewer: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ViewRow>> {
         let mut sql = String::from("SELECT * FROM view_audit WHERE 1 = 1");
         if session.is_some() {
             sql.push_str(" AND session_id = ?");
+        }
+        if viewer.is_some() {
+            sql.push_str(" AND viewer = ?");
         }
         if before.is_some() {
             sql.push_str(" AND id < ?");
@@ -717,6 +727,9 @@ impl MetaStore for Sqlite {
         sql.push_str(" ORDER BY id DESC LIMIT ?");
         let mut q = sqlx::query(&sql);
         if let Some(v) = session {
+            q = q.bind(v);
+        }
+        if let Some(v) = viewer {
             q = q.bind(v);
         }
         if let Some(v) = before {
@@ -954,13 +967,15 @@ impl MetaStore for Sqlite {
         }
         for d in docs {
             let r = sqlx::query(
-                "INSERT INTO search_docs (session_id, kind, first_seq, last_seq, part) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO search_docs (session_id, kind, first_seq, last_seq, part, times) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
             .bind(d.kind)
             .bind(d.first_seq)
             .bind(d.last_seq)
             .bind(d.part)
+            .bind(d.times.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(err)?;
@@ -973,6 +988,22 @@ impl MetaStore for Sqlite {
         }
         tx.commit().await.map_err(err)?;
         Ok(true)
+    }
+
+    async fn index_first_times(&self, id: &str, term: &[String]) -> Result<Option<Vec<u8>>> {
+        // The same FTS5 look-up as the list's `q` (so no dearer than the search that found the session),
+        // narrowed to this session's output rows, earliest first.
+        let r: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+            "SELECT d.times FROM search_docs d WHERE d.session_id = ? AND d.kind = 'output' AND d.id IN \
+             (SELECT rowid FROM search_fts WHERE search_fts MATCH ?) ORDER BY d.first_seq, d.part LIMIT 1",
+        )
+        .bind(id)
+        // Words are letters and digits only (search::normalise): nothing in them is query syntax.
+        .bind(format!("\"{}\"", term.join(" ")))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(r.flatten())
     }
 
     async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>> {

@@ -1,10 +1,11 @@
 //! `/admin`: what admins manage in the UI (DESIGN.md §12 "admin manages tokens and users, in the UI too"):
-//! the tokens (list, revoke), the users (list, add, remove), and the audit of reviewers (who viewed or
-//! downloaded which session, when, newest first, in pages). Admins only (others 403); every form is same-origin
-//! and carries the login's CSRF token; everything shown is escaped by maud like every page.
+//! the tokens (list, create: shown once, revoke), the users (list, add, reset a password, remove), and the
+//! audit of reviewers (who viewed or downloaded which session, when, newest first, in pages, filtered by
+//! session or person), where every admin action taken here is recorded too. Admins only (others 403); every
+//! form is same-origin and carries the login's CSRF token; everything shown is escaped by maud like every page.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -12,7 +13,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{encode, error_page, layout, viewer, Viewer};
-use crate::auth::{hash_password, valid_user_name};
+use crate::auth::{hash_password, new_token, token_hash, valid_user_name};
 use crate::cmd::token::rfc3339;
 use crate::error::ApiError;
 use crate::ingest::now_ms;
@@ -27,10 +28,11 @@ pub const AUDIT_PAGE: u32 = 50;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin", get(index))
-        .route("/admin/tokens", get(tokens))
+        .route("/admin/tokens", get(tokens).post(create_token))
         .route("/admin/tokens/revoke", post(revoke_token))
         .route("/admin/users", get(users).post(add_user))
         .route("/admin/users/remove", post(remove_user))
+        .route("/admin/users/password", post(reset_password))
         .route("/admin/audit", get(audit))
 }
 
@@ -84,6 +86,15 @@ fn csrf_field(v: &Viewer) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
 }
 
+/// Records an admin action in the audit (kind `admin: ...`, the token or user acted on in place of a
+/// session). Never the token or the password themselves.
+async fn audit_action(st: &AppState, admin: &str, target: &str, what: &str) -> Result<(), Response> {
+    st.meta
+        .view_insert(now_ms(), admin, Role::Admin, target, &format!("admin: {what}"))
+        .await
+        .map_err(|e| error_page(None, &e.into()))
+}
+
 /// `GET /admin`.
 pub async fn index(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let v = match admin(&st, &headers, &uri).await {
@@ -94,9 +105,9 @@ pub async fn index(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> 
         h1 { "Admin" }
         (nav())
         ul {
-            li { a href="/admin/tokens" { "Tokens" } ": hosts' and reviewers' tokens, when each was last used; revoke" }
-            li { a href="/admin/users" { "Users" } ": who signs in to the web UI, with which role; add, remove" }
-            li { a href="/admin/audit" { "Audit of reviewers" } ": every view and download of a session" }
+            li { a href="/admin/tokens" { "Tokens" } ": hosts' and reviewers' tokens, when each was last used; create, revoke" }
+            li { a href="/admin/users" { "Users" } ": who signs in to the web UI, with which role; add, reset a password, remove" }
+            li { a href="/admin/audit" { "Audit of reviewers" } ": every view and download of a session, and every admin action" }
         }
     };
     layout::page(Some(&v), "Admin", main, html! {}).into_response()
@@ -108,14 +119,24 @@ pub async fn tokens(State(st): State<AppState>, headers: HeaderMap, uri: Uri) ->
         Ok(v) => v,
         Err(r) => return r,
     };
+    tokens_page(&st, &v, None).await
+}
+
+/// The tokens page; `created` is a token just made, shown this once (the answer is never cached).
+async fn tokens_page(st: &AppState, v: &Viewer, created: Option<(&str, &str)>) -> Response {
     let rows = match st.meta.token_list().await {
         Ok(r) => r,
-        Err(e) => return error_page(Some(&v), &e.into()),
+        Err(e) => return error_page(Some(v), &e.into()),
     };
     let main = html! {
         h1 { "Tokens" }
         (nav())
-        p { "Create tokens with " code { "ddcoterm-server token create" } " (a token is shown once)." }
+        @if let Some((name, token)) = created {
+            div.created #created role="status" {
+                p { "Token " strong { (name) } " created. Copy it now: it is shown this once, and only its hash is kept." }
+                p { code #new-token { (token) } }
+            }
+        }
         div.tablewrap { table #tokens {
             thead { tr { th { "Name" } th { "Role" } th { "Host" } th { "Created (UTC)" } th { "Last seen (UTC)" }
                 th { "Status" } th {} } }
@@ -126,7 +147,7 @@ pub async fn tokens(State(st): State<AppState>, headers: HeaderMap, uri: Uri) ->
                     td.status { @if let Some(at) = t.revoked_at { "revoked " (rfc3339(at)) } @else { "active" } }
                     td { @if t.revoked_at.is_none() {
                         form method="post" action="/admin/tokens/revoke" {
-                            (csrf_field(&v))
+                            (csrf_field(v))
                             input type="hidden" name="name" value=(t.name);
                             button type="submit" class="revoke" { "Revoke" }
                         }
@@ -135,8 +156,85 @@ pub async fn tokens(State(st): State<AppState>, headers: HeaderMap, uri: Uri) ->
             } }
         } }
         @if rows.is_empty() { p { "No token yet." } }
+        h2 { "Create a token" }
+        form.addtoken #addtoken method="post" action="/admin/tokens" {
+            (csrf_field(v))
+            label { "Name " input type="text" name="name" id="token-name" required maxlength="128"; }
+            label { "Role " select name="role" id="token-role" {
+                option value="host" { "host" } option value="viewer" { "viewer" }
+                option value="auditor" { "auditor" } option value="admin" { "admin" }
+            } }
+            label { "Host (host tokens; default: the name) " input type="text" name="host" id="token-host" maxlength="253"; }
+            button type="submit" id="create-token" { "Create" }
+        }
     };
-    layout::page(Some(&v), "Tokens", main, html! {}).into_response()
+    let mut res = layout::page(Some(v), "Tokens", main, html! {}).into_response();
+    if created.is_some() {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+#[derive(Deserialize, Default)]
+pub struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    host: String,
+}
+
+/// `POST /admin/tokens` (`csrf`, `name`, `role`, `host`): the rules of `token create`; answers the tokens
+/// page with the new token shown once (never logged, never stored: only its SHA-256). 400 on a bad field
+/// (named), 409 when the name is taken.
+pub async fn create_token(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    form: FormResult<TokenForm>,
+) -> Response {
+    let f = form.map(|Form(f)| f).unwrap_or_default();
+    let l = match admin_form(&st, &headers, &f.csrf).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let Some(role) = Role::parse(&f.role) else {
+        return error_page(None, &ApiError::bad_request("role: expected host, viewer, auditor or admin"));
+    };
+    if f.name.is_empty() || f.name.len() > 128 || f.name.chars().any(char::is_control) {
+        return error_page(None, &ApiError::bad_request("name: 1-128 printable characters"));
+    }
+    let host = f.host.trim();
+    if !host.is_empty() && role != Role::Host {
+        return error_page(None, &ApiError::bad_request("host: only host tokens have a host"));
+    }
+    if host.len() > 253 || host.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return error_page(None, &ApiError::bad_request("host: a host name (no spaces, at most 253 bytes)"));
+    }
+    let host = (role == Role::Host).then(|| if host.is_empty() { f.name.clone() } else { host.to_string() });
+    let token = new_token();
+    match st.meta.token_insert(&f.name, role, host.as_deref(), &token_hash(&token), now_ms()).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_)) => {
+            return error_page(
+                None,
+                &ApiError::conflict(format!("a token named {:?} already exists", f.name)),
+            )
+        }
+        Err(e) => return error_page(None, &e.into()),
+    }
+    tracing::info!(admin = %l.user, token = %f.name, role = role.as_str(), "token created in the web UI");
+    if let Err(r) = audit_action(&st, &l.user, &f.name, &format!("token created ({})", role.as_str())).await {
+        return r;
+    }
+    let v = match admin(&st, &headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    tokens_page(&st, &v, Some((&f.name, &token))).await
 }
 
 #[derive(Deserialize)]
@@ -163,6 +261,9 @@ pub async fn revoke_token(
     match st.meta.token_revoke(&f.name, now_ms()).await {
         Ok(true) => {
             tracing::info!(admin = %l.user, token = %f.name, "token revoked in the web UI");
+            if let Err(r) = audit_action(&st, &l.user, &f.name, "token revoked").await {
+                return r;
+            }
             Redirect::to("/admin/tokens").into_response()
         }
         Ok(false) => error_page(None, &ApiError::not_found(format!("no active token named {:?}", f.name))),
@@ -189,13 +290,24 @@ pub async fn users(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> 
                 tr data-name=(u.name) {
                     td.name { (u.name) } td.role { (u.role.as_str()) }
                     td.kind { @if u.password == SSO_PASSWORD { "single sign-on" } @else { "password" } }
-                    td { @if u.name != v.who.name {
-                        form method="post" action="/admin/users/remove" {
-                            (csrf_field(&v))
-                            input type="hidden" name="name" value=(u.name);
-                            button type="submit" class="remove" { "Remove" }
+                    td.actions {
+                        @if u.password != SSO_PASSWORD {
+                            form.reset method="post" action="/admin/users/password" {
+                                (csrf_field(&v))
+                                input type="hidden" name="name" value=(u.name);
+                                label { "New password " input type="password" name="password" class="new-password"
+                                    autocomplete="new-password" required minlength="8"; }
+                                button type="submit" class="reset" { "Reset password" }
+                            }
                         }
-                    } }
+                        @if u.name != v.who.name {
+                            form method="post" action="/admin/users/remove" {
+                                (csrf_field(&v))
+                                input type="hidden" name="name" value=(u.name);
+                                button type="submit" class="remove" { "Remove" }
+                            }
+                        }
+                    }
                 }
             } }
         } }
@@ -256,6 +368,11 @@ pub async fn add_user(State(st): State<AppState>, headers: HeaderMap, form: Form
     match st.meta.user_insert(&f.name, role, &hash, now_ms()).await {
         Ok(()) => {
             tracing::info!(admin = %l.user, user = %f.name, role = role.as_str(), "user added in the web UI");
+            if let Err(r) =
+                audit_action(&st, &l.user, &f.name, &format!("user added ({})", role.as_str())).await
+            {
+                return r;
+            }
             Redirect::to("/admin/users").into_response()
         }
         Err(StoreError::Conflict(_)) => {
@@ -291,6 +408,69 @@ pub async fn remove_user(
     match removed.await {
         Ok(true) => {
             tracing::info!(admin = %l.user, user = %f.name, "user removed in the web UI");
+            if let Err(r) = audit_action(&st, &l.user, &f.name, "user removed").await {
+                return r;
+            }
+            Redirect::to("/admin/users").into_response()
+        }
+        Ok(false) => error_page(None, &ApiError::not_found(format!("no user {:?}", f.name))),
+        Err(e) => error_page(None, &e.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /admin/users/password` (`csrf`, `name`, `password`): sets a password user's new password and ends
+/// their logins (and live streams); 303 back to the list, 400 on a short password or a single sign-on user,
+/// 404 for no such user.
+pub async fn reset_password(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    form: FormResult<PasswordForm>,
+) -> Response {
+    let f = form.map(|Form(f)| f).unwrap_or_default();
+    let l = match admin_form(&st, &headers, &f.csrf).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if f.password.chars().count() < 8 {
+        return error_page(None, &ApiError::bad_request("password: at least 8 characters"));
+    }
+    match st.meta.user_get(&f.name).await {
+        Ok(Some(u)) if u.password == SSO_PASSWORD => {
+            return error_page(None, &ApiError::bad_request("name: this user signs in with single sign-on"))
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => return error_page(None, &ApiError::not_found(format!("no user {:?}", f.name))),
+        Err(e) => return error_page(None, &e.into()),
+    }
+    let pw = f.password;
+    let hash = match tokio::task::spawn_blocking(move || hash_password(&pw)).await {
+        Ok(Ok(h)) => h,
+        _ => return error_page(None, &ApiError::unavailable("hashing the password failed")),
+    };
+    let done = async {
+        let set = st.meta.user_set_password(&f.name, &hash).await?;
+        // The old password's logins end with it, except the admin's own (they are changing it now).
+        if f.name != l.user {
+            st.meta.logins_delete_user(&f.name).await?;
+        }
+        Ok::<_, StoreError>(set)
+    };
+    match done.await {
+        Ok(true) => {
+            tracing::info!(admin = %l.user, user = %f.name, "password reset in the web UI");
+            if let Err(r) = audit_action(&st, &l.user, &f.name, "password reset").await {
+                return r;
+            }
             Redirect::to("/admin/users").into_response()
         }
         Ok(false) => error_page(None, &ApiError::not_found(format!("no user {:?}", f.name))),
@@ -301,6 +481,10 @@ pub async fn remove_user(
 #[derive(Deserialize)]
 pub struct AuditQuery {
     before: Option<i64>,
+    /// Only this session (or, for admin actions, this token or user).
+    session: Option<String>,
+    /// Only what this person did.
+    who: Option<String>,
 }
 
 /// `GET /admin/audit?before=ID`: views and downloads, newest first, [`AUDIT_PAGE`] a page.
@@ -317,26 +501,43 @@ pub async fn audit(
     let Ok(Query(q)) = q else {
         return error_page(Some(&v), &ApiError::bad_request("before: expected an audit entry number"));
     };
-    let rows = match st.meta.views(None, q.before, AUDIT_PAGE).await {
+    let session = q.session.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let who = q.who.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let rows = match st.meta.views(session, who, q.before, AUDIT_PAGE).await {
         Ok(r) => r,
         Err(e) => return error_page(Some(&v), &e.into()),
     };
     let older = (rows.len() == AUDIT_PAGE as usize).then(|| rows.last().map(|r| r.id)).flatten();
+    let mut keep = String::new();
+    for (k, val) in [("session", session), ("who", who)] {
+        if let Some(val) = val {
+            keep.push_str(&format!("&{k}={}", encode(val)));
+        }
+    }
     let main = html! {
         h1 { "Audit of reviewers" }
         (nav())
+        form.filters #audit-filters method="get" action="/admin/audit" {
+            label { "Session (or token, user) " input type="text" name="session" id="f-session" value=(session.unwrap_or("")); }
+            label { "Who " input type="text" name="who" id="f-who" value=(who.unwrap_or("")); }
+            button type="submit" id="f-apply" { "Apply" }
+            a href="/admin/audit" { "Clear" }
+        }
         div.tablewrap { table #audit {
             thead { tr { th { "When (UTC)" } th { "Who" } th { "Role" } th { "Session" } th { "What" } } }
             tbody { @for r in &rows {
                 tr data-id=(r.id) {
                     td.at { (rfc3339(r.at)) } td.who { (r.viewer) } td.role { (r.role) }
-                    td.session { a href=(format!("/sessions/{}", encode(&r.session_id))) { code { (r.session_id) } } }
+                    td.session {
+                        @if r.kind.starts_with("admin: ") { code { (r.session_id) } }
+                        @else { a href=(format!("/sessions/{}", encode(&r.session_id))) { code { (r.session_id) } } }
+                    }
                     td.kind { (r.kind) }
                 }
             } }
         } }
         @if rows.is_empty() { p #empty { "Nothing viewed yet." } }
-        @if let Some(id) = older { p.pages { a #older href=(format!("/admin/audit?before={id}")) { "Older →" } } }
+        @if let Some(id) = older { p.pages { a #older href=(format!("/admin/audit?before={id}{keep}")) { "Older →" } } }
     };
     layout::page(Some(&v), "Audit of reviewers", main, html! {}).into_response()
 }

@@ -8,7 +8,7 @@ use ddcoterm_wire::SessionInfo;
 use maud::{html, Markup};
 
 use super::{assets, encode, error_page, layout, viewer};
-use crate::api::read::{encode_cursor, filter, info};
+use crate::api::read::{encode_cursor, filter, infos};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -55,7 +55,10 @@ pub async fn page(
         Ok(f) => match st.meta.session_list(&f).await {
             Ok(rows) => {
                 let next = (rows.len() == f.limit as usize).then(|| rows.last().map(encode_cursor)).flatten();
-                (rows.iter().map(|r| info(&st, r)).collect::<Vec<_>>(), next, None)
+                match infos(&st, &rows, &f.q).await {
+                    Ok(infos) => (infos, next, None),
+                    Err(e) => return error_page(Some(&v), &e),
+                }
             }
             Err(e) => return error_page(Some(&v), &e.into()),
         },
@@ -115,13 +118,13 @@ pub async fn page(
     (status, layout::page(Some(&v), "Sessions", main, head)).into_response()
 }
 
-/// One row. With a search, the link opens the session at the match (`?q=`) and the command shows the
-/// matched words marked.
+/// One row. With a search, the link opens the session at the match (`?t=` its time in the output, when the
+/// index has it, and `?q=`), the command shows the matched words marked, and an output match its words.
 fn row(s: &SessionInfo, terms: &[String], q: &str) -> Markup {
-    let href = if q.is_empty() {
-        format!("/sessions/{}", s.id)
-    } else {
-        format!("/sessions/{}?q={}", s.id, encode(q))
+    let href = match (&s.search_match, q.is_empty()) {
+        (_, true) => format!("/sessions/{}", s.id),
+        (Some(m), false) => format!("/sessions/{}?t={:.3}&q={}", s.id, m.t, encode(q)),
+        (None, false) => format!("/sessions/{}?q={}", s.id, encode(q)),
     };
     let command = s.command.as_deref().unwrap_or("");
     let in_command = terms.iter().any(|t| find_ci(command, t, 0).is_some());
@@ -131,7 +134,14 @@ fn row(s: &SessionInfo, terms: &[String], q: &str) -> Markup {
             td.host { (s.host) }
             td.command {
                 a.open href=(href) { code { (highlight(command, terms)) } }
-                @if !q.is_empty() && !in_command { br; small.match { "match in the output: opens at it" } }
+                @if let Some(m) = &s.search_match {
+                    br;
+                    small.match {
+                        a.at href=(href) { "at " (clock(m.t)) } ": " span.snippet { (highlight(&m.snippet, terms)) }
+                    }
+                } @else if !q.is_empty() && !in_command {
+                    br; small.match { "match in the output: opens at it" }
+                }
             }
             td.start { (s.started_at.as_deref().map(short_time).unwrap_or_default()) }
             td.duration { (duration(s)) }
@@ -175,6 +185,16 @@ pub fn duration(s: &SessionInfo) -> String {
             }
         }
         _ => String::new(),
+    }
+}
+
+/// Seconds as `M:SS` (or `H:MM:SS`), as the player shows them.
+fn clock(t: f64) -> String {
+    let s = t.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
     }
 }
 

@@ -30,6 +30,8 @@ pub const WINDOWED_BYTES: u64 = 1 << 20;
 pub struct PageQuery {
     /// The search that led here: the page opens the player at its first match.
     q: Option<String>,
+    /// Seconds into the recording to open at (the list's link to a search match carries it).
+    t: Option<f64>,
 }
 
 /// The viewer and the session, if it exists and they may open it (404 otherwise, as the API: a viewer cannot
@@ -85,7 +87,20 @@ pub async fn page(
         Err(e) => return error_page(Some(&v), &e.into()),
     };
     let live = s.state == "live";
+    let start = q.t.filter(|t| t.is_finite() && *t >= 0.0);
     let q = q.q.unwrap_or_default();
+    // Where the search first matched the output, from the index (long recordings too): the player opens
+    // there unless the link named a moment itself.
+    let found = match crate::search::parse_query(&q) {
+        Ok(terms) if !live => match crate::searchmatch::first_match(&st, &row.id, &terms).await {
+            Ok(m) => m,
+            Err(e) => return error_page(Some(&v), &e),
+        },
+        _ => None,
+    };
+    let start = start.or(found.as_ref().map(|m| m.t));
+    let words: Vec<String> =
+        crate::search::parse_query(&q).unwrap_or_default().into_iter().flatten().collect();
     let ssh = s.ssh.clone();
     let windowed = !live && s.bytes >= WINDOWED_BYTES;
     // The recording's duration when its keyframe index is final; otherwise the page asks `/keyframes`, which
@@ -105,7 +120,8 @@ pub async fn page(
                     data-duration=[length.map(|d| format!("{d}"))]
                     data-cols=(s.width.unwrap_or(80))
                     data-rows=(s.height.unwrap_or(24))
-                    data-q=(q) {}
+                    data-q=(q)
+                    data-start=[start.map(|t| format!("{t:.3}"))] {}
                 div.controls {
                     label { "Speed "
                         select #speed {
@@ -125,7 +141,13 @@ pub async fn page(
                     a #download href=(format!("/sessions/{}/download", s.id)) download { "Download .cast" }
                     @if live { span.badge.state-live id="live-badge" { "live: following" } }
                 }
-                p #match.hidden role="status" {}
+                @if let Some(m) = &found {
+                    p #match role="status" data-time=(format!("{:.3}", m.t)) data-server="1" {
+                        "Match at " (clock(m.t)) ": " span.snippet { (super::list::highlight(&m.snippet, &words)) }
+                    }
+                } @else {
+                    p #match.hidden role="status" {}
+                }
                 p.hint { "Keys: space play/pause, ← → seek 5 s, [ ] previous/next command, 0-9 jump, f full screen." }
             }
             aside.side {
