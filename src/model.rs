@@ -205,6 +205,35 @@ pub struct SessionMeta {
     /// Where the SSH connection came from, when the session runs under sshd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshOrigin>,
+    /// How the run was allowed, for the session server's page and its per-session grants.
+    #[serde(default, skip_serializing_if = "Review::is_empty")]
+    pub review: Review,
+}
+
+/// What a reviewer of the session needs to know about how it was allowed: the rule's message, who approved
+/// it, the linked incident and its responders (the server lets the approver and responders open the
+/// session), the break-glass reason. Everything here is already redacted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_message: Option<String>,
+    /// The approver's Datadog handle or e-mail, as the case names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    /// The linked incident's public number (or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// Handles/e-mails of the linked incident's commander and responders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responders: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass_reason: Option<String>,
+}
+
+impl Review {
+    pub fn is_empty(&self) -> bool {
+        *self == Review::default()
+    }
 }
 
 /// Who an SSH session came from, as sshd reports it (`SSH_CONNECTION`, and the `SSH_USER_AUTH` file with

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
+use crate::grants::{GrantKind, Grants};
 use crate::store::{Role, SessionRow};
 
 /// Every token starts with this, so a leaked one is recognisable in a secret scanner.
@@ -41,6 +42,18 @@ pub fn valid_user_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && !name.contains(':') && !name.chars().any(char::is_control)
 }
 
+/// An e-mail `user add --email` and single sign-on accept: 3-254 bytes, one '@' with text on both sides, no
+/// spaces or control characters. Not a deliverability check: it only has to match what approvers are named by.
+pub fn valid_email(email: &str) -> bool {
+    let ok_chars = !email.chars().any(|c| c.is_control() || c.is_whitespace());
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            ok_chars && email.len() <= 254 && !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -48,6 +61,9 @@ pub struct Principal {
     pub token_id: Option<i64>,
     /// Token name or user name: a viewer sees the sessions recorded under this user name.
     pub name: String,
+    /// The user's e-mail (`user add --email`, or the provider's verified `email` claim): per-session grants
+    /// naming it (ignoring case) open the session too.
+    pub email: Option<String>,
     pub role: Role,
     /// The host name bound to a host token (`token create --host`), stamped on its sessions.
     pub host: Option<String>,
@@ -61,33 +77,26 @@ impl Principal {
         self.role != Role::Host
     }
 
-    /// Reading one session: auditors and admins all of them, viewers those recorded under their own name.
+    /// Reading one session: auditors and admins all of them, viewers those recorded under their own name and
+    /// those a per-session grant names them in (approver, incident responder: [`crate::grants`]).
     pub fn can_read_session(&self, s: &SessionRow) -> bool {
         match self.role {
             Role::Host => false,
-            Role::Viewer => {
-                s.user.as_deref() == Some(self.name.as_str())
-                    || approver(s).as_deref() == Some(self.name.as_str())
-            }
+            Role::Viewer => s.user.as_deref() == Some(self.name.as_str()) || self.grant(s).is_some(),
             Role::Auditor | Role::Admin => true,
         }
+    }
+
+    /// The per-session grant that names this caller, if any (whatever the role: the session page says so).
+    /// A viewer token acts as the user it is named after (by name only: tokens have no e-mail).
+    pub fn grant(&self, s: &SessionRow) -> Option<GrantKind> {
+        Grants::of_row(s).allows(&self.name, self.email.as_deref())
     }
 
     /// The user filter a list must apply for this caller, whatever the query asked.
     pub fn forced_user(&self) -> Option<&str> {
         (self.role == Role::Viewer).then_some(self.name.as_str())
     }
-}
-
-/// Tag naming the person who approved a session's command (`approver:<user name>`): that person may open the
-/// session whatever their role (DESIGN.md §12 per-session grants). The tag comes from the create body, which
-/// only the session's own host token can write.
-pub const APPROVER_TAG: &str = "approver:";
-
-/// The approver named in a session's metadata, if any.
-pub fn approver(s: &SessionRow) -> Option<String> {
-    let meta: ddcoterm_wire::CreateSession = serde_json::from_str(s.meta_json.as_deref()?).ok()?;
-    meta.tags.iter().find_map(|t| t.strip_prefix(APPROVER_TAG)).filter(|n| !n.is_empty()).map(str::to_string)
 }
 
 #[cfg(test)]
@@ -101,6 +110,14 @@ mod tests {
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() > 40);
         assert_eq!(token_hash(&a), token_hash(&a));
         assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn emails_are_checked_loosely_but_checked() {
+        assert!(valid_email("bob@example.com"));
+        for bad in ["", "bob", "@x", "bob@", "a@b@c", "bob @x.org", "bob@x\n.org"] {
+            assert!(!valid_email(bad), "{bad:?}");
+        }
     }
 
     #[test]

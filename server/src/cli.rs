@@ -160,12 +160,16 @@ pub enum TokenCmd {
 pub enum UserCmd {
     /// Add a user; the password is asked on the terminal or read from stdin.
     ///
-    /// Example: echo "$PW" | ddcoterm-server user add alice --role auditor --password-stdin
+    /// Example: echo "$PW" | ddcoterm-server user add alice --role auditor --email alice@example.com --password-stdin
     Add {
         name: String,
         /// viewer (own sessions), auditor (all sessions) or admin.
         #[arg(long, default_value = "viewer")]
         role: String,
+        /// The user's e-mail: sessions whose approver or incident responder is this address (any case) open
+        /// for them too.
+        #[arg(long)]
+        email: Option<String>,
         /// Read the password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
@@ -179,4 +183,17 @@ pub enum UserCmd {
     },
     /// Remove a user.
     Remove { name: String },
+    /// Set or clear (`--clear`) a user's e-mail.
+    ///
+    /// Example: ddcoterm-server user email alice alice@example.com
+    Email {
+        name: String,
+        /// The address; omit it with --clear.
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        email: Option<String>,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// List users: name, role, e-mail, how they sign in (tab-separated).
+    List,
 }

@@ -137,6 +137,7 @@ pub async fn create(
             body.width, body.height
         )));
     }
+    crate::grants::validate(&body)?;
     let _guard = st.lock_session(&body.id).await;
     let row = owned_session(st, who, &body.id).await?;
     let meta_json = serde_json::to_string(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -40,6 +40,7 @@ pub fn new_login(user: &UserRow, now: i64) -> (String, LoginRow) {
         created_at: now,
         expires_at: now + LOGIN_TTL_MS,
         current_role: Some(user.role),
+        current_email: user.email.clone(),
     };
     (value, row)
 }
@@ -78,6 +79,7 @@ pub async fn resolve(st: &AppState, headers: &HeaderMap) -> ApiResult<Option<(Pr
     let who = Principal {
         token_id: None,
         name: l.user.clone(),
+        email: l.current_email.clone(),
         role: l.role,
         host: None,
         login: Some(l.hash.clone()),
@@ -152,7 +154,7 @@ mod tests {
     use crate::store::Role;
 
     fn user(role: Role) -> UserRow {
-        UserRow { name: "alice".into(), role, password: String::new() }
+        UserRow { name: "alice".into(), role, password: String::new(), email: None }
     }
 
     #[test]

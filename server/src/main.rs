@@ -12,6 +12,7 @@ mod completer;
 mod config;
 mod connlimit;
 mod error;
+mod grants;
 mod indexer;
 mod ingest;
 mod keyframes;

@@ -179,6 +179,9 @@ pub struct Started {
 pub struct Identity {
     pub name: String,
     pub role: Option<Role>,
+    /// The `email` claim when the provider marks it verified (`email_verified: true`): per-session grants
+    /// naming an e-mail match it. An unverified address is ignored, so nobody gains a grant by typing one.
+    pub email: Option<String>,
 }
 
 impl Provider {
@@ -325,7 +328,18 @@ pub fn identity(c: &OidcConfig, claims: &serde_json::Value) -> Result<Identity, 
         _ => Vec::new(),
     };
     let mapped = groups.iter().filter_map(|g| c.roles.get(*g).copied()).max_by_key(|r| rank(*r));
-    Ok(Identity { name, role: mapped.or(c.default_role) })
+    Ok(Identity { name, role: mapped.or(c.default_role), email: verified_email(claims) })
+}
+
+/// The `email` claim, only when `email_verified` is true (boolean, or the string "true" some providers send).
+pub fn verified_email(claims: &serde_json::Value) -> Option<String> {
+    let verified = match claims.get("email_verified") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s == "true",
+        _ => false,
+    };
+    let email = claims.get("email")?.as_str()?.trim();
+    (verified && crate::auth::valid_email(email)).then(|| email.to_string())
 }
 
 /// Admin above auditor above viewer: the highest role any group maps to wins.
@@ -372,6 +386,16 @@ mod tests {
                 .collect(),
             default_role: "deny".into(),
         }
+    }
+
+    #[test]
+    fn only_a_verified_email_is_kept() {
+        let e = |v: serde_json::Value| verified_email(&v);
+        assert_eq!(e(json!({"email": "a@x.org", "email_verified": true})).as_deref(), Some("a@x.org"));
+        assert_eq!(e(json!({"email": "a@x.org", "email_verified": "true"})).as_deref(), Some("a@x.org"));
+        assert_eq!(e(json!({"email": "a@x.org", "email_verified": false})), None);
+        assert_eq!(e(json!({"email": "a@x.org"})), None);
+        assert_eq!(e(json!({"email": "not an address", "email_verified": true})), None);
     }
 
     #[test]

@@ -192,7 +192,8 @@ fn live_follow_list_updates_and_viewer_scope() {
     up.session("b1", json!({"user": "bob", "command": "secret stuff"}), &[out(0.5, "bob's\r\n")], false);
     up.session(
         "c1",
-        json!({"user": "carol", "command": "approved by alice", "tags": ["approver:alice"]}),
+        json!({"user": "carol", "command": "approved by alice", "approver": "Alice@Example.com",
+               "approval": "COTERM-7", "tags": ["approval_case:COTERM-7", "approved_by:Alice@Example.com"]}),
         &[out(0.5, "carol-output\r\n")],
         false,
     );
@@ -202,6 +203,8 @@ fn live_follow_list_updates_and_viewer_scope() {
     let first = out(0.5, "first-line\r\n");
     up.chunk("l1", 1, first.as_bytes(), &header);
     add_user(&s, "alice", "viewer", "correct horse");
+    // The approver grant matches the e-mail the case names her by (in another case).
+    assert!(s.cli(&["user", "email", "alice", "alice@example.com"]).status.success());
 
     b.goto(&format!("{}/sessions/l1", s.url));
     sign_in(&b, &s, "alice", "correct horse");
@@ -243,9 +246,14 @@ fn live_follow_list_updates_and_viewer_scope() {
     let body = b.body();
     assert!(body.contains("no session b1"), "{body}");
     assert!(!body.contains("secret stuff"));
-    // The approver's grant: alice approved carol's command, so she may open (and play) that session.
+    // The approver's grant: alice approved carol's command, so she may open (and play) that session, and the
+    // page says why.
     b.goto(&format!("{}/sessions/c1", s.url));
     assert_eq!(b.text("#title-command"), "approved by alice");
+    assert_eq!(b.text("#m-approver"), "Alice@Example.com");
+    assert_eq!(b.text("#m-approval"), "COTERM-7");
+    assert!(b.text("#m-visible-to").contains("approver Alice@Example.com"), "{}", b.text("#m-visible-to"));
+    assert_eq!(b.text("#m-your-grant"), "you: approver");
     b.wait_js("the player", "window.ddcotermPlayer", 10);
     b.click(".ap-playback-button");
     b.wait_js("carol's output", "document.getElementById('player').innerText.includes('carol-output')", 15);

@@ -40,9 +40,16 @@ pub struct Incident {
     pub public_id: Option<u64>,
     pub title: String,
     pub severity: Option<String>,
+    /// Handles (or e-mails) of its commander and responders, from the search's included users.
+    pub responders: Vec<String>,
 }
 
 impl Incident {
+    /// The public number when known, else the id: how sessions and tags name the incident.
+    pub fn number(&self) -> String {
+        self.public_id.map(|n| n.to_string()).unwrap_or_else(|| self.id.clone())
+    }
+
     /// `#123 (SEV-2) Checkout is down`.
     pub fn label(&self) -> String {
         let mut s = match self.public_id {

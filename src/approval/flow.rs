@@ -174,6 +174,23 @@ impl<A: CaseApi> CaseApprover<A> {
         }
     }
 
+    /// Who approved, as people know them: the case's included user name, else the handle of the user who
+    /// changed it (`GET /api/v2/users/{id}`), else their bare id. The session server grants this identity
+    /// access to the session, so a handle matters more than a UUID; a failed lookup never blocks the run.
+    fn approver_identity(&self, case: &CaseInfo) -> Option<String> {
+        if let Some(n) = &case.modified_by_name {
+            return Some(n.clone());
+        }
+        let id = case.modified_by.clone()?;
+        match self.api.user_handles(&id) {
+            Ok(handles) => Some(handles.into_iter().next().unwrap_or(id)),
+            Err(e) => {
+                tracing::warn!("cannot look up who approved {} ({e}); naming them by id", case.key);
+                Some(id)
+            }
+        }
+    }
+
     fn cancel_case(&self, case: &CaseInfo, why: &str) {
         if let Err(e) = self.api.comment(&case.id, why) {
             tracing::warn!("could not comment on {}: {e}", case.key);
@@ -249,7 +266,7 @@ impl<A: CaseApi> Approver for CaseApprover<A> {
                 humantime::format_duration(ttl)
             )));
         }
-        Ok(Ok(Approved { approver: case.modified_by_name.clone().or(case.modified_by.clone()), case }))
+        Ok(Ok(Approved { approver: self.approver_identity(&case), case }))
     }
 
     fn incidents(&mut self) -> Result<Vec<Incident>, ApprovalError> {
@@ -312,10 +329,7 @@ impl<A: CaseApi> CaseApprover<A> {
                     if status == APPROVED {
                         let by_me = self.by_requester(&case, me);
                         if !by_me {
-                            return Ok(Approved {
-                                approver: case.modified_by_name.clone().or(case.modified_by.clone()),
-                                case,
-                            });
+                            return Ok(Approved { approver: self.approver_identity(&case), case });
                         }
                         if !told_self_approval {
                             progress.note(&format!(

@@ -93,6 +93,41 @@ fn included_user_name(v: &Value, uid: &str) -> Option<String> {
     )
 }
 
+/// The identities (handle, else e-mail, else name) of every user an incident's relationships name (commander,
+/// responders...), looked up in the `included` users of the search answer or of the incident item itself;
+/// ids that are not included are left out (a bare Datadog id names nobody on the session server).
+fn responders(answer: &Value, item: &Value, rels: &Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    user_ids(rels, &mut ids);
+    let mut out: Vec<String> = Vec::new();
+    for id in ids {
+        if let Some(n) = included_user_name(item, &id).or_else(|| included_user_name(answer, &id)) {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// Ids of the `{"id", "type": "users"}` objects anywhere inside `v`.
+fn user_ids(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if o.get("type").and_then(Value::as_str).is_some_and(|t| t == "users" || t == "user") {
+                if let Some(id) = o.get("id").and_then(Value::as_str) {
+                    if !out.iter().any(|x| x == id) {
+                        out.push(id.to_string());
+                    }
+                }
+            }
+            o.values().for_each(|x| user_ids(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| user_ids(x, out)),
+        _ => {}
+    }
+}
+
 /// True when `needle` is any string value inside `v` (responder and commander relationships nest ids).
 fn mentions(v: &Value, needle: &str) -> bool {
     match v {
@@ -253,6 +288,7 @@ impl CaseApi for HttpCaseApi {
                 public_id: a.get("public_id").and_then(Value::as_u64),
                 title: a.get("title").and_then(Value::as_str).unwrap_or("(untitled)").to_string(),
                 severity: a.get("severity").and_then(Value::as_str).map(str::to_string),
+                responders: responders(&v, item, rels),
             });
         }
         Ok(out)
@@ -285,6 +321,18 @@ mod tests {
     fn path_segments_are_escaped() {
         assert_eq!(path_segment("COTERM-12"), "COTERM-12");
         assert_eq!(path_segment("../x?y"), "..%2Fx%3Fy");
+    }
+
+    #[test]
+    fn responders_come_from_included_users() {
+        let answer = json!({"included": [
+            {"id": "u1", "type": "users", "attributes": {"handle": "lead@example.com"}},
+            {"id": "u2", "type": "users", "attributes": {"email": "ops@example.com"}}]});
+        let rels = json!({"commander_user": {"data": {"id": "u1", "type": "users"}},
+                          "responders": {"data": [{"id": "u2", "type": "users"}, {"id": "u3", "type": "users"},
+                                                  {"id": "u1", "type": "users"}]},
+                          "teams": {"data": [{"id": "t1", "type": "teams"}]}});
+        assert_eq!(responders(&answer, &json!({}), &rels), ["lead@example.com", "ops@example.com"]);
     }
 
     #[test]

@@ -70,6 +70,7 @@ mod tests {
             public_id: Some(n),
             title: format!("outage {n}"),
             severity: Some("SEV-2".into()),
+            responders: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::audit::{self, AuditRecord};
 use crate::config::Loaded;
 use crate::datadog::{Client, ClientOptions};
 use crate::error::Exit;
-use crate::model::{Action, ActionSet};
+use crate::model::{Action, ActionSet, Review};
 use crate::policy::{Decision, Invocation};
 use crate::redact::Redactor;
 use crate::upload::Uploader;
@@ -27,6 +27,9 @@ pub struct GateOutcome {
     pub force: ActionSet,
     /// Session tags: `break_glass:true`, `approval_case:<KEY>`, `approved_by:<who>`, `incident:<id>`.
     pub tags: Vec<String>,
+    /// The same facts for the session server (approver, incident and responders, break-glass reason):
+    /// structured, because the server grants the approver and responders access from them.
+    pub review: Review,
 }
 
 impl GateOutcome {
@@ -169,7 +172,8 @@ pub fn approve_with(deps: &mut GateDeps<'_>, req: &ApprovalRequest) -> Result<Ga
                     if let Some(a) = &approved.approver {
                         tags.push(format!("approved_by:{a}"));
                     }
-                    return Ok(GateOutcome { force: ActionSet::default(), tags });
+                    let review = Review { approver: approved.approver.clone(), ..Review::default() };
+                    return Ok(GateOutcome { force: ActionSet::default(), tags, review });
                 }
                 Err(why) => deps.progress.note(&format!("not reusing saved approval {}: {why}", g.case_key)),
             },
@@ -192,40 +196,60 @@ pub fn approve_with(deps: &mut GateDeps<'_>, req: &ApprovalRequest) -> Result<Ga
     ) {
         deps.progress.note(&format!("could not save the approval for reuse: {e}"));
     }
+    let mut review = Review { approver: approved.approver.clone(), ..Review::default() };
     if deps.want_incidents {
-        tags.extend(link_incident(approver.as_mut(), Some(&approved.case), deps.pick, deps.progress));
+        if let Some(inc) = link_incident(approver.as_mut(), Some(&approved.case), deps.pick, deps.progress) {
+            tags.push(incident_tag(&inc));
+            review.incident = Some(inc.number());
+            review.responders = inc.responders;
+        }
     }
-    Ok(GateOutcome { force: ActionSet::default(), tags })
+    Ok(GateOutcome { force: ActionSet::default(), tags, review })
 }
 
-/// Offers the user's active incidents; links the chosen one to `case` when there is one. Never blocks the
-/// run: a failure is a note.
+/// `incident:<number>`: how the session's tags name its incident.
+pub fn incident_tag(inc: &Incident) -> String {
+    format!("incident:{}", inc.number())
+}
+
+/// The outcome of linking `inc` (or nothing) without an approval: its tag, number and responders.
+fn incident_outcome(inc: Option<Incident>) -> GateOutcome {
+    let Some(inc) = inc else { return GateOutcome::default() };
+    GateOutcome {
+        force: ActionSet::default(),
+        tags: vec![incident_tag(&inc)],
+        review: Review { incident: Some(inc.number()), responders: inc.responders, ..Review::default() },
+    }
+}
+
+/// Offers the user's active incidents; links the chosen one to `case` when there is one, and returns it.
+/// Never blocks the run: a failure is a note.
 pub fn link_incident(
     approver: &mut dyn Approver,
     case: Option<&CaseInfo>,
     pick: &mut dyn FnMut(&[Incident]) -> Option<usize>,
     progress: &mut dyn Progress,
-) -> Vec<String> {
+) -> Option<Incident> {
     let list = match approver.incidents() {
         Ok(l) => l,
         Err(e) => {
             progress.note(&format!("cannot list active incidents ({e}); not linking one"));
-            return Vec::new();
+            return None;
         }
     };
     if list.is_empty() {
         progress.note("no active incident lists you as a responder; nothing to link");
-        return Vec::new();
+        return None;
     }
-    let Some(i) = pick(&list).filter(|i| *i < list.len()) else { return Vec::new() };
-    let inc = &list[i];
+    let i = pick(&list).filter(|i| *i < list.len())?;
+    let inc = list.into_iter().nth(i)?;
     if let Some(c) = case {
-        match approver.link_incident(c, inc) {
+        match approver.link_incident(c, &inc) {
             Ok(()) => progress.note(&format!("linked {} to incident {}", c.key, inc.label())),
             Err(e) => progress.note(&format!("could not link {} to incident {}: {e}", c.key, inc.label())),
         }
     }
-    vec![format!("incident:{}", inc.public_id.map(|n| n.to_string()).unwrap_or_else(|| inc.id.clone()))]
+    Some(inc)
 }
 
 /// The `incidents` action without approval: tag the session with a chosen incident (no case to link).
@@ -247,10 +271,7 @@ pub fn incidents_only(loaded: &Loaded) -> GateOutcome {
     };
     let mut pick = |list: &[Incident]| pick_on_tty(list).ok().flatten().flatten();
     let mut spinner = Spinner::new();
-    GateOutcome {
-        force: ActionSet::default(),
-        tags: link_incident(approver.as_mut(), None, &mut pick, &mut spinner),
-    }
+    incident_outcome(link_incident(approver.as_mut(), None, &mut pick, &mut spinner))
 }
 
 /// The production approver: keys checked first (the error names the rule), then the HTTP client.
@@ -345,7 +366,9 @@ fn gate_outcome(rec: &AuditRecord) -> GateOutcome {
     if let Some(r) = &rec.reason {
         tags.push(format!("break_glass_reason:{}", r.chars().take(150).collect::<String>()));
     }
-    GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags }
+    // The session server keeps the whole (redacted) reason, not the tag's first 150 characters.
+    let review = Review { break_glass_reason: rec.reason.clone(), ..Review::default() };
+    GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags, review }
 }
 
 #[cfg(test)]
@@ -489,15 +512,27 @@ mod tests {
     #[test]
     fn picked_incident_is_linked_and_tagged() {
         let t = tempfile::tempdir().unwrap();
-        let inc = Incident { id: "i-uuid".into(), public_id: Some(42), title: "db".into(), severity: None };
+        let inc = Incident {
+            id: "i-uuid".into(),
+            public_id: Some(42),
+            title: "db".into(),
+            severity: None,
+            responders: vec!["lead@example.com".into()],
+        };
         let (o, calls) = run(t.path(), Duration::ZERO, &req(&["x"]), vec![inc], Some(0));
         assert_eq!(calls, ["approve x", "link COTERM-7 i-uuid"]);
         assert!(o.tags.contains(&"incident:42".to_string()), "{:?}", o.tags);
+        assert_eq!(o.review.incident.as_deref(), Some("42"));
+        assert_eq!(o.review.responders, ["lead@example.com"]);
     }
 
     #[test]
     fn outcome_adds_forced_actions() {
-        let o = GateOutcome { force: ActionSet::new([Action::Record, Action::ProcessInfo]), tags: vec![] };
+        let o = GateOutcome {
+            force: ActionSet::new([Action::Record, Action::ProcessInfo]),
+            tags: vec![],
+            review: Review::default(),
+        };
         assert_eq!(
             o.actions(&ActionSet::new([Action::Approval])).to_string(),
             "[record, process_info, approval]"

@@ -101,7 +101,8 @@ pub fn run_judged(loaded: &Loaded, inv: &Invocation, cmd: Guarded, opts: &Option
     let decision = decide::decide(loaded, inv, opts.actions.as_ref())?;
     confirm::accept(&decision, &cmd.name, opts.yes, loaded)?;
     // Approval and/or incidents; break glass hands back forced actions (record, process_info) and tags.
-    let gate = gate::gate(loaded, inv, &decision)?;
+    let mut gate = gate::gate(loaded, inv, &decision)?;
+    gate.review.rule_message = decision.user_message.clone();
     mark_active(&inv.executable);
     let actions = gate.actions(&decision.actions);
     let rule = decision.rule.as_ref().map(|r| r.to_string());
@@ -124,7 +125,8 @@ pub fn approve_command(
         _ => "ddcoterm approve (requested by hand)".to_string(),
     };
     decision.actions.insert(Action::Approval);
-    let gate = gate::require(loaded, &inv, &decision, &rule, reason)?;
+    let mut gate = gate::require(loaded, &inv, &decision, &rule, reason)?;
+    gate.review.rule_message = decision.user_message.clone();
     let actions = without_gate_actions(gate.actions(&decision.actions));
     mark_active(&cmd.name);
     let rule = decision.rule.as_ref().map(|r| r.to_string());

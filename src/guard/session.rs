@@ -237,6 +237,11 @@ impl Child {
             height: self.size.1,
             tags: l.gate.tags.clone(),
             ssh: crate::ssh::origin::from_env(),
+            review: crate::model::Review {
+                // The rule's message may quote the command line: redacted like it.
+                rule_message: l.gate.review.rule_message.as_deref().map(|m| redactor.redact_str(m)),
+                ..l.gate.review.clone()
+            },
         }
     }
 

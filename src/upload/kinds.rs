@@ -77,12 +77,22 @@ pub fn create_body(meta: &SessionMeta) -> Vec<u8> {
         rule: meta.rule.clone(),
         actions: meta.actions.iter().map(|a| a.as_str().to_string()).collect(),
         break_glass: meta.tags.iter().any(|t| t == "break_glass:true"),
-        approval: meta.tags.iter().find_map(|t| t.strip_prefix("approval:").map(str::to_string)),
+        approval: meta.tags.iter().find_map(|t| {
+            t.strip_prefix("approval_case:").or_else(|| t.strip_prefix("approval:")).map(str::to_string)
+        }),
         ssh: meta.ssh.as_ref().map(|s| wire::SshOrigin {
             client: Some(format!("{}:{}", s.client_addr, s.client_port)),
             fingerprint: s.key_fingerprint.clone(),
         }),
         tags: meta.tags.clone(),
+        rule_message: meta.review.rule_message.clone(),
+        approver: meta.review.approver.clone(),
+        incident: meta
+            .review
+            .incident
+            .as_ref()
+            .map(|id| wire::IncidentLink { id: id.clone(), responders: meta.review.responders.clone() }),
+        break_glass_reason: meta.review.break_glass_reason.clone(),
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -212,6 +222,32 @@ mod tests {
         assert_eq!((c.width, c.height, c.break_glass), (80, 24, true));
         assert_eq!(c.actions, vec!["record"]);
         assert_eq!(create_body(&meta()), b, "a rebuild gives the same bytes, so the same chain root");
+        assert!(
+            !String::from_utf8(b).unwrap().contains("approver"),
+            "no review fields when there is nothing to say"
+        );
+    }
+
+    #[test]
+    fn create_body_carries_the_approval_and_its_grants() {
+        let mut m = meta();
+        m.tags = vec!["approval_case:COTERM-7".into(), "approved_by:bob@example.com".into()];
+        m.review = crate::model::Review {
+            rule_message: Some("prod: be careful".into()),
+            approver: Some("bob@example.com".into()),
+            incident: Some("42".into()),
+            responders: vec!["lead@example.com".into()],
+            break_glass_reason: None,
+        };
+        let c: wire::CreateSession = serde_json::from_slice(&create_body(&m)).unwrap();
+        assert_eq!(c.approval.as_deref(), Some("COTERM-7"));
+        assert_eq!(c.approver.as_deref(), Some("bob@example.com"));
+        assert_eq!(c.rule_message.as_deref(), Some("prod: be careful"));
+        let inc = c.incident.unwrap();
+        assert_eq!(
+            (inc.id.as_str(), inc.responders.as_slice()),
+            ("42", &["lead@example.com".to_string()][..])
+        );
     }
 
     #[test]

@@ -122,7 +122,9 @@ struct State {
     log: Vec<Received>,
     faults: Faults,
     cases: Vec<Case>,
-    incidents: Vec<(String, String)>,
+    /// (id, title, responders' handles): with responders, the search answer names them (relationships and
+    /// included users) and lists the requester as commander.
+    incidents: Vec<(String, String, Vec<String>)>,
     events: u64,
 }
 
@@ -195,7 +197,14 @@ impl Fake {
     pub fn add_incident(&self, title: &str) -> String {
         let mut s = self.state.lock().unwrap();
         let id = format!("00000000-0000-0000-0000-{:012}", s.incidents.len() + 1);
-        s.incidents.push((id.clone(), title.to_string()));
+        s.incidents.push((id.clone(), title.to_string(), Vec::new()));
+        id
+    }
+    /// Adds an active incident commanded by the requester, with these responders (handles).
+    pub fn add_incident_with_responders(&self, title: &str, responders: &[&str]) -> String {
+        let mut s = self.state.lock().unwrap();
+        let id = format!("00000000-0000-0000-0000-{:012}", s.incidents.len() + 1);
+        s.incidents.push((id.clone(), title.to_string(), responders.iter().map(|r| r.to_string()).collect()));
         id
     }
 }
@@ -468,13 +477,31 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
             if !q.contains("query=") {
                 return (400, jsonapi_err(400, "Bad Request", "query is required"));
             }
+            let mut included = Vec::new();
             let incidents: Vec<Value> = st
                 .incidents
                 .iter()
                 .enumerate()
-                .map(|(i, (id, title))| {
-                    json!({ "data": { "id": id, "type": "incidents",
-                    "attributes": { "title": title, "state": "active", "public_id": i + 1 } } })
+                .map(|(i, (id, title, responders))| {
+                    let mut data = json!({ "id": id, "type": "incidents",
+                        "attributes": { "title": title, "state": "active", "public_id": i + 1 } });
+                    if !responders.is_empty() {
+                        let ids: Vec<Value> = responders
+                            .iter()
+                            .enumerate()
+                            .map(|(j, handle)| {
+                                let uid = format!("resp-{i}-{j}");
+                                included.push(json!({ "id": uid, "type": "users",
+                                    "attributes": { "handle": handle, "email": handle } }));
+                                json!({ "id": uid, "type": "users" })
+                            })
+                            .collect();
+                        data["relationships"] = json!({
+                            "commander_user": { "data": { "id": CURRENT_USER_ID, "type": "users" } },
+                            "responders": { "data": ids },
+                        });
+                    }
+                    json!({ "data": data })
                 })
                 .collect();
             let total = incidents.len();
@@ -483,7 +510,7 @@ fn route(st: &mut State, r: &Received) -> (u16, ResponseTemplate) {
                 ok(
                     200,
                     json!({ "data": { "type": "incidents_search_results",
-                "attributes": { "incidents": incidents, "total": total } } }),
+                "attributes": { "incidents": incidents, "total": total } }, "included": included }),
                     JSONAPI,
                 ),
             )

@@ -52,6 +52,29 @@ pub struct CreateSession {
     pub ssh: Option<SshOrigin>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The matching rule's message to the user (redacted by the client), shown on the session page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_message: Option<String>,
+    /// Who approved the command (the Datadog handle or e-mail on the case): the server lets the user with
+    /// this name or e-mail open the session read-only (DESIGN.md §12 per-session grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    /// The incident linked to the run, and its responders, who may open the session read-only too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentLink>,
+    /// Why break glass was used (redacted by the client), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass_reason: Option<String>,
+}
+
+/// An incident linked to a session: its public number (or id) and the identities (Datadog handles or
+/// e-mails) of its commander and responders when the run started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentLink {
+    pub id: String,
+    #[serde(default)]
+    pub responders: Vec<String>,
 }
 
 /// Where an SSH session came from (`ddcoterm ssh-login`).
@@ -134,6 +157,16 @@ pub struct SessionInfo {
     pub approval: Option<String>,
     pub ssh: Option<SshOrigin>,
     pub tags: Vec<String>,
+    /// The matching rule's message to the user.
+    #[serde(default)]
+    pub rule_message: Option<String>,
+    /// Who approved the command (also from the `approved_by:`/`approver:` tags of older clients).
+    #[serde(default)]
+    pub approver: Option<String>,
+    #[serde(default)]
+    pub incident: Option<IncidentLink>,
+    #[serde(default)]
+    pub break_glass_reason: Option<String>,
     /// When the server first heard of the session, RFC 3339 (server clock).
     pub received_at: String,
     /// When the server last received anything for it, RFC 3339 (server clock).

@@ -97,6 +97,7 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Princ
         return Ok(Principal {
             token_id: Some(row.id),
             name: row.name,
+            email: None,
             role: row.role,
             host: row.host,
             login: None,
@@ -119,9 +120,14 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Princ
             None => false,
         };
         return match (ok, user) {
-            (true, Some(u)) => {
-                Ok(Principal { token_id: None, name: u.name, role: u.role, host: None, login: None })
-            }
+            (true, Some(u)) => Ok(Principal {
+                token_id: None,
+                name: u.name,
+                email: u.email,
+                role: u.role,
+                host: None,
+                login: None,
+            }),
             _ => Err(ApiError::unauthorized("wrong user name or password")),
         };
     }

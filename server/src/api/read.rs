@@ -13,6 +13,7 @@ use super::ingest::path_error;
 use crate::auth::Principal;
 use crate::cmd::token::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::grants::Grants;
 use crate::ingest::{now_ms, read_cast, validate_id};
 use crate::state::AppState;
 use crate::store::Role;
@@ -30,6 +31,7 @@ async fn reader(st: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
 
 pub fn info(st: &AppState, r: &SessionRow) -> SessionInfo {
     let meta: Option<CreateSession> = r.meta_json.as_deref().and_then(|m| serde_json::from_str(m).ok());
+    let grants = meta.as_ref().map(Grants::of_meta).unwrap_or_default();
     SessionInfo {
         id: r.id.clone(),
         state: r.state.clone(),
@@ -48,6 +50,14 @@ pub fn info(st: &AppState, r: &SessionRow) -> SessionInfo {
         break_glass: meta.as_ref().is_some_and(|m| m.break_glass),
         approval: meta.as_ref().and_then(|m| m.approval.clone()),
         ssh: meta.as_ref().and_then(|m| m.ssh.clone()),
+        rule_message: meta.as_ref().and_then(|m| m.rule_message.clone()),
+        approver: grants.approver,
+        incident: meta.as_ref().and_then(|m| m.incident.clone()),
+        break_glass_reason: meta.as_ref().and_then(|m| m.break_glass_reason.clone()).or_else(|| {
+            meta.as_ref().and_then(|m| {
+                m.tags.iter().find_map(|t| t.strip_prefix("break_glass_reason:")).map(str::to_string)
+            })
+        }),
         tags: meta.map(|m| m.tags).unwrap_or_default(),
         received_at: rfc3339(r.first_seen),
         last_activity: rfc3339(r.last_activity),

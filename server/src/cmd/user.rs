@@ -30,17 +30,27 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(pw)
 }
 
+/// `--email`: trimmed, checked, empty meaning none.
+fn checked_email(email: Option<String>) -> anyhow::Result<Option<String>> {
+    let Some(e) = email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()) else { return Ok(None) };
+    if !crate::auth::valid_email(&e) {
+        bail!("--email {e:?}: expected an address like name@example.com");
+    }
+    Ok(Some(e))
+}
+
 pub async fn run(st: &AppState, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
-        UserCmd::Add { name, role, password_stdin } => {
+        UserCmd::Add { name, role, email, password_stdin } => {
             let role = Role::parse(&role)
                 .filter(|r| *r != Role::Host)
                 .with_context(|| format!("--role {role:?}: expected viewer, auditor or admin"))?;
             if !crate::auth::valid_user_name(&name) {
                 bail!("user name {name:?}: 1-128 printable characters, no ':'");
             }
+            let email = checked_email(email)?;
             let hash = hash_password(&read_password(password_stdin)?)?;
-            match st.meta.user_insert(&name, role, &hash, now_ms()).await {
+            match st.meta.user_insert(&name, role, &hash, email.as_deref(), now_ms()).await {
                 Ok(()) => println!("added {} user {name}", role.as_str()),
                 Err(StoreError::Conflict(_)) => bail!("user {name:?} already exists"),
                 Err(e) => return Err(e.into()),
@@ -62,6 +72,22 @@ pub async fn run(st: &AppState, cmd: UserCmd) -> anyhow::Result<()> {
             }
             let ended = st.meta.logins_delete_user(&name).await?;
             println!("removed {name} ({ended} web login(s) signed out)");
+        }
+        UserCmd::Email { name, email, clear: _ } => {
+            let email = checked_email(email)?;
+            if !st.meta.user_set_email(&name, email.as_deref()).await? {
+                bail!("no user {name:?}");
+            }
+            match email {
+                Some(e) => println!("e-mail of {name} set to {e}"),
+                None => println!("e-mail of {name} cleared"),
+            }
+        }
+        UserCmd::List => {
+            for u in st.meta.user_list().await? {
+                let kind = if u.password == crate::oidc::SSO_PASSWORD { "sso" } else { "password" };
+                println!("{}\t{}\t{}\t{kind}", u.name, u.role.as_str(), u.email.as_deref().unwrap_or("-"));
+            }
         }
     }
     Ok(())

@@ -74,6 +74,9 @@ pub struct UserRow {
     pub role: Role,
     /// Argon2 PHC string.
     pub password: String,
+    /// Where per-session grants naming an e-mail find this user (`user add --email`, single sign-on's
+    /// verified `email` claim).
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +187,8 @@ pub struct LoginRow {
     pub expires_at: i64,
     /// The user's role now (`None`: the user was removed); filled by [`MetaStore::login_get`].
     pub current_role: Option<Role>,
+    /// The user's e-mail now; filled by [`MetaStore::login_get`] (per-session grants match it).
+    pub current_email: Option<String>,
 }
 
 /// An OpenID Connect sign-in between the redirect to the provider and its callback (`oidc_pending`).
@@ -314,7 +319,16 @@ pub trait MetaStore: Send + Sync {
     /// Revokes by name; false when no live token has that name.
     async fn token_revoke(&self, name: &str, now: i64) -> Result<bool>;
 
-    async fn user_insert(&self, name: &str, role: Role, password: &str, now: i64) -> Result<()>;
+    async fn user_insert(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        email: Option<&str>,
+        now: i64,
+    ) -> Result<()>;
+    /// Sets or clears a user's e-mail; false when no such user.
+    async fn user_set_email(&self, name: &str, email: Option<&str>) -> Result<bool>;
     async fn user_get(&self, name: &str) -> Result<Option<UserRow>>;
     /// Every user, by name (the admin page).
     async fn user_list(&self) -> Result<Vec<UserRow>>;

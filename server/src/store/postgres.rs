@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/postgres/0005_windows.sql")),
     (6, include_str!("../../migrations/postgres/0006_oidc.sql")),
     (7, include_str!("../../migrations/postgres/0007_search_times.sql")),
+    (8, include_str!("../../migrations/postgres/0008_user_email.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).
@@ -229,16 +230,34 @@ impl MetaStore for Postgres {
         Ok(r.rows_affected() > 0)
     }
 
-    async fn user_insert(&self, name: &str, role: Role, password: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO users (name, role, password, created_at) VALUES ($1, $2, $3, $4)")
+    async fn user_insert(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        email: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO users (name, role, password, email, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(name)
             .bind(role.as_str())
             .bind(password)
+            .bind(email)
             .bind(now)
             .execute(&self.pool)
             .await
             .map_err(err)
             .map(|_| ())
+    }
+
+    async fn user_set_email(&self, name: &str, email: Option<&str>) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET email = $1 WHERE name = $2")
+            .bind(email)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
     }
 
     async fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
@@ -253,6 +272,7 @@ impl MetaStore for Postgres {
                     role: Role::parse(&role)
                         .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in users")))?,
                     password: r.try_get("password").map_err(err)?,
+                    email: r.try_get("email").map_err(err)?,
                 }))
             }
         }
@@ -278,7 +298,7 @@ impl MetaStore for Postgres {
     }
 
     async fn user_list(&self) -> Result<Vec<UserRow>> {
-        let rows = sqlx::query("SELECT name, role, password FROM users ORDER BY name")
+        let rows = sqlx::query("SELECT name, role, password, email FROM users ORDER BY name")
             .fetch_all(&self.pool)
             .await
             .map_err(err)?;
@@ -290,6 +310,7 @@ impl MetaStore for Postgres {
                     role: Role::parse(&role)
                         .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in users")))?,
                     password: r.try_get("password").map_err(err)?,
+                    email: r.try_get("email").map_err(err)?,
                 })
             })
             .collect()
@@ -810,7 +831,7 @@ impl MetaStore for Postgres {
 
     async fn login_get(&self, hash: &str) -> Result<Option<LoginRow>> {
         let r = sqlx::query(
-            "SELECT l.hash, l.user_name, l.role, l.csrf, l.created_at, l.expires_at, u.role AS current_role \
+            "SELECT l.hash, l.user_name, l.role, l.csrf, l.created_at, l.expires_at, u.role AS current_role, u.email AS current_email \
              FROM web_logins l LEFT JOIN users u ON u.name = l.user_name WHERE l.hash = $1",
         )
         .bind(hash)
@@ -829,6 +850,7 @@ impl MetaStore for Postgres {
             created_at: r.try_get("created_at").map_err(err)?,
             expires_at: r.try_get("expires_at").map_err(err)?,
             current_role: current.as_deref().and_then(Role::parse),
+            current_email: r.try_get("current_email").map_err(err)?,
         }))
     }
 

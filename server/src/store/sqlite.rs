@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/sqlite/0005_windows.sql")),
     (6, include_str!("../../migrations/sqlite/0006_oidc.sql")),
     (7, include_str!("../../migrations/sqlite/0007_search_times.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_user_email.sql")),
 ];
 
 pub struct Sqlite {
@@ -229,16 +230,34 @@ impl MetaStore for Sqlite {
         Ok(r.rows_affected() > 0)
     }
 
-    async fn user_insert(&self, name: &str, role: Role, password: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO users (name, role, password, created_at) VALUES (?, ?, ?, ?)")
+    async fn user_insert(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        email: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO users (name, role, password, email, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(name)
             .bind(role.as_str())
             .bind(password)
+            .bind(email)
             .bind(now)
             .execute(&self.pool)
             .await
             .map_err(err)
             .map(|_| ())
+    }
+
+    async fn user_set_email(&self, name: &str, email: Option<&str>) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET email = ? WHERE name = ?")
+            .bind(email)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
     }
 
     async fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
@@ -252,6 +271,7 @@ impl MetaStore for Sqlite {
                     role: Role::parse(&role)
                         .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in users")))?,
                     password: r.try_get("password").map_err(err)?,
+                    email: r.try_get("email").map_err(err)?,
                 }))
             }
         }
@@ -277,7 +297,7 @@ impl MetaStore for Sqlite {
     }
 
     async fn user_list(&self) -> Result<Vec<UserRow>> {
-        let rows = sqlx::query("SELECT name, role, password FROM users ORDER BY name")
+        let rows = sqlx::query("SELECT name, role, password, email FROM users ORDER BY name")
             .fetch_all(&self.pool)
             .await
             .map_err(err)?;
@@ -289,6 +309,7 @@ impl MetaStore for Sqlite {
                     role: Role::parse(&role)
                         .ok_or_else(|| StoreError::Unavailable(format!("unknown role {role:?} in users")))?,
                     password: r.try_get("password").map_err(err)?,
+                    email: r.try_get("email").map_err(err)?,
                 })
             })
             .collect()
@@ -808,7 +829,7 @@ impl MetaStore for Sqlite {
 
     async fn login_get(&self, hash: &str) -> Result<Option<LoginRow>> {
         let r = sqlx::query(
-            "SELECT l.hash, l.user_name, l.role, l.csrf, l.created_at, l.expires_at, u.role AS current_role \
+            "SELECT l.hash, l.user_name, l.role, l.csrf, l.created_at, l.expires_at, u.role AS current_role, u.email AS current_email \
              FROM web_logins l LEFT JOIN users u ON u.name = l.user_name WHERE l.hash = ?",
         )
         .bind(hash)
@@ -827,6 +848,7 @@ impl MetaStore for Sqlite {
             created_at: r.try_get("created_at").map_err(err)?,
             expires_at: r.try_get("expires_at").map_err(err)?,
             current_role: current.as_deref().and_then(Role::parse),
+            current_email: r.try_get("current_email").map_err(err)?,
         }))
     }
 

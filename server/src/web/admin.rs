@@ -285,10 +285,10 @@ pub async fn users(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> 
         h1 { "Users" }
         (nav())
         div.tablewrap { table #users {
-            thead { tr { th { "Name" } th { "Role" } th { "Signs in with" } th {} } }
+            thead { tr { th { "Name" } th { "Role" } th { "E-mail" } th { "Signs in with" } th {} } }
             tbody { @for u in &rows {
                 tr data-name=(u.name) {
-                    td.name { (u.name) } td.role { (u.role.as_str()) }
+                    td.name { (u.name) } td.role { (u.role.as_str()) } td.email { (u.email.as_deref().unwrap_or("")) }
                     td.kind { @if u.password == SSO_PASSWORD { "single sign-on" } @else { "password" } }
                     td.actions {
                         @if u.password != SSO_PASSWORD {
@@ -320,6 +320,7 @@ pub async fn users(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> 
             } }
             label { "Password " input type="password" name="password" id="new-password" autocomplete="new-password"
                 required minlength="8"; }
+            label { "E-mail (optional) " input type="email" name="email" id="new-email" maxlength="254"; }
             button type="submit" id="add" { "Add" }
         }
     };
@@ -336,9 +337,12 @@ pub struct AddForm {
     role: String,
     #[serde(default)]
     password: String,
+    /// Optional: per-session grants naming this e-mail let the user open those sessions.
+    #[serde(default)]
+    email: String,
 }
 
-/// `POST /admin/users` (`csrf`, `name`, `role`, `password`): the rules of `user add`; 303 back to the list,
+/// `POST /admin/users` (`csrf`, `name`, `role`, `password`, optional `email`): the rules of `user add`; 303 back to the list,
 /// 400 on a bad field (named), 409 when the name is taken.
 pub async fn add_user(State(st): State<AppState>, headers: HeaderMap, form: FormResult<AddForm>) -> Response {
     let f = form.map(|Form(f)| f).unwrap_or(AddForm {
@@ -346,6 +350,7 @@ pub async fn add_user(State(st): State<AppState>, headers: HeaderMap, form: Form
         name: String::new(),
         role: String::new(),
         password: String::new(),
+        email: String::new(),
     });
     let l = match admin_form(&st, &headers, &f.csrf).await {
         Ok(l) => l,
@@ -360,12 +365,16 @@ pub async fn add_user(State(st): State<AppState>, headers: HeaderMap, form: Form
     if f.password.chars().count() < 8 {
         return error_page(None, &ApiError::bad_request("password: at least 8 characters"));
     }
+    let email = Some(f.email.trim()).filter(|e| !e.is_empty());
+    if email.is_some_and(|e| !crate::auth::valid_email(e)) {
+        return error_page(None, &ApiError::bad_request("email: an address like name@example.com, or empty"));
+    }
     let pw = f.password;
     let hash = match tokio::task::spawn_blocking(move || hash_password(&pw)).await {
         Ok(Ok(h)) => h,
         _ => return error_page(None, &ApiError::unavailable("hashing the password failed")),
     };
-    match st.meta.user_insert(&f.name, role, &hash, now_ms()).await {
+    match st.meta.user_insert(&f.name, role, &hash, email, now_ms()).await {
         Ok(()) => {
             tracing::info!(admin = %l.user, user = %f.name, role = role.as_str(), "user added in the web UI");
             if let Err(r) =

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::list::{approval, duration, short_time};
 use super::{assets, error_page, layout, viewer, Viewer};
 use crate::api::read::{audit, info, visible};
-use crate::auth::approver;
 use crate::error::ApiError;
+use crate::grants::Grants;
 use crate::ingest::read_cast;
 use crate::state::AppState;
 use crate::store::SessionRow;
@@ -88,6 +88,8 @@ pub async fn page(
     };
     let live = s.state == "live";
     let start = q.t.filter(|t| t.is_finite() && *t >= 0.0);
+    let grants = Grants::of_row(&row);
+    let incident = s.incident.as_ref().map(|i| i.id.clone()).or_else(|| grants.incident.clone());
     let q = q.q.unwrap_or_default();
     // Where the search first matched the output, from the index (long recordings too): the player opens
     // there unless the link named a moment itself.
@@ -177,10 +179,19 @@ pub async fn page(
                     dt { "Client address" } dd { (ssh.as_ref().and_then(|x| x.client.clone()).unwrap_or_default()) }
                     dt { "Key fingerprint" } dd { code { (ssh.as_ref().and_then(|x| x.fingerprint.clone()).unwrap_or_default()) } }
                     dt { "Rule" } dd #m-rule { (s.rule.as_deref().unwrap_or("")) }
+                    dt { "Rule message" } dd #m-rule-message { (s.rule_message.as_deref().unwrap_or("")) }
                     dt { "Actions" } dd { (s.actions.join(", ")) }
                     dt { "Approval case" } dd #m-approval { (approval(&s)) }
-                    dt { "Approver" } dd { (approver(&row).unwrap_or_default()) }
+                    dt { "Approver" } dd #m-approver { (grants.approver.as_deref().unwrap_or("")) }
+                    dt { "Incident" } dd #m-incident { (incident.as_deref().unwrap_or("")) }
                     dt { "Break glass" } dd { @if s.break_glass { span.badge.warn { "yes" } } @else { "no" } }
+                    dt { "Break-glass reason" } dd #m-break-glass-reason { (s.break_glass_reason.as_deref().unwrap_or("")) }
+                    dt { "Visible to" } dd #m-visible-to {
+                        (s.user.as_deref().unwrap_or("?")) ", auditors and admins"
+                        @let extra = grants.describe();
+                        @if !extra.is_empty() { "; " (extra) }
+                        @if let Some(k) = v.who.grant(&row) { " " span.badge #m-your-grant { "you: " (k.as_str()) } }
+                    }
                     dt { "Tags" } dd #m-tags { (s.tags.join(", ")) }
                     dt { "State" } dd #m-state { span class=(format!("badge state-{}", s.state)) { (s.state) } }
                     dt { "Exit" } dd { (s.exit_status.map(|e| e.to_string()).unwrap_or_default()) }

@@ -156,11 +156,21 @@ async fn finish(
                 st.meta.user_set_role(&u.name, role).await?;
                 u.role = role;
             }
+            // The provider's verified e-mail of this sign-in replaces the stored one (or clears it).
+            if u.email != id.email {
+                st.meta.user_set_email(&u.name, id.email.as_deref()).await?;
+                u.email = id.email.clone();
+            }
             u
         }
         None => {
-            st.meta.user_insert(&id.name, role, SSO_PASSWORD, now).await?;
-            crate::store::UserRow { name: id.name.clone(), role, password: SSO_PASSWORD.into() }
+            st.meta.user_insert(&id.name, role, SSO_PASSWORD, id.email.as_deref(), now).await?;
+            crate::store::UserRow {
+                name: id.name.clone(),
+                role,
+                password: SSO_PASSWORD.into(),
+                email: id.email.clone(),
+            }
         }
     };
     let (value, row) = login::new_login(&user, now);
