@@ -287,10 +287,8 @@ fn the_debian_package_block_runs_as_written_on_a_systemd_host() {
     };
     let mut ran = Vec::new();
     for cmd in cmds {
-        let r = if cmd.contains("systemctl status") {
-            // Started by the postinst; `status` exits 0 only for an active unit.
-            until(Duration::from_secs(20), || op(&cmd), |r| r.code == 0)
-        } else if cmd.contains(" healthcheck") {
+        let r = if cmd.contains("systemctl status") || cmd.contains(" healthcheck") {
+            // Started by the postinst: `status` exits 0 only for an active unit, `healthcheck` once it listens.
             until(Duration::from_secs(20), || op(&cmd), |r| r.code == 0)
         } else {
             op(&cmd)
