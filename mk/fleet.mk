@@ -1,7 +1,7 @@
 # Fleet bundle targets (included by the Makefile): container images, Helm chart checks, Ansible lint, e2e.
 # Tools: mmdebstrap (scripts/install-tools.sh), a Python venv under .build/venv (scripts/py-tools.sh).
 
-.PHONY: base-image image py-tools helm-lint helm-docs ansible-lint fleet-prereqs fleet-test e2e
+.PHONY: base-image image systemd-image py-tools helm-lint helm-docs ansible-lint fleet-prereqs fleet-test e2e
 
 FLEET_VENV ?= $(CURDIR)/.build/venv
 
@@ -10,6 +10,9 @@ base-image: tools ## Local Debian base image ddcoterm-base:bookworm (mmdebstrap 
 
 image: base-image ## Runtime image ddcoterm:dev from the release binary; prints its size
 	@bash scripts/image.sh
+
+systemd-image: base-image ## ddcoterm-systemd:bookworm: the base plus Debian's systemd as PID 1, for the documented package commands (cached)
+	@bash scripts/systemd-image.sh
 
 py-tools: ## Python venv .build/venv: helm-python-sdk, kubernetes-validate, ansible, ansible-lint, yamllint
 	@bash scripts/py-tools.sh >/dev/null
@@ -29,14 +32,14 @@ ansible-lint: py-tools ## ansible-lint (production profile, offline) and a synta
 # The container tests (tests/fleet_*.rs) need the images and the venv whenever docker is present (without
 # docker they skip, saying so).
 fleet-prereqs:
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image server-image package py-tools; \
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image server-image systemd-image package py-tools; \
 	else echo "fleet: no docker engine: the container tests will skip"; fi
 
 test: fleet-prereqs
 
 fleet-test: fleet-prereqs ## Only the fleet container tests (debug build)
 	$(CARGO) test --locked --test fleet_image --test fleet_ansible --test fleet_configs --test fleet_ssh --test fleet_bastion \
-		--test fleet_package --test fleet_server_image --test fleet_server_ansible --test fleet_e2e -- --nocapture
+		--test fleet_package --test fleet_server_image --test fleet_server_ansible --test fleet_docs --test fleet_e2e -- --nocapture
 
 e2e: ## Base image, release build, image, chart and role checks, fleet tests on the release binary
 	@bash scripts/e2e.sh

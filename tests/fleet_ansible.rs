@@ -1,5 +1,7 @@
 //! The Ansible role on three real bastion containers: rollout, shims in login shells, the org lint, team
-//! layers, idempotence, and a user who tries to weaken the organisation's policy.
+//! layers, idempotence, and a user who tries to weaken the organisation's policy. Every run is the documented
+//! `ansible-playbook` line (docs/fleet.md, block `role`) with this test's inventory and secrets file in place
+//! of the documented ones and its own binary layered on top.
 //!
 //! Needs docker and the local base image (`make base-image`), and the Python tools (`scripts/py-tools.sh`).
 //! Skips only when docker is absent.
@@ -68,17 +70,27 @@ fn playbook(inventory: &Path, extra: &[&str]) -> std::process::Output {
     let bin = env!("CARGO_BIN_EXE_ddcoterm");
     let venv_bin_dir = venv_bin("ansible-playbook").parent().unwrap().to_path_buf();
     let path = format!("{}:{}", venv_bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    // The documented command (docs/fleet.md, "Ansible role"), with this test's inventory and secrets file,
+    // and its own binary layered on top.
+    let secrets = inventory.with_file_name("secrets.yml");
+    std::fs::write(&secrets, "ddcoterm_api_key: fleet-test-api-key\n").unwrap();
+    let (before, documented) = documented_playbook(
+        "fleet_ansible",
+        "role",
+        &[
+            ("inventory/example.ini", inventory.display().to_string()),
+            ("@secrets.yml", format!("@{}", secrets.display())),
+        ],
+    );
+    assert!(before.is_empty(), "{before:?}");
     Command::new(venv_bin("ansible-playbook"))
         .current_dir(repo().join("ansible"))
         .env("PATH", path)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0")
         .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
-        .args(["-i"])
-        .arg(inventory)
-        .arg("site.yml")
+        .args(&documented)
         .args(["-e", &format!("ddcoterm_binary_src={bin}")])
-        .args(["-e", "ddcoterm_api_key=fleet-test-api-key"])
         .args(extra)
         .output()
         .expect("run ansible-playbook")

@@ -249,11 +249,7 @@ impl Fleet {
 
 /// A fenced block of docs/fleet.md that follows the line `<!-- fleet_e2e: NAME -->`.
 fn doc_block(name: &str) -> String {
-    let doc = std::fs::read_to_string(repo().join("docs/fleet.md")).unwrap();
-    let marker = format!("<!-- fleet_e2e: {name} -->");
-    let rest = doc.split(&marker).nth(1).unwrap_or_else(|| panic!("docs/fleet.md has no {marker}"));
-    let body = rest.split("```").nth(1).unwrap_or_else(|| panic!("no fenced block after {marker}"));
-    body.split_once('\n').map(|(_, b)| b.to_string()).unwrap_or_default()
+    fleet_common::doc_block("fleet_e2e", name)
 }
 
 /// The documented playbook commands (block `rollout`): each `ansible-playbook` line, with the documented
@@ -861,7 +857,9 @@ fn fleet_end_to_end_on_real_containers() {
 
     let l = lat.lock().unwrap();
     let (n, p50, p99) = summary(&l.done, false);
-    report(&format!("fleet_e2e: sessions recorded {recorded}, on the server {on_server} ({with_events} with process events)"));
+    report(&format!(
+        "fleet_e2e: sessions recorded {recorded}, on the server {on_server} ({with_events} with process events)"
+    ));
     report(&format!(
         "fleet_e2e: session end -> complete on the server: p50 {p50:.2}s p99 {p99:.2}s ({n} sessions)"
     ));

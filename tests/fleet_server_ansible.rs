@@ -1,19 +1,14 @@
 //! The Ansible role `ddcoterm_server` (site.yml, `session_servers`) on a bare container: binary, system
 //! user, config, hardened unit, data directory, a first admin user who can sign in, the server started the way
 //! the unit starts it answering `/readyz`; a second run with `changed=0`; `ddcoterm_server_state: absent`
-//! removing it (the data kept unless `ddcoterm_server_purge`), idempotent too.
+//! removing it (the data kept unless `ddcoterm_server_purge`), idempotent too. Every run is the documented
+//! one (docs/fleet.md, block `role`: the release build, then `ansible-playbook` with this test's inventory and
+//! secrets file in place of the documented ones), and the documented host token block runs after it.
 //!
 //! Needs docker, the local base image (`make base-image`) and the Python tools (`scripts/py-tools.sh`).
 //! Skips only when docker is absent.
 
 mod fleet_common;
-// support/server.rs finds its certificate maker as a sibling module (`super::certs`).
-#[path = "support/certs.rs"]
-#[allow(dead_code)]
-mod certs;
-#[path = "support/server.rs"]
-#[allow(dead_code)]
-mod server_support;
 
 use fleet_common::*;
 use std::path::{Path, PathBuf};
@@ -33,9 +28,25 @@ fn venv_bin(tool: &str) -> PathBuf {
     p
 }
 
-/// `ansible-playbook site.yml` against the inventory with `extra` variables; returns (changed, stdout).
+/// The documented run (docs/fleet.md, "Ansible role `ddcoterm_server`"): the commands before it (the release
+/// build the group settings install), and the `ansible-playbook` words with this test's inventory and a
+/// secrets file holding the admin password in place of the documented ones.
+fn documented(inventory: &Path) -> (Vec<String>, Vec<String>) {
+    let secrets = inventory.with_file_name("secrets.yml");
+    std::fs::write(&secrets, format!("ddcoterm_server_admin_password: {ADMIN_PASSWORD}\n")).unwrap();
+    documented_playbook(
+        "fleet_server_ansible",
+        "role",
+        &[
+            ("inventory/example.ini", inventory.display().to_string()),
+            ("@secrets.yml", format!("@{}", secrets.display())),
+        ],
+    )
+}
+
+/// The documented `ansible-playbook` line against the inventory with `extra` variables; returns (changed,
+/// stdout).
 fn playbook(inventory: &Path, extra: &[&str]) -> (u32, String) {
-    let bin = server_support::bin();
     let path = format!(
         "{}:{}",
         venv_bin("ansible-playbook").parent().unwrap().display(),
@@ -46,12 +57,7 @@ fn playbook(inventory: &Path, extra: &[&str]) -> (u32, String) {
         .env("PATH", path)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
-        .arg("-i")
-        .arg(inventory)
-        .arg("site.yml")
-        .args(["-e", &format!("ddcoterm_server_binary_src={}", bin.display())])
-        .args(["-e", "ddcoterm_server_admin_user=admin"])
-        .args(["-e", &format!("ddcoterm_server_admin_password={ADMIN_PASSWORD}")]);
+        .args(documented(inventory).1);
     for e in extra {
         cmd.args(["-e", e]);
     }
@@ -113,6 +119,12 @@ fn server_role_installs_runs_is_idempotent_and_uninstalls() {
     .unwrap();
     let hosts = inv.join("hosts.ini");
 
+    // The documented commands before the play, as written (the release build the group settings install; a
+    // no-op once `make package` built it).
+    for line in documented(&hosts).0 {
+        let st = Command::new("bash").args(["-c", &line]).current_dir(repo()).status().expect("bash");
+        assert!(st.success(), "docs/fleet.md: {line:?} failed");
+    }
     let start = Instant::now();
     let (changed, _) = playbook(&hosts, &[]);
     let took = start.elapsed().as_secs_f64();
@@ -207,6 +219,21 @@ fn server_role_installs_runs_is_idempotent_and_uninstalls() {
     assert_eq!(sign_in("not-the-password"), "401");
     root("kill $(cat /tmp/server.pid); while kill -0 $(cat /tmp/server.pid) 2>/dev/null; do sleep 0.1; done")
         .ok("stop the server");
+
+    // The documented next step: a host token for a bastion, created as the service's user (docs/fleet.md).
+    for line in doc_commands(&doc_block("fleet_server_ansible", "token")) {
+        let token = exec(&id, "root", &[], &["bash", "-lc", &line]).ok(&line).stdout;
+        assert!(token.trim().len() >= 32 && !token.trim().contains(' '), "{line}: a token: {token:?}");
+    }
+    let tokens = exec(
+        &id,
+        "ddcoterm-server",
+        &[],
+        &["ddcoterm-server", "--config", "/etc/ddcoterm-server/config.yaml", "token", "list"],
+    )
+    .ok("token list")
+    .stdout;
+    assert!(tokens.contains("bastion-1"), "{tokens}");
 
     // Idempotent.
     let (changed, out) = playbook(&hosts, &[]);

@@ -1,7 +1,11 @@
-//! Upgrades (issue #19): a server started on a data directory written by the previous release migrates it and
-//! keeps serving everything in it. The fixture `tests/fixtures/upgrade-sqlite` was written by the release
-//! before this one (`written-by`; regenerate with `tests/fixtures/make-upgrade-fixture.sh`): two sessions
-//! uploaded by that release's client, a host token, an auditor token and an admin user.
+//! Upgrades (issue #19): a server started on data written by the previous release migrates it and keeps
+//! serving everything in it. Two fixtures, each written by the release before this one (`written-by`): two
+//! sessions uploaded by that release's client, a host token, an auditor token and an admin user.
+//! `tests/fixtures/upgrade-sqlite` is a data directory (SQLite + local directory; regenerate with
+//! `tests/fixtures/make-upgrade-fixture.sh`); `tests/fixtures/upgrade-postgres` is that release's PostgreSQL
+//! database as plain SQL (`dump.sql`, pg_dump) with its recording objects (`objects/`), restored into the
+//! test cluster and the S3 bucket (regenerate with `tests/fixtures/make-upgrade-fixture-postgres.sh`). Each
+//! runs on its backend (`DDCOTERM_SERVER_BACKEND=postgres-s3` for PostgreSQL; `make test` runs both).
 
 mod support;
 
@@ -13,8 +17,17 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade-sqlite")
 }
 
-fn read(name: &str) -> String {
-    std::fs::read_to_string(fixture().join(name)).unwrap().trim().to_string()
+fn pg_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade-postgres")
+}
+
+fn read(fixture: &Path, name: &str) -> String {
+    std::fs::read_to_string(fixture.join(name)).unwrap().trim().to_string()
+}
+
+/// How many migrations this release has for a backend (`sqlite`, `postgres`).
+fn latest_migration(backend: &str) -> usize {
+    std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend)).unwrap().count()
 }
 
 /// The highest migration recorded in a SQLite database (read with the `sqlite3` CLI that `make tools` installs).
@@ -35,8 +48,7 @@ fn the_previous_release_data_is_migrated_and_everything_in_it_still_served() {
     }
     // The fixture really is older: its schema stops before this release's last migration.
     let before = applied_migrations(&fixture().join("data/ddcoterm.db"));
-    let latest =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite")).unwrap().count();
+    let latest = latest_migration("sqlite");
     assert!(
         before < latest,
         "the fixture has migrations 1..={before} of {latest}: regenerate it from the previous release"
@@ -47,7 +59,38 @@ fn the_previous_release_data_is_migrated_and_everything_in_it_still_served() {
         latest,
         "every later migration applied at start"
     );
-    let (host, auditor) = (read("host.token"), read("auditor.token"));
+    everything_still_served(s, &fixture());
+}
+
+#[test]
+fn the_previous_release_postgres_data_is_migrated_and_everything_in_it_still_served() {
+    if !backends::enabled() {
+        println!(
+            "skipped: the PostgreSQL upgrade fixture runs on PostgreSQL + S3 (DDCOTERM_SERVER_BACKEND=postgres-s3)"
+        );
+        return;
+    }
+    let fx = pg_fixture();
+    let env = backends::restore(&fx.join("dump.sql"), &fx.join("objects"));
+    let migrations = |env: &[(String, String)]| -> usize {
+        backends::query(env, "SELECT max(version) FROM schema_migrations").parse().unwrap()
+    };
+    // The fixture really is older: its schema stops before this release's last migration.
+    let (before, latest) = (migrations(&env), latest_migration("postgres"));
+    assert!(
+        before < latest,
+        "the fixture has migrations 1..={before} of {latest}: regenerate it from the previous release"
+    );
+    let s = Server::start_on_backends(env.clone());
+    assert_eq!(migrations(&env), latest, "every later migration applied at start\n{}", s.log());
+    let applied = backends::query(&env, "SELECT count(*) FROM schema_migrations");
+    assert_eq!(applied, latest.to_string(), "each migration recorded once");
+    everything_still_served(s, &fx);
+}
+
+/// The fixture's sessions, tokens and admin, as the old release stored them, served by this release.
+fn everything_still_served(s: Server, fixture: &Path) {
+    let (host, auditor) = (read(fixture, "host.token"), read(fixture, "auditor.token"));
 
     // The sessions, listed and served as the old release stored them: every cast byte for byte as the host
     // recorded it, and the hash chain re-checked end to end by `verify`.
@@ -56,7 +99,7 @@ fn the_previous_release_data_is_migrated_and_everything_in_it_still_served() {
     let listed: Vec<String> =
         list["sessions"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect();
     let mut casts: Vec<PathBuf> =
-        std::fs::read_dir(fixture().join("casts")).unwrap().map(|e| e.unwrap().path()).collect();
+        std::fs::read_dir(fixture.join("casts")).unwrap().map(|e| e.unwrap().path()).collect();
     casts.sort();
     assert_eq!(listed.len(), casts.len(), "{list}");
     for cast in &casts {

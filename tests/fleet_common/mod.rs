@@ -103,3 +103,131 @@ pub fn report(line: &str) {
         let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
     }
 }
+
+/// A fenced code block of a Markdown document: its language, body, 1-based line of the opening fence, and
+/// the `<!-- RUNNER: NAME -->` marker on the line right above the fence (`None` without one).
+#[derive(Debug, Clone)]
+pub struct DocBlock {
+    pub lang: String,
+    pub body: String,
+    pub line: usize,
+    pub marker: Option<(String, String)>,
+}
+
+/// Every fenced block of `doc`, in order.
+pub fn doc_blocks(doc: &str) -> Vec<DocBlock> {
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(lang) = lines[i].trim_start().strip_prefix("```") else {
+            i += 1;
+            continue;
+        };
+        let open = i;
+        let mut body = String::new();
+        i += 1;
+        while i < lines.len() && !lines[i].trim_start().starts_with("```") {
+            body.push_str(lines[i]);
+            body.push('\n');
+            i += 1;
+        }
+        let marker = open
+            .checked_sub(1)
+            .and_then(|p| lines[p].trim().strip_prefix("<!--"))
+            .and_then(|m| m.strip_suffix("-->"))
+            .and_then(|m| m.trim().split_once(':'))
+            .map(|(r, n)| (r.trim().to_string(), n.trim().to_string()));
+        out.push(DocBlock { lang: lang.trim().to_string(), body, line: open + 1, marker });
+        i += 1;
+    }
+    out
+}
+
+/// The body of the fenced block of docs/fleet.md marked `<!-- RUNNER: NAME -->` (RUNNER is the test that
+/// runs it, e.g. `fleet_docs`), so a test runs what the document says, not a copy of it.
+pub fn doc_block(runner: &str, name: &str) -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/fleet.md")).unwrap();
+    let want = Some((runner.to_string(), name.to_string()));
+    doc_blocks(&doc)
+        .into_iter()
+        .find(|b| b.marker == want)
+        .unwrap_or_else(|| panic!("docs/fleet.md has no fenced block after <!-- {runner}: {name} -->"))
+        .body
+}
+
+/// The shell commands of a block: comments stripped (` #` to the end of a line), `\` continuations joined,
+/// blank lines dropped.
+pub fn doc_commands(block: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for raw in block.lines() {
+        let line = strip_comment(raw);
+        let (text, cont) = match line.trim_end().strip_suffix('\\') {
+            Some(t) => (t.to_string(), true),
+            None => (line.trim_end().to_string(), false),
+        };
+        if !cur.is_empty() {
+            cur.push(' ');
+            cur.push_str(text.trim());
+        } else {
+            cur = text.trim().to_string();
+        }
+        if !cont {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A line without its trailing shell comment: a `#` at the start or after whitespace, outside quotes.
+fn strip_comment(line: &str) -> &str {
+    let (mut single, mut double, mut prev_space) = (false, false, true);
+    for (i, ch) in line.char_indices() {
+        match ch {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && prev_space => return &line[..i],
+            _ => {}
+        }
+        prev_space = ch.is_whitespace();
+    }
+    line
+}
+
+/// The documented Ansible run of block `<!-- runner: name -->`: the lines before `cd ansible` (commands the
+/// caller runs first, on the controller) and the words after `ansible-playbook` with each `(documented, own)`
+/// word replaced by the test's own (its inventory of containers, its secrets file). Every documented word must
+/// be there and the block must be `[commands...] cd ansible; ansible-playbook ...`: a changed doc fails here.
+pub fn documented_playbook(runner: &str, name: &str, subs: &[(&str, String)]) -> (Vec<String>, Vec<String>) {
+    let cmds = doc_commands(&doc_block(runner, name));
+    let cd = cmds
+        .iter()
+        .position(|c| c == "cd ansible")
+        .unwrap_or_else(|| panic!("{name}: no `cd ansible`: {cmds:?}"));
+    assert_eq!(
+        cmds.len(),
+        cd + 2,
+        "docs/fleet.md {name}: one ansible-playbook line after `cd ansible`: {cmds:?}"
+    );
+    let line = &cmds[cd + 1];
+    let words = line
+        .strip_prefix("ansible-playbook ")
+        .unwrap_or_else(|| panic!("docs/fleet.md {name}: {line:?} is not an ansible-playbook line"));
+    assert!(!line.contains(['\'', '"', '$', '`']), "docs/fleet.md {name}: {line:?}: no quoting expected");
+    let mut args: Vec<String> = words.split_whitespace().map(str::to_string).collect();
+    for (doc, own) in subs {
+        let at = args
+            .iter()
+            .position(|a| a == doc)
+            .unwrap_or_else(|| panic!("docs/fleet.md {name}: {line:?} no longer has {doc:?}"));
+        args[at] = own.clone();
+    }
+    (cmds[..cd].to_vec(), args)
+}

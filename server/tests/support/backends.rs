@@ -330,3 +330,38 @@ pub fn write_object(env: &[(String, String)], key: &str, bytes: &[u8]) -> bool {
     block_on(store.put(&Key::from(format!("{prefix}/{key}")), bytes.to_vec().into())).unwrap();
     true
 }
+
+/// A new database holding `dump` (plain SQL from pg_dump, restored with psql; any error fails) and a new key
+/// prefix holding every file under `objects` (keys relative to it): the variables a server started on them
+/// needs. For data written by an earlier release (server/tests/upgrade.rs).
+pub fn restore(dump: &Path, objects: &Path) -> Vec<(String, String)> {
+    let env = server_env();
+    let url = &env.iter().find(|(k, _)| k == "DDCOTERMD_DATABASE_URL").unwrap().1;
+    let out = pg_cmd(&services().pg_bin, "psql")
+        .args(["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d", url])
+        .stdin(std::fs::File::open(dump).unwrap_or_else(|e| panic!("{}: {e}", dump.display())))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "psql < {}: {}", dump.display(), String::from_utf8_lossy(&out.stderr));
+    fn walk(root: &Path, dir: &Path, env: &[(String, String)]) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, env);
+            } else {
+                let key = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                assert!(write_object(env, &key, &std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    walk(objects, objects, &env);
+    env
+}
+
+/// One value from a query on a server's database (`env` as [`server_env`] or [`restore`] returned it).
+pub fn query(env: &[(String, String)], sql: &str) -> String {
+    let url = &env.iter().find(|(k, _)| k == "DDCOTERMD_DATABASE_URL").expect("a PostgreSQL server").1;
+    let out = pg_cmd(&services().pg_bin, "psql").args(["-X", "-tAc", sql, "-d", url]).output().unwrap();
+    assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

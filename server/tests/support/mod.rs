@@ -52,6 +52,24 @@ impl Server {
         s
     }
 
+    /// Starts the server on backends prepared by the caller (`env`: a database URL and object store already
+    /// holding data, e.g. [`backends::restore`]d from an earlier release), without a fresh database.
+    pub fn start_on_backends(env: Vec<(String, String)>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let mut s = Server {
+            dir,
+            url: String::new(),
+            env,
+            wrapper: vec![],
+            child: None,
+            http,
+            created: Default::default(),
+        };
+        s.spawn();
+        s
+    }
+
     /// Starts the server on a copy of the data directory `src` (SQLite + local directory), e.g. one written by
     /// an earlier release.
     pub fn start_on_copy_of(src: &std::path::Path) -> Server {
