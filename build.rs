@@ -21,10 +21,14 @@ fn main() {
     // and libstdc++ are static already, so the process has exactly one unwinder.
     let gnu = std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
     if linux && gnu {
-        let dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("libgcc");
+        let dir =
+            std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("libgcc");
         std::fs::create_dir_all(&dir).expect("create OUT_DIR/libgcc");
-        std::fs::write(dir.join("libgcc_s.so"), "/* ddcoterm build.rs: the unwinder, statically */\nINPUT(-lgcc_eh)\n")
-            .expect("write OUT_DIR/libgcc/libgcc_s.so");
+        std::fs::write(
+            dir.join("libgcc_s.so"),
+            "/* ddcoterm build.rs: the unwinder, statically */\nINPUT(-lgcc_eh)\n",
+        )
+        .expect("write OUT_DIR/libgcc/libgcc_s.so");
         println!("cargo:rustc-link-search=native={}", dir.display());
     }
     println!("cargo:rerun-if-changed=build.rs");

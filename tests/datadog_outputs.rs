@@ -25,6 +25,7 @@ fn meta(id: &str) -> SessionMeta {
         height: 24,
         tags: vec!["team:sre".into()],
         ssh: None,
+        review: Default::default(),
     }
 }
 

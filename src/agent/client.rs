@@ -95,7 +95,7 @@ pub enum Opened {
 pub fn open_session(socket: &Path, open: Open) -> Result<Opened, AgentError> {
     let mut conn = AgentConn::connect(socket)?;
     let session_id = open.meta.session_id.clone();
-    let r = conn.call(&Request::Open(open))?;
+    let r = conn.call(&Request::Open(Box::new(open)))?;
     if r.ok {
         let cast_path = r.detail.unwrap_or_default();
         return Ok(Opened::Recording { output: AgentOutput { conn, session_id, told: false }, cast_path });

@@ -55,7 +55,8 @@ pub struct End {
 /// What a recorder (or `doctor`, or the nesting check) sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    Open(Open),
+    /// Boxed: the session metadata is most of the enum's size, and every other request is small.
+    Open(Box<Open>),
     Chunk {
         seq: u64,
         lines: Vec<u8>,
@@ -193,7 +194,7 @@ pub fn write_request(w: &mut impl Write, req: &Request) -> Result<(), ProtoError
 pub fn read_request(r: &mut impl Read) -> Result<Option<Request>, ProtoError> {
     let Some((kind, p)) = read_frame(r)? else { return Ok(None) };
     let req = match kind {
-        T_OPEN => Request::Open(json("open", &p)?),
+        T_OPEN => Request::Open(Box::new(json("open", &p)?)),
         T_CHUNK => {
             if p.len() < 8 {
                 return Err(ProtoError::Malformed("chunk frame shorter than its seq".into()));
@@ -248,7 +249,7 @@ mod tests {
     fn every_request_survives_the_wire() {
         let meta =
             SessionMeta { session_id: "s1".into(), command: "kubectl get pods".into(), ..Default::default() };
-        round_trip(Request::Open(Open { meta, shell: "/bin/bash".into(), term: "xterm".into() }));
+        round_trip(Request::Open(Box::new(Open { meta, shell: "/bin/bash".into(), term: "xterm".into() })));
         round_trip(Request::Chunk { seq: 7, lines: b"[0.1, \"o\", \"hi\"]\n".to_vec() });
         round_trip(Request::Chunk { seq: u64::MAX, lines: Vec::new() });
         round_trip(Request::Snapshot(Snapshot {

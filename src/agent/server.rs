@@ -62,7 +62,7 @@ impl Agent {
                         "a session is already open on this connection",
                     );
                 }
-                match self.store.open_session(peer, open) {
+                match self.store.open_session(peer, *open) {
                     Ok(s) => {
                         if let Ok(mut l) = self.live.lock() {
                             l.insert(s.id.clone(), Live { uid: peer.uid, pid: peer.pid });
