@@ -77,6 +77,12 @@ pub fn locate(row: &RowTimes, terms: &[Vec<String>]) -> Option<SearchMatch> {
     Some(SearchMatch { t: ms as f64 / 1000.0, snippet })
 }
 
+/// Rows read per index query while looking for a term's first occurrence.
+const CANDIDATE_PAGE: i64 = 8;
+/// Rows read at most for one term: a word in every row of a long session is found in the first page anyway;
+/// only a phrase whose words are everywhere but which is rare (PostgreSQL's lossy phrases) reads more.
+const MAX_CANDIDATES: i64 = 256;
+
 /// The earliest match of any of `terms` in the session's output, if its rows were indexed with times.
 pub async fn first_match(
     st: &crate::state::AppState,
@@ -85,18 +91,40 @@ pub async fn first_match(
 ) -> Result<Option<SearchMatch>, crate::error::ApiError> {
     let mut best: Option<SearchMatch> = None;
     for term in terms {
-        let Some(blob) = st.meta.index_first_times(id, term).await? else { continue };
-        let Some(row) = decode(&blob) else {
-            tracing::warn!(session = %id, "a search row's stored times do not decode");
-            continue;
-        };
-        if let Some(m) = locate(&row, std::slice::from_ref(term)) {
+        if let Some(m) = first_in_rows(st, id, term).await? {
             if best.as_ref().is_none_or(|b| m.t < b.t) {
                 best = Some(m);
             }
         }
     }
     Ok(best)
+}
+
+/// Candidate rows come from the index, earliest first ([`crate::store::MetaStore::index_times_candidates`]);
+/// the first whose own text holds `term` gives the match. Reading stops after [`MAX_CANDIDATES`] rows.
+async fn first_in_rows(
+    st: &crate::state::AppState,
+    id: &str,
+    term: &Vec<String>,
+) -> Result<Option<SearchMatch>, crate::error::ApiError> {
+    let mut skip = 0;
+    while skip < MAX_CANDIDATES {
+        let page = st.meta.index_times_candidates(id, term, skip, CANDIDATE_PAGE).await?;
+        for blob in &page {
+            let Some(row) = decode(blob) else {
+                tracing::warn!(session = %id, "a search row's stored times do not decode");
+                continue;
+            };
+            if let Some(m) = locate(&row, std::slice::from_ref(term)) {
+                return Ok(Some(m));
+            }
+        }
+        if (page.len() as i64) < CANDIDATE_PAGE {
+            break;
+        }
+        skip += CANDIDATE_PAGE;
+    }
+    Ok(None)
 }
 
 /// Deflated bytes for `row`, checked to round-trip (used by the indexer before storing).

@@ -432,9 +432,18 @@ pub trait MetaStore: Send + Sync {
         to: &IndexProgress,
         docs: &[IndexDoc],
     ) -> Result<bool>;
-    /// The stored times (`IndexDoc::times`) of the session's earliest output row that contains `term` (a
-    /// word, or a phrase of words in a row); `None` when no output row has it, or it was indexed without times.
-    async fn index_first_times(&self, id: &str, term: &[String]) -> Result<Option<Vec<u8>>>;
+    /// The stored times (`IndexDoc::times`) of the session's output rows that may contain `term` (a word, or
+    /// a phrase of words), earliest first, at most `limit` from the `skip`th on; rows indexed without times
+    /// are left out. A candidate, not a proof: PostgreSQL keeps at most 256 positions of a word in a
+    /// `tsvector`, so its phrase match is lossy in long rows and it is asked for rows holding every word;
+    /// the caller finds the phrase in the row's own text ([`crate::searchmatch::locate`]).
+    async fn index_times_candidates(
+        &self,
+        id: &str,
+        term: &[String],
+        skip: i64,
+        limit: i64,
+    ) -> Result<Vec<Vec<u8>>>;
 
     /// The keyframe index's progress (all zero when none was built); `None` when the session does not exist.
     async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>>;

@@ -1009,17 +1009,25 @@ impl MetaStore for Postgres {
         Ok(true)
     }
 
-    async fn index_first_times(&self, id: &str, term: &[String]) -> Result<Option<Vec<u8>>> {
-        let r: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-            "SELECT times FROM search_docs WHERE session_id = $1 AND kind = 'output' \
-             AND tsv @@ phraseto_tsquery('simple', $2) ORDER BY first_seq, part LIMIT 1",
+    async fn index_times_candidates(
+        &self,
+        id: &str,
+        term: &[String],
+        skip: i64,
+        limit: i64,
+    ) -> Result<Vec<Vec<u8>>> {
+        // Every word present (plainto_tsquery ANDs them), positions not needed: see the trait's comment.
+        sqlx::query_scalar(
+            "SELECT times FROM search_docs WHERE session_id = $1 AND kind = 'output' AND times IS NOT NULL \
+             AND tsv @@ plainto_tsquery('simple', $2) ORDER BY first_seq, part OFFSET $3 LIMIT $4",
         )
         .bind(id)
         .bind(term.join(" "))
-        .fetch_optional(&self.pool)
+        .bind(skip)
+        .bind(limit)
+        .fetch_all(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(r.flatten())
+        .map_err(err)
     }
 
     async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>> {

@@ -1012,20 +1012,28 @@ impl MetaStore for Sqlite {
         Ok(true)
     }
 
-    async fn index_first_times(&self, id: &str, term: &[String]) -> Result<Option<Vec<u8>>> {
+    async fn index_times_candidates(
+        &self,
+        id: &str,
+        term: &[String],
+        skip: i64,
+        limit: i64,
+    ) -> Result<Vec<Vec<u8>>> {
         // The same FTS5 look-up as the list's `q` (so no dearer than the search that found the session),
-        // narrowed to this session's output rows, earliest first.
-        let r: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-            "SELECT d.times FROM search_docs d WHERE d.session_id = ? AND d.kind = 'output' AND d.id IN \
-             (SELECT rowid FROM search_fts WHERE search_fts MATCH ?) ORDER BY d.first_seq, d.part LIMIT 1",
+        // narrowed to this session's output rows, earliest first. FTS5 phrases are exact.
+        sqlx::query_scalar(
+            "SELECT d.times FROM search_docs d WHERE d.session_id = ? AND d.kind = 'output' \
+             AND d.times IS NOT NULL AND d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?) \
+             ORDER BY d.first_seq, d.part LIMIT ? OFFSET ?",
         )
         .bind(id)
         // Words are letters and digits only (search::normalise): nothing in them is query syntax.
         .bind(format!("\"{}\"", term.join(" ")))
-        .fetch_optional(&self.pool)
+        .bind(limit)
+        .bind(skip)
+        .fetch_all(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(r.flatten())
+        .map_err(err)
     }
 
     async fn keyframe_progress(&self, id: &str) -> Result<Option<KeyframeProgress>> {
