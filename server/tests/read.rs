@@ -74,6 +74,49 @@ fn list_filters_sort_newest_first_and_pages_with_a_cursor() {
 }
 
 #[test]
+fn list_filters_by_rule_approval_and_break_glass() {
+    let s = Server::start();
+    let h = s.token("web-1", "host");
+    let aud = s.token("aud", "auditor");
+    let post = |id: &str, started: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut body = support::create_body(id, "alice");
+        body["started_at"] = started.into();
+        edit(&mut body);
+        let r = s
+            .req("POST", "/api/v1/sessions", &h)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "{id}");
+    };
+    post("plain", "2026-01-01T10:00:00Z", &|b| b["rule"] = serde_json::Value::Null);
+    post("case", "2026-01-02T10:00:00Z", &|b| {
+        b["rule"] = "/etc/ddcoterm/config.yaml:12 kubectl delete in prod".into();
+        b["approval"] = "CASE-7".into();
+    });
+    post("approver", "2026-01-03T10:00:00Z", &|b| b["approver"] = "bob@example.com".into());
+    post("glass", "2026-01-04T10:00:00Z", &|b| {
+        b["break_glass"] = true.into();
+        b["break_glass_reason"] = "db on fire".into();
+    });
+    let q = |q: &str| ids(&s.get_json(&aud, &format!("/api/v1/sessions?{q}")).1);
+    assert_eq!(q("rule=delete%20in%20prod"), ["case"]);
+    assert_eq!(q("rule=prod"), ["glass", "approver", "case"]);
+    assert_eq!(q("approval=yes"), ["approver", "case"]);
+    assert_eq!(q("approval=no"), ["glass", "plain"]);
+    assert_eq!(q("break_glass=yes"), ["glass"]);
+    assert_eq!(q("break_glass=false"), ["approver", "case", "plain"]);
+    assert_eq!(q("approval=no&break_glass=no"), ["plain"]);
+    for bad in ["approval=maybe", "break_glass=1"] {
+        let (status, v) = s.get_json(&aud, &format!("/api/v1/sessions?{bad}"));
+        assert_eq!(status, 400, "{bad}: {v}");
+        let key = bad.split('=').next().unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().contains(&format!("`{key}`")), "{v}");
+    }
+}
+
+#[test]
 fn viewers_see_only_their_own_sessions_and_users_sign_in_with_passwords() {
     let s = Server::start();
     let host = s.token("h", "host");

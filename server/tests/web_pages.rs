@@ -198,6 +198,35 @@ fn viewers_open_their_own_sessions_and_those_they_approved_and_nothing_else() {
 }
 
 #[test]
+fn the_list_filters_by_rule_approval_and_break_glass() {
+    let s = Server::start();
+    let host = s.token("web-1", "host");
+    let up = Upload { s: &s, host: &host };
+    up.session("case-1", serde_json::json!({"approval": "CASE-7"}), &[out(0.5, "x")], false);
+    up.session("glass-1", serde_json::json!({"break_glass": true}), &[out(0.5, "x")], false);
+    up.session("plain-1", serde_json::json!({"rule": "dev"}), &[out(0.5, "x")], false);
+    add_user(&s, "rev", "auditor", "battery staple");
+    let rev = sign_in(&s, "rev", "battery staple");
+    let page = |q: &str| {
+        let r = get(&s, &format!("/?{q}"), &rev);
+        assert_eq!(r.status(), 200, "{q}");
+        r.text().unwrap()
+    };
+    // "any" (an empty value) is no filter.
+    let html = page("rule=&approval=yes&break_glass=");
+    assert!(html.contains("/sessions/case-1") && !html.contains("/sessions/glass-1"), "{html}");
+    assert!(!html.contains("/sessions/plain-1"), "{html}");
+    assert!(html.contains(r#"<option value="yes" selected>approved</option>"#), "{html}");
+    let html = page("break_glass=yes");
+    assert!(html.contains("/sessions/glass-1") && !html.contains("/sessions/case-1"), "{html}");
+    let html = page("rule=dev&break_glass=no");
+    assert!(html.contains("/sessions/plain-1") && !html.contains("/sessions/case-1"), "{html}");
+    let r = get(&s, "/?approval=maybe", &rev);
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("`approval`"));
+}
+
+#[test]
 fn download_is_an_audited_attachment_with_the_uploaded_bytes() {
     let s = Server::start();
     let host = s.token("web-1", "host");

@@ -89,6 +89,15 @@ fn decode_cursor(v: &str) -> ApiResult<(i64, String)> {
     Ok((ts.parse().map_err(|_| bad())?, id.to_string()))
 }
 
+/// `yes`/`no` (also `true`/`false`) of a yes-or-no filter; anything else is refused naming the parameter.
+fn yes_no(key: &str, v: &str) -> ApiResult<bool> {
+    match v {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(ApiError::bad_request(format!("query parameter `{key}`: {v:?} is not yes or no"))),
+    }
+}
+
 /// Builds the filter from the query string; unknown parameters are refused rather than ignored.
 pub fn filter(who: &Principal, params: Vec<(String, String)>) -> ApiResult<ListFilter> {
     let mut f = ListFilter { limit: 50, ..Default::default() };
@@ -112,6 +121,9 @@ pub fn filter(who: &Principal, params: Vec<(String, String)>) -> ApiResult<ListF
                     )))
                 }
             },
+            "rule" => f.rule = Some(v),
+            "approval" => f.approved = Some(yes_no("approval", &v)?),
+            "break_glass" => f.break_glass = Some(yes_no("break_glass", &v)?),
             "limit" => match v.parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => f.limit = n,
                 _ => {

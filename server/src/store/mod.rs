@@ -152,6 +152,12 @@ pub struct ListFilter {
     pub until_ms: Option<i64>,
     pub exit: Option<i32>,
     pub state: Option<String>,
+    /// Substring of the rule that required the recording.
+    pub rule: Option<String>,
+    /// Sessions whose command was approved through Case Management (`true`) or not (`false`).
+    pub approved: Option<bool>,
+    /// Sessions started with break glass (`true`) or without (`false`).
+    pub break_glass: Option<bool>,
     /// Full-text terms (`q`), each a word or a phrase of normalised words; all must match.
     pub q: Vec<Vec<String>>,
     /// Keyset cursor: rows strictly older than `(sort_ts, id)`.

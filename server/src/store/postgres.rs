@@ -438,6 +438,21 @@ impl MetaStore for Postgres {
         if f.state.is_some() {
             sql.push_str(" AND state = ?");
         }
+        // Rule, approval and break glass live in the create body (meta_json), as on SQLite.
+        if f.rule.is_some() {
+            sql.push_str(" AND strpos(coalesce(meta_json::jsonb ->> 'rule', ''), ?) > 0");
+        }
+        if let Some(yes) = f.approved {
+            sql.push_str(if yes { " AND " } else { " AND NOT " });
+            sql.push_str(
+                "(coalesce(meta_json::jsonb ->> 'approval', '') <> '' \
+                 OR coalesce(meta_json::jsonb ->> 'approver', '') <> '')",
+            );
+        }
+        if let Some(yes) = f.break_glass {
+            sql.push_str(if yes { " AND " } else { " AND NOT " });
+            sql.push_str("coalesce((meta_json::jsonb ->> 'break_glass')::boolean, false)");
+        }
         for _ in &f.q {
             sql.push_str(
                 " AND id IN (SELECT session_id FROM search_docs WHERE tsv @@ phraseto_tsquery('simple', ?))",
@@ -469,6 +484,9 @@ impl MetaStore for Postgres {
             q = q.bind(v);
         }
         if let Some(v) = &f.state {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.rule {
             q = q.bind(v);
         }
         for t in &f.q {

@@ -442,6 +442,22 @@ impl MetaStore for Sqlite {
         }
         eq("exit_status", f.exit.is_some(), &mut sql);
         eq("state", f.state.is_some(), &mut sql);
+        // Rule, approval and break glass live in the create body (meta_json); rows are read newest first
+        // through the sort index and these are checked on each (no index: they narrow, they never seek).
+        if f.rule.is_some() {
+            sql.push_str(" AND instr(coalesce(json_extract(meta_json, '$.rule'), ''), ?) > 0");
+        }
+        if let Some(yes) = f.approved {
+            sql.push_str(if yes { " AND " } else { " AND NOT " });
+            sql.push_str(
+                "(coalesce(json_extract(meta_json, '$.approval'), '') <> '' \
+                 OR coalesce(json_extract(meta_json, '$.approver'), '') <> '')",
+            );
+        }
+        if let Some(yes) = f.break_glass {
+            sql.push_str(if yes { " AND " } else { " AND NOT " });
+            sql.push_str("coalesce(json_extract(meta_json, '$.break_glass'), 0) = 1");
+        }
         for _ in &f.q {
             sql.push_str(
                 " AND id IN (SELECT d.session_id FROM search_docs d WHERE d.id IN \
@@ -473,6 +489,9 @@ impl MetaStore for Sqlite {
             q = q.bind(v);
         }
         if let Some(v) = &f.state {
+            q = q.bind(v);
+        }
+        if let Some(v) = &f.rule {
             q = q.bind(v);
         }
         for t in &f.q {

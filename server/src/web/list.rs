@@ -84,6 +84,9 @@ pub async fn page(
             label { "Host " input type="text" name="host" value=(value("host")); }
             label { "Command " input type="text" name="command" id="command" value=(value("command")); }
             label { "Exit " input type="number" name="exit" value=(value("exit")); }
+            label { "Rule " input type="text" name="rule" id="rule" value=(value("rule")); }
+            (yes_no_select("Approval", "approval", value("approval"), "approved", "not approved"))
+            (yes_no_select("Break glass", "break_glass", value("break_glass"), "yes", "no"))
             label { "State "
                 select name="state" id="state" {
                     @for s in ["", "live", "complete", "abandoned"] {
@@ -116,6 +119,19 @@ pub async fn page(
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let head = html! { script src=(assets::url("list.js")) defer {} };
     (status, layout::page(Some(&v), "Sessions", main, head)).into_response()
+}
+
+/// A filter that is any / yes / no (the API's `yes`/`no`), with the current choice selected.
+fn yes_no_select(label: &str, name: &str, current: &str, yes: &str, no: &str) -> Markup {
+    html! {
+        label { (label) " "
+            select name=(name) id=(name) {
+                @for (v, text) in [("", "any"), ("yes", yes), ("no", no)] {
+                    option value=(v) selected[current == v] { (text) }
+                }
+            }
+        }
+    }
 }
 
 /// One row. With a search, the link opens the session at the match (`?t=` its time in the output, when the
