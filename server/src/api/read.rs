@@ -164,12 +164,22 @@ pub async fn list(
     Ok(Json(SessionPage { sessions: infos(&st, &rows, &f.q).await?, next_cursor }))
 }
 
-/// The rows as the API shows them; with a search, each with where its output first matched.
+/// Hits that always get their `search_match`, whatever the time spent.
+const MATCHES_ALWAYS: usize = 5;
+/// Time a page may spend finding where its hits matched: each is an index look-up and a row's text inflated,
+/// and a page of 50 hits over long recordings spent most of the search's time there (bench/search.sh's p99).
+/// Hits past it carry no `search_match`; their links (`?q=`) still open at the match, which the session page
+/// asks the index for itself.
+const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(40);
+
+/// The rows as the API shows them; with a search, each (within [`MATCH_BUDGET`]) with where its output first
+/// matched.
 pub async fn infos(st: &AppState, rows: &[SessionRow], q: &[Vec<String>]) -> ApiResult<Vec<SessionInfo>> {
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
+    let started = std::time::Instant::now();
+    for (n, r) in rows.iter().enumerate() {
         let mut i = info(st, r);
-        if !q.is_empty() {
+        if !q.is_empty() && (n < MATCHES_ALWAYS || started.elapsed() < MATCH_BUDGET) {
             i.search_match = crate::searchmatch::first_match(st, &r.id, q).await?;
         }
         out.push(i);
