@@ -40,6 +40,25 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Five free ports for `weed mini` (S3, master, volume, filer, admin). It also listens on a port's gRPC twin,
+/// the port + 10000, and refuses to start when one chosen port is another's twin ("port ... is reserved for
+/// gRPC calculation"): a rare collision of random ports that used to leave a test binary waiting on S3.
+fn weed_ports() -> [u16; 5] {
+    loop {
+        let ports = [(); 5].map(|_| free_port());
+        let twins_ok = ports.iter().all(|&p| {
+            let twin = u32::from(p) + 10_000;
+            twin <= 65_535
+                && !ports.contains(&(twin as u16))
+                && TcpListener::bind(("127.0.0.1", twin as u16)).is_ok()
+        });
+        let distinct = (1..ports.len()).all(|i| !ports[..i].contains(&ports[i]));
+        if twins_ok && distinct {
+            return ports;
+        }
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
@@ -149,7 +168,7 @@ fn start() -> Services {
     assert!(weed.exists(), "{} is missing (make tools installs SeaweedFS)", weed.display());
     let weed_dir = dir.path().join("weed");
     std::fs::create_dir(&weed_dir).unwrap();
-    let [s3, master, volume, filer, admin] = [(); 5].map(|_| free_port());
+    let [s3, master, volume, filer, admin] = weed_ports();
     let start_weed = format!(
         "AWS_ACCESS_KEY_ID={KEY_ID} AWS_SECRET_ACCESS_KEY={SECRET} {} mini -dir={} -ip=127.0.0.1 -ip.bind=127.0.0.1 \
          -s3.port={s3} -master.port={master} -volume.port={volume} -filer.port={filer} -admin.port={admin} \
