@@ -165,12 +165,12 @@ pub async fn list(
 }
 
 /// Hits that always get their `search_match`, whatever the time spent.
-const MATCHES_ALWAYS: usize = 5;
+const MATCHES_ALWAYS: usize = 1;
 /// Time a page may spend finding where its hits matched: each is an index look-up and a row's text inflated,
 /// and a page of 50 hits over long recordings spent most of the search's time there (bench/search.sh's p99).
 /// Hits past it carry no `search_match`; their links (`?q=`) still open at the match, which the session page
 /// asks the index for itself.
-const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(40);
+const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// The rows as the API shows them; with a search, each (within [`MATCH_BUDGET`]) with where its output first
 /// matched.
