@@ -6,9 +6,6 @@
 mod support;
 mod web_support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use base64::Engine as _;
 use serde_json::json;
 use support::Server;
@@ -22,19 +19,7 @@ fn add_user(s: &Server, name: &str, role: &str, email: Option<&str>) {
     if let Some(e) = email {
         args.extend(["--email", e]);
     }
-    let mut c = Command::new(support::BIN)
-        .arg("--data-dir")
-        .arg(s.data())
-        .args(&args)
-        .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(format!("{PW}\n").as_bytes()).unwrap();
-    let o = c.wait_with_output().unwrap();
-    assert!(o.status.success(), "user add {name}: {}", String::from_utf8_lossy(&o.stderr));
+    web_support::add_user_with(s, &args, PW);
 }
 
 /// GET as a local user (HTTP Basic): the status and body.

@@ -15,11 +15,17 @@ use crate::support::{sha256, Server};
 
 /// Adds a local user with a password through the real CLI.
 pub fn add_user(s: &Server, name: &str, role: &str, password: &str) {
+    add_user_with(s, &["user", "add", name, "--role", role, "--password-stdin"], password);
+}
+
+/// Runs `args` (a `user add ... --password-stdin` with any other flags) through the real CLI, the password
+/// on stdin.
+pub fn add_user_with(s: &Server, args: &[&str], password: &str) {
     use std::io::Write as _;
     let mut c = Command::new(crate::support::BIN)
         .arg("--data-dir")
         .arg(s.data())
-        .args(["user", "add", name, "--role", role, "--password-stdin"])
+        .args(args)
         .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -28,7 +34,7 @@ pub fn add_user(s: &Server, name: &str, role: &str, password: &str) {
         .unwrap();
     c.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
     let out = c.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
 /// A form body (`application/x-www-form-urlencoded`), as a browser encodes it.
