@@ -48,7 +48,7 @@ pub fn open_objects(s: &Resolved) -> anyhow::Result<Arc<dyn Objects>> {
             _ => bail!("object_store {url:?}: expected file:///absolute/path or s3://bucket/prefix"),
         },
     };
-    let store =
-        LocalDir::open(&dir).with_context(|| format!("opening the object directory {}", dir.display()))?;
+    let store = LocalDir::open(&dir, s.raw.limits.syncfs_min_batch)
+        .with_context(|| format!("opening the object directory {}", dir.display()))?;
     Ok(Arc::new(store))
 }

@@ -10,6 +10,7 @@
 //! batch with it (503 for an unreachable backend): nothing of a failed batch was acknowledged, the hosts
 //! resend.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +31,17 @@ struct Job {
 #[derive(Clone)]
 pub struct CommitQueue {
     tx: mpsc::UnboundedSender<Job>,
+    /// Chunks handed over and not yet answered: how busy ingest is (the indexer yields when it is).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts one chunk in flight until dropped (answered, failed or cancelled alike).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl CommitQueue {
@@ -39,13 +51,20 @@ impl CommitQueue {
         let (synced_tx, synced_rx) = mpsc::unbounded_channel();
         tokio::spawn(sync_stage(rx, synced_tx, objects, max_batch.max(1)));
         tokio::spawn(commit_stage(synced_rx, meta, max_batch.max(1)));
-        CommitQueue { tx }
+        CommitQueue { tx, in_flight: Arc::default() }
+    }
+
+    /// Chunks waiting for their batch to commit right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Makes `key` (written with `put_create_staged`) durable and commits `row` for `session`; returns
     /// once both are done, in a batch with whatever else arrived meanwhile. The queue is unbounded on
     /// purpose: what waits in it is bounded by the in-flight admission (`limits.max_inflight_bytes`).
     pub async fn commit(&self, session: &str, key: String, row: ChunkRow) -> ApiResult<ChunkInsert> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _counted = InFlight(self.in_flight.clone());
         let (reply, answer) = oneshot::channel();
         let job = Job { session: session.to_string(), key, row, reply };
         self.tx.send(job).map_err(|_| ApiError::unavailable("the commit queue has stopped"))?;

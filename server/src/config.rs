@@ -93,6 +93,10 @@ pub struct Limits {
     pub max_inflight_bytes: u64,
     /// Most chunks made durable in one sync round by the group commit.
     pub max_commit_batch: usize,
+    /// On a local objects directory, a sync round of at least this many chunk files syncs the whole
+    /// filesystem once (`syncfs`) instead of each file and directory; 0 never does. A data directory on
+    /// a filesystem shared with other busy writers may prefer 0 (a `syncfs` writes their dirty pages too).
+    pub syncfs_min_batch: usize,
     /// Open client connections at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
 }
@@ -141,6 +145,7 @@ impl Default for Limits {
             max_events: 1000,
             max_inflight_bytes: 16 << 20,
             max_commit_batch: 1024,
+            syncfs_min_batch: 2,
             max_connections: 2048,
         }
     }

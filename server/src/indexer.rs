@@ -32,11 +32,27 @@ const PER_PASS: u32 = 16;
 /// next pass, so a long live session does not hold the indexer's memory.
 const BATCH_BYTES: u64 = 1 << 20;
 
+/// Chunks waiting for a group commit at which ingest counts as saturated (paced load from a few hundred
+/// hosts keeps a handful waiting; hosts sending as fast as acknowledgements return keep one each).
+const SATURATED: usize = 32;
+
+/// The pause after a pass that found work. While ingest is saturated, at least as long as the pass took:
+/// a pass then mostly holds SQLite's one writer and the cores the acknowledgements need, so the indexer
+/// takes at most about half of them and catches up when the load falls.
+fn pause(in_flight: usize, pass: Duration) -> Duration {
+    if in_flight >= SATURATED {
+        BUSY_PAUSE.max(pass)
+    } else {
+        BUSY_PAUSE
+    }
+}
+
 pub async fn run_forever(st: AppState) {
     loop {
+        let started = std::time::Instant::now();
         match run_once(&st).await {
             Ok(0) => tokio::time::sleep(IDLE).await,
-            Ok(_) => tokio::time::sleep(BUSY_PAUSE).await,
+            Ok(_) => tokio::time::sleep(pause(st.commits.in_flight(), started.elapsed())).await,
             Err(e) => {
                 tracing::warn!(error = %e.message, "search indexer pass failed");
                 tokio::time::sleep(IDLE).await;
@@ -165,4 +181,18 @@ async fn read_output(
         seq += 1;
     }
     Ok((seq, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indexer_yields_only_while_ingest_is_saturated() {
+        let long = Duration::from_secs(2);
+        assert_eq!(pause(0, long), BUSY_PAUSE, "paced ingest: the indexer keeps its pace");
+        assert_eq!(pause(SATURATED - 1, long), BUSY_PAUSE);
+        assert_eq!(pause(SATURATED, long), long, "saturated: at most half the time");
+        assert_eq!(pause(500, Duration::from_millis(10)), BUSY_PAUSE, "never shorter than the usual pause");
+    }
 }

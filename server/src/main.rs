@@ -13,6 +13,7 @@ mod config;
 mod connlimit;
 mod error;
 mod grants;
+mod host_tokens;
 mod indexer;
 mod ingest;
 mod keyframes;

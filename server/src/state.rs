@@ -27,6 +27,8 @@ pub struct AppState {
     pub live: Arc<LiveHub>,
     /// The OpenID Connect provider, when `oidc:` is configured.
     pub oidc: Option<Arc<crate::oidc::Provider>>,
+    /// Host tokens looked up in the last second (`crate::host_tokens`).
+    pub host_tokens: Arc<crate::host_tokens::HostTokens>,
     locks: Arc<SessionLocks>,
 }
 
@@ -60,6 +62,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').into(),
             metrics: Arc::default(),
             live: Arc::default(),
+            host_tokens: Arc::default(),
             locks: Arc::new(SessionLocks { stripes, hasher: RandomState::new() }),
         }
     }

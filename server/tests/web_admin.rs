@@ -195,7 +195,8 @@ fn tokens_are_listed_and_revoked() {
     let r = post(&s, "/admin/tokens/revoke", &admin, &[("csrf", &token), ("name", "web-01")]);
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/admin/tokens");
-    // The revoked token no longer writes; the page says so and offers no second revoke.
+    // The revoked token no longer writes, at once although it was just used (the page forgets the host
+    // tokens this process trusted for a second); the page says so and offers no second revoke.
     assert_eq!(s.create(&host, "0190a1b2-0000-7000-8000-000000000002", "alice").status(), 401);
     let page = get(&s, "/admin/tokens", &admin).text().unwrap();
     let row = page.split(r#"<tr data-name="web-01">"#).nth(1).unwrap().split("</tr>").next().unwrap();

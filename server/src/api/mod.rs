@@ -84,16 +84,25 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Princ
         .to_str()
         .map_err(|_| ApiError::unauthorized("Authorization header is not ASCII"))?;
     if let Some(token) = value.strip_prefix("Bearer ") {
-        let row = st.meta.token_by_hash(&token_hash(token.trim())).await?;
-        let row = row.ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-        if row.revoked_at.is_some() {
-            return Err(ApiError::unauthorized("token revoked"));
-        }
+        let hash = token_hash(token.trim());
+        let mut row = match st.host_tokens.get(&hash) {
+            Some(row) => row,
+            None => {
+                let row = st.meta.token_by_hash(&hash).await?;
+                let row = row.ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+                if row.revoked_at.is_some() {
+                    return Err(ApiError::unauthorized("token revoked"));
+                }
+                row
+            }
+        };
         let now = now_ms();
         // One write per token per minute at most: last-seen is for spotting silent hosts, not an audit log.
         if row.last_seen.is_none_or(|t| now - t > 60_000) {
             st.meta.token_touch(row.id, now).await?;
+            row.last_seen = Some(now);
         }
+        st.host_tokens.put(&hash, &row);
         return Ok(Principal {
             token_id: Some(row.id),
             name: row.name,

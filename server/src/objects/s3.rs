@@ -15,16 +15,12 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
 
-use super::{ObjectError, Objects, Put, Result};
+use super::{unavailable, ObjectError, Objects, Put, Result};
 
 pub struct S3 {
     store: Arc<dyn ObjectStore>,
     /// Shown in errors and logs: `s3://bucket/prefix`, never the keys.
     url: String,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> ObjectError {
-    ObjectError::Unavailable(e.to_string())
 }
 
 impl S3 {

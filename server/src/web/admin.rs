@@ -260,6 +260,7 @@ pub async fn revoke_token(
     };
     match st.meta.token_revoke(&f.name, now_ms()).await {
         Ok(true) => {
+            st.host_tokens.forget_all();
             tracing::info!(admin = %l.user, token = %f.name, "token revoked in the web UI");
             if let Err(r) = audit_action(&st, &l.user, &f.name, "token revoked").await {
                 return r;

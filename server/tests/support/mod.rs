@@ -107,15 +107,16 @@ impl Server {
         s
     }
 
-    /// Starts the server under `wrapper` (the program, then its arguments, before the server's command line).
-    pub fn start_wrapped(wrapper: &[&str]) -> Server {
+    /// Starts the server under `wrapper` (the program, then its arguments, before the server's command line),
+    /// with extra `DDCOTERMD_*` variables.
+    pub fn start_wrapped(wrapper: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
         let mut s = Server {
             dir,
             url: String::new(),
-            env: vec![],
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             wrapper,
             child: None,
             http,
