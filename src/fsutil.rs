@@ -1,4 +1,5 @@
-//! Durable file writes for the spool: temp file, fsync, rename, fsync of the directory; 0600 files, 0700 dirs.
+//! Durable file writes for the spool and the user's config file: temp file, fsync, rename, fsync of the
+//! directory; 0600 files, 0700 dirs. Below both, so neither imports the other for it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -11,6 +11,7 @@ pub mod config;
 pub mod datadog;
 pub mod dirs;
 pub mod error;
+pub mod fsutil;
 pub mod guard;
 pub mod model;
 pub mod policy;

@@ -5,12 +5,9 @@ use crate::config::edit;
 use crate::datadog::{Client, ClientOptions, Secret, Site};
 use crate::dirs::Dirs;
 use crate::error::{exit, Exit};
-use crate::spool::fsutil;
-use anyhow::Context;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::path::Path;
+
+use super::ui;
+use std::fs::OpenOptions;
 use std::time::Duration;
 
 const DEFAULT_SITE: &str = "app.datadoghq.com";
@@ -41,7 +38,7 @@ pub fn run(_g: &GlobalArgs, a: InitArgs) -> anyhow::Result<i32> {
     let site_in = match (&a.site, tty.as_mut()) {
         (Some(s), _) => s.clone(),
         (None, Some(t)) => {
-            let s = prompt(t, &format!("Datadog site [{default_site}]: "), false)?;
+            let s = ui::prompt(t, &format!("Datadog site [{default_site}]: "), false)?;
             if s.is_empty() {
                 default_site
             } else {
@@ -55,7 +52,7 @@ pub fn run(_g: &GlobalArgs, a: InitArgs) -> anyhow::Result<i32> {
     let api_key = match (nonempty(&a.api_key), tty.as_mut()) {
         (Some(k), _) => k,
         (None, Some(t)) => {
-            let k = prompt(t, "Datadog API key: ", true)?;
+            let k = ui::prompt(t, "Datadog API key: ", true)?;
             if k.is_empty() {
                 anyhow::bail!(no_tty("an API key (--api-key or DD_API_KEY)"));
             }
@@ -66,7 +63,7 @@ pub fn run(_g: &GlobalArgs, a: InitArgs) -> anyhow::Result<i32> {
     let app_key = match (nonempty(&a.app_key), tty.as_mut()) {
         (Some(k), _) => Some(k),
         (None, Some(t)) => {
-            let k = prompt(t, "Application key (needed for approvals; Enter to skip): ", true)?;
+            let k = ui::prompt(t, "Application key (needed for approvals; Enter to skip): ", true)?;
             (!k.is_empty()).then_some(k)
         }
         (None, None) => None,
@@ -106,7 +103,11 @@ pub fn run(_g: &GlobalArgs, a: InitArgs) -> anyhow::Result<i32> {
         }
     }
 
-    write_config(&path, &site.app, &api, app.as_ref(), a.force)?;
+    edit::write_connection_keys(&path, &site.app, api.expose(), app.as_ref().map(Secret::expose), a.force)
+        .map_err(|e| match e {
+            edit::WriteError::Edit { .. } => anyhow::Error::new(Exit::new(exit::CONFIG, e.to_string())),
+            edit::WriteError::Io { .. } => anyhow::Error::new(e),
+        })?;
     println!(
         "wrote {} (site {}, API key {api}, application key {})",
         path.display(),
@@ -118,62 +119,4 @@ pub fn run(_g: &GlobalArgs, a: InitArgs) -> anyhow::Result<i32> {
 
 fn nonempty(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
-}
-
-/// Sets `connection_config.{host,api_key,app_key}` in the user file. An existing file (`--force`) is edited as
-/// text, only on the lines of those keys (and `port`, which the host now carries): its comments, layout and
-/// every other key stay as they were. An application key not given is left as it is.
-fn write_config(
-    path: &Path,
-    host: &str,
-    api: &Secret,
-    app: Option<&Secret>,
-    merge: bool,
-) -> anyhow::Result<()> {
-    let mut edits = vec![("host", Some(host)), ("port", None), ("api_key", Some(api.expose()))];
-    if let Some(k) = app {
-        edits.push(("app_key", Some(k.expose())));
-    }
-    let text = if merge && path.exists() {
-        let old = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        edit::set_connection_keys(&old, &edits)
-            .map_err(|e| Exit::new(exit::CONFIG, format!("{}: {e}; nothing written", path.display())))?
-    } else {
-        edit::set_connection_keys("# Written by `ddcoterm init`; holds keys: keep it 0600.\n", &edits)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-    };
-    let dir = path.parent().ok_or_else(|| anyhow::anyhow!("{}: no parent directory", path.display()))?;
-    fsutil::ensure_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-    fsutil::atomic_write(dir, path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// Asks on the terminal; a secret is read with echo off.
-fn prompt(tty: &mut File, question: &str, secret: bool) -> anyhow::Result<String> {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
-    tty.write_all(question.as_bytes())?;
-    tty.flush()?;
-    let saved = if secret { tcgetattr(tty.as_fd()).ok() } else { None };
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        tcsetattr(tty.as_fd(), SetArg::TCSANOW, &quiet)?;
-    }
-    // Byte by byte: nothing typed ahead for the next question is swallowed by a buffer.
-    let mut buf = Vec::new();
-    let read = (|| -> std::io::Result<()> {
-        let mut b = [0u8; 1];
-        while (&*tty).read(&mut b)? == 1 && b[0] != b'\n' {
-            buf.push(b[0]);
-        }
-        Ok(())
-    })();
-    let line = String::from_utf8_lossy(&buf).into_owned();
-    if let Some(t) = &saved {
-        let _ = tcsetattr(tty.as_fd(), SetArg::TCSANOW, t);
-        let _ = tty.write_all(b"\n");
-    }
-    read.context("reading from /dev/tty")?;
-    Ok(line.trim().to_string())
 }

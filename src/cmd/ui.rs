@@ -2,7 +2,10 @@
 //! `CLICOLOR_FORCE` (anstream decides; the escape codes are stripped wherever colour is off).
 
 use anstyle::{AnsiColor, Style};
-use std::io::Write;
+use anyhow::Context;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
 
 /// The `ddcoterm:` prefix of an error line.
 const ERROR: Style = AnsiColor::Red.on_default().bold();
@@ -49,6 +52,35 @@ pub fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
         .progress_chars("=> "),
     );
     b
+}
+
+/// Asks on the terminal; a secret is read with echo off.
+pub fn prompt(tty: &mut File, question: &str, secret: bool) -> anyhow::Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    tty.write_all(question.as_bytes())?;
+    tty.flush()?;
+    let saved = if secret { tcgetattr(tty.as_fd()).ok() } else { None };
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(tty.as_fd(), SetArg::TCSANOW, &quiet)?;
+    }
+    // Byte by byte: nothing typed ahead for the next question is swallowed by a buffer.
+    let mut buf = Vec::new();
+    let read = (|| -> std::io::Result<()> {
+        let mut b = [0u8; 1];
+        while (&*tty).read(&mut b)? == 1 && b[0] != b'\n' {
+            buf.push(b[0]);
+        }
+        Ok(())
+    })();
+    let line = String::from_utf8_lossy(&buf).into_owned();
+    if let Some(t) = &saved {
+        let _ = tcsetattr(tty.as_fd(), SetArg::TCSANOW, t);
+        let _ = tty.write_all(b"\n");
+    }
+    read.context("reading from /dev/tty")?;
+    Ok(line.trim().to_string())
 }
 
 #[cfg(test)]

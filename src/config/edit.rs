@@ -1,6 +1,9 @@
 //! Edits the user's `config.yaml` as text (`ddcoterm init --force`): only the lines of the keys asked for
 //! change, so the file's comments, layout and every other key stay as the user wrote them.
 
+use crate::fsutil;
+use std::path::{Path, PathBuf};
+
 /// Edits `text` so that `connection_config.<key>` is `Some(value)` or absent (`None`), changing only those
 /// lines (a missing key is added right under `connection_config:`, a missing section at the end). The result
 /// is checked by parsing it: the keys hold what was asked and everything else is what it was, else an error.
@@ -137,6 +140,62 @@ fn continuation(lines: &[String], i: usize, end: usize, indent: usize) -> Vec<us
             !l.trim().is_empty() && l.len() - l.trim_start().len() > indent
         })
         .collect()
+}
+
+/// Why [`write_connection_keys`] wrote nothing.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The existing file could not be edited (not YAML, `connection_config` not a block...): the user's to fix.
+    Edit {
+        path: PathBuf,
+        reason: String,
+    },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Edit { path, reason } => write!(f, "{}: {reason}; nothing written", path.display()),
+            WriteError::Io { path, source } => write!(f, "writing {}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Sets `connection_config.{host,api_key,app_key}` in the user file at `path` (0600, its directory 0700),
+/// atomically. An existing file (`merge`) is edited as text, only on the lines of those keys (and `port`,
+/// which the host now carries): its comments, layout and every other key stay as they were. An application
+/// key not given is left as it is.
+pub fn write_connection_keys(
+    path: &Path,
+    host: &str,
+    api_key: &str,
+    app_key: Option<&str>,
+    merge: bool,
+) -> Result<(), WriteError> {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+        move |source| WriteError::Io { path: path.to_path_buf(), source }
+    }
+    let mut edits = vec![("host", Some(host)), ("port", None), ("api_key", Some(api_key))];
+    if let Some(k) = app_key {
+        edits.push(("app_key", Some(k)));
+    }
+    let text = if merge && path.exists() {
+        let old = std::fs::read_to_string(path).map_err(io(path))?;
+        set_connection_keys(&old, &edits)
+            .map_err(|reason| WriteError::Edit { path: path.to_path_buf(), reason })?
+    } else {
+        set_connection_keys("# Written by `ddcoterm init`; holds keys: keep it 0600.\n", &edits)
+            .map_err(|reason| WriteError::Edit { path: path.to_path_buf(), reason })?
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fsutil::ensure_private_dir(dir).map_err(io(dir))?;
+    fsutil::atomic_write(dir, path, text.as_bytes()).map_err(io(path))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod org_cache;
 pub mod policy_set;
 pub mod safety;
 pub mod settings;
+pub mod show;
 pub mod trust;
 
 pub use load::{load, load_guarded, LayerInfo, LoadOptions, Loaded, Paths};

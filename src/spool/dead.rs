@@ -4,7 +4,8 @@
 //! `spool flush --dead-letters` puts them back once the cause is fixed. Nothing here is deleted automatically.
 
 use super::record::{self, Name};
-use super::{fsutil, io_err, Claim, Spool, SpoolError, State};
+use super::{io_err, Claim, Spool, SpoolError, State};
+use crate::fsutil;
 use std::fs;
 use std::path::PathBuf;
 

@@ -15,7 +15,6 @@
 
 pub mod dead;
 pub mod flush;
-pub mod fsutil;
 pub mod health;
 pub mod record;
 pub mod sender;
@@ -26,6 +25,7 @@ pub use flush::{flush, Backoff, Deliver, Failure, FlushOptions, FlushReport, Out
 pub use record::{Class, Record, RecordId, Stored};
 pub use sender::{DrainReport, Sender, SenderOptions};
 
+use crate::fsutil;
 use fs4::fs_std::FileExt;
 use record::Name;
 use serde::{Deserialize, Serialize};
