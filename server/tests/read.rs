@@ -179,8 +179,22 @@ fn revoked_tokens_get_401_and_last_seen_is_reported() {
     );
     assert!(s.cli(&["token", "revoke", "bastion-9"]).status.success());
     // Revoked from another process (the CLI): the server trusts a host token it looked up for one second
-    // (server/src/host_tokens.rs), so the revocation holds from then on.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // (server/src/host_tokens.rs), so the revocation holds within that second, also for a host that keeps
+    // sending meanwhile (its requests must not keep renewing the trust).
+    let revoked = std::time::Instant::now();
+    let status = loop {
+        let status = s.create(&host, "t1", "alice").status().as_u16();
+        if status != 200 || revoked.elapsed() > std::time::Duration::from_secs(5) {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status, 401, "still accepted {:?} after the revocation", revoked.elapsed());
+    assert!(
+        revoked.elapsed() < std::time::Duration::from_millis(1500),
+        "refused only after {:?}",
+        revoked.elapsed()
+    );
     let r = s.create(&host, "t2", "alice");
     assert_eq!(r.status(), 401);
     assert!(!s.cli(&["token", "revoke", "bastion-9"]).status.success(), "revoking twice says so");

@@ -85,7 +85,9 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Princ
         .map_err(|_| ApiError::unauthorized("Authorization header is not ASCII"))?;
     if let Some(token) = value.strip_prefix("Bearer ") {
         let hash = token_hash(token.trim());
-        let mut row = match st.host_tokens.get(&hash) {
+        let cached = st.host_tokens.get(&hash);
+        let from_database = cached.is_none();
+        let mut row = match cached {
             Some(row) => row,
             None => {
                 let row = st.meta.token_by_hash(&hash).await?;
@@ -102,7 +104,11 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Princ
             st.meta.token_touch(row.id, now).await?;
             row.last_seen = Some(now);
         }
-        st.host_tokens.put(&hash, &row);
+        // Only a row just read starts a second of trust: refreshed on every hit, a token in steady use
+        // would never be read again and a revocation from the CLI would never reach it.
+        if from_database {
+            st.host_tokens.put(&hash, &row);
+        }
         return Ok(Principal {
             token_id: Some(row.id),
             name: row.name,
