@@ -95,7 +95,8 @@ pub struct Limits {
     pub max_commit_batch: usize,
     /// On a local objects directory, a sync round of at least this many chunk files syncs the whole
     /// filesystem once (`syncfs`) instead of each file and directory; 0 never does. A data directory on
-    /// a filesystem shared with other busy writers may prefer 0 (a `syncfs` writes their dirty pages too).
+    /// a filesystem shared with other busy writers may prefer 0 (a `syncfs` writes their dirty pages too),
+    /// and so may one on a network filesystem.
     pub syncfs_min_batch: usize,
     /// Open client connections at once; more wait in the kernel's accept queue.
     pub max_connections: usize,

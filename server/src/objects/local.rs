@@ -87,11 +87,17 @@ fn write_new(path: &FsPath, bytes: &[u8]) -> std::io::Result<Put> {
 /// syncs into few commits.
 const SYNC_THREADS: usize = 32;
 
-/// What one sync round syncs: every file, and every distinct directory holding one.
-fn sync_work(files: Vec<PathBuf>) -> (Vec<(PathBuf, bool)>, Vec<PathBuf>) {
+/// Every distinct directory holding one of `files`.
+fn dirs_of(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(FsPath::to_path_buf)).collect();
     dirs.sort();
     dirs.dedup();
+    dirs
+}
+
+/// What one per-file sync round syncs: every file, and every distinct directory holding one.
+fn sync_work(files: Vec<PathBuf>) -> (Vec<(PathBuf, bool)>, Vec<PathBuf>) {
+    let dirs = dirs_of(&files);
     let work = files.into_iter().map(|f| (f, true)).chain(dirs.iter().cloned().map(|d| (d, false))).collect();
     (work, dirs)
 }
@@ -120,12 +126,14 @@ fn remember(durable: &Mutex<HashSet<PathBuf>>, dir: PathBuf) {
     }
 }
 
-/// Makes each new directory's own entry durable by syncing its parent, climbing until a directory already
-/// known to be durable.
-fn sync_new_dirs(
+/// Climbs from each of `dirs` towards `root` until a directory already known to be durable, remembering
+/// each one passed as durable. `sync_parents`: first make the directory's own entry durable by syncing its
+/// parent (a per-file round must); after a `syncfs` every entry already is.
+fn climb_new_dirs(
     root: &FsPath,
     dirs: Vec<PathBuf>,
     durable: &Mutex<HashSet<PathBuf>>,
+    sync_parents: bool,
 ) -> std::io::Result<()> {
     for mut dir in dirs {
         while dir != root && dir.starts_with(root) {
@@ -133,7 +141,9 @@ fn sync_new_dirs(
                 break;
             }
             let Some(parent) = dir.parent().map(FsPath::to_path_buf) else { break };
-            std::fs::File::open(&parent)?.sync_all()?;
+            if sync_parents {
+                std::fs::File::open(&parent)?.sync_all()?;
+            }
             remember(durable, dir.clone());
             dir = parent;
         }
@@ -160,7 +170,7 @@ async fn sync_files(root: PathBuf, files: Vec<PathBuf>, durable: Arc<Mutex<HashS
     if known {
         return Ok(());
     }
-    tokio::task::spawn_blocking(move || sync_new_dirs(&root, dirs, &durable))
+    tokio::task::spawn_blocking(move || climb_new_dirs(&root, dirs, &durable, true))
         .await
         .map_err(unavailable)?
         .map_err(unavailable)
@@ -177,15 +187,7 @@ async fn sync_filesystem(
 ) -> Result<()> {
     tokio::task::spawn_blocking(move || {
         rustix::fs::syncfs(&*handle).map_err(|e| unavailable(format!("syncfs {}: {e}", root.display())))?;
-        let (_, dirs) = sync_work(files);
-        for mut dir in dirs {
-            while dir != root && dir.starts_with(&root) {
-                let Some(parent) = dir.parent().map(FsPath::to_path_buf) else { break };
-                remember(&durable, dir);
-                dir = parent;
-            }
-        }
-        Ok(())
+        climb_new_dirs(&root, dirs_of(&files), &durable, false).map_err(unavailable)
     })
     .await
     .map_err(unavailable)?
