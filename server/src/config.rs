@@ -25,6 +25,7 @@ pub struct Settings {
     pub limits: Limits,
     pub completer: Completer,
     pub retention: Retention,
+    pub search: Search,
     /// Single sign-on with an OpenID Connect provider (`crate::oidc`); unset: local users only.
     pub oidc: Option<Oidc>,
 }
@@ -133,6 +134,7 @@ impl Default for Settings {
             limits: Limits::default(),
             completer: Completer::default(),
             retention: Retention::default(),
+            search: Search::default(),
             oidc: None,
         }
     }
@@ -155,6 +157,23 @@ impl Default for Limits {
 impl Default for Completer {
     fn default() -> Self {
         Completer { grace: "15m".into(), interval: "1m".into() }
+    }
+}
+
+/// `search:`: the full-text index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Search {
+    /// Run the search indexer in this replica. Replicas share the work through the database, so with
+    /// several, some may leave it to the others and keep their cores for acknowledgements; with none
+    /// running it, new output is not searchable (everything else works, and indexing resumes where it
+    /// stopped once one runs it again).
+    pub indexer: bool,
+}
+
+impl Default for Search {
+    fn default() -> Self {
+        Search { indexer: true }
     }
 }
 

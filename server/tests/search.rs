@@ -52,6 +52,24 @@ fn urlencode(q: &str) -> String {
         .collect()
 }
 
+/// `search.indexer: false`: this replica indexes nothing (search finds nothing new); a replica that runs
+/// the indexer picks up where indexing stopped.
+#[test]
+fn a_replica_with_the_indexer_off_leaves_indexing_to_others() {
+    let mut s = Server::start_with(&[("DDCOTERMD_SEARCH__INDEXER", "false")]);
+    let host = s.token("h", "host");
+    let aud = s.token("aud", "auditor");
+    ingest(&s, &host, "q1", "alice", "uptime", &[event(0.5, "zanzibar quokka\r\n")], true);
+    assert!(s.log().contains("search indexer off"), "{}", s.log());
+    // An indexer finds new work within a second (its idle pause); give it two and a half.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(search(&s, &aud, "quokka").is_empty(), "indexed with the indexer off");
+    s.set_env("DDCOTERMD_SEARCH__INDEXER", "true");
+    s.restart();
+    s.wait_for("the indexer", || search(&s, &aud, "quokka") == ["q1"]);
+    assert_eq!(search(&s, &aud, "uptime"), ["q1"]);
+}
+
 #[test]
 fn search_finds_output_and_commands_and_pages() {
     let s = Server::start();

@@ -51,7 +51,11 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(crate::completer::run_forever(st.clone(), interval));
-    tokio::spawn(crate::indexer::run_forever(st.clone()));
+    if st.settings.raw.search.indexer {
+        tokio::spawn(crate::indexer::run_forever(st.clone()));
+    } else {
+        tracing::info!("search indexer off in this replica (search.indexer: false)");
+    }
     tokio::spawn(crate::keyframes::run_forever(st.clone()));
     tracing::info!(%addr, public_url = %st.public_url, tls = tls.is_some(), "ddcoterm-server listening");
     // Tests and scripts wait for this line to learn the port of `--listen 127.0.0.1:0`.

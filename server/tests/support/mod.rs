@@ -182,6 +182,12 @@ impl Server {
         self.child.as_ref().expect("server running").id()
     }
 
+    /// Sets (or replaces) a `DDCOTERMD_*` variable for the next [`Server::restart`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
