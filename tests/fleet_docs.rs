@@ -138,9 +138,7 @@ fn every_sh_block_of_the_fleet_doc_is_claimed_by_a_test_that_runs_it() {
 
 /// Runs one documented line with bash on the CI host, in the repository root.
 fn host(line: &str) -> Run {
-    let o = Command::new("bash")
-        .args(["-c", line])
-        .current_dir(repo())
+    let o = operator_shell(line)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("bash -c {line:?}: {e}"));

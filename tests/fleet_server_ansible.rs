@@ -122,7 +122,7 @@ fn server_role_installs_runs_is_idempotent_and_uninstalls() {
     // The documented commands before the play, as written (the release build the group settings install; a
     // no-op once `make package` built it).
     for line in documented(&hosts).0 {
-        let st = Command::new("bash").args(["-c", &line]).current_dir(repo()).status().expect("bash");
+        let st = operator_shell(&line).status().expect("bash");
         assert!(st.success(), "docs/fleet.md: {line:?} failed");
     }
     let start = Instant::now();

@@ -14,6 +14,38 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+const SET_BY_CARGO_TEST: [&str; 10] = [
+    "CARGO",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_BIN_NAME",
+    "OUT_DIR",
+    "CXXSTDLIB",
+    "RUST_RECURSION_COUNT",
+];
+
+/// A `bash -c LINE` in the repository as an operator types it: without the variables `cargo test` sets for
+/// the test process (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, `OUT_DIR`, ...). A build started with them is
+/// another build: ring's build script reruns when `CARGO_MANIFEST_DIR` changes, and everything above ring
+/// with it, so a documented `make package` rebuilt both release binaries and the next plain build rebuilt
+/// them back (four minutes of every CI run). Settings a user or CI chose (`CARGO_HOME`, `CARGO_INCREMENTAL`,
+/// `CARGO_PROFILE_*`, `CARGO_TARGET_DIR`, ...) are kept.
+pub fn operator_shell(line: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.args(["-c", line]).current_dir(repo());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if SET_BY_CARGO_TEST.contains(&&*k) || k.starts_with("CARGO_PKG_") || k.starts_with("CARGO_BIN_EXE_")
+        {
+            c.env_remove(&*k);
+        }
+    }
+    c
+}
+
 /// True when a Docker engine answers. When it does not, the caller returns early: the only reason a fleet
 /// test may skip, said once on stderr.
 pub fn docker_available(test: &str) -> bool {
