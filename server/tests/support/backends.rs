@@ -79,12 +79,15 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// Starts `start` (a shell command line) in the background with a watchdog that, once this test process has
-/// exited, runs `stop`, ends the service and removes `cleanup` (its data).
+/// exited, runs `stop`, ends the service and removes `cleanup` (its data). A service that has not exited 10 s
+/// after SIGTERM gets SIGKILL: a SeaweedFS that hung in its shutdown outlived its test run (and the watchdog
+/// waited on it forever).
 fn with_watchdog(start: &str, stop: &str, cleanup: &Path, log: &Path) -> std::process::Child {
     let me = std::process::id();
     let script = format!(
         "{start} & child=$!; while kill -0 {me} 2>/dev/null; do sleep 0.5; done; {stop}; kill $child 2>/dev/null; \
-         wait; rm -rf {}",
+         i=0; while [ $i -lt 20 ] && kill -0 $child 2>/dev/null; do sleep 0.5; i=$((i+1)); done; \
+         kill -9 $child 2>/dev/null; wait; rm -rf {}",
         sh_quote(&cleanup.to_string_lossy())
     );
     Command::new("sh")
