@@ -121,7 +121,8 @@ fn only_admins_open_the_admin_pages_and_post_their_forms() {
         );
         assert_eq!(r.status(), 403, "reset with csrf {token:?}");
     }
-    // The name's own cell: "t1" as a substring turns up in the page's random CSRF value now and then.
+    // The name's own cell: "t1" as a bare substring turns up now and then in a random value on the page
+    // (most likely its CSRF token).
     assert!(!has_name_row(&get(&s, "/admin/tokens", &admin).text().unwrap(), "t1"));
     for (form, want) in [
         (vec![("name", "t1"), ("role", "root")], "role"),
