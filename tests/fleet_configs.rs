@@ -6,7 +6,7 @@ mod fleet_common;
 
 use fleet_common::repo;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ddcoterm");
@@ -150,13 +150,20 @@ fn install_sh(src_config: &Path, src_bundles: &Path, dest: &Path, shims: &str) -
         .unwrap()
 }
 
-#[test]
-fn chart_install_script_installs_prunes_and_is_idempotent() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (cfg, bundles, dest) = (tmp.path().join("cfg"), tmp.path().join("bundles"), tmp.path().join("dest"));
+/// The chart's ConfigMap directories (config with deploy/config/system.yaml as `config.yaml`, bundles, empty)
+/// and where install.sh installs to, under `root`.
+fn chart_sources(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (cfg, bundles, dest) = (root.join("cfg"), root.join("bundles"), root.join("dest"));
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::create_dir_all(&bundles).unwrap();
     std::fs::copy(repo().join("deploy/config/system.yaml"), cfg.join("config.yaml")).unwrap();
+    (cfg, bundles, dest)
+}
+
+#[test]
+fn chart_install_script_installs_prunes_and_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, bundles, dest) = chart_sources(tmp.path());
     std::fs::copy(repo().join("deploy/config/teams/sre.yaml"), cfg.join("team.sre.yaml")).unwrap();
     std::fs::copy(repo().join("helm/ddcoterm/files/ddcoterm.sh"), cfg.join("ddcoterm.sh")).unwrap();
     std::fs::write(bundles.join("b.yaml"), "name: b\nrevision: 1\n").unwrap();
@@ -190,4 +197,58 @@ fn chart_install_script_installs_prunes_and_is_idempotent() {
     assert!(!dest.join("etc/bundles/b.yaml").exists());
     assert!(std::fs::symlink_metadata(dest.join("shims/helm")).is_err(), "helm shim removed");
     assert!(std::fs::symlink_metadata(dest.join("shims/foreign")).is_ok(), "not ours: left alone");
+}
+
+/// The listing of `dir` (file names, sorted).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn chart_install_script_warms_the_policy_cache_the_shims_then_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, bundles, dest) = chart_sources(tmp.path());
+    let o = Command::new("sh")
+        .arg(repo().join("helm/ddcoterm/files/install.sh"))
+        .env("SRC_CONFIG", &cfg)
+        .env("SRC_BUNDLES", &bundles)
+        .env("DEST_SYSTEM", dest.join("etc"))
+        .env("SHIMS", "kubectl")
+        .env("WARM_BIN", BIN)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("warning"), "{}", text(&o));
+    let warmed = names(&dest.join("etc/cache"));
+    assert!(warmed.iter().any(|n| n.starts_with("yaml-")), "the layer's parse is cached: {warmed:?}");
+    assert!(warmed.iter().any(|n| n.starts_with("luau-")), "kubectl's compiled rules are cached: {warmed:?}");
+
+    // The main container mounts the layer elsewhere (/etc/ddcoterm): entries are named by content, so a
+    // guarded call there finds every one it needs and (being allowed to write) adds none.
+    let sys = tmp.path().join("mounted-etc-ddcoterm");
+    std::fs::rename(dest.join("etc"), &sys).unwrap();
+    let (real, shims) = (tmp.path().join("real"), tmp.path().join("shims"));
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&shims).unwrap();
+    std::fs::write(real.join("kubectl"), "#!/bin/sh\necho real-kubectl \"$@\"\n").unwrap();
+    std::fs::set_permissions(real.join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(BIN, shims.join("kubectl")).unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let call = Command::new(shims.join("kubectl"))
+        .args(["get", "pods", "--context", "dev"])
+        .env_clear()
+        .env("PATH", format!("{}:{}:/usr/bin:/bin", shims.display(), real.display()))
+        .env("HOME", &home)
+        .env("DDCOTERM_SYSTEM_DIR", &sys)
+        .output()
+        .unwrap();
+    assert!(call.status.success(), "{}", text(&call));
+    assert_eq!(String::from_utf8_lossy(&call.stdout), "real-kubectl get pods --context dev\n");
+    assert_eq!(names(&sys.join("cache")), warmed, "the call needed nothing the warm-up had not cached");
 }

@@ -15,6 +15,8 @@
 #   DEST_PROFILE  install ddcoterm.sh (PATH snippet) here (nodes)
 #   WRITE_KEYS=1  write DD_API_KEY/DD_APP_KEY/DD_SITE to DEST_SYSTEM/datadog.env, mode 0600
 #   LOOP=N        repeat every N seconds (DaemonSet); otherwise run once
+#   WARM_BIN      the ddcoterm that fills DEST_SYSTEM/cache for SHIMS (default /usr/local/bin/ddcoterm;
+#                 skipped when absent)
 set -eu
 umask 022
 
@@ -102,7 +104,24 @@ sync_once() {
     fi
 }
 
+# Decides once for each shimmed command with this image's ddcoterm, so the organisation's cache
+# (DEST_SYSTEM/cache: parsed layers, compiled Luau) is filled here, by the one who may write the layer, and
+# the users' first calls take the fast path (the main container mounts the layer read-only: nothing there
+# can fill it). Entries are named by the hash of what they were derived from, so the path the layer is
+# mounted at later does not matter. A failure is logged, never fatal: the shims then compute the same
+# decision from the files, without the saving.
+warm_cache() {
+    bin="${WARM_BIN:-/usr/local/bin/ddcoterm}"
+    [ -x "$bin" ] || return 0
+    for cmd in ${SHIMS:-}; do
+        if ! out=$(HOME=/nonexistent DDCOTERM_SYSTEM_DIR="$DEST_SYSTEM" "$bin" check --format json -- "$cmd" 2>&1); then
+            log "warning: the policy cache for $cmd was not warmed: $out"
+        fi
+    done
+}
+
 sync_once
+warm_cache
 log "in sync"
 if [ -n "${LOOP:-}" ]; then
     trap 'exit 0' TERM INT
@@ -110,5 +129,6 @@ if [ -n "${LOOP:-}" ]; then
         sleep "$LOOP" &
         wait $! || true
         sync_once
+        warm_cache
     done
 fi
