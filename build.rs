@@ -21,8 +21,8 @@ fn main() {
 }
 
 /// Links GCC's unwinder (libgcc_eh.a) into the binary instead of loading libgcc_s.so.1 at every start: one
-/// shared library fewer for the dynamic loader to find, map and relocate, about 0.08 ms of every shim call
-/// on the reference machine. Rust's std asks for `-lgcc_s` by name, so a linker script of that name, found
+/// shared library fewer for the dynamic loader to find, map and relocate, 0.10-0.12 ms of every shim call
+/// on the reference machine (docs/policy.md). Rust's std asks for `-lgcc_s` by name, so a linker script of that name, found
 /// first on the search path, stands in for it and names the static archive; `-static-libgcc` does the same
 /// for the compiler driver's own libgcc. Panics still unwind (the unwinder is the same code, now inside).
 fn static_unwinder() {
