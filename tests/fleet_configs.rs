@@ -144,19 +144,22 @@ fn install_sh(src_config: &Path, src_bundles: &Path, dest: &Path, shims: &str) -
         .env("DEST_PROFILE", dest.join("profile.d"))
         .env("SHIMS", shims)
         .env("SHIM_TARGET", "/usr/local/bin/ddcoterm")
+        // The cache warm-up runs this build, never whatever ddcoterm the host has in /usr/local/bin.
+        .env("WARM_BIN", BIN)
         .env("WRITE_KEYS", "1")
         .env("DD_API_KEY", "k-123")
         .output()
         .unwrap()
 }
 
-/// The chart's ConfigMap directories (config with deploy/config/system.yaml as `config.yaml`, bundles, empty)
-/// and where install.sh installs to, under `root`.
+/// The chart's ConfigMap directories (config: deploy/config/system.yaml as `config.yaml` and the profile
+/// snippet; bundles: empty) and where install.sh installs to, under `root`.
 fn chart_sources(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let (cfg, bundles, dest) = (root.join("cfg"), root.join("bundles"), root.join("dest"));
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::create_dir_all(&bundles).unwrap();
     std::fs::copy(repo().join("deploy/config/system.yaml"), cfg.join("config.yaml")).unwrap();
+    std::fs::copy(repo().join("helm/ddcoterm/files/ddcoterm.sh"), cfg.join("ddcoterm.sh")).unwrap();
     (cfg, bundles, dest)
 }
 
@@ -165,7 +168,6 @@ fn chart_install_script_installs_prunes_and_is_idempotent() {
     let tmp = tempfile::tempdir().unwrap();
     let (cfg, bundles, dest) = chart_sources(tmp.path());
     std::fs::copy(repo().join("deploy/config/teams/sre.yaml"), cfg.join("team.sre.yaml")).unwrap();
-    std::fs::copy(repo().join("helm/ddcoterm/files/ddcoterm.sh"), cfg.join("ddcoterm.sh")).unwrap();
     std::fs::write(bundles.join("b.yaml"), "name: b\nrevision: 1\n").unwrap();
     std::fs::write(bundles.join("b.yaml.sig"), "c2ln\n").unwrap();
 
@@ -213,15 +215,7 @@ fn names(dir: &Path) -> Vec<String> {
 fn chart_install_script_warms_the_policy_cache_the_shims_then_read() {
     let tmp = tempfile::tempdir().unwrap();
     let (cfg, bundles, dest) = chart_sources(tmp.path());
-    let o = Command::new("sh")
-        .arg(repo().join("helm/ddcoterm/files/install.sh"))
-        .env("SRC_CONFIG", &cfg)
-        .env("SRC_BUNDLES", &bundles)
-        .env("DEST_SYSTEM", dest.join("etc"))
-        .env("SHIMS", "kubectl")
-        .env("WARM_BIN", BIN)
-        .output()
-        .unwrap();
+    let o = install_sh(&cfg, &bundles, &dest, "kubectl");
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("warning"), "{}", text(&o));
     let warmed = names(&dest.join("etc/cache"));
