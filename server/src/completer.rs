@@ -34,6 +34,7 @@ pub async fn run_once(st: &AppState) -> anyhow::Result<(u64, u64, u64)> {
             for c in st.meta.chunks(&row.id).await? {
                 st.objects.delete(&chunk_key(&row, c.seq)).await?;
             }
+            st.tails.forget(&row.id);
             st.meta.session_delete(&row.id).await?;
             tracing::info!(session = %row.id, "deleted by retention");
             deleted += 1;

@@ -102,8 +102,9 @@ async fn owned_session(st: &AppState, who: &Principal, id: &str) -> ApiResult<Se
     check_owner(who, row)
 }
 
-/// [`owned_session`] and the rows of chunks `seq - 1..=seq + 1`, in one read when the session exists (the
-/// common case: every chunk after the first contact).
+/// [`owned_session`] and the rows of chunks `seq - 1..=seq + 1`: from what this process last committed for
+/// the session when `seq` is the next in order ([`crate::tails`]), else in one read when the session exists
+/// (every chunk after the first contact). The caller holds the session's lock.
 async fn owned_session_near(
     st: &AppState,
     who: &Principal,
@@ -111,6 +112,10 @@ async fn owned_session_near(
     seq: u64,
 ) -> ApiResult<(SessionRow, Vec<ChunkRow>)> {
     host_token(who)?;
+    if let Some((row, last)) = st.tails.take(id, seq) {
+        // Chunks `seq` and `seq + 1` are known not to be stored: only `seq - 1` is near.
+        return Ok((check_owner(who, row)?, vec![last]));
+    }
     match st.meta.session_and_near(id, seq).await? {
         Some((row, near)) => Ok((check_owner(who, row)?, near)),
         None => {
@@ -139,6 +144,7 @@ pub async fn create(
     }
     crate::grants::validate(&body)?;
     let _guard = st.lock_session(&body.id).await;
+    st.tails.forget(&body.id);
     let row = owned_session(st, who, &body.id).await?;
     let meta_json = serde_json::to_string(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let root = chain_root(raw);
@@ -320,6 +326,13 @@ pub async fn put_chunk(
     Metrics::add(&st.metrics.chunks_acked, 1);
     Metrics::add(&st.metrics.ingest_bytes, len);
     let mut state = if row.state == "abandoned" { "live".to_string() } else { row.state.clone() };
+    let completes = matches!((row.last_seq, committed), (Some(last), Some(c)) if c >= last);
+    if committed == Some(seq) && !completes {
+        // This chunk is the commit point (nothing above it stored): the next one in order can be checked
+        // against it without a read.
+        let tail = ChunkRow { seq, sha256: sha.clone(), prev_sha256: Some(prev.clone()), len };
+        st.tails.put(SessionRow { committed_seq: committed, state: state.clone(), ..row.clone() }, tail);
+    }
     if let (Some(last), Some(c)) = (row.last_seq, committed) {
         if c >= last {
             let fresh = st.meta.session_get(id).await?.unwrap_or(row);
@@ -393,6 +406,7 @@ pub async fn end(
         return Err(ApiError::bad_request(format!("field `last_seq`: above {MAX_SEQ}")));
     }
     let _guard = st.lock_session(id).await;
+    st.tails.forget(id);
     let row = owned_session(st, who, id).await?;
     match row.last_seq {
         Some(l) if l != body.last_seq => {

@@ -29,6 +29,8 @@ pub struct AppState {
     pub oidc: Option<Arc<crate::oidc::Provider>>,
     /// Host tokens looked up in the last second (`crate::host_tokens`).
     pub host_tokens: Arc<crate::host_tokens::HostTokens>,
+    /// What each session last committed here, on the embedded store only (`crate::tails`).
+    pub tails: Arc<crate::tails::SessionTails>,
     locks: Arc<SessionLocks>,
 }
 
@@ -52,7 +54,10 @@ impl AppState {
         let commits = CommitQueue::start(meta.clone(), objects.clone(), settings.raw.limits.max_commit_batch);
         let admission = Arc::new(Admission::new(settings.raw.limits.max_inflight_bytes));
         let oidc = settings.oidc.clone().map(|c| Arc::new(crate::oidc::Provider::new(c)));
+        // The embedded store has one writer, this process (`serve` locks the data directory).
+        let tails = Arc::new(crate::tails::SessionTails::new(settings.raw.database_url.is_none()));
         AppState {
+            tails,
             oidc,
             commits,
             admission,

@@ -243,3 +243,66 @@ fn chunk_0_carries_the_create_bodys_hash_in_either_arrival_order() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("create was never received"));
 }
+
+/// The next chunk in order is checked against what the server last committed, without a read
+/// (`server/src/tails.rs`). What it knows must never let a check pass that the database would fail.
+#[test]
+fn chunks_in_order_are_checked_as_strictly_as_any_other() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let c = chunks(5);
+    // 0 and 1 in order; then 3 out of order naming another chunk 2; the real 2 must still be refused.
+    assert_eq!(s.chunk(&host, "t1", 0, &c[0], None).status(), 201);
+    assert_eq!(s.chunk(&host, "t1", 1, &c[1], Some(&c[0])).status(), 201);
+    assert_eq!(s.chunk(&host, "t1", 3, &c[3], Some(b"not chunk 2")).status(), 201);
+    assert_eq!(s.chunk(&host, "t1", 2, &c[2], Some(&c[1])).status(), 409);
+    // In order after a refusal: the wrong predecessor is refused, the right one stored.
+    assert_eq!(s.chunk(&host, "t2", 0, &c[0], None).status(), 201);
+    assert_eq!(s.chunk(&host, "t2", 1, &c[1], Some(b"not chunk 0")).status(), 409);
+    assert_eq!(s.chunk(&host, "t2", 1, &c[1], Some(&c[0])).status(), 201);
+    // An end after chunks in order: the next chunk is past the end, however it arrives.
+    assert_eq!(s.end(&host, "t2", 1).status(), 200);
+    assert_eq!(s.chunk(&host, "t2", 2, &c[2], Some(&c[1])).status(), 409);
+    // Another host's token cannot ride on the session's last chunk either.
+    let other = s.token("h2", "host");
+    assert_eq!(s.chunk(&host, "t3", 0, &c[0], None).status(), 201);
+    assert_eq!(s.chunk(&other, "t3", 1, &c[1], Some(&c[0])).status(), 403);
+    let r = s.chunk(&host, "t3", 1, &c[1], Some(&c[0]));
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["committed_seq"], 1);
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    if support::backends::enabled() {
+        println!("skipped: the data directory lock is the embedded store's (PostgreSQL + S3 runs replicas)");
+        return;
+    }
+    let s = Server::start();
+    let mut second = std::process::Command::new(support::BIN)
+        .arg("--data-dir")
+        .arg(s.data())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = second.kill();
+            panic!("a second server on the same data directory kept running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("already serving the data directory"), "{err}");
+    assert!(err.contains(&s.data().display().to_string()), "{err}");
+    // The first keeps serving.
+    assert_eq!(s.chunk(&s.token("h", "host"), "t4", 0, &chunks(0)[0], None).status(), 201);
+}

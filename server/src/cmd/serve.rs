@@ -32,6 +32,11 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // Held until `serve` returns: the embedded store is this process's alone.
+    let _data_dir_lock = match settings.raw.database_url {
+        None => Some(crate::serve_lock::acquire(&settings.raw.data_dir)?),
+        Some(_) => None,
+    };
     let meta = crate::backends::open_meta(&settings).await?;
     let objects = crate::backends::open_objects(&settings)?;
     let public = settings.raw.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));

@@ -79,7 +79,7 @@ pub struct UserRow {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionRow {
     pub id: String,
     pub owner_token: i64,
