@@ -66,7 +66,7 @@ fn chunk(seq: u64, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size + 128);
     let mut i = 0;
     while out.len() < size {
-        write!(out, "[{seq}.{i:03},\"o\",\"{:0>100}\\r\\n\"]\n", seq * 1000 + i).expect("write to a Vec");
+        writeln!(out, "[{seq}.{i:03},\"o\",\"{:0>100}\\r\\n\"]", seq * 1000 + i).expect("write to a Vec");
         i += 1;
     }
     out
