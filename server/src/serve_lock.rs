@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 /// The lock file inside the data directory.
-pub const LOCK_FILE: &str = "serve.lock";
+const LOCK_FILE: &str = "serve.lock";
 
 /// How long a start waits for the lock: a server just killed (`kill -9`, a crash) releases it only once the
 /// kernel has closed its files, which can lag a restart by a moment.

@@ -54,10 +54,8 @@ impl AppState {
         let commits = CommitQueue::start(meta.clone(), objects.clone(), settings.raw.limits.max_commit_batch);
         let admission = Arc::new(Admission::new(settings.raw.limits.max_inflight_bytes));
         let oidc = settings.oidc.clone().map(|c| Arc::new(crate::oidc::Provider::new(c)));
-        // The embedded store has one writer, this process (`serve` locks the data directory).
-        let tails = Arc::new(crate::tails::SessionTails::new(settings.raw.database_url.is_none()));
         AppState {
-            tails,
+            tails: Arc::new(crate::tails::SessionTails::new(false)),
             oidc,
             commits,
             admission,
@@ -70,6 +68,13 @@ impl AppState {
             host_tokens: Arc::default(),
             locks: Arc::new(SessionLocks { stripes, hasher: RandomState::new() }),
         }
+    }
+
+    /// Checks the next chunk of a session against what this process last committed ([`crate::tails`]).
+    /// Only for a process that holds the store's one-writer lock ([`crate::serve_lock`]).
+    pub fn with_session_tails(mut self, _lock: &std::fs::File) -> AppState {
+        self.tails = Arc::new(crate::tails::SessionTails::new(true));
+        self
     }
 
     pub async fn lock_session(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {

@@ -33,7 +33,7 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Held until `serve` returns: the embedded store is this process's alone.
-    let _data_dir_lock = match settings.raw.database_url {
+    let data_dir_lock = match settings.raw.database_url {
         None => Some(crate::serve_lock::acquire(&settings.raw.data_dir)?),
         Some(_) => None,
     };
@@ -44,6 +44,10 @@ pub async fn run(settings: Resolved) -> anyhow::Result<()> {
     let max_connections = settings.raw.limits.max_connections;
     let metrics_listen = settings.raw.metrics_listen.clone();
     let st = AppState::new(meta, objects, settings, public);
+    let st = match &data_dir_lock {
+        Some(lock) => st.with_session_tails(lock),
+        None => st,
+    };
     if let Some(m) = metrics_listen {
         let l =
             tokio::net::TcpListener::bind(&m).await.with_context(|| format!("listening on {m} (metrics)"))?;
