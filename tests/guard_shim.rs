@@ -238,6 +238,48 @@ fn a_wrapper_calling_itself_does_not_loop() {
 }
 
 #[test]
+fn two_ddcoterm_binaries_shimming_each_other_stop_with_127_instead_of_looping() {
+    let w = World::new();
+    w.system_config(NO_RECORDING);
+    // A second, different ddcoterm (its own file: another inode) behind `real/kubectl`, and a shim of the one
+    // under test further down PATH, outside the shim directories: each finds the other as the real program.
+    let other = w.path("other-install/ddcoterm");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::copy(harness::bin(), &other).unwrap();
+    std::os::unix::fs::symlink(&other, w.path("real/kubectl")).unwrap();
+    std::fs::create_dir_all(w.path("extra")).unwrap();
+    std::os::unix::fs::symlink(harness::bin(), w.path("extra/kubectl")).unwrap();
+    let path = format!(
+        "{}:{}:{}:/usr/bin:/bin",
+        w.path("shims").display(),
+        w.path("real").display(),
+        w.path("extra").display()
+    );
+    let mut c = w.cmd(w.shim("kubectl"));
+    c.arg("version")
+        .env("PATH", path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the two shims exec'd each other for 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(127), "{err}");
+    assert!(err.contains("entered 8 times in a row") && err.contains("another ddcoterm's shim"), "{err}");
+}
+
+#[test]
 fn config_error_names_file_line_and_key_and_exits_78() {
     let w = World::new();
     let typo = "process_config:\n  commands:\n    - command: kubectl\n      lintz: []\n";

@@ -61,8 +61,16 @@ pub fn shim(name: &str, args: Vec<OsString>) -> anyhow::Result<i32> {
         ))
     })?;
     let cmd = Guarded { name: name.to_string(), program, args };
-    if already_guarded(name) {
-        mark_active(name);
+    if let Some(times) = reentries(name) {
+        if times >= MAX_REENTRIES {
+            return Err(Exit::not_found(format!(
+                "{name}: the shim was entered {times} times in a row without reaching the real program: {} is \
+                 another ddcoterm's shim; remove one of the two installations from PATH",
+                cmd.program.display()
+            ))
+            .into());
+        }
+        std::env::set_var(ENV_SHIM_ACTIVE, format!("{name}:{}:{}", std::process::id(), times + 1));
         return launch::exec(&Target::Command(cmd), &loaded);
     }
     run(&loaded, cmd, &Options::default())
@@ -171,9 +179,35 @@ fn mark_active(name: &str) {
 
 /// True when our parent is a process that already guarded `name` (a wrapper re-invoking itself).
 pub fn already_guarded(name: &str) -> bool {
-    let Ok(v) = std::env::var(ENV_SHIM_ACTIVE) else { return false };
-    let Some((n, pid)) = v.rsplit_once(':') else { return false };
-    // Our parent (a wrapper that runs `name` as a child) or ourselves (a wrapper that `exec`s `name`).
-    let pid = pid.parse::<i32>().ok();
-    n == name && (pid == Some(nix::unistd::getppid().as_raw()) || pid == Some(nix::unistd::getpid().as_raw()))
+    reentries(name).is_some()
+}
+
+/// How many times in a row one process may come back to a shim for the same name without reaching the real
+/// program. A wrapper script of the real program that `exec`s its own name again comes back once or twice;
+/// a second, different ddcoterm binary whose shim the first finds as "the real program" (and the other way
+/// round) would exec back and forth forever, a core spinning for as long as nobody notices.
+const MAX_REENTRIES: u32 = 8;
+
+/// `Some(n)` when `name` was already guarded by our parent (a wrapper that runs `name` as a child: `n` is 0)
+/// or by this very process before an exec (`n` is how many re-entries came before this one). The marker is
+/// `name:pid`, with `:n` appended by each re-entry.
+fn reentries(name: &str) -> Option<u32> {
+    let v = std::env::var(ENV_SHIM_ACTIVE).ok()?;
+    let (rest, last) = v.rsplit_once(':')?;
+    // `name:pid:n` after a re-entry, `name:pid` (also an older ddcoterm's) before.
+    let (n, pid, times) = match rest.rsplit_once(':') {
+        Some((n, pid)) if pid.parse::<i32>().is_ok() => (n, pid, last.parse::<u32>().ok()?),
+        _ => (rest, last, 0),
+    };
+    let pid = pid.parse::<i32>().ok()?;
+    if n != name {
+        return None;
+    }
+    if pid == nix::unistd::getpid().as_raw() {
+        Some(times)
+    } else if pid == nix::unistd::getppid().as_raw() {
+        Some(0)
+    } else {
+        None
+    }
 }
