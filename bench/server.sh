@@ -8,7 +8,8 @@
 # ("sqlite-dir postgres-s3"; postgres-s3 prints "skipped" when PostgreSQL or SeaweedFS is not installed),
 # SERVER_BIN and LOADGEN_BIN (binaries to measure instead of building this checkout's: to compare a kept
 # `target/release/ddcoterm-server.before` against the current build in alternating runs), NULL_BIN (the
-# `nullingest` example), NULL_INGEST (1; 0 leaves the "null ingest" ceiling out).
+# `nullingest` example), NULL_INGEST (1; 0 leaves the "null ingest" ceiling out), SLOW_MS (unset; N prints
+# every paced acknowledgement slower than N ms with when it was due, to place a tail in time).
 # The "null ingest" line is the ceiling of the HTTP stack alone: the same axum/hyper/Tokio routes with no
 # storage (server/examples/nullingest.rs), saturated by the same load generator on the same cores.
 set -euo pipefail
@@ -38,6 +39,12 @@ nice=(nice -n -10)
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
   for p in "${svc_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # SeaweedFS takes seconds to stop and works while it does: a run started right after this one would share
+  # the cores with it. Wait for it (30 s at most, then SIGKILL).
+  for p in "${svc_pids[@]}"; do
+    for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
   [ -n "${pg_data:-}" ] && as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1
   rm -rf "$work"
 }
@@ -92,6 +99,13 @@ start_services() {
   wait_port "$s3" SeaweedFS
   s3_endpoint=http://127.0.0.1:$s3
   db_n=0
+  # A fresh SeaweedFS holds the bucket's first writes for ~1 s (most likely allocating its volumes); a second
+  # server on the same store saw none of it, and neither would a bucket in service.
+  # Warmed through a server of its own (own database and prefix), so each measured run still starts a cold
+  # server: this warms the store, not ddcoterm-server.
+  start_server postgres-s3
+  echo "postgres-s3 store warm-up (not measured): $("$gen" "$url" "$token" --hosts 20 --seconds 2)"
+  stop_server
 }
 
 start_server() { # start_server BACKEND
@@ -145,7 +159,7 @@ for backend in $backends; do
   esac
   start_server "$backend"
   echo "$backend paced: $hosts hosts, 16 KiB every 250 ms, ${paced}s ($profile build)"
-  out=$("${nice[@]}" "$gen" "$url" "$token" --hosts "$hosts" --seconds "$paced")
+  out=$("${nice[@]}" "$gen" "$url" "$token" --hosts "$hosts" --seconds "$paced" ${SLOW_MS:+--slow-ms "$SLOW_MS"})
   rss=$(rss_mib); cpu=$(cpu_s); acks=$(field "$out" acks)
   echo "  $out server_peak_rss_mib=$rss server_cpu_s=$cpu load=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "  CPU ms per ack: server $(per_ack "$cpu" "$acks"), load generator $(per_ack "$(field "$out" loadgen_cpu_s)" "$acks")"

@@ -8,7 +8,11 @@
 //! its first send) to its acknowledgement. Chunk 0 carries the create body's hash (the chain root).
 //! Prints one line of `key=value` numbers, the generator's own CPU seconds last.
 //!
+//! `--slow-ms MS` also prints, on stderr, every acknowledgement slower than MS (when, which host and chunk): a
+//! tail is then placed in time (start-up, a steady rate, a stall of the storage).
+//!
 //! Usage: loadgen URL TOKEN [--hosts N] [--seconds S] [--chunk-bytes B] [--interval-ms MS] [--saturate]
+//!        [--slow-ms MS]
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -25,6 +29,9 @@ struct Opts {
     chunk_bytes: usize,
     interval: Duration,
     saturate: bool,
+    slow_ms: Option<u64>,
+    /// When the run started: the time of a slow acknowledgement is printed from here.
+    t0: Instant,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -39,6 +46,8 @@ fn parse() -> Result<Opts, String> {
         chunk_bytes: 16 << 10,
         interval: Duration::from_millis(250),
         saturate: false,
+        slow_ms: None,
+        t0: Instant::now(),
     };
     while let Some(a) = args.next() {
         let mut val = |name: &str| -> Result<u64, String> {
@@ -51,6 +60,7 @@ fn parse() -> Result<Opts, String> {
             "--chunk-bytes" => o.chunk_bytes = val("--chunk-bytes")? as usize,
             "--interval-ms" => o.interval = Duration::from_millis(val("--interval-ms")?),
             "--saturate" => o.saturate = true,
+            "--slow-ms" => o.slow_ms = Some(val("--slow-ms")?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -104,6 +114,13 @@ async fn send(http: &reqwest::Client, o: &Opts, c: Send<'_>, stats: &Mutex<Stats
         match r.send().await {
             Ok(res) if res.status().is_success() => {
                 let us = start.elapsed().as_micros() as u64;
+                if o.slow_ms.is_some_and(|ms| us >= ms * 1000) {
+                    let due = start.duration_since(o.t0).as_secs_f64();
+                    eprintln!(
+                        "slow ack: due_at_s={due:.3} session={id} seq={seq} ms={:.1}",
+                        us as f64 / 1000.0
+                    );
+                }
                 let mut s = stats.lock().await;
                 s.latencies_us.push(us);
                 s.bytes += len;
@@ -205,7 +222,7 @@ async fn main() {
     // features (`rustls-no-provider`): without one, every host task panicked and nothing was measured.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let start = Instant::now();
+    let start = o.t0;
     let deadline = start + Duration::from_secs(o.seconds);
     let tasks: Vec<_> =
         (0..o.hosts).map(|h| tokio::spawn(host(o.clone(), h, stats.clone(), deadline))).collect();
