@@ -70,7 +70,7 @@ pub fn shim(name: &str, args: Vec<OsString>) -> anyhow::Result<i32> {
             ))
             .into());
         }
-        std::env::set_var(ENV_SHIM_ACTIVE, format!("{name}:{}:{}", std::process::id(), times + 1));
+        mark_active(name, times + 1);
         return launch::exec(&Target::Command(cmd), &loaded);
     }
     run(&loaded, cmd, &Options::default())
@@ -111,7 +111,7 @@ pub fn run_judged(loaded: &Loaded, inv: &Invocation, cmd: Guarded, opts: &Option
     // Approval and/or incidents; break glass hands back forced actions (record, process_info) and tags.
     let mut gate = gate::gate(loaded, inv, &decision)?;
     gate.review.rule_message = decision.user_message.clone();
-    mark_active(&inv.executable);
+    mark_active(&inv.executable, 0);
     let actions = gate.actions(&decision.actions);
     let rule = decision.rule.as_ref().map(|r| r.to_string());
     launch::launch(loaded, Launch { target: Target::Command(cmd), actions, rule, gate, quiet: opts.quiet })
@@ -136,7 +136,7 @@ pub fn approve_command(
     let mut gate = gate::require(loaded, &inv, &decision, &rule, reason)?;
     gate.review.rule_message = decision.user_message.clone();
     let actions = without_gate_actions(gate.actions(&decision.actions));
-    mark_active(&cmd.name);
+    mark_active(&cmd.name, 0);
     let rule = decision.rule.as_ref().map(|r| r.to_string());
     launch::launch(loaded, Launch { target: Target::Command(cmd), actions, rule, gate, quiet: opts.quiet })
 }
@@ -172,14 +172,10 @@ fn without_gate_actions(a: ActionSet) -> ActionSet {
 }
 
 /// Marks `name` as guarded by this process, so the real binary (or a wrapper script of it) calling `name`
-/// again reaches the real binary instead of looping through the shim.
-fn mark_active(name: &str) {
-    std::env::set_var(ENV_SHIM_ACTIVE, format!("{name}:{}", std::process::id()));
-}
-
-/// True when our parent is a process that already guarded `name` (a wrapper re-invoking itself).
-pub fn already_guarded(name: &str) -> bool {
-    reentries(name).is_some()
+/// again reaches the real binary instead of looping through the shim. `reentries`: how many times in a row
+/// this process has come back to a shim for `name` already ([`reentries`]).
+fn mark_active(name: &str, reentries: u32) {
+    std::env::set_var(ENV_SHIM_ACTIVE, format!("{name}:{}:{reentries}", std::process::id()));
 }
 
 /// How many times in a row one process may come back to a shim for the same name without reaching the real
@@ -190,16 +186,14 @@ const MAX_REENTRIES: u32 = 8;
 
 /// `Some(n)` when `name` was already guarded by our parent (a wrapper that runs `name` as a child: `n` is 0)
 /// or by this very process before an exec (`n` is how many re-entries came before this one). The marker is
-/// `name:pid`, with `:n` appended by each re-entry.
+/// `name:pid:n` ([`mark_active`]); an older ddcoterm's `name:pid` is read as `n` = 0.
 fn reentries(name: &str) -> Option<u32> {
     let v = std::env::var(ENV_SHIM_ACTIVE).ok()?;
     let (rest, last) = v.rsplit_once(':')?;
-    // `name:pid:n` after a re-entry, `name:pid` (also an older ddcoterm's) before.
-    let (n, pid, times) = match rest.rsplit_once(':') {
-        Some((n, pid)) if pid.parse::<i32>().is_ok() => (n, pid, last.parse::<u32>().ok()?),
-        _ => (rest, last, 0),
+    let (n, pid, times) = match rest.rsplit_once(':').and_then(|(n, p)| Some((n, p.parse::<i32>().ok()?))) {
+        Some((n, pid)) => (n, pid, last.parse::<u32>().ok()?),
+        None => (rest, last.parse::<i32>().ok()?, 0),
     };
-    let pid = pid.parse::<i32>().ok()?;
     if n != name {
         return None;
     }
