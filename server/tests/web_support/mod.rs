@@ -206,15 +206,26 @@ impl Browser {
             }),
         );
         caps.insert("goog:loggingPrefs".into(), serde_json::json!({"browser": "ALL"}));
-        let c = rt
-            .block_on(async {
+        // Listening is not the same as ready: on a loaded machine chromedriver reset the first session request
+        // (a CI run failed so). Up to three tries, a second apart; the last error fails the test.
+        let mut tries = 0;
+        let c = loop {
+            tries += 1;
+            let session = rt.block_on(async {
                 let conn = hyper_util::client::legacy::connect::HttpConnector::new();
                 fantoccini::ClientBuilder::new(conn)
-                    .capabilities(caps)
+                    .capabilities(caps.clone())
                     .connect(&format!("http://127.0.0.1:{port}"))
                     .await
-            })
-            .expect("a chromedriver session");
+            });
+            match session {
+                Err(e) if tries < 3 => {
+                    eprintln!("{test}: chromedriver session, try {tries}: {e}; trying again");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                other => break other.expect("a chromedriver session"),
+            }
+        };
         Some(Browser { rt, c, driver: child, _profile: profile })
     }
 
