@@ -308,7 +308,12 @@ pub async fn put_chunk(
     }
     let key = chunk_key(&row, seq);
     let len = body.len() as u64;
-    if st.objects.put_create_staged(&key, body.clone()).await? == Put::Exists {
+    let put_started = std::time::Instant::now();
+    let put = st.objects.put_create_staged(&key, body.clone()).await?;
+    // Per-chunk object write time, beside the commit queue's per-batch times, to tell which part makes the
+    // acknowledgement tail (`DDCOTERMD_LOG=ddcoterm_server::ingest=debug`).
+    tracing::debug!(ms = put_started.elapsed().as_secs_f64() * 1e3, "object staged");
+    if put == Put::Exists {
         // Left by an attempt that never reached its row (so never acknowledged): ours replaces it.
         if st.objects.get(&key).await.ok().as_ref() != Some(&body) {
             st.objects.put_overwrite(&key, body).await?;

@@ -306,3 +306,77 @@ fn a_second_server_on_the_same_data_directory_is_refused() {
     // The first keeps serving.
     assert_eq!(s.chunk(&s.token("h", "host"), "t4", 0, &chunks(0)[0], None).status(), 201);
 }
+
+/// PostgreSQL keeps up with hundreds of hosts only if a chunk commit neither grows every index of
+/// `sessions` nor scans `chunks`. Migration 0009 makes the commit's row update a HOT update (in place, no
+/// new index entries), and the commit's lookups are primary-key probes even while `chunks` is small enough
+/// that PostgreSQL would rather hash the whole table. Before this, each update left a dead row version behind
+/// in all eight indexes, and a prepared statement kept hashing `chunks` as the table grew. Measured in
+/// the database's own statistics, which a server's connections report when they close.
+#[test]
+fn on_postgres_a_chunk_commit_updates_the_session_in_place_and_scans_no_chunks() {
+    if !support::backends::enabled() {
+        println!("skipped: PostgreSQL statistics (DDCOTERM_SERVER_BACKEND=postgres-s3)");
+        return;
+    }
+    // Without the search indexer, which reads a session's whole chunk list (a scan, rightly, of a table
+    // this small): only the commits touch `chunks`.
+    let mut s = Server::start_with(&[("DDCOTERMD_SEARCH__INDEXER", "false")]);
+    let host = s.token("h", "host");
+    assert_eq!(s.create(&host, "hot", "alice").status(), 201);
+    const N: usize = 60;
+    let c = chunks(N);
+    for (seq, body) in c.iter().enumerate() {
+        let prev = seq.checked_sub(1).map(|p| c[p].as_slice());
+        assert_eq!(s.chunk(&host, "hot", seq as u64, body, prev).status(), 201, "chunk {seq}\n{}", s.log());
+    }
+    let env = s.env.clone();
+    s.kill9();
+    let stat = |sql: &str| -> i64 { support::backends::query(&env, sql).parse().unwrap() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let updates = "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'sessions'";
+    while stat(updates) < N as i64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (upd, hot) =
+        (stat(updates), stat("SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sessions'"));
+    assert!(upd >= N as i64, "the server's statistics never arrived ({upd} updates of sessions)");
+    assert!(hot * 10 >= upd * 9, "{hot} of {upd} updates of a session row were HOT");
+    let scans = stat("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'chunks'");
+    // One scan is the migrations' (a foreign key checked on the empty table at start). The old statements
+    // scanned twice per commit: 123 scans for these 60 chunks.
+    assert!(scans <= 1, "{scans} scans of the chunks table for {N} chunk commits");
+}
+
+/// PostgreSQL: the keyframe builder finds a complete session of 1 MiB or more through its work list (which
+/// migration 0009 keyed on `kf_eager`, set at compaction) and builds its index unasked; a small one it
+/// leaves alone.
+#[test]
+fn on_postgres_the_keyframe_builder_takes_large_complete_sessions_only() {
+    if !support::backends::enabled() {
+        println!("skipped: PostgreSQL rows (DDCOTERM_SERVER_BACKEND=postgres-s3)");
+        return;
+    }
+    let s = Server::start_with(&[("DDCOTERMD_SEARCH__INDEXER", "false")]);
+    let host = s.token("h", "host");
+    let line = |i: usize| format!("[{}.5,\"o\",\"{} {i}\\r\\n\"]\n", i, "output ".repeat(40)).into_bytes();
+    for (id, lines) in [("big", 4000), ("small", 10)] {
+        assert_eq!(s.create(&host, id, "alice").status(), 201);
+        let mut c = chunks(0);
+        c.push((1..=lines).flat_map(line).collect());
+        for (seq, body) in c.iter().enumerate() {
+            let prev = seq.checked_sub(1).map(|p| c[p].as_slice());
+            assert_eq!(s.chunk(&host, id, seq as u64, body, prev).status(), 201, "{id} {seq}\n{}", s.log());
+        }
+        assert!(s.end(&host, id, 1).status().is_success());
+    }
+    let row = |id: &str| {
+        support::backends::query(
+            &s.env,
+            &format!("SELECT bytes, kf_eager, kf_done FROM sessions WHERE id = '{id}'"),
+        )
+    };
+    s.wait_for("the big session's keyframe index, built in the background", || row("big").ends_with("|1|1"));
+    assert!(row("big").split('|').next().unwrap().parse::<u64>().unwrap() >= 1 << 20, "{}", row("big"));
+    assert!(row("small").ends_with("|0|0"), "the small session: {}", row("small"));
+}

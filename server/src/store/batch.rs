@@ -95,9 +95,9 @@ pub fn outcomes(
         .collect()
 }
 
-/// SQL (PostgreSQL and SQLite alike) that walks each listed session's commit point forward over the
-/// chunks stored contiguously after it: `id`, new `committed_seq`. The session ids come from the
-/// backend's own set expression in place of `{ids}`.
+/// SQL that walks each listed session's commit point forward over the chunks stored contiguously after it:
+/// `id`, new `committed_seq`. The session ids come from the backend's own set expression in place of
+/// `{ids}`. SQLite's planner looks each next chunk up by its primary key whatever the table's size.
 pub fn advance_sql(ids: &str) -> String {
     format!(
         "WITH RECURSIVE walk(id, c) AS ( \
@@ -107,6 +107,18 @@ pub fn advance_sql(ids: &str) -> String {
          ) SELECT id, max(c) FROM walk GROUP BY id"
     )
 }
+
+/// [`advance_sql`] for PostgreSQL, with the session ids as the text array `$1`. Each step looks the next
+/// chunk up through a `LATERAL ... LIMIT 1` subquery, which PostgreSQL can only run as a primary-key probe
+/// per walked row. The plain join let it hash the whole `chunks` table at every step instead. That is
+/// PostgreSQL's plan for a small table, and a prepared statement keeps its generic plan while the table
+/// grows. In a 60 s bench run this statement's mean time grew to 5 ms per batch.
+pub const ADVANCE_SQL_PG: &str = "WITH RECURSIVE walk(id, c) AS ( \
+       SELECT id, committed_seq FROM sessions WHERE id = ANY($1::text[]) \
+       UNION ALL \
+       SELECT w.id, w.c + 1 FROM walk w CROSS JOIN LATERAL \
+         (SELECT 1 FROM chunks ch WHERE ch.session_id = w.id AND ch.seq = w.c + 1 LIMIT 1) AS next \
+     ) SELECT id, max(c) FROM walk GROUP BY id";
 
 #[cfg(test)]
 mod tests {

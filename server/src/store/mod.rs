@@ -467,7 +467,7 @@ pub trait MetaStore: Send + Sync {
         to: &KeyframeProgress,
         frames: &[Keyframe],
     ) -> Result<bool>;
-    /// Complete sessions of at least [`KEYFRAMES_EAGER_BYTES`] whose keyframe index is not finished, oldest
-    /// activity first.
+    /// Complete sessions of at least [`KEYFRAMES_EAGER_BYTES`] (as compacted) whose keyframe index is not
+    /// finished, oldest first.
     async fn keyframes_pending(&self, limit: u32) -> Result<Vec<String>>;
 }

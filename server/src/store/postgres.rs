@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/postgres/0006_oidc.sql")),
     (7, include_str!("../../migrations/postgres/0007_search_times.sql")),
     (8, include_str!("../../migrations/postgres/0008_user_email.sql")),
+    (9, include_str!("../../migrations/postgres/0009_hot_updates.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).
@@ -395,13 +396,17 @@ impl MetaStore for Postgres {
     }
 
     async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE sessions SET compacted = 1, state = 'complete', last_activity = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(err)
-            .map(|_| ())
+        sqlx::query(
+            "UPDATE sessions SET compacted = 1, kf_eager = CASE WHEN bytes >= $3 THEN 1 ELSE 0 END, \
+             state = 'complete', last_activity = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(KEYFRAMES_EAGER_BYTES as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(err)
+        .map(|_| ())
     }
 
     async fn session_set_hold(&self, id: &str, hold: bool) -> Result<bool> {
@@ -613,8 +618,9 @@ impl MetaStore for Postgres {
         let (sids, seqs): (Vec<String>, Vec<i64>) =
             batch.iter().map(|(id, c)| (id.clone(), c.seq as i64)).unzip();
         let stored = sqlx::query(
-            "SELECT c.* FROM chunks c JOIN UNNEST($1::text[], $2::bigint[]) AS u(sid, seq) \
-             ON c.session_id = u.sid AND c.seq = u.seq",
+            // One primary-key probe per requested chunk whatever the table's size (see ADVANCE_SQL_PG).
+            "SELECT c.* FROM UNNEST($1::text[], $2::bigint[]) AS u(sid, seq) CROSS JOIN LATERAL \
+             (SELECT * FROM chunks WHERE session_id = u.sid AND seq = u.seq LIMIT 1) AS c",
         )
         .bind(&sids)
         .bind(&seqs)
@@ -648,11 +654,8 @@ impl MetaStore for Postgres {
             .map_err(err)?;
             let added = batch::added_bytes(batch, &decisions);
             let touched: Vec<String> = added.iter().map(|(id, _)| id.to_string()).collect();
-            let walked = sqlx::query(&batch::advance_sql("SELECT UNNEST($1::text[])"))
-                .bind(&touched)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(err)?;
+            let walked =
+                sqlx::query(batch::ADVANCE_SQL_PG).bind(&touched).fetch_all(&mut *tx).await.map_err(err)?;
             for r in &walked {
                 committed
                     .insert(r.try_get::<String, _>(0).map_err(err)?, r.try_get::<i64, _>(1).map_err(err)?);
@@ -1137,12 +1140,14 @@ impl MetaStore for Postgres {
     }
 
     async fn keyframes_pending(&self, limit: u32) -> Result<Vec<String>> {
-        // The literal bound lets the partial index `sessions_kf_todo` serve the query.
-        let sql = format!(
-            "SELECT id FROM sessions WHERE compacted = 1 AND kf_done = 0 AND bytes >= {KEYFRAMES_EAGER_BYTES} \
-             ORDER BY last_activity LIMIT $1"
-        );
-        sqlx::query_scalar(&sql).bind(limit as i64).fetch_all(&self.pool).await.map_err(err)
+        // Served by the partial index `sessions_kf_todo` (migration 0009 says why it no longer names `bytes`).
+        sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE kf_eager = 1 AND kf_done = 0 ORDER BY sort_ts LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)
     }
 }
 

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/sqlite/0006_oidc.sql")),
     (7, include_str!("../../migrations/sqlite/0007_search_times.sql")),
     (8, include_str!("../../migrations/sqlite/0008_user_email.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_hot_updates.sql")),
 ];
 
 pub struct Sqlite {
@@ -414,13 +415,17 @@ impl MetaStore for Sqlite {
     }
 
     async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE sessions SET compacted = 1, state = 'complete', last_activity = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(err)
-            .map(|_| ())
+        sqlx::query(
+            "UPDATE sessions SET compacted = 1, kf_eager = CASE WHEN bytes >= ? THEN 1 ELSE 0 END, \
+             state = 'complete', last_activity = ? WHERE id = ?",
+        )
+        .bind(KEYFRAMES_EAGER_BYTES as i64)
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(err)
+        .map(|_| ())
     }
 
     async fn session_set_hold(&self, id: &str, hold: bool) -> Result<bool> {
@@ -1162,12 +1167,14 @@ impl MetaStore for Sqlite {
     }
 
     async fn keyframes_pending(&self, limit: u32) -> Result<Vec<String>> {
-        // The literal bound lets the partial index `sessions_kf_todo` serve the query.
-        let sql = format!(
-            "SELECT id FROM sessions WHERE compacted = 1 AND kf_done = 0 AND bytes >= {KEYFRAMES_EAGER_BYTES} \
-             ORDER BY last_activity LIMIT ?"
-        );
-        sqlx::query_scalar(&sql).bind(limit as i64).fetch_all(&self.pool).await.map_err(err)
+        // Served by the partial index `sessions_kf_todo` (migration 0009).
+        sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE kf_eager = 1 AND kf_done = 0 ORDER BY sort_ts LIMIT ?",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)
     }
 }
 
@@ -1185,6 +1192,34 @@ fn keyframe_row(r: &SqliteRow) -> Result<Keyframe> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keyframe builder's work list: complete sessions of at least 1 MiB whose index is not built,
+    /// never a small or a live one. Migration 0009 moved it off `bytes` onto `kf_eager`, set at compaction.
+    #[tokio::test]
+    async fn the_keyframe_work_list_holds_large_complete_sessions_until_their_index_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("ddcoterm.db")).await.unwrap();
+        let owner = store.token_insert("h", Role::Host, None, "hash", 0).await.unwrap();
+        let eager = KEYFRAMES_EAGER_BYTES;
+        for (id, len) in [("small", eager - 1), ("large", eager), ("live", 2 * eager)] {
+            let new = NewSession {
+                id: id.into(),
+                owner_token: owner,
+                host: "h".into(),
+                prefix: "p".into(),
+                now: 1,
+            };
+            store.session_claim(&new).await.unwrap();
+            let chunk = ChunkRow { seq: 0, sha256: format!("{id}-0"), prev_sha256: None, len };
+            store.chunks_commit(&[(id.to_string(), chunk)], 2).await.unwrap();
+        }
+        store.session_mark_compacted("small", 3).await.unwrap();
+        store.session_mark_compacted("large", 3).await.unwrap();
+        assert_eq!(store.keyframes_pending(10).await.unwrap(), vec!["large".to_string()]);
+        let built = KeyframeProgress { frames: 0, bytes: eager, time: 1.0, done: true };
+        assert!(store.keyframes_commit("large", &KeyframeProgress::default(), &built, &[]).await.unwrap());
+        assert!(store.keyframes_pending(10).await.unwrap().is_empty());
+    }
 
     /// Regression: the commit that crossed SQLite's auto-checkpoint threshold also copied the WAL into the
     /// database file and synced it, adding that sync to every acknowledgement in its batch (the p99 tail).
