@@ -9,7 +9,9 @@
 # SERVER_BIN and LOADGEN_BIN (binaries to measure instead of building this checkout's: to compare a kept
 # `target/release/ddcoterm-server.before` against the current build in alternating runs), NULL_BIN (the
 # `nullingest` example), NULL_INGEST (1; 0 leaves the "null ingest" ceiling out), SLOW_MS (unset; N prints
-# every paced acknowledgement slower than N ms with when it was due, to place a tail in time).
+# every paced acknowledgement slower than N ms with when it was due, to place a tail in time), KEEP_LOGS (unset;
+# a directory: each server's stderr is copied there as BACKEND-RUN.log before its work directory is removed, to
+# read with DDCOTERMD_LOG=ddcoterm_server::ingest=debug,ddcoterm_server::commit=debug).
 # The "null ingest" line is the ceiling of the HTTP stack alone: the same axum/hyper/Tokio routes with no
 # storage (server/examples/nullingest.rs), saturated by the same load generator on the same cores.
 set -euo pipefail
@@ -105,7 +107,7 @@ start_services() {
   # server: this warms the store, not ddcoterm-server.
   start_server postgres-s3
   echo "postgres-s3 store warm-up (not measured): $("$gen" "$url" "$token" --hosts 20 --seconds 2)"
-  stop_server
+  stop_server postgres-s3-warm-up
 }
 
 start_server() { # start_server BACKEND
@@ -125,7 +127,10 @@ start_server() { # start_server BACKEND
   for _ in $(seq 1 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
   url="http://$(sed -n 's/^listening on //p' "$work/out")"
 }
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
+stop_server() { # stop_server [NAME]: NAME.log in KEEP_LOGS, when set, keeps the server's stderr
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+  if [ -n "${KEEP_LOGS:-}" ] && [ -n "${1:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$work/err" "$KEEP_LOGS/$1.log"; fi
+}
 rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
 # The server's CPU seconds so far (user + system, every thread; USER_HZ 100).
 cpu_s() { awk '{sub(/.*\) /, ""); printf "%.1f", ($12 + $13) / 100}' "/proc/$server_pid/stat"; }
@@ -168,7 +173,7 @@ for backend in $backends; do
   check "errors" "$(field "$out" errors)" "<=" 0
   check "acknowledged chunks" "${acks:-0}" ">=" 1
   check "503 answers" "$(field "$out" busy)" "<=" 0
-  stop_server
+  stop_server "$backend-paced"
 
   start_server "$backend"
   echo "$backend saturated: $hosts hosts sending as fast as acks return, ${sat}s"
@@ -185,7 +190,7 @@ for backend in $backends; do
   check "server peak RSS MiB" "$rss" "<=" 150
   check "errors" "$(field "$out" errors)" "<=" 0
   check "acknowledged chunks" "${acks:-0}" ">=" 1
-  stop_server
+  stop_server "$backend-saturated"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$failures" -gt 0 ]; then echo "server bench: $failures target(s) missed"; exit 1; fi
