@@ -18,8 +18,11 @@ py-tools: ## Python venv .build/venv: helm-python-sdk, kubernetes-validate, ansi
 	@bash scripts/py-tools.sh >/dev/null
 
 # The chart's scripts (helm test hook, agent sidecar) run against a real ddcoterm-server: both binaries.
+# `--bin ddcoterm --tests` builds the client as `make test` does, with the dev-dependencies' features
+# (wiremock, testcontainers) unified in: after `make test` it is already built. A plain `--bin ddcoterm`
+# rebuilt tokio, hyper and the client without them, 157 s of a CI run, for a binary that behaves the same.
 helm-lint: py-tools web-assets ## Lint + render helm/ddcoterm (Helm 4 engine), validate manifests offline, invariants, its scripts against a real server, README table current
-	@$(CARGO) build --locked --quiet --bin ddcoterm
+	@$(CARGO) build --locked --quiet --bin ddcoterm --tests
 	@$(CARGO) build --locked --quiet -p ddcoterm-server
 	@$(FLEET_VENV)/bin/python scripts/helm-check.py --ddcoterm target/debug/ddcoterm --ddcoterm-server target/debug/ddcoterm-server
 
