@@ -65,16 +65,22 @@ impl Admission {
     /// [`Admitted::grow_to`] once decoded), or `limit` when the length is not given. 503 + `Retry-After`
     /// when the budget is spent.
     pub fn admit(&self, headers: &HeaderMap, limit: u64) -> ApiResult<Admitted> {
-        let len = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let len = content_length(headers);
         let want = kib(len.map_or(limit, |n| n.min(limit))).min(self.budget_kib);
         match self.sem.clone().try_acquire_many_owned(want) {
             Ok(permit) => Ok(Admitted { permit, sem: self.sem.clone(), budget_kib: self.budget_kib }),
             Err(_) => Err(busy(self.budget_kib, &self.sem)),
         }
     }
+}
+
+/// The request's Content-Length, when it is given and a number: what [`Admission::admit`] reserves for, and
+/// what `api::read_body` sizes its buffer by.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 #[cfg(test)]

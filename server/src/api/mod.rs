@@ -184,13 +184,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> ApiResult
     };
     // A gzip stream of `limit` bytes can be slightly longer than its content.
     let wire_limit = if gzip { limit + limit / 8 + 1024 } else { limit };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        // What admission control reserved for this body (`Admission::admit`), and no more.
-        .map(|n| n.min(limit));
-    let raw = collect_limited(body, wire_limit, declared).await?;
+    // What admission control reserved for this body (`Admission::admit`), and no more.
+    let capacity = crate::admission::content_length(headers).map_or(0, |n| n.min(limit)) as usize;
+    let raw = collect_limited(body, wire_limit, capacity).await?;
     if !gzip {
         return Ok(raw);
     }
@@ -210,12 +206,12 @@ const DRAIN_CAP: u64 = 64 << 20;
 /// Collects the body up to `limit` bytes. Above it, the rest is read and discarded (up to `DRAIN_CAP`) so the
 /// client, still writing, receives the 413 instead of a broken pipe.
 ///
-/// The buffer is sized once from `declared` (the Content-Length, as far as admission control counted it):
+/// The buffer is sized once, `capacity` (the Content-Length, as far as admission control counted it):
 /// a chunk arrives in several frames, and an empty buffer grown frame by frame reallocated on the way, each
 /// large allocation one more pass of glibc's malloc over its free lists. A wrong Content-Length costs no
 /// more than growing would (hyper refuses a body that does not match it anyway).
-async fn collect_limited(mut body: Body, limit: u64, declared: Option<u64>) -> ApiResult<Bytes> {
-    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+async fn collect_limited(mut body: Body, limit: u64, capacity: usize) -> ApiResult<Bytes> {
+    let mut buf = bytes::BytesMut::with_capacity(capacity);
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
