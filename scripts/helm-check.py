@@ -246,6 +246,9 @@ def server_invariants(manifests: dict[str, list[dict]], label: str, values: dict
             want = ("https://" if ing.get("tlsSecret") else "http://") + ing["host"]
             if public != want:
                 problems.append(f"{where}: public URL {public!r}, expected {want!r} from the Ingress host")
+        proxies = (env.get("DDCOTERMD_TRUSTED_PROXIES") or {}).get("value")
+        if proxies != (",".join(sv["trustedProxies"]) if sv.get("trustedProxies") else None):
+            problems.append(f"{where}: DDCOTERMD_TRUSTED_PROXIES {proxies!r} is not server.trustedProxies")
         probes = {(c.get(p) or {}).get("httpGet", {}).get("path") for p in ("livenessProbe", "readinessProbe")}
         if probes != {"/healthz", "/readyz"}:
             problems.append(f"{where}: probes are {sorted(map(str, probes))}, not /healthz and /readyz")

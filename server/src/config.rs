@@ -19,6 +19,10 @@ pub struct Settings {
     pub database_url: Option<String>,
     pub object_store: Option<String>,
     pub public_url: Option<String>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client for the
+    /// sign-in throttle (`crate::client_addr`). A list, or one comma-separated string (the variable).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
     pub log_format: String,
     pub metrics_listen: Option<String>,
     pub tls: Tls,
@@ -128,6 +132,7 @@ impl Default for Settings {
             database_url: None,
             object_store: None,
             public_url: None,
+            trusted_proxies: Vec::new(),
             log_format: "text".into(),
             metrics_listen: None,
             tls: Tls::default(),
@@ -222,6 +227,25 @@ pub struct Resolved {
     pub json_logs: bool,
     /// `oidc:` checked, its secret read.
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// `trusted_proxies` parsed.
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
+}
+
+/// A list in YAML (`[10.0.0.0/8, 127.0.0.1]`), or one string of comma-separated entries, which is how a
+/// `DDCOTERMD_TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1` variable arrives.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(l) => l,
+        ListOrString::One(s) => {
+            s.split(',').map(str::trim).filter(|e| !e.is_empty()).map(String::from).collect()
+        }
+    })
 }
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Resolved> {
@@ -304,7 +328,8 @@ fn resolve(raw: Settings) -> anyhow::Result<Resolved> {
         }
     }
     let oidc = raw.oidc.as_ref().map(crate::oidc::OidcConfig::from_settings).transpose()?;
-    Ok(Resolved { raw, grace, interval, json_logs, oidc })
+    let trusted_proxies = crate::client_addr::TrustedProxies::parse(&raw.trusted_proxies)?;
+    Ok(Resolved { raw, grace, interval, json_logs, oidc, trusted_proxies })
 }
 
 #[cfg(test)]
@@ -379,5 +404,21 @@ mod tests {
     fn missing_config_file_is_an_error() {
         let e = load(Some(Path::new("/nonexistent/ddcoterm-server.yaml")), Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ddcoterm-server.yaml"));
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_list_or_one_comma_separated_variable() {
+        Jail::expect_with(|jail| {
+            jail.create_file("s.yaml", "trusted_proxies: [10.0.0.0/8, 192.0.2.1]\n")?;
+            let r = load(Some(Path::new("s.yaml")), Overrides::default()).unwrap();
+            assert_eq!(r.raw.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
+            jail.set_env("DDCOTERMD_TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8,");
+            let r = load(None, Overrides::default()).unwrap();
+            assert_eq!(r.raw.trusted_proxies, ["10.0.0.0/8", "fd00::/8"]);
+            jail.set_env("DDCOTERMD_TRUSTED_PROXIES", "10.0.0.0/8,ingress-nginx");
+            let e = load(None, Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("trusted_proxies[1]") && e.contains("ingress-nginx"), "{e}");
+            Ok(())
+        });
     }
 }

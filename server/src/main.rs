@@ -6,6 +6,7 @@ mod auth;
 mod backends;
 mod castread;
 mod cli;
+mod client_addr;
 mod cmd;
 mod commit;
 mod completer;

@@ -168,6 +168,55 @@ fn five_failures_throttle_the_user_and_the_address_with_retry_after() {
     assert!(s.log().contains("sign-in failed"), "failures are logged");
 }
 
+/// Behind a reverse proxy every connection is the proxy's. With `trusted_proxies`, failures count against
+/// the client the proxy names in `X-Forwarded-For`, so one client's wrong passwords do not lock everyone
+/// else out; without it the header is not believed, so a client cannot spread its failures over addresses it
+/// makes up.
+#[test]
+fn behind_a_trusted_proxy_failures_count_against_the_forwarded_client() {
+    let login_via = |s: &Server, client: &str, user: &str, password: &str| {
+        http()
+            .post(format!("{}/login", s.url))
+            .header("origin", &s.url)
+            .header("x-forwarded-for", client)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(web_support::form(&[("user", user), ("password", password), ("next", "/")]))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let s = Server::start_with(&[("DDCOTERMD_TRUSTED_PROXIES", "127.0.0.1,::1")]);
+    add_user(&s, "bob", "viewer", "battery staple");
+    for user in ["mallory", "root", "admin", "oracle", "guest"] {
+        assert_eq!(login_via(&s, "203.0.113.7", user, "guess"), 401, "{user}");
+    }
+    assert_eq!(
+        login_via(&s, "203.0.113.7", "bob", "battery staple"),
+        429,
+        "the guessing client is throttled"
+    );
+    assert_eq!(
+        login_via(&s, "198.51.100.4", "bob", "battery staple"),
+        303,
+        "another client behind the proxy is not"
+    );
+    // A forged entry to the left of the proxy's own is the client's claim, not the proxy's.
+    assert_eq!(login_via(&s, "198.51.100.9, 203.0.113.7", "bob", "battery staple"), 429);
+    assert!(s.log().contains("203.0.113.7"), "failures are logged with the forwarded address");
+
+    let direct = Server::start();
+    add_user(&direct, "bob", "viewer", "battery staple");
+    for i in 1..=5 {
+        assert_eq!(login_via(&direct, &format!("203.0.113.{i}"), "mallory", "guess"), 401);
+    }
+    assert_eq!(
+        login_via(&direct, "198.51.100.4", "bob", "battery staple"),
+        429,
+        "with no trusted proxy, made-up X-Forwarded-For addresses are all the one peer"
+    );
+}
+
 #[test]
 fn viewers_open_their_own_sessions_and_those_they_approved_and_nothing_else() {
     let s = Server::start();

@@ -90,7 +90,8 @@ pub async fn submit(
             Some("the form needs a user name and a password"),
         );
     };
-    let (addr, now) = (peer.0.ip().to_string(), now_ms());
+    let addr = st.settings.trusted_proxies.client_ip(peer.0.ip(), &headers).to_string();
+    let now = now_ms();
     let user_key: String = c.user.chars().take(128).collect();
     match login::throttled(&st, &user_key, &addr, now).await {
         Ok(None) => {}
