@@ -3,7 +3,8 @@
 # flags, the kube context read from a real kubeconfig of 5 contexts), none matching, default_actions: [] so the
 # decision ends in exec, against exec'ing the same tiny fake kubectl directly, in one hyperfine run.
 # Target (issue #20): added median <= 1.2 ms (DESIGN.md §11 holds the looser 2 ms floor).
-# RUNS=N changes the run count (default 1000); PREV_BIN=path/to/older/ddcoterm measures that build too.
+# RUNS=N changes the run count (default 1000); PREV_BIN=path/to/older/ddcoterm measures that build too;
+# SETUP_ONLY=FILE builds the scenario, writes its variables to FILE and exits (bench/shim-order.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${DDCOTERM_BIN:-$PWD/target/release/ddcoterm}
@@ -144,6 +145,14 @@ call=(get pods -n default)
 if "$work/home/.ddcoterm-shims/kubectl" delete pod x </dev/null >/dev/null 2>&1; then
   echo "shim.sh: a matching rule did not stop the call; the benchmark would measure nothing" >&2
   exit 1
+fi
+if [ -n "${SETUP_ONLY:-}" ]; then
+  # bench/shim-order.sh: keep the scenario (the caller removes $work) and say where it is.
+  trap - EXIT
+  printf 'export DDCOTERM_SYSTEM_DIR=%q DDCOTERM_HOME=%q HOME=%q PATH=%q\nSHIM=%q\nSCENARIO=%q\n' \
+    "$DDCOTERM_SYSTEM_DIR" "$DDCOTERM_HOME" "$HOME" "$PATH" "$work/home/.ddcoterm-shims/kubectl" "$work" \
+    > "$SETUP_ONLY"
+  exit 0
 fi
 prev=()
 if [ -n "${PREV_BIN:-}" ]; then

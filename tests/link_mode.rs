@@ -46,3 +46,50 @@ fn the_unwinder_is_linked_in_and_panics_still_unwind() {
     std::panic::set_hook(hook);
     assert!(caught.is_err(), "the panic was not caught");
 }
+
+/// The shim path's functions are laid out together at the start of the text (build.rs, link/shim-order.ld):
+/// its entry points must land in that section. When a refactoring renames them this fails, and
+/// `bench/shim-order.sh` regenerates the list (docs/policy.md).
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn the_shim_path_is_laid_out_together() {
+    let bin = env!("CARGO_BIN_EXE_ddcoterm");
+    let sections =
+        std::process::Command::new("readelf").args(["-SW", bin]).output().expect("readelf (binutils)");
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    let line = sections
+        .lines()
+        .find(|l| l.contains(".text.ddcoterm_shim_path"))
+        .unwrap_or_else(|| panic!("no .text.ddcoterm_shim_path section in {bin}:\n{sections}"));
+    // `[Nr] Name Type Address Off Size ...`: the fields after the name.
+    let fields: Vec<&str> = line.split(']').nth(1).unwrap().split_whitespace().collect();
+    let start = u64::from_str_radix(fields[2], 16).unwrap();
+    let size = u64::from_str_radix(fields[4], 16).unwrap();
+    assert!(size > 0 && size < 8 << 20, "the section holds {size} bytes");
+    let symbols = std::process::Command::new("nm").arg(bin).output().expect("nm (binutils)");
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    for entry in [
+        "main",
+        "_ZN8ddcoterm5guard4shim17h",
+        "_ZN8ddcoterm6config4load11load_layers17h",
+        "_ZN8ddcoterm6policy7sandbox7Sandbox3new17h",
+        "lua_newstate",
+    ] {
+        let addr = symbols
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let (addr, kind, name) = (f.next()?, f.next()?, f.next()?);
+                let named = name == entry || (entry.ends_with("17h") && name.starts_with(entry));
+                (named && matches!(kind, "T" | "t")).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
+            })
+            .next()
+            .unwrap_or_else(|| panic!("{entry} is not a function of {bin}"));
+        // Both are link-time addresses, in a PIE too.
+        assert!(
+            (start..start + size).contains(&addr),
+            "{entry} at {addr:#x} is outside the shim path's section {start:#x}+{size:#x}: regenerate \
+             link/shim-order.ld with bench/shim-order.sh"
+        );
+    }
+}
