@@ -5,10 +5,11 @@
 use bytes::Bytes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{cast_key, chunk_key};
+use crate::ingest::cast_key;
 use crate::objects::ObjectError;
+use crate::packs;
 use crate::state::AppState;
-use crate::store::SessionRow;
+use crate::store::{ChunkRow, SessionRow};
 
 /// The first read asks for this much (a window or a screen often needs little), later reads double it.
 const FIRST_BLOCK: u64 = 64 << 10;
@@ -18,13 +19,13 @@ const MAX_BLOCK: u64 = 1 << 20;
 /// than buffered, so a hostile cast cannot make a reader hold more than this.
 pub const MAX_LINE: usize = 8 << 20;
 
-/// Where the bytes are: one object, or chunk objects at known offsets.
+/// Where the bytes are: one object, or chunks (own objects or packs) at known offsets.
 enum Source {
     Compacted {
         key: String,
     },
-    /// (object key, offset of its first byte in the cast, length): chunks `0..=committed_seq`.
-    Chunks(Vec<(String, u64, u64)>),
+    /// (chunk row, offset of its first byte in the cast): chunks `0..=committed_seq`.
+    Chunks(Vec<(ChunkRow, u64)>),
 }
 
 /// Reads the committed part of a session's cast as lines, from a given offset.
@@ -127,10 +128,10 @@ impl<'a> CastReader<'a> {
                 self.st.objects.get_range(key, self.fetched..self.fetched + want).await?
             }
             Source::Chunks(chunks) => {
-                let i = chunks.partition_point(|(_, start, len)| start + len <= self.fetched);
-                let (key, start, len) = &chunks[i];
+                let i = chunks.partition_point(|(c, start)| start + c.len <= self.fetched);
+                let (c, start) = &chunks[i];
                 let from = self.fetched - start;
-                match self.st.objects.get_range(key, from..(from + want).min(*len)).await {
+                match packs::read_range(self.st, &self.row, c, from..(from + want).min(c.len)).await {
                     Ok(b) => b,
                     // Compacted since the layout was read (the chunk objects go once the cast is written):
                     // the same offsets are in the cast.
@@ -142,7 +143,7 @@ impl<'a> CastReader<'a> {
                                 self.row = r;
                                 return Box::pin(self.fetch()).await;
                             }
-                            _ => return Err(ObjectError::NotFound(key.clone()).into()),
+                            _ => return Err(ObjectError::NotFound(format!("chunk {}", c.seq)).into()),
                         }
                     }
                     Err(e) => return Err(e.into()),
@@ -168,12 +169,13 @@ async fn layout(st: &AppState, row: &SessionRow) -> ApiResult<(Source, u64)> {
     let Some(committed) = row.committed_seq else { return Ok((Source::Chunks(Vec::new()), 0)) };
     let mut chunks = Vec::new();
     let mut at = 0u64;
-    for c in st.meta.chunks(&row.id).await? {
+    for c in st.meta.chunks_between(&row.id, 0, committed).await? {
         if c.seq > committed || c.seq != chunks.len() as u64 {
             break;
         }
-        chunks.push((chunk_key(row, c.seq), at, c.len));
-        at += c.len;
+        let len = c.len;
+        chunks.push((c, at));
+        at += len;
     }
     Ok((Source::Chunks(chunks), at))
 }

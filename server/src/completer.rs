@@ -1,11 +1,13 @@
 //! Background sweeps: sessions that stopped arriving become `abandoned` (Teleport's upload completer), ended
 //! sessions whose compaction failed are compacted, and retention deletes what is past `retention.days`
-//! unless on legal hold. Everything is found through the database, never by listing the object store.
+//! unless on legal hold; pack objects nothing reads from any more are deleted (`crate::packs`). Everything is
+//! found through the database, never by listing the object store.
 
 use std::time::Duration;
 
 use crate::ingest::{cast_key, chunk_key, compact, now_ms};
 use crate::metrics::Metrics;
+use crate::packs;
 use crate::state::AppState;
 
 /// One pass; returns (abandoned, compacted, deleted).
@@ -30,19 +32,23 @@ pub async fn run_once(st: &AppState) -> anyhow::Result<(u64, u64, u64)> {
             let _guard = st.lock_session(&row.id).await;
             // Objects first: a crash leaves a row whose objects are gone (retried next pass), never
             // objects no row names.
+            // (Packs are shared with other sessions: the database says which ones this deletion leaves
+            // unread, and those go after the rows; a crash leaves them to the pack sweep below.)
             st.objects.delete(&cast_key(&row)).await?;
-            for c in st.meta.chunks(&row.id).await? {
+            for c in st.meta.chunks(&row.id).await?.iter().filter(|c| c.pack.is_none()) {
                 st.objects.delete(&chunk_key(&row, c.seq)).await?;
             }
             st.tails.forget(&row.id);
-            st.meta.session_delete(&row.id).await?;
+            let unread_packs = st.meta.session_delete(&row.id).await?;
+            packs::delete(st, &unread_packs).await;
             tracing::info!(session = %row.id, "deleted by retention");
             deleted += 1;
         }
         Metrics::add(&st.metrics.sessions_deleted, deleted);
     }
-    if abandoned + compacted + deleted > 0 {
-        tracing::info!(abandoned, compacted, deleted, "completer pass");
+    let packs_deleted = packs::sweep(st).await?;
+    if abandoned + compacted + deleted + packs_deleted > 0 {
+        tracing::info!(abandoned, compacted, deleted, packs_deleted, "completer pass");
     }
     Ok((abandoned, compacted, deleted))
 }

@@ -23,6 +23,10 @@ pub struct Settings {
     /// sign-in throttle (`crate::client_addr`). A list, or one comma-separated string (the variable).
     #[serde(deserialize_with = "list_or_commas")]
     pub trusted_proxies: Vec<String>,
+    /// Write each group commit's chunks as one pack object instead of one object per chunk. Unset: on for
+    /// an S3-compatible store (one PUT per batch instead of per chunk), off for a local directory
+    /// (`crate::packs`).
+    pub pack_chunks: Option<bool>,
     pub log_format: String,
     pub metrics_listen: Option<String>,
     pub tls: Tls,
@@ -133,6 +137,7 @@ impl Default for Settings {
             object_store: None,
             public_url: None,
             trusted_proxies: Vec::new(),
+            pack_chunks: None,
             log_format: "text".into(),
             metrics_listen: None,
             tls: Tls::default(),
@@ -418,6 +423,19 @@ mod tests {
             jail.set_env("DDCOTERMD_TRUSTED_PROXIES", "10.0.0.0/8,ingress-nginx");
             let e = load(None, Overrides::default()).unwrap_err().to_string();
             assert!(e.contains("trusted_proxies[1]") && e.contains("ingress-nginx"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn pack_chunks_is_unset_unless_said() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load(None, Overrides::default()).unwrap().raw.pack_chunks, None);
+            jail.set_env("DDCOTERMD_PACK_CHUNKS", "true");
+            assert_eq!(load(None, Overrides::default()).unwrap().raw.pack_chunks, Some(true));
+            jail.set_env("DDCOTERMD_PACK_CHUNKS", "sometimes");
+            let e = load(None, Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("pack_chunks"), "{e}");
             Ok(())
         });
     }

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use ddcoterm_wire::ProcessEvent;
 
 use crate::error::ApiError;
-use crate::ingest::{cast_key, chunk_key, now_ms};
+use crate::ingest::{cast_key, now_ms};
 use crate::objects::ObjectError;
+use crate::packs;
 use crate::search::{carry_split, normalise, rows, rows_at, TimedText};
 use crate::searchmatch::{encode_checked, row_marks, RowTimes};
 use crate::state::AppState;
@@ -31,6 +32,9 @@ const PER_PASS: u32 = 16;
 /// Chunk bytes read for one session in one pass (chunks still stored one by one); the rest waits for the
 /// next pass, so a long live session does not hold the indexer's memory.
 const BATCH_BYTES: u64 = 1 << 20;
+/// Chunk rows read for one session in one pass, in one query (bounds that query's size when a session's
+/// chunks are tiny; `BATCH_BYTES` usually stops the pass first).
+const ROWS_PER_READ: i64 = 4096;
 
 /// Chunks waiting for a group commit at which ingest counts as saturated (paced load from a few hundred
 /// hosts keeps a handful waiting; hosts sending as fast as acknowledgements return keep one each).
@@ -157,17 +161,26 @@ async fn read_output(
 ) -> Result<(i64, u64), ApiError> {
     let (mut seq, mut bytes) = (from.indexed_seq, from.indexed_bytes);
     let mut read = 0u64;
-    while seq < committed && read < BATCH_BYTES {
+    // This call reads at most the chunks up to `upto`, their rows fetched in one query (a chunk's bytes
+    // may be inside a pack); the next call goes on from there.
+    let upto = committed.min(seq.saturating_add(ROWS_PER_READ));
+    let rows = if row.compacted || seq >= upto {
+        Vec::new()
+    } else {
+        st.meta.chunks_between(&row.id, (seq + 1) as u64, upto as u64).await?
+    };
+    let mut rows = rows.iter();
+    while seq < upto && read < BATCH_BYTES {
         let next = (seq + 1) as u64;
-        let chunk = if row.compacted {
-            None
-        } else {
-            match st.objects.get(&chunk_key(row, next)).await {
+        let chunk = match rows.next().filter(|c| c.seq == next) {
+            // No row (compacted and gone, or never read because the session is compacted): the cast has it.
+            None => None,
+            Some(c) => match packs::read_chunk(st, row, c).await {
                 Ok(b) => Some(b),
                 // Compacted since the row was read: the cast has it.
                 Err(ObjectError::NotFound(_)) => None,
                 Err(e) => return Err(e.into()),
-            }
+            },
         };
         let Some(chunk) = chunk else {
             let cast: Bytes = st.objects.get(&cast_key(row)).await?;

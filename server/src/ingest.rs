@@ -10,9 +10,11 @@ use ddcoterm_wire::{
 };
 
 use crate::auth::Principal;
+use crate::commit::Staged;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::objects::{ObjectError, Put};
+use crate::packs;
 use crate::state::AppState;
 use crate::store::{ChunkInsert, ChunkRow, NewSession, SessionMeta, SessionRow};
 
@@ -306,22 +308,28 @@ pub async fn put_chunk(
             )));
         }
     }
-    let key = chunk_key(&row, seq);
     let len = body.len() as u64;
-    let put_started = std::time::Instant::now();
-    let put = st.objects.put_create_staged(&key, body.clone()).await?;
-    // Per-chunk object write time, beside the commit queue's per-batch times, to tell which part makes the
-    // acknowledgement tail (`DDCOTERMD_LOG=ddcoterm_server::ingest=debug`).
-    tracing::debug!(ms = put_started.elapsed().as_secs_f64() * 1e3, "object staged");
-    if put == Put::Exists {
-        // Left by an attempt that never reached its row (so never acknowledged): ours replaces it.
-        if st.objects.get(&key).await.ok().as_ref() != Some(&body) {
-            st.objects.put_overwrite(&key, body).await?;
+    let staged = if st.commits.packs() {
+        // The bytes go into the batch's pack, written by the commit queue's sync stage.
+        Staged::Pack(body)
+    } else {
+        let key = chunk_key(&row, seq);
+        let put_started = std::time::Instant::now();
+        let put = st.objects.put_create_staged(&key, body.clone()).await?;
+        // Per-chunk object write time, beside the commit queue's per-batch times, to tell which part makes
+        // the acknowledgement tail (`DDCOTERMD_LOG=ddcoterm_server::ingest=debug`).
+        tracing::debug!(ms = put_started.elapsed().as_secs_f64() * 1e3, "object staged");
+        if put == Put::Exists {
+            // Left by an attempt that never reached its row (so never acknowledged): ours replaces it.
+            if st.objects.get(&key).await.ok().as_ref() != Some(&body) {
+                st.objects.put_overwrite(&key, body).await?;
+            }
         }
-    }
-    // The object is written; the commit queue syncs it with the rest of its batch, then commits the row.
-    let chunk = ChunkRow { seq, sha256: sha.clone(), prev_sha256: Some(prev.clone()), len };
-    let committed = match st.commits.commit(id, key, chunk).await? {
+        Staged::Object(key)
+    };
+    // The commit queue makes the chunk durable with the rest of its batch, then commits the row.
+    let chunk = ChunkRow { seq, sha256: sha.clone(), prev_sha256: Some(prev.clone()), len, pack: None };
+    let committed = match st.commits.commit(id, staged, chunk).await? {
         ChunkInsert::Inserted { committed_seq } => committed_seq,
         // Only another server process can get here (this one holds the session's lock).
         ChunkInsert::Exists(existing) => return replay(st, &row, &existing, &sha, &prev),
@@ -335,7 +343,7 @@ pub async fn put_chunk(
     if committed == Some(seq) && !completes {
         // This chunk is the commit point (nothing above it stored): the next one in order can be checked
         // against it without a read.
-        let tail = ChunkRow { seq, sha256: sha.clone(), prev_sha256: Some(prev.clone()), len };
+        let tail = ChunkRow { seq, sha256: sha.clone(), prev_sha256: Some(prev.clone()), len, pack: None };
         st.tails.put(SessionRow { committed_seq: committed, state: state.clone(), ..row.clone() }, tail);
     }
     if let (Some(last), Some(c)) = (row.last_seq, committed) {
@@ -444,12 +452,20 @@ pub async fn end(
 }
 
 /// Writes `<id>.cast` (chunks 0..=last_seq concatenated), marks the session complete, then drops the chunk
-/// objects. A crash in between leaves either the chunks (compaction reruns) or both (the row says which).
+/// objects and the packs nothing reads from any more. A crash in between leaves either the chunks
+/// (compaction reruns) or both (the row says which; the completer's pack sweep finds the packs).
 pub async fn compact(st: &AppState, row: &SessionRow) -> ApiResult<()> {
     let Some(last) = row.last_seq else { return Ok(()) };
+    let chunks = st.meta.chunks_between(&row.id, 0, last).await?;
     let mut cast = Vec::with_capacity(row.bytes as usize);
     for seq in 0..=last {
-        match st.objects.get(&chunk_key(row, seq)).await {
+        let Some(c) = chunks.get(seq as usize).filter(|c| c.seq == seq) else {
+            return Err(ApiError::unavailable(format!(
+                "session {}: chunk {seq} has no row to compact",
+                row.id
+            )));
+        };
+        match packs::read_chunk(st, row, c).await {
             Ok(b) => cast.extend_from_slice(&b),
             // Another server process compacted it first and dropped the chunks: nothing left to do.
             Err(ObjectError::NotFound(_))
@@ -461,13 +477,14 @@ pub async fn compact(st: &AppState, row: &SessionRow) -> ApiResult<()> {
         }
     }
     st.objects.put_overwrite(&cast_key(row), Bytes::from(cast)).await?;
-    st.meta.session_mark_compacted(&row.id, now_ms()).await?;
+    let unread_packs = st.meta.session_mark_compacted(&row.id, now_ms()).await?;
     Metrics::add(&st.metrics.compactions, 1);
-    for seq in 0..=last {
-        if let Err(e) = st.objects.delete(&chunk_key(row, seq)).await {
-            tracing::warn!(session = %row.id, seq, error = %e, "leaving a compacted chunk object behind");
+    for c in chunks.iter().filter(|c| c.pack.is_none()) {
+        if let Err(e) = st.objects.delete(&chunk_key(row, c.seq)).await {
+            tracing::warn!(session = %row.id, seq = c.seq, error = %e, "leaving a compacted chunk object behind");
         }
     }
+    packs::delete(st, &unread_packs).await;
     Ok(())
 }
 
@@ -478,8 +495,8 @@ pub async fn read_cast(st: &AppState, row: &SessionRow) -> ApiResult<Bytes> {
     }
     let Some(c) = row.committed_seq else { return Ok(Bytes::new()) };
     let mut out = Vec::with_capacity(row.bytes as usize);
-    for seq in 0..=c {
-        out.extend_from_slice(&st.objects.get(&chunk_key(row, seq)).await?);
+    for chunk in st.meta.chunks_between(&row.id, 0, c).await? {
+        out.extend_from_slice(&packs::read_chunk(st, row, &chunk).await?);
     }
     Ok(Bytes::from(out))
 }

@@ -17,8 +17,9 @@ use futures::Stream;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::error::ApiError;
-use crate::ingest::{cast_key, chunk_key};
+use crate::ingest::cast_key;
 use crate::objects::ObjectError;
+use crate::packs;
 use crate::state::AppState;
 use crate::store::SessionRow;
 
@@ -178,16 +179,27 @@ impl Follower {
     async fn read_new(&mut self, row: &SessionRow, emit: bool) -> Result<(), Stop> {
         let Some(committed) = row.committed_seq else { return Ok(()) };
         let mut seq = self.sent_seq.map_or(0, |s| s + 1);
+        // The rows of every chunk to send, in one query (a chunk's bytes may be inside a pack).
+        let rows = if row.compacted || seq > committed {
+            Vec::new()
+        } else {
+            self.st
+                .meta
+                .chunks_between(&row.id, seq, committed)
+                .await
+                .map_err(|e| Stop::Failed(e.to_string()))?
+        };
+        let mut rows = rows.iter();
         while seq <= committed {
-            let bytes = if row.compacted {
-                None
-            } else {
-                match self.st.objects.get(&chunk_key(row, seq)).await {
+            let bytes = match rows.next().filter(|c| c.seq == seq) {
+                // Compacted (its chunk rows not read, or no longer there): the cast has it.
+                None => None,
+                Some(c) => match packs::read_chunk(&self.st, row, c).await {
                     Ok(b) => Some(b),
                     // Compacted meanwhile (the chunk objects go once the cast is written).
                     Err(ObjectError::NotFound(_)) => None,
                     Err(e) => return Err(Stop::Failed(e.to_string())),
-                }
+                },
             };
             match bytes {
                 Some(b) => {

@@ -23,6 +23,7 @@ mod login;
 mod metrics;
 mod objects;
 mod oidc;
+mod packs;
 mod replay;
 mod search;
 mod searchmatch;

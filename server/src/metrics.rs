@@ -16,6 +16,8 @@ pub struct Metrics {
     pub completer_runs: AtomicU64,
     pub sessions_abandoned: AtomicU64,
     pub sessions_deleted: AtomicU64,
+    pub packs_written: AtomicU64,
+    pub packs_deleted: AtomicU64,
     /// Error answers by status code.
     pub errors: Mutex<BTreeMap<u16, u64>>,
 }
@@ -63,6 +65,16 @@ impl Metrics {
             "ddcoterm_sessions_deleted_total",
             "Sessions deleted by retention.",
             self.sessions_deleted.load(Relaxed),
+        );
+        counter(
+            "ddcoterm_packs_written_total",
+            "Pack objects written (one per group commit when chunks are packed).",
+            self.packs_written.load(Relaxed),
+        );
+        counter(
+            "ddcoterm_packs_deleted_total",
+            "Pack objects deleted: read by no chunk any more, or reserved and never committed.",
+            self.packs_deleted.load(Relaxed),
         );
         let _ = writeln!(s, "# HELP ddcoterm_http_errors_total Error answers by status.");
         let _ = writeln!(s, "# TYPE ddcoterm_http_errors_total counter");

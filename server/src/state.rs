@@ -51,7 +51,10 @@ impl AppState {
         // Many stripes: a request holds its session's stripe while its batch commits, and should rarely
         // wait behind another session that hashes to the same one.
         let stripes = (0..4096).map(|_| tokio::sync::Mutex::new(())).collect();
-        let commits = CommitQueue::start(meta.clone(), objects.clone(), settings.raw.limits.max_commit_batch);
+        let packs = settings.raw.pack_chunks.unwrap_or_else(|| objects.packs_by_default());
+        let metrics: Arc<Metrics> = Arc::default();
+        let max_batch = settings.raw.limits.max_commit_batch;
+        let commits = CommitQueue::start(meta.clone(), objects.clone(), metrics.clone(), max_batch, packs);
         let admission = Arc::new(Admission::new(settings.raw.limits.max_inflight_bytes));
         let oidc = settings.oidc.clone().map(|c| Arc::new(crate::oidc::Provider::new(c)));
         AppState {
@@ -63,7 +66,7 @@ impl AppState {
             objects,
             settings: Arc::new(settings),
             public_url: public_url.trim_end_matches('/').into(),
-            metrics: Arc::default(),
+            metrics,
             live: Arc::default(),
             host_tokens: Arc::default(),
             locks: Arc::new(SessionLocks { stripes, hasher: RandomState::new() }),

@@ -77,7 +77,7 @@ mod tests {
     }
 
     fn chunk(seq: u64) -> ChunkRow {
-        ChunkRow { seq, sha256: format!("h{seq}"), prev_sha256: None, len: 1 }
+        ChunkRow { seq, sha256: format!("h{seq}"), prev_sha256: None, len: 1, pack: None }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use anyhow::bail;
 use ddcoterm_wire::{chain_root, chunk_hash};
 
-use crate::ingest::{cast_key, chunk_key, validate_id};
+use crate::ingest::{cast_key, validate_id};
 use crate::state::AppState;
 
 pub async fn run(st: &AppState, id: &str) -> anyhow::Result<()> {
@@ -57,7 +57,7 @@ pub async fn run(st: &AppState, id: &str) -> anyhow::Result<()> {
         }
     } else {
         for c in &chunks {
-            match st.objects.get(&chunk_key(&row, c.seq)).await {
+            match crate::packs::read_chunk(st, &row, c).await {
                 Ok(b) => check(&mut problems, c.seq, &b, &c.sha256, c.len),
                 Err(e) => problems.push(format!("chunk {}: {e}", c.seq)),
             }

@@ -54,6 +54,17 @@ pub trait Objects: Send + Sync {
     /// Bytes `range` of `key` (end exclusive, clamped to the object's end): what readers of long recordings
     /// use so that a window or an index build never holds a whole 200 MB cast in memory.
     async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes>;
+    /// Exactly bytes `range` of `key`, a range the caller knows lies inside it (a chunk inside a pack, whose
+    /// offset and length the database holds): one request, no size check first.
+    async fn get_within(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.get_range(key, range).await
+    }
+    /// Whether the group commit should pack a batch's chunks into one object when the configuration does not
+    /// say (`pack_chunks`): stores that charge per request (S3) want few, large objects; a local directory
+    /// syncs one file per chunk as cheaply as one pack.
+    fn packs_by_default(&self) -> bool {
+        false
+    }
     /// Deleting an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
     /// A cheap round trip for `/readyz`.

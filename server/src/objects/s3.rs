@@ -86,6 +86,18 @@ impl Objects for S3 {
         })
     }
 
+    async fn get_within(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        match self.store.get_range(&Self::key(key)?, range).await {
+            Ok(b) => Ok(b),
+            Err(object_store::Error::NotFound { .. }) => Err(ObjectError::NotFound(key.to_string())),
+            Err(e) => Err(unavailable(format!("{}: {e}", self.url))),
+        }
+    }
+
+    fn packs_by_default(&self) -> bool {
+        true
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         match self.store.delete(&Self::key(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -76,6 +76,21 @@ pub fn added_bytes<'a>(batch: &'a [(String, ChunkRow)], plan: &[Decision]) -> Ve
     out
 }
 
+/// Every pack the batch's rows name, with how many of its rows are inserted (0 when all were already
+/// stored: the pack is sealed with no reader, and swept). In first-named order.
+pub fn pack_holds(batch: &[(String, ChunkRow)], plan: &[Decision]) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = Vec::new();
+    for ((_, c), d) in batch.iter().zip(plan) {
+        let Some(p) = &c.pack else { continue };
+        let add = i64::from(*d == Decision::Insert);
+        match out.iter_mut().find(|(k, _)| *k == p.key) {
+            Some((_, n)) => *n += add,
+            None => out.push((p.key.clone(), add)),
+        }
+    }
+    out
+}
+
 /// The answers, given each session's commit point after the batch's rows are in.
 pub fn outcomes(
     batch: &[(String, ChunkRow)],
@@ -125,7 +140,25 @@ mod tests {
     use super::*;
 
     fn row(seq: u64, sha: &str, prev: &str) -> ChunkRow {
-        ChunkRow { seq, sha256: sha.into(), prev_sha256: Some(prev.into()), len: 10 + seq }
+        ChunkRow { seq, sha256: sha.into(), prev_sha256: Some(prev.into()), len: 10 + seq, pack: None }
+    }
+
+    fn packed(seq: u64, sha: &str, pack: &str) -> ChunkRow {
+        let pack = Some(super::super::PackRef { key: pack.into(), offset: seq * 100 });
+        ChunkRow { pack, ..row(seq, sha, "p") }
+    }
+
+    #[test]
+    fn a_pack_holds_one_read_per_inserted_row_and_is_sealed_even_with_none() {
+        let batch = vec![
+            ("a".to_string(), packed(1, "a1", "k1")),
+            ("b".to_string(), packed(1, "b1", "k1")),
+            ("c".to_string(), row(1, "c1", "p")),
+            ("d".to_string(), packed(7, "d7", "k2")),
+        ];
+        let plan =
+            vec![Decision::Insert, Decision::Insert, Decision::Insert, Decision::Exists(row(7, "d7", "p"))];
+        assert_eq!(pack_holds(&batch, &plan), vec![("k1".to_string(), 2), ("k2".to_string(), 0)]);
     }
 
     #[test]

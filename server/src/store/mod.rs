@@ -115,6 +115,27 @@ pub struct ChunkRow {
     pub sha256: String,
     pub prev_sha256: Option<String>,
     pub len: u64,
+    /// Where the bytes are when they share a pack object with other chunks of the same group commit
+    /// (`None`: in the chunk's own object, `ingest::chunk_key`). Not read by the chain checks, which leave
+    /// it `None`.
+    pub pack: Option<PackRef>,
+}
+
+/// A chunk's bytes inside a pack: `len` bytes at `offset` of object `key` (`packs::read_chunk`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackRef {
+    pub key: String,
+    pub offset: u64,
+}
+
+/// The `chunks.pack` and `chunks.pack_offset` columns as a [`PackRef`] (both stores).
+pub(crate) fn pack_ref(key: Option<String>, offset: Option<i64>) -> Option<PackRef> {
+    key.map(|key| PackRef { key, offset: offset.unwrap_or(0) as u64 })
+}
+
+/// Of the packs a release touched (key, reads left), those nothing reads from any more (both stores).
+pub(crate) fn unread_packs(released: Vec<(String, i64)>) -> Vec<String> {
+    released.into_iter().filter(|(_, live)| *live <= 0).map(|(key, _)| key).collect()
 }
 
 /// A new session row, written at first contact (a create or a chunk that came first).
@@ -300,6 +321,7 @@ pub(crate) fn near_rows(json: &str) -> Result<Vec<ChunkRow>> {
             sha256,
             prev_sha256,
             len: len as u64,
+            pack: None,
         })
         .collect();
     out.sort_by_key(|c| c.seq);
@@ -359,11 +381,15 @@ pub trait MetaStore: Send + Sync {
         last_seq: u64,
         now: i64,
     ) -> Result<()>;
-    /// Marks the session complete and its `<id>.cast` written.
-    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<()>;
+    /// Marks the session complete and its `<id>.cast` written. The first call for a session also releases
+    /// its chunks' hold on their packs, and returns the packs no chunk reads from any more (for the caller to
+    /// delete, then [`MetaStore::packs_forget`]); later calls return nothing.
+    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<Vec<String>>;
     async fn session_set_hold(&self, id: &str, hold: bool) -> Result<bool>;
     async fn session_list(&self, filter: &ListFilter) -> Result<Vec<SessionRow>>;
-    async fn session_delete(&self, id: &str) -> Result<()>;
+    /// Deletes the session's rows. When it was not compacted, its chunks' hold on their packs is released
+    /// as well; returns the packs no chunk reads from any more, like [`MetaStore::session_mark_compacted`].
+    async fn session_delete(&self, id: &str) -> Result<Vec<String>>;
     /// Live sessions with no activity since `cutoff` become `abandoned`; returns how many.
     async fn sessions_abandon(&self, cutoff: i64) -> Result<u64>;
     /// Sessions first seen before `cutoff` and not on legal hold.
@@ -383,9 +409,22 @@ pub trait MetaStore: Send + Sync {
     /// WAL sync) makes many hosts' chunks durable at once: each row advances its session's commit point,
     /// bumps activity and reopens an abandoned session. One outcome per item, in order (an inserted row
     /// carries its session's commit point after the whole batch); an error means nothing of the batch was
-    /// committed.
+    /// committed. Every pack a row names must be reserved ([`MetaStore::pack_reserve`]) and is sealed by
+    /// this commit, holding as many reads as rows of it were inserted; a pack with no reservation (swept as
+    /// stale) fails the batch, and the hosts resend.
     async fn chunks_commit(&self, batch: &[(String, ChunkRow)], now: i64) -> Result<Vec<ChunkInsert>>;
     async fn chunks(&self, id: &str) -> Result<Vec<ChunkRow>>;
+    /// The stored rows with `from <= seq <= to`, in order: one read for a reader that walks a range.
+    async fn chunks_between(&self, id: &str, from: u64, to: u64) -> Result<Vec<ChunkRow>>;
+
+    /// Records a pack object about to be written, before any byte of it is: a pack whose batch never
+    /// commits (crash, database outage) is then still found and deleted by [`MetaStore::packs_dead`], not
+    /// left behind unnamed. `chunks_commit` seals it with the count of its chunks that were inserted.
+    async fn pack_reserve(&self, key: &str, now: i64) -> Result<()>;
+    /// Packs to delete: sealed and read by no chunk, or reserved before `stale_before` and never sealed.
+    async fn packs_dead(&self, stale_before: i64, limit: u32) -> Result<Vec<String>>;
+    /// Drops the rows of deleted packs (only those still dead).
+    async fn packs_forget(&self, keys: &[String]) -> Result<()>;
 
     /// Appends events not already stored (same digest); returns how many were new.
     async fn events_insert(&self, id: &str, events: &[(String, String)], now: i64) -> Result<u64>;

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/postgres/0007_search_times.sql")),
     (8, include_str!("../../migrations/postgres/0008_user_email.sql")),
     (9, include_str!("../../migrations/postgres/0009_hot_updates.sql")),
+    (10, include_str!("../../migrations/postgres/0010_packs.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).
@@ -165,7 +166,24 @@ fn chunk_row(r: &PgRow) -> Result<ChunkRow> {
         sha256: r.try_get("sha256").map_err(err)?,
         prev_sha256: r.try_get("prev_sha256").map_err(err)?,
         len: r.try_get::<i64, _>("len").map_err(err)? as u64,
+        pack: super::pack_ref(r.try_get("pack").map_err(err)?, r.try_get("pack_offset").map_err(err)?),
     })
+}
+
+/// Releases the hold of session `id`'s chunks on their packs (inside the caller's transaction); returns the
+/// packs left with no reader.
+async fn release_packs(tx: &mut sqlx::PgConnection, id: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "UPDATE packs AS p SET live = p.live - c.n FROM (SELECT pack, count(*) AS n FROM chunks \
+         WHERE session_id = $1 AND pack IS NOT NULL GROUP BY pack) AS c WHERE p.key = c.pack \
+         RETURNING p.key, p.live",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(err)?;
+    let left = rows.iter().map(|r| Ok((r.try_get(0).map_err(err)?, r.try_get(1).map_err(err)?)));
+    Ok(super::unread_packs(left.collect::<Result<Vec<_>>>()?))
 }
 
 #[async_trait]
@@ -395,18 +413,22 @@ impl MetaStore for Postgres {
         .map(|_| ())
     }
 
-    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query(
+    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let flipped = sqlx::query(
             "UPDATE sessions SET compacted = 1, kf_eager = CASE WHEN bytes >= $3 THEN 1 ELSE 0 END, \
-             state = 'complete', last_activity = $1 WHERE id = $2",
+             state = 'complete', last_activity = $1 WHERE id = $2 AND compacted = 0",
         )
         .bind(now)
         .bind(id)
         .bind(KEYFRAMES_EAGER_BYTES as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(err)
-        .map(|_| ())
+        .map_err(err)?
+        .rows_affected();
+        let dead = if flipped > 0 { release_packs(&mut tx, id).await? } else { Vec::new() };
+        tx.commit().await.map_err(err)?;
+        Ok(dead)
     }
 
     async fn session_set_hold(&self, id: &str, hold: bool) -> Result<bool> {
@@ -505,13 +527,18 @@ impl MetaStore for Postgres {
         rows.iter().map(session_row).collect()
     }
 
-    async fn session_delete(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(err)
-            .map(|_| ())
+    async fn session_delete(&self, id: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let compacted: Option<i64> =
+            sqlx::query_scalar("SELECT compacted FROM sessions WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+        let dead = if compacted == Some(0) { release_packs(&mut tx, id).await? } else { Vec::new() };
+        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(dead)
     }
 
     async fn sessions_abandon(&self, cutoff: i64) -> Result<u64> {
@@ -638,10 +665,10 @@ impl MetaStore for Postgres {
         let mut committed = HashMap::new();
         if !new.is_empty() {
             sqlx::query(
-                "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) \
-                 SELECT sid, seq, sha, prev, len, $6 \
-                 FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
-                 AS u(sid, seq, sha, prev, len)",
+                "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, pack, pack_offset, stored_at) \
+                 SELECT sid, seq, sha, prev, len, pack, pack_offset, $6 \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $7::text[], \
+                 $8::bigint[]) AS u(sid, seq, sha, prev, len, pack, pack_offset)",
             )
             .bind(new.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
             .bind(new.iter().map(|(_, c)| c.seq as i64).collect::<Vec<_>>())
@@ -649,6 +676,8 @@ impl MetaStore for Postgres {
             .bind(new.iter().map(|(_, c)| c.prev_sha256.clone()).collect::<Vec<_>>())
             .bind(new.iter().map(|(_, c)| c.len as i64).collect::<Vec<_>>())
             .bind(now)
+            .bind(new.iter().map(|(_, c)| c.pack.as_ref().map(|p| p.key.clone())).collect::<Vec<_>>())
+            .bind(new.iter().map(|(_, c)| c.pack.as_ref().map(|p| p.offset as i64)).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(err)?;
@@ -675,6 +704,19 @@ impl MetaStore for Postgres {
             .await
             .map_err(err)?;
         }
+        for (key, n) in batch::pack_holds(batch, &decisions) {
+            let sealed = sqlx::query("UPDATE packs SET sealed = 1, live = live + $1 WHERE key = $2")
+                .bind(n)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            if sealed.rows_affected() != 1 {
+                return Err(StoreError::Unavailable(format!(
+                    "pack {key} has no reservation (swept as stale)"
+                )));
+            }
+        }
         tx.commit().await.map_err(err)?;
         Ok(batch::outcomes(batch, decisions, &committed))
     }
@@ -686,6 +728,49 @@ impl MetaStore for Postgres {
             .await
             .map_err(err)?;
         rows.iter().map(chunk_row).collect()
+    }
+
+    async fn chunks_between(&self, id: &str, from: u64, to: u64) -> Result<Vec<ChunkRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM chunks WHERE session_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq")
+                .bind(id)
+                .bind(from.min(i64::MAX as u64) as i64)
+                .bind(to.min(i64::MAX as u64) as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        rows.iter().map(chunk_row).collect()
+    }
+
+    async fn pack_reserve(&self, key: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO packs (key, created_at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn packs_dead(&self, stale_before: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT key FROM packs WHERE live <= 0 AND (sealed = 1 OR created_at < $1) \
+             ORDER BY created_at LIMIT $2",
+        )
+        .bind(stale_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)
+    }
+
+    async fn packs_forget(&self, keys: &[String]) -> Result<()> {
+        sqlx::query("DELETE FROM packs WHERE live <= 0 AND key = ANY($1)")
+            .bind(keys)
+            .execute(&self.pool)
+            .await
+            .map_err(err)
+            .map(|_| ())
     }
 
     async fn events_insert(&self, id: &str, events: &[(String, String)], now: i64) -> Result<u64> {

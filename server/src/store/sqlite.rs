@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/sqlite/0007_search_times.sql")),
     (8, include_str!("../../migrations/sqlite/0008_user_email.sql")),
     (9, include_str!("../../migrations/sqlite/0009_hot_updates.sql")),
+    (10, include_str!("../../migrations/sqlite/0010_packs.sql")),
 ];
 
 pub struct Sqlite {
@@ -187,7 +188,24 @@ fn chunk_row(r: &SqliteRow) -> Result<ChunkRow> {
         sha256: r.try_get("sha256").map_err(err)?,
         prev_sha256: r.try_get("prev_sha256").map_err(err)?,
         len: r.try_get::<i64, _>("len").map_err(err)? as u64,
+        pack: super::pack_ref(r.try_get("pack").map_err(err)?, r.try_get("pack_offset").map_err(err)?),
     })
+}
+
+/// Releases the hold of session `id`'s chunks on their packs (inside the caller's transaction); returns the
+/// packs left with no reader.
+async fn release_packs(tx: &mut sqlx::SqliteConnection, id: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "UPDATE packs SET live = live - c.n FROM (SELECT pack, count(*) AS n FROM chunks \
+         WHERE session_id = ? AND pack IS NOT NULL GROUP BY pack) AS c WHERE packs.key = c.pack \
+         RETURNING packs.key, packs.live",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(err)?;
+    let left = rows.iter().map(|r| Ok((r.try_get(0).map_err(err)?, r.try_get(1).map_err(err)?)));
+    Ok(super::unread_packs(left.collect::<Result<Vec<_>>>()?))
 }
 
 #[async_trait]
@@ -414,18 +432,22 @@ impl MetaStore for Sqlite {
         .map(|_| ())
     }
 
-    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query(
+    async fn session_mark_compacted(&self, id: &str, now: i64) -> Result<Vec<String>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let flipped = sqlx::query(
             "UPDATE sessions SET compacted = 1, kf_eager = CASE WHEN bytes >= ? THEN 1 ELSE 0 END, \
-             state = 'complete', last_activity = ? WHERE id = ?",
+             state = 'complete', last_activity = ? WHERE id = ? AND compacted = 0",
         )
         .bind(KEYFRAMES_EAGER_BYTES as i64)
         .bind(now)
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map_err(err)
-        .map(|_| ())
+        .map_err(err)?
+        .rows_affected();
+        let dead = if flipped > 0 { release_packs(&mut tx, id).await? } else { Vec::new() };
+        tx.commit().await.map_err(err)?;
+        Ok(dead)
     }
 
     async fn session_set_hold(&self, id: &str, hold: bool) -> Result<bool> {
@@ -528,13 +550,17 @@ impl MetaStore for Sqlite {
         rows.iter().map(session_row).collect()
     }
 
-    async fn session_delete(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
+    async fn session_delete(&self, id: &str) -> Result<Vec<String>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let compacted: Option<i64> = sqlx::query_scalar("SELECT compacted FROM sessions WHERE id = ?")
             .bind(id)
-            .execute(&self.writer)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(err)
-            .map(|_| ())
+            .map_err(err)?;
+        let dead = if compacted == Some(0) { release_packs(&mut tx, id).await? } else { Vec::new() };
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(dead)
     }
 
     async fn sessions_abandon(&self, cutoff: i64) -> Result<u64> {
@@ -659,14 +685,18 @@ impl MetaStore for Sqlite {
             .iter()
             .zip(&decisions)
             .filter(|(_, d)| **d == Decision::Insert)
-            .map(|((id, c), _)| serde_json::json!([id, c.seq, c.sha256, c.prev_sha256, c.len]))
+            .map(|((id, c), _)| {
+                let (pack, offset) = c.pack.as_ref().map(|p| (&p.key, p.offset)).unzip();
+                serde_json::json!([id, c.seq, c.sha256, c.prev_sha256, c.len, pack, offset])
+            })
             .collect();
         let mut committed = HashMap::new();
         if !new.is_empty() {
             sqlx::query(
-                "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, stored_at) \
+                "INSERT INTO chunks (session_id, seq, sha256, prev_sha256, len, pack, pack_offset, stored_at) \
                  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-                 json_extract(value, '$[3]'), json_extract(value, '$[4]'), ? FROM json_each(?)",
+                 json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                 json_extract(value, '$[6]'), ? FROM json_each(?)",
             )
             .bind(now)
             .bind(json(serde_json::Value::Array(new)))
@@ -700,6 +730,19 @@ impl MetaStore for Sqlite {
             .await
             .map_err(err)?;
         }
+        for (key, n) in batch::pack_holds(batch, &decisions) {
+            let sealed = sqlx::query("UPDATE packs SET sealed = 1, live = live + ? WHERE key = ?")
+                .bind(n)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            if sealed.rows_affected() != 1 {
+                return Err(StoreError::Unavailable(format!(
+                    "pack {key} has no reservation (swept as stale)"
+                )));
+            }
+        }
         tx.commit().await.map_err(err)?;
         Ok(batch::outcomes(batch, decisions, &committed))
     }
@@ -711,6 +754,48 @@ impl MetaStore for Sqlite {
             .await
             .map_err(err)?;
         rows.iter().map(chunk_row).collect()
+    }
+
+    async fn chunks_between(&self, id: &str, from: u64, to: u64) -> Result<Vec<ChunkRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM chunks WHERE session_id = ? AND seq BETWEEN ? AND ? ORDER BY seq")
+                .bind(id)
+                .bind(from.min(i64::MAX as u64) as i64)
+                .bind(to.min(i64::MAX as u64) as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        rows.iter().map(chunk_row).collect()
+    }
+
+    async fn pack_reserve(&self, key: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO packs (key, created_at) VALUES (?, ?)")
+            .bind(key)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    async fn packs_dead(&self, stale_before: i64, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT key FROM packs WHERE live <= 0 AND (sealed = 1 OR created_at < ?) ORDER BY created_at LIMIT ?",
+        )
+        .bind(stale_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)
+    }
+
+    async fn packs_forget(&self, keys: &[String]) -> Result<()> {
+        sqlx::query("DELETE FROM packs WHERE live <= 0 AND key IN (SELECT value FROM json_each(?))")
+            .bind(serde_json::json!(keys).to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(err)
+            .map(|_| ())
     }
 
     async fn events_insert(&self, id: &str, events: &[(String, String)], now: i64) -> Result<u64> {
@@ -1210,7 +1295,7 @@ mod tests {
                 now: 1,
             };
             store.session_claim(&new).await.unwrap();
-            let chunk = ChunkRow { seq: 0, sha256: format!("{id}-0"), prev_sha256: None, len };
+            let chunk = ChunkRow { seq: 0, sha256: format!("{id}-0"), prev_sha256: None, len, pack: None };
             store.chunks_commit(&[(id.to_string(), chunk)], 2).await.unwrap();
         }
         store.session_mark_compacted("small", 3).await.unwrap();
