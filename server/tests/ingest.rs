@@ -376,3 +376,32 @@ fn on_postgres_the_keyframe_builder_takes_large_complete_sessions_only() {
     assert!(row("big").split('|').next().unwrap().parse::<u64>().unwrap() >= 1 << 20, "{}", row("big"));
     assert!(row("small").ends_with("|0|0"), "the small session: {}", row("small"));
 }
+
+/// PostgreSQL: the completer's sweeps (every minute by default) find their few rows through indexes
+/// (migrations 0010 and 0011), not by reading the whole `sessions` or `packs` table, which a fleet's server
+/// holds millions of rows of. The statements are the stores' own; with sequential scans disabled the plan
+/// shows a Seq Scan only when no index can serve the statement.
+#[test]
+fn on_postgres_the_completer_sweeps_use_indexes() {
+    if !support::backends::enabled() {
+        println!("skipped: PostgreSQL plans (DDCOTERM_SERVER_BACKEND=postgres-s3)");
+        return;
+    }
+    let s = Server::start();
+    for (sweep, sql, index) in [
+        (
+            "sessions to compact",
+            "SELECT * FROM sessions WHERE compacted = 0 AND last_seq IS NOT NULL AND committed_seq >= last_seq",
+            "sessions_to_compact",
+        ),
+        ("retention", "SELECT * FROM sessions WHERE first_seen < 5 AND legal_hold = 0", "sessions_first_seen"),
+        (
+            "packs to delete",
+            "SELECT key FROM packs WHERE live <= 0 AND (sealed = 1 OR created_at < 5) ORDER BY created_at LIMIT 10",
+            "packs_dead",
+        ),
+    ] {
+        let plan = support::backends::query(&s.env, &format!("SET enable_seqscan = off; EXPLAIN {sql}"));
+        assert!(plan.contains(index) && !plan.contains("Seq Scan"), "{sweep}: {plan}");
+    }
+}

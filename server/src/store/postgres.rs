@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../migrations/postgres/0008_user_email.sql")),
     (9, include_str!("../../migrations/postgres/0009_hot_updates.sql")),
     (10, include_str!("../../migrations/postgres/0010_packs.sql")),
+    (11, include_str!("../../migrations/postgres/0011_sweep_indexes.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../migrations/sqlite/0008_user_email.sql")),
     (9, include_str!("../../migrations/sqlite/0009_hot_updates.sql")),
     (10, include_str!("../../migrations/sqlite/0010_packs.sql")),
+    (11, include_str!("../../migrations/sqlite/0011_sweep_indexes.sql")),
 ];
 
 pub struct Sqlite {
