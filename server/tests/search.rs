@@ -200,26 +200,52 @@ fn index_rows(s: &Server, id: &str) -> Vec<(String, i64, i64, i64)> {
     let sql = format!(
         "SELECT kind, first_seq, last_seq, part FROM search_docs WHERE session_id = '{id}' ORDER BY first_seq, part"
     );
-    let out = match s.env.iter().find(|(k, _)| k == "DDCOTERMD_DATABASE_URL") {
-        Some((_, url)) => {
-            std::process::Command::new("psql").args([url.as_str(), "-At", "-F|", "-c", &sql]).output()
-        }
-        None => std::process::Command::new("sqlite3")
-            .args(["-separator", "|"])
-            .arg(s.data().join("ddcoterm.db"))
-            .arg(&sql)
-            .output(),
-    }
-    .expect("psql or sqlite3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
+    sql_rows(s, &sql)
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split('|').collect();
             (f[0].to_string(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap())
         })
         .collect()
+}
+
+/// The rows `sql` returns from the server's database, fields separated by `|`, one row a line.
+fn sql_rows(s: &Server, sql: &str) -> String {
+    let out = match s.env.iter().find(|(k, _)| k == "DDCOTERMD_DATABASE_URL") {
+        Some((_, url)) => {
+            std::process::Command::new("psql").args([url.as_str(), "-At", "-F|", "-c", sql]).output()
+        }
+        None => std::process::Command::new("sqlite3")
+            .args(["-separator", "|"])
+            .arg(s.data().join("ddcoterm.db"))
+            .arg(sql)
+            .output(),
+    }
+    .expect("psql or sqlite3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The indexer reads its work from `index_todo` (migration 0012), not from every stored session: the list
+/// empties once everything is indexed, and a process event added to a finished session lists it again
+/// (the database's trigger, whatever the write path) until its command is indexed too.
+#[test]
+fn the_indexer_works_from_a_list_that_empties_once_everything_is_indexed() {
+    let s = Server::start();
+    let host = s.token("h", "host");
+    let aud = s.token("a", "auditor");
+    ingest(&s, &host, "w1", "alice", "kubectl get pods", &[event(0.5, "alphaword output\r\n")], true);
+    ingest(&s, &host, "w2", "bob", "ls", &[event(0.5, "betaword output\r\n")], true);
+    s.wait_for("both indexed", || {
+        search(&s, &aud, "alphaword") == ["w1"] && search(&s, &aud, "betaword") == ["w2"]
+    });
+    let listed = || sql_rows(&s, "SELECT count(*) FROM index_todo");
+    s.wait_for("an empty work list", || listed() == "0");
+    let late = serde_json::json!([{"command": "helm rollback zetaword"}]);
+    let r = s.req("POST", "/api/v1/sessions/w1/events", &host).json(&late).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    s.wait_for("the late event's command indexed", || search(&s, &aud, "zetaword") == ["w1"]);
+    s.wait_for("an empty work list again", || listed() == "0");
 }
 
 #[test]

@@ -128,6 +128,18 @@ pub struct PackRef {
     pub offset: u64,
 }
 
+/// Whether session `s` (with its search progress `p`, NULL when never indexed) has something new to index:
+/// never seen, chunks past what is indexed, its command or events not indexed yet, or finished and its last
+/// words not indexed yet. The same on SQLite and PostgreSQL; NULL counts as no.
+pub(crate) const INDEX_PENDING: &str = "(p.session_id IS NULL OR s.committed_seq > p.indexed_seq \
+     OR (p.meta_done = 0 AND s.command IS NOT NULL) \
+     OR p.events_done < (SELECT count(*) FROM events e WHERE e.session_id = s.id) \
+     OR (p.final_done = 0 AND (s.state = 'abandoned' OR (s.last_seq IS NOT NULL AND s.committed_seq >= s.last_seq))))";
+
+/// Listed sessions the indexer may take off `index_todo` per pass (each with its own statement on
+/// PostgreSQL, so that it never holds two of the rows a group commit's trigger writes).
+pub(crate) const INDEX_TODO_PRUNE: u32 = 500;
+
 /// The `chunks.pack` and `chunks.pack_offset` columns as a [`PackRef`] (both stores).
 pub(crate) fn pack_ref(key: Option<String>, offset: Option<i64>) -> Option<PackRef> {
     key.map(|key| PackRef { key, offset: offset.unwrap_or(0) as u64 })

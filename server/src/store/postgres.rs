@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../migrations/postgres/0009_hot_updates.sql")),
     (10, include_str!("../../migrations/postgres/0010_packs.sql")),
     (11, include_str!("../../migrations/postgres/0011_sweep_indexes.sql")),
+    (12, include_str!("../../migrations/postgres/0012_index_todo.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant; "ddct" in ASCII).
@@ -1020,19 +1021,41 @@ impl MetaStore for Postgres {
     }
 
     async fn index_pending(&self, now: i64, limit: u32) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT s.id FROM sessions s LEFT JOIN search_progress p ON p.session_id = s.id \
-             WHERE (p.session_id IS NULL OR s.committed_seq > p.indexed_seq \
-                OR (p.meta_done = 0 AND s.command IS NOT NULL) \
-                OR p.events_done < (SELECT count(*) FROM events e WHERE e.session_id = s.id) \
-                OR (p.final_done = 0 AND (s.state = 'abandoned' OR (s.last_seq IS NOT NULL AND s.committed_seq >= s.last_seq)))) \
-               AND (p.lease_until IS NULL OR p.lease_until < $1) ORDER BY s.last_activity LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)
+        // Only the sessions on the work list (migration 0012), never the whole table.
+        let pending = format!(
+            "SELECT s.id FROM index_todo t JOIN sessions s ON s.id = t.session_id \
+             LEFT JOIN search_progress p ON p.session_id = s.id \
+             WHERE {} AND (p.lease_until IS NULL OR p.lease_until < $1) ORDER BY s.last_activity LIMIT $2",
+            super::INDEX_PENDING
+        );
+        let ids = sqlx::query_scalar(&pending)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        // Listed sessions with nothing left (or gone) leave the list, unless written again since this read
+        // (their `ver` moved): one row per statement, so no two row locks are ever held against a commit's.
+        let done = format!(
+            "SELECT t.session_id, t.ver FROM index_todo t LEFT JOIN sessions s ON s.id = t.session_id \
+             LEFT JOIN search_progress p ON p.session_id = t.session_id \
+             WHERE s.id IS NULL OR NOT COALESCE({}, false) LIMIT $1",
+            super::INDEX_PENDING
+        );
+        let done: Vec<(String, i64)> = sqlx::query_as(&done)
+            .bind(i64::from(super::INDEX_TODO_PRUNE))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        for (id, ver) in done {
+            sqlx::query("DELETE FROM index_todo WHERE session_id = $1 AND ver = $2")
+                .bind(id)
+                .bind(ver)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+        }
+        Ok(ids)
     }
 
     async fn index_claim(&self, id: &str, now: i64, until: i64) -> Result<Option<IndexProgress>> {

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../migrations/sqlite/0009_hot_updates.sql")),
     (10, include_str!("../../migrations/sqlite/0010_packs.sql")),
     (11, include_str!("../../migrations/sqlite/0011_sweep_indexes.sql")),
+    (12, include_str!("../../migrations/sqlite/0012_index_todo.sql")),
 ];
 
 pub struct Sqlite {
@@ -1039,19 +1040,35 @@ impl MetaStore for Sqlite {
     }
 
     async fn index_pending(&self, now: i64, limit: u32) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT s.id FROM sessions s LEFT JOIN search_progress p ON p.session_id = s.id \
-             WHERE (p.session_id IS NULL OR s.committed_seq > p.indexed_seq \
-                OR (p.meta_done = 0 AND s.command IS NOT NULL) \
-                OR p.events_done < (SELECT count(*) FROM events e WHERE e.session_id = s.id) \
-                OR (p.final_done = 0 AND (s.state = 'abandoned' OR (s.last_seq IS NOT NULL AND s.committed_seq >= s.last_seq)))) \
-               AND (p.lease_until IS NULL OR p.lease_until < ?) ORDER BY s.last_activity LIMIT ?",
-        )
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)
+        // Only the sessions on the work list (migration 0012), never the whole table. CROSS JOIN keeps the
+        // list as the outer loop: SQLite's planner, without statistics, scanned `sessions` instead (10 ms a
+        // pass at 200,000 sessions, against 0.03 ms).
+        let pending = format!(
+            "SELECT s.id FROM index_todo t CROSS JOIN sessions s ON s.id = t.session_id \
+             LEFT JOIN search_progress p ON p.session_id = s.id \
+             WHERE {} AND (p.lease_until IS NULL OR p.lease_until < ?) ORDER BY s.last_activity LIMIT ?",
+            super::INDEX_PENDING
+        );
+        let ids = sqlx::query_scalar(&pending)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        // Listed sessions with nothing left (or gone) leave the list, in one write: SQLite has one writer, so
+        // no session can be written between this check and the delete.
+        let done = format!(
+            "DELETE FROM index_todo WHERE session_id IN (SELECT t.session_id FROM index_todo t \
+             LEFT JOIN sessions s ON s.id = t.session_id LEFT JOIN search_progress p ON p.session_id = t.session_id \
+             WHERE s.id IS NULL OR NOT COALESCE({}, 0) LIMIT ?)",
+            super::INDEX_PENDING
+        );
+        sqlx::query(&done)
+            .bind(i64::from(super::INDEX_TODO_PRUNE))
+            .execute(&self.writer)
+            .await
+            .map_err(err)?;
+        Ok(ids)
     }
 
     async fn index_claim(&self, id: &str, now: i64, until: i64) -> Result<Option<IndexProgress>> {
