@@ -303,8 +303,22 @@ enum Kill {
 /// to the end.
 fn recover_once(s: &DeadSession, kill: Option<(usize, Kill)>) -> bool {
     let spool = Spool::open(&s.spool, 0).unwrap();
-    let Some(claimed) = Claimed::dead(&rec::lock_path(&s.dir, &s.id)).unwrap() else {
-        return true;
+    let lock = rec::lock_path(&s.dir, &s.id);
+    let started = std::time::Instant::now();
+    let claimed = loop {
+        match Claimed::dead(&lock).unwrap() {
+            Some(c) => break c,
+            // Finished: a recovery removes the lock file before it unlocks.
+            None if !lock.exists() => return true,
+            // Locked, and only this thread opens it: another test of this binary spawned a program while
+            // the previous recovery's descriptor was open, and the child holds a copy of it (and so the
+            // lock) until its exec closes it. A real recovery would rightly leave a locked session to its
+            // owner; this test waits for the exec.
+            None => {
+                assert!(started.elapsed() < Duration::from_secs(5), "{} stayed locked", lock.display());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     };
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let enqueue = |r: Record, j: &mut dyn FnMut(&str) -> std::io::Result<()>| -> anyhow::Result<()> {
