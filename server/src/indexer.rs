@@ -10,7 +10,6 @@ use ddcoterm_wire::ProcessEvent;
 
 use crate::error::ApiError;
 use crate::ingest::{cast_key, now_ms};
-use crate::objects::ObjectError;
 use crate::packs;
 use crate::search::{carry_split, normalise, rows, rows_at, TimedText};
 use crate::searchmatch::{encode_checked, row_marks, RowTimes};
@@ -172,16 +171,7 @@ async fn read_output(
     let mut rows = rows.iter();
     while seq < upto && read < BATCH_BYTES {
         let next = (seq + 1) as u64;
-        let chunk = match rows.next().filter(|c| c.seq == next) {
-            // No row (compacted and gone, or never read because the session is compacted): the cast has it.
-            None => None,
-            Some(c) => match packs::read_chunk(st, row, c).await {
-                Ok(b) => Some(b),
-                // Compacted since the row was read: the cast has it.
-                Err(ObjectError::NotFound(_)) => None,
-                Err(e) => return Err(e.into()),
-            },
-        };
+        let chunk = packs::read_next(st, row, &mut rows, next).await?;
         let Some(chunk) = chunk else {
             let cast: Bytes = st.objects.get(&cast_key(row)).await?;
             let rest = cast.slice((bytes as usize).min(cast.len())..);

@@ -56,9 +56,14 @@ fn parse_time(field: &str, v: &str) -> ApiResult<time::OffsetDateTime> {
 /// `sessions/<yyyy>/<mm>/<dd>/<id>`, dated by the server's clock at first contact, so a chunk that comes
 /// before its create lands where the create's session will look.
 fn prefix(id: &str, now_ms: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(now_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!("sessions/{:04}/{:02}/{:02}/{id}", t.year(), t.month() as u8, t.day())
+    format!("sessions/{}/{id}", dated(now_ms))
+}
+
+/// `<yyyy>/<mm>/<dd>` of `now_ms` (UTC): the date part of session prefixes and pack keys.
+pub(crate) fn dated(now_ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(now_ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}/{:02}/{:02}", t.year(), t.month() as u8, t.day())
 }
 
 pub fn chunk_key(s: &SessionRow, seq: u64) -> String {

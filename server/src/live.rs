@@ -18,7 +18,6 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::error::ApiError;
 use crate::ingest::cast_key;
-use crate::objects::ObjectError;
 use crate::packs;
 use crate::state::AppState;
 use crate::store::SessionRow;
@@ -191,16 +190,9 @@ impl Follower {
         };
         let mut rows = rows.iter();
         while seq <= committed {
-            let bytes = match rows.next().filter(|c| c.seq == seq) {
-                // Compacted (its chunk rows not read, or no longer there): the cast has it.
-                None => None,
-                Some(c) => match packs::read_chunk(&self.st, row, c).await {
-                    Ok(b) => Some(b),
-                    // Compacted meanwhile (the chunk objects go once the cast is written).
-                    Err(ObjectError::NotFound(_)) => None,
-                    Err(e) => return Err(Stop::Failed(e.to_string())),
-                },
-            };
+            let bytes = packs::read_next(&self.st, row, &mut rows, seq)
+                .await
+                .map_err(|e| Stop::Failed(e.to_string()))?;
             match bytes {
                 Some(b) => {
                     self.lines(&b, emit).await?;

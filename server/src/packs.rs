@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use rand::RngCore as _;
 
 use crate::error::ApiResult;
-use crate::ingest::{chunk_key, now_ms};
+use crate::ingest::{chunk_key, dated, now_ms};
 use crate::metrics::Metrics;
 use crate::objects::{self, Objects};
 use crate::state::AppState;
@@ -26,12 +26,10 @@ const SWEEP_LIMIT: u32 = 1000;
 
 /// A fresh pack key, dated like session prefixes and unique across replicas without coordination.
 fn pack_key(now_ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(now_ms.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let mut random = [0u8; 8];
     rand::rng().fill_bytes(&mut random);
     let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("packs/{:04}/{:02}/{:02}/{now_ms:013x}-{random}", t.year(), t.month() as u8, t.day())
+    format!("packs/{}/{now_ms:013x}-{random}", dated(now_ms))
 }
 
 /// Writes `bodies` as one durable pack (reserved first); returns where each body is.
@@ -66,6 +64,23 @@ pub async fn read_range(
     }
 }
 
+/// Chunk `seq`, when the next of `rows` (in order, from `chunks_between`) is its row and its bytes are still
+/// stored; `None` when the session was compacted (its chunk rows not read, or its chunks gone since): the
+/// cast has it. For readers walking a session's chunks in order (live follow, the indexer).
+pub async fn read_next(
+    st: &AppState,
+    row: &SessionRow,
+    rows: &mut std::slice::Iter<'_, ChunkRow>,
+    seq: u64,
+) -> objects::Result<Option<Bytes>> {
+    let Some(c) = rows.next().filter(|c| c.seq == seq) else { return Ok(None) };
+    match read_chunk(st, row, c).await {
+        Ok(b) => Ok(Some(b)),
+        Err(objects::ObjectError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A stored chunk's bytes.
 pub async fn read_chunk(st: &AppState, row: &SessionRow, c: &ChunkRow) -> objects::Result<Bytes> {
     match &c.pack {
@@ -74,9 +89,9 @@ pub async fn read_chunk(st: &AppState, row: &SessionRow, c: &ChunkRow) -> object
     }
 }
 
-/// Deletes packs the database says nothing reads from, then their rows. A failure leaves them for the
-/// completer's next sweep.
-pub async fn delete(st: &AppState, keys: &[String]) {
+/// Deletes packs the database says nothing reads from, then their rows; returns how many went. A failure
+/// leaves them for the completer's next sweep.
+pub async fn delete(st: &AppState, keys: &[String]) -> u64 {
     let mut gone = Vec::with_capacity(keys.len());
     for key in keys {
         match st.objects.delete(key).await {
@@ -85,12 +100,13 @@ pub async fn delete(st: &AppState, keys: &[String]) {
         }
     }
     if gone.is_empty() {
-        return;
+        return 0;
     }
     Metrics::add(&st.metrics.packs_deleted, gone.len() as u64);
     if let Err(e) = st.meta.packs_forget(&gone).await {
         tracing::warn!(error = %e, "pack rows left for the next sweep");
     }
+    gone.len() as u64
 }
 
 /// One sweep: packs with no reader, and reservations older than `completer.grace` never sealed. Returns how
@@ -98,15 +114,7 @@ pub async fn delete(st: &AppState, keys: &[String]) {
 pub async fn sweep(st: &AppState) -> anyhow::Result<u64> {
     let stale_before = now_ms() - st.settings.grace.as_millis() as i64;
     let dead = st.meta.packs_dead(stale_before, SWEEP_LIMIT).await?;
-    let n = dead.len() as u64;
-    for key in &dead {
-        st.objects.delete(key).await?;
-    }
-    if !dead.is_empty() {
-        st.meta.packs_forget(&dead).await?;
-        Metrics::add(&st.metrics.packs_deleted, n);
-    }
-    Ok(n)
+    Ok(delete(st, &dead).await)
 }
 
 #[cfg(test)]
