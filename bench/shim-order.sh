@@ -44,7 +44,9 @@ for l in lines:
         current = obs.get(m.group(1), "")
         continue
     m = re.match(r"^fn=\((\d+)\)", l)
-    if not m or not current.endswith("/" + exe):
+    # Some valgrind versions name the executable's object "???" (it was started through the shim's symlink);
+    # the shared libraries are always named.
+    if not m or not (current.endswith("/" + exe) or current == "???"):
         continue
     name = fns[m.group(1)]
     if not re.match(r"^_[ZR]|^[A-Za-z_][A-Za-z0-9_]*$", name):

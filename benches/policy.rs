@@ -58,6 +58,7 @@ fn bench(c: &mut Criterion) {
     let ctx = BTreeMap::new();
     let cwd = "/tmp";
     let globals = ddcoterm::policy::sandbox::Globals {
+        libraries: ddcoterm::policy::sandbox::Libraries::all(),
         executable: "kubectl",
         args: &inv.args,
         flags: &flags,

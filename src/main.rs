@@ -8,6 +8,9 @@
 //! glibc hands `argc`/`argv` to the standard library on its own, so `std::env::args` works unchanged.
 #![cfg_attr(all(target_os = "linux", target_env = "gnu"), no_main)]
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod cmath;
+
 use std::io::Write;
 use std::os::fd::AsRawFd;
 

@@ -101,6 +101,42 @@ fn check_rules_doc_prod_scale_needs_approval_with_file_and_line() {
         .stdout("actions:   [] (run without recording)");
 }
 
+/// The binary takes the C math functions from the `libm` crate (src/cmath.rs) instead of libm.so.6: each one
+/// Luau's `math` reaches, through the binary, against the correctly rounded value (within two ulps).
+#[test]
+fn check_math_functions_give_the_expected_values_through_the_binary() {
+    let t = Test::new();
+    t.user_config(concat!(
+        "process_config:\n",
+        "  commands:\n",
+        "    - command: calc\n",
+        "      lints:\n",
+        "        - |\n",
+        "          local function near(a, b) return a == b or math.abs(a - b) <= 4.5e-16 * math.max(1, math.abs(b)) end\n",
+        "          local m, e = math.frexp(48)\n",
+        "          local ip, fp = math.modf(-3.75)\n",
+        "          local checks = {\n",
+        "            acos = near(math.acos(0.5), 1.0471975511965979), asin = near(math.asin(0.5), 0.5235987755982989),\n",
+        "            atan = near(math.atan(1), 0.7853981633974483), atan2 = near(math.atan2(1, -1), 2.356194490192345),\n",
+        "            cos = near(math.cos(1), 0.5403023058681398), cosh = near(math.cosh(1), 1.5430806348152437),\n",
+        "            exp = near(math.exp(1), 2.718281828459045), frexp = m == 0.75 and e == 6,\n",
+        "            ldexp = math.ldexp(0.75, 6) == 48, log = near(math.log(10), 2.302585092994046),\n",
+        "            log10 = math.log10(1000) == 3, log2 = math.log(1024, 2) == 10,\n",
+        "            modf = ip == -3 and fp == -0.75, pow = near(2 ^ 0.5, 1.4142135623730951) and 2 ^ 10 == 1024,\n",
+        "            sin = near(math.sin(1), 0.8414709848078965), sinh = near(math.sinh(1), 1.1752011936438014),\n",
+        "            tan = near(math.tan(1), 1.5574077246549023), tanh = near(math.tanh(1), 0.7615941559557649),\n",
+        "          }\n",
+        "          local bad = {}\n",
+        "          for name, ok in pairs(checks) do if not ok then table.insert(bad, name) end end\n",
+        "          table.sort(bad)\n",
+        "          if #bad > 0 then return 'wrong: ' .. table.concat(bad, ' ') end\n",
+        "          local n = 0\n",
+        "          for _ in pairs(checks) do n += 1 end\n",
+        "          if n ~= 18 then return 'checked ' .. n .. ' functions, not 18' end\n",
+    ));
+    t.run(&["check", "--", "calc"]).code(0).stdout("warnings:  none");
+}
+
 #[test]
 fn check_json_is_the_decision() {
     let t = Test::new();

@@ -4,7 +4,7 @@
 use super::context;
 use super::flags::parse_flags;
 use super::invocation::Invocation;
-use super::sandbox::{self, Globals, Sandbox};
+use super::sandbox::{self, Globals, Libraries, Sandbox};
 use crate::config::org_cache::OrgCache;
 use crate::config::settings::PolicySettings;
 use crate::config::{PolicySet, SnippetRef};
@@ -147,6 +147,7 @@ impl PolicyEngine {
             d.context = ctx.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
             let cwd = inv.cwd.to_string_lossy();
             let globals = Globals {
+                libraries: Libraries::named_in(&sources),
                 executable: &inv.executable,
                 args: &inv.args,
                 flags: &flags,

@@ -489,3 +489,34 @@ fn validate_all_names_command_index_file_and_lua_message() {
         "{m}"
     );
 }
+
+#[test]
+fn a_library_is_there_when_some_snippet_names_it_and_string_methods_always_are() {
+    let home = Home(tempfile::tempdir().unwrap());
+    let i = inv(&home, &["kubectl", "get"], &[], None);
+    // No snippet names `math`, `table`, `utf8`, `bit32` or `os`: reached without their names they are nil;
+    // `string`, and so every string's methods, is always there.
+    let hidden = engine(&[(
+        "user",
+        &rules(concat!(
+            "        - rule: |\n",
+            "            for _, n in ipairs({'ma' .. 'th', 'ta' .. 'ble', 'ut' .. 'f8', 'bi' .. 't32', 'o' .. 's'}) do\n",
+            "              if _G[n] ~= nil then return false end\n",
+            "            end\n",
+            "            return ('x'):upper() == 'X' and string.rep('a', 2) == 'aa'\n",
+            "          actions: [approval]\n",
+        )),
+    )]);
+    assert_eq!(hidden.evaluate(&i, None).actions, acts(&[A]), "libraries nobody names are not opened");
+    // One snippet naming a library opens it for all of the command's snippets.
+    let named = engine(&[(
+        "user",
+        &rules(concat!(
+            "        - rule: math.floor(2.5) == 3\n",
+            "          actions: [record]\n",
+            "        - rule: _G['ma' .. 'th'].max(1, 2) == 2 and table.concat({'a', 'b'}) == 'ab' and os.time() > 0\n",
+            "          actions: [approval]\n",
+        )),
+    )]);
+    assert_eq!(named.evaluate(&i, None).actions, acts(&[A]));
+}

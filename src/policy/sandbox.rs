@@ -44,8 +44,40 @@ const ALLOWED: [&str; 26] = [
 /// `os` functions that only read the clock.
 const OS_ALLOWED: [&str; 4] = ["clock", "date", "difftime", "time"];
 
+/// The standard libraries a state opens besides `string` (always open: its functions are also the methods
+/// of every string value). Each one only when some snippet writes its name: registering a library's functions
+/// is a large part of building a state, on every shim call. A snippet that reaches one without writing its
+/// name (`_G["ma" .. "th"]`) sees `nil`, as for `env` and `user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Libraries(StdLib);
+
+impl Libraries {
+    /// Every allowed library (tests, and callers that cannot tell which snippets will run).
+    pub fn all() -> Libraries {
+        Libraries(StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS)
+    }
+
+    /// The libraries the snippets `sources` name.
+    pub fn named_in(sources: &[&str]) -> Libraries {
+        let mut libs = StdLib::STRING;
+        for (name, lib) in [
+            ("table", StdLib::TABLE),
+            ("math", StdLib::MATH),
+            ("utf8", StdLib::UTF8),
+            ("bit32", StdLib::BIT),
+            ("os", StdLib::OS),
+        ] {
+            if sources.iter().any(|s| s.contains(name)) {
+                libs |= lib;
+            }
+        }
+        Libraries(libs)
+    }
+}
+
 /// What a snippet's globals are built from.
 pub struct Globals<'a> {
+    pub libraries: Libraries,
     pub executable: &'a str,
     pub args: &'a [String],
     pub flags: &'a BTreeMap<String, FlagValue>,
@@ -79,10 +111,9 @@ impl Sandbox {
     /// Builds the state: safe libraries only, allow-list applied, globals installed, then everything frozen
     /// by Luau's sandbox mode (read-only tables, including `args`, `flags` and `env`).
     pub fn new(memory_limit: usize, budget: Duration, g: &Globals) -> mlua::Result<Sandbox> {
-        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS;
-        let lua = Lua::new_with(libs, LuaOptions::default())?;
+        let lua = Lua::new_with(g.libraries.0, LuaOptions::default())?;
         let globals = lua.globals();
-        let os: Table = globals.raw_get::<Option<Table>>("os")?.unwrap_or(lua.create_table()?);
+        let os: Option<Table> = globals.raw_get("os")?;
         let mut remove = Vec::new();
         for pair in globals.pairs::<Value, Value>() {
             let (k, _) = pair?;
@@ -94,11 +125,13 @@ impl Sandbox {
         for k in remove {
             globals.raw_set(k, Value::Nil)?;
         }
-        let safe_os = lua.create_table()?;
-        for name in OS_ALLOWED {
-            safe_os.raw_set(name, os.raw_get::<Value>(name)?)?;
+        if let Some(os) = os {
+            let safe_os = lua.create_table()?;
+            for name in OS_ALLOWED {
+                safe_os.raw_set(name, os.raw_get::<Value>(name)?)?;
+            }
+            globals.raw_set("os", safe_os)?;
         }
-        globals.raw_set("os", safe_os)?;
         install(&lua, &globals, g)?;
         format_nil_as_text(&lua, &globals)?;
         lua.set_compiler(super::code_cache::compiler());
@@ -399,6 +432,7 @@ mod batch_tests {
     fn sandbox() -> Sandbox {
         let (args, flags, ctx) = (vec!["scale".to_string()], BTreeMap::new(), BTreeMap::new());
         let g = Globals {
+            libraries: Libraries::all(),
             executable: "kubectl",
             args: &args,
             flags: &flags,
