@@ -6,9 +6,14 @@
 # Usage: bash bench/shim-ab.sh BASELINE_BIN OTHER_BIN... (CALLS=N per build, default 3000).
 # Prints each build's median added over the direct exec and its median paired difference from the baseline.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: bash bench/shim-ab.sh BASELINE_BIN OTHER_BIN..." >&2; exit 64; }
-for b in "$@"; do [ -x "$b" ] || { echo "shim-ab.sh: $b is not an executable" >&2; exit 66; }; done
+bins=()
+for b in "$@"; do
+  [ -x "$b" ] || { echo "shim-ab.sh: $b is not an executable" >&2; exit 66; }
+  bins+=("$(realpath "$b")") # before the cd below, so that paths relative to the caller's directory work
+done
+set -- "${bins[@]}"
+cd "$(dirname "$0")/.."
 unset DDCOTERM_BIN
 work=$(mktemp -d)
 SCENARIO=
