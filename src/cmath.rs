@@ -4,7 +4,7 @@
 //!
 //! Why: with nothing left to resolve from it, the linker (`--as-needed`) no longer records libm.so.6 as
 //! needed, and the dynamic loader has one shared library fewer to find, map and relocate at every start,
-//! which is 0.07 ms of every shim call on the reference VM (docs/policy.md, "What a shim call costs").
+//! which is 0.05-0.11 ms of every shim call on the reference VM (docs/policy.md, "What a shim call costs").
 //! The binary's own definitions take precedence over any archive at link time; the list is the set of libm
 //! symbols the binary imported before (`nm -D --undefined-only`), and `tests/link_mode.rs` fails if libm.so.6
 //! is needed again (a new math function used somewhere), so that it is added here.
