@@ -20,18 +20,24 @@ fn the_binary_is_linked_as_configured() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ddcoterm "));
 }
 
+/// `readelf --dynamic` of the binary: the shared libraries it asks the dynamic loader for.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn dynamic_section() -> String {
+    let out = std::process::Command::new("readelf")
+        .args(["--dynamic", env!("CARGO_BIN_EXE_ddcoterm")])
+        .output()
+        .expect("readelf (binutils)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// GCC's unwinder is linked in (build.rs), not loaded from libgcc_s.so.1 at every start: the binary does
 /// not ask for it, and a panic still unwinds to `catch_unwind` in a process linked the same way (this test's
 /// own binary, which has no libgcc_s mapped).
 #[test]
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn the_unwinder_is_linked_in_and_panics_still_unwind() {
-    let out = std::process::Command::new("readelf")
-        .args(["--dynamic", env!("CARGO_BIN_EXE_ddcoterm")])
-        .output()
-        .expect("readelf (binutils)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let dynamic = dynamic_section();
     assert!(dynamic.contains("(NEEDED)") && dynamic.contains("libc.so"), "{dynamic}");
     assert!(!dynamic.contains("libgcc_s"), "ddcoterm still needs libgcc_s: {dynamic}");
 
@@ -54,12 +60,7 @@ fn the_unwinder_is_linked_in_and_panics_still_unwind() {
 #[test]
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn the_binary_does_not_need_libm() {
-    let out = std::process::Command::new("readelf")
-        .args(["--dynamic", env!("CARGO_BIN_EXE_ddcoterm")])
-        .output()
-        .expect("readelf (binutils)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let dynamic = dynamic_section();
     assert!(dynamic.contains("libc.so"), "{dynamic}");
     assert!(!dynamic.contains("libm.so"), "ddcoterm needs libm.so.6 again: {dynamic}");
 }
