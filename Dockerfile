@@ -52,11 +52,16 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 CMD ["ddco
 
 # ---------------------------------------------------------------------------------------------------------
 # host: the runtime with a binary built on the host. The build context is the repository; .dockerignore
-# lets only target/release/ddcoterm through from target/. BINARY picks another path (e.g. a debug build).
+# lets only target/{release,debug}/ddcoterm and ddcoterm-shim through from target/. BINARY picks another path
+# (e.g. a debug build), SHIM_BINARY the static shim binary built with it (installed beside ddcoterm: what
+# `ddcoterm shim create` links to).
 FROM runtime-base AS host
 ARG BINARY=target/release/ddcoterm
+ARG SHIM_BINARY=target/release/ddcoterm-shim
 COPY ${BINARY} /usr/local/bin/ddcoterm
-RUN chmod 0755 /usr/local/bin/ddcoterm && /usr/local/bin/ddcoterm --version
+COPY ${SHIM_BINARY} /usr/local/bin/ddcoterm-shim
+RUN chmod 0755 /usr/local/bin/ddcoterm /usr/local/bin/ddcoterm-shim && /usr/local/bin/ddcoterm --version \
+    && /usr/local/bin/ddcoterm-shim --version
 # Build-specific labels last, so that a new commit does not invalidate the cached layers above.
 ARG VERSION=dev
 ARG REVISION=unknown
@@ -72,13 +77,14 @@ ENTRYPOINT ["ddcoterm"]
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked && install -m 0755 target/release/ddcoterm /ddcoterm
+RUN cargo build --release --locked --bin ddcoterm --bin ddcoterm-shim \
+    && install -m 0755 target/release/ddcoterm /ddcoterm && install -m 0755 target/release/ddcoterm-shim /ddcoterm-shim
 
 # ---------------------------------------------------------------------------------------------------------
 # runtime (default target): the same runtime with the binary built in the `build` stage.
 FROM runtime-base AS runtime
-COPY --from=build /ddcoterm /usr/local/bin/ddcoterm
-RUN /usr/local/bin/ddcoterm --version
+COPY --from=build /ddcoterm /ddcoterm-shim /usr/local/bin/
+RUN /usr/local/bin/ddcoterm --version && /usr/local/bin/ddcoterm-shim --version
 # Build-specific labels last, so that a new commit does not invalidate the cached layers above.
 ARG VERSION=dev
 ARG REVISION=unknown

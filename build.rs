@@ -1,4 +1,5 @@
-//! Link settings for the ddcoterm binary only (dependencies are unaffected).
+//! Link settings for the two binaries only (dependencies are unaffected): `ddcoterm`, dynamically linked,
+//! and `ddcoterm-shim`, statically linked.
 
 fn main() {
     // The shim path runs on every guarded command, and most of a short run's start-up went to resolving every
@@ -21,6 +22,7 @@ fn main() {
     }
     if linux && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") {
         static_unwinder();
+        static_shim_binary();
     }
     println!("cargo:rerun-if-changed=build.rs");
 }
@@ -40,4 +42,41 @@ fn static_unwinder() {
     .expect("write the libgcc_s linker script");
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-arg-bins=-static-libgcc");
+}
+
+/// Links `ddcoterm-shim` statically, with no second build of the crate: the same objects, linked once more
+/// against glibc's and libstdc++'s archives. rustc names its system libraries with `-Bdynamic` in force, so
+/// `-static` alone would not do; for this binary only, a directory searched first holds a linker script named
+/// like each shared library (`libc.so`...) that names its archive instead. No dynamic loader, no libc.so.6
+/// to map and relocate, no symbol look-ups: 0.15 ms of every shim call (docs/policy.md). The binary makes no
+/// user or group look-up (static glibc cannot load the host's NSS modules reliably; src/nss.rs).
+fn static_shim_binary() {
+    const BIN: &str = "ddcoterm-shim";
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("static-libc");
+    std::fs::create_dir_all(&out).expect("create the static-libc directory");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    for lib in ["c", "m", "stdc++", "pthread", "dl", "rt", "util"] {
+        let archive = std::process::Command::new(&cc)
+            .arg(format!("-print-file-name=lib{lib}.a"))
+            .output()
+            .ok()
+            .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .filter(|p| p.is_absolute() && p.exists());
+        let Some(archive) = archive else {
+            assert!(!matches!(lib, "c" | "m"), "{BIN}: `{cc} -print-file-name=lib{lib}.a` found no archive (install the C library's static archives: libc6-dev)");
+            continue;
+        };
+        std::fs::write(
+            out.join(format!("lib{lib}.so")),
+            format!(
+                "/* ddcoterm build.rs: {BIN} links lib{lib} statically */\nGROUP ( {} )\n",
+                archive.display()
+            ),
+        )
+        .expect("write a static-libc linker script");
+    }
+    println!("cargo:rustc-link-arg-bin={BIN}=-L{}", out.display());
+    // A fixed address like `ddcoterm` by default (build.rs's `-no-pie` above), position-independent with `pie`.
+    let pie = std::env::var_os("CARGO_FEATURE_PIE").is_some();
+    println!("cargo:rustc-link-arg-bin={BIN}={}", if pie { "-static-pie" } else { "-static" });
 }

@@ -3,7 +3,8 @@
 # kubeconfig), each build installed as its own shim, and the direct exec, called in turn (A B C, then C B A, ...)
 # so that a slow moment of the machine falls on every build alike. On a noisy VM, hyperfine's sequential runs
 # could not tell builds 0.1 ms apart; interleaved, the paired difference is stable to about 0.02 ms.
-# Usage: bash bench/shim-ab.sh BASELINE_BIN OTHER_BIN... (CALLS=N per build, default 3000).
+# Usage: bash bench/shim-ab.sh BASELINE_BIN OTHER_BIN... (CALLS=N per build, default 3000). A BIN named
+# ddcoterm-shim is installed with the ddcoterm beside it, as `make install` and the packages do.
 # Prints each build's median added over the direct exec and its median paired difference from the baseline.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash bench/shim-ab.sh BASELINE_BIN OTHER_BIN..." >&2; exit 64; }
@@ -63,10 +64,14 @@ spec=("$SCENARIO/real/kubectl" "$SCENARIO/real")
 i=0
 for b in "$@"; do
   mkdir -p "$work/v$i"
-  cp "$b" "$work/v$i/ddcoterm"
-  sync "$work/v$i/ddcoterm"
-  dd if="$work/v$i/ddcoterm" iflag=nocache count=0 2>/dev/null || true
-  ln -s "$work/v$i/ddcoterm" "$work/v$i/kubectl"
+  # Installed under its own name: a static ddcoterm-shim gets the ddcoterm built beside it too, to hand over to.
+  name=$(basename "$b")
+  [ "$name" = ddcoterm-shim ] && [ -x "$(dirname "$b")/ddcoterm" ] && cp "$(dirname "$b")/ddcoterm" "$work/v$i/ddcoterm"
+  [ "$name" = ddcoterm-shim ] || name=ddcoterm
+  cp "$b" "$work/v$i/$name"
+  sync "$work/v$i/$name"
+  dd if="$work/v$i/$name" iflag=nocache count=0 2>/dev/null || true
+  ln -s "$work/v$i/$name" "$work/v$i/kubectl"
   spec+=("$work/v$i/kubectl" "$work/v$i:$SCENARIO/real")
   i=$((i + 1))
 done

@@ -3,6 +3,8 @@
 # flags, the kube context read from a real kubeconfig of 5 contexts), none matching, default_actions: [] so the
 # decision ends in exec, against exec'ing the same tiny fake kubectl directly, in one hyperfine run.
 # Target (issue #20): added median <= 1.2 ms (DESIGN.md §11 holds the looser 2 ms floor).
+# The shim is the static ddcoterm-shim built beside DDCOTERM_BIN (default target/release/ddcoterm) when there
+# is one, as `ddcoterm shim create` links it; NO_STATIC_SHIM=1 links the dynamic ddcoterm instead.
 # RUNS=N changes the run count (default 1000); PREV_BIN=path/to/older/ddcoterm measures that build too;
 # SETUP_ONLY=FILE builds the scenario, writes its variables to FILE and exits (bench/shim-order.sh).
 set -euo pipefail
@@ -136,7 +138,15 @@ unset KUBECONFIG
 PATH="$work/home/.ddcoterm-shims:$work/real:$PATH"
 mkdir -p "$work/home/.ddcoterm-shims"
 installed "$bin" "$work/bin/ddcoterm"
-ln -s "$work/bin/ddcoterm" "$work/home/.ddcoterm-shims/kubectl"
+# The shim links point where `ddcoterm shim create` points them: at the static ddcoterm-shim installed beside
+# ddcoterm (it hands what it does not decide over to ddcoterm), else at ddcoterm itself.
+target="$work/bin/ddcoterm"
+if [ -x "$(dirname "$bin")/ddcoterm-shim" ] && [ -z "${NO_STATIC_SHIM:-}" ]; then
+  installed "$(dirname "$bin")/ddcoterm-shim" "$work/bin/ddcoterm-shim"
+  target="$work/bin/ddcoterm-shim"
+fi
+echo "shim.sh: the shim links point at $(basename "$target")"
+ln -s "$target" "$work/home/.ddcoterm-shims/kubectl"
 export PATH
 call=(get pods -n default)
 # Sanity: the shim really decides (no rule matches: exit 0 from the fake), and the rules do read the context:

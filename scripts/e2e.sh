@@ -17,7 +17,7 @@ step() {
 
 step tools        bash scripts/install-tools.sh
 step base-image   bash scripts/base-image.sh
-step release      cargo build --locked --release --bin ddcoterm
+step release      cargo build --locked --release --bin ddcoterm --bin ddcoterm-shim
 step image        env SKIP_CARGO=1 bash scripts/image.sh
 step server-rel   cargo build --locked --release -p ddcoterm-server
 step server-image env SKIP_CARGO=1 bash scripts/server-image.sh

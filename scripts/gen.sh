@@ -15,7 +15,7 @@ out="${GEN_DIR:-target/gen}"
 if [[ "${SKIP_CARGO:-0}" != 1 && "$bin_dir" == target/release ]]; then
     # No-ops when the release binaries are up to date. Two runs: the client and the server are built apart
     # (one run would unify their features).
-    "${CARGO:-cargo}" build --release --locked --bin ddcoterm
+    "${CARGO:-cargo}" build --release --locked --bin ddcoterm --bin ddcoterm-shim
     "${CARGO:-cargo}" build --release --locked -p ddcoterm-server
 fi
 for bin in ddcoterm ddcoterm-server; do

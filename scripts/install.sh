@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs both binaries, their man pages and shell completions (from scripts/gen.sh) under PREFIX, staged
+# Installs both binaries, their man pages and shell completions (from scripts/gen.sh), and the static shim
+# binary ddcoterm-shim beside ddcoterm (what `ddcoterm shim create` then links to), under PREFIX, staged
 # under DESTDIR (packaging). Systemd units and configs are not installed here: the .deb (make package) and
 # the Ansible roles do that, or copy them from deploy/ (docs/fleet.md).
 #
@@ -19,7 +20,7 @@ if [[ "$prefix" != /* ]]; then
     echo "install: PREFIX must be an absolute path, not $prefix" >&2
     exit 1
 fi
-for f in "$bin_dir/ddcoterm" "$bin_dir/ddcoterm-server" "$gen/man/ddcoterm.1" "$gen/man/ddcoterm-server.1"; do
+for f in "$bin_dir/ddcoterm" "$bin_dir/ddcoterm-shim" "$bin_dir/ddcoterm-server" "$gen/man/ddcoterm.1" "$gen/man/ddcoterm-server.1"; do
     if [[ ! -e "$f" ]]; then
         echo "install: $f is missing; run make gen first" >&2
         exit 1
@@ -39,10 +40,11 @@ for bin in ddcoterm ddcoterm-server; do
     install -m 0644 "$gen/completions/zsh/_$bin" "$dest$prefix/$zsh_dir/_$bin"
     install -m 0644 "$gen/completions/fish/$bin.fish" "$dest$prefix/share/fish/vendor_completions.d/$bin.fish"
 done
+install -m 0755 "$bin_dir/ddcoterm-shim" "$dest$prefix/bin/ddcoterm-shim"
 for page in "$gen"/man/*.1; do
     install -m 0644 "$page" "$dest$prefix/share/man/man1/"
     if [[ "${MAN_GZIP:-0}" == 1 ]]; then
         gzip -9nf "$dest$prefix/share/man/man1/$(basename "$page")"
     fi
 done
-echo "install: ddcoterm and ddcoterm-server, $(ls "$gen"/man/*.1 | wc -l) man pages and completions under $dest$prefix"
+echo "install: ddcoterm, ddcoterm-shim and ddcoterm-server, $(ls "$gen"/man/*.1 | wc -l) man pages and completions under $dest$prefix"

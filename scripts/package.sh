@@ -107,6 +107,8 @@ unit() {
 
 client_files() {
     local tree="$1"
+    # The static shim binary, beside ddcoterm (it hands what it does not decide over to /usr/bin/ddcoterm).
+    install -m 0755 "$stage/usr/bin/ddcoterm-shim" "$tree/usr/bin/ddcoterm-shim"
     unit deploy/systemd/ddcoterm-agent.service "$tree/usr/lib/systemd/system/ddcoterm-agent.service"
     unit deploy/systemd/ddcoterm-spool-flush.service "$tree/usr/lib/systemd/system/ddcoterm-spool-flush.service"
     unit deploy/systemd/ddcoterm-spool-flush.timer "$tree/usr/lib/systemd/system/ddcoterm-spool-flush.timer"

@@ -85,19 +85,13 @@ pub fn user_home() -> PathBuf {
     if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
-        .unwrap_or_else(|| PathBuf::from("/"))
+    crate::nss::user_by_uid(nix::unistd::getuid()).map(|u| u.dir).unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// The login name: passwd entry of the real uid, else `$USER`, else the numeric uid.
 pub fn user_name() -> String {
     let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
+    crate::nss::user_by_uid(uid)
         .map(|u| u.name)
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| uid.to_string())

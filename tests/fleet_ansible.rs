@@ -257,6 +257,7 @@ fn assert_installed(c: &str) {
     let stat =
         |p: &str| exec(c, "root", &[], &["stat", "-c", "%a %U:%G %F", p]).ok(p).stdout.trim().to_string();
     assert_eq!(stat("/usr/local/bin/ddcoterm"), "755 root:root regular file");
+    assert_eq!(stat("/usr/local/bin/ddcoterm-shim"), "755 root:root regular file");
     assert_eq!(stat("/etc/ddcoterm/config.yaml"), "644 root:root regular file");
     assert_eq!(stat("/etc/ddcoterm/teams/sre.yaml"), "644 root:root regular file");
     assert_eq!(stat("/etc/ddcoterm/teams/developers.yaml"), "644 root:root regular file");
@@ -264,7 +265,7 @@ fn assert_installed(c: &str) {
     assert_eq!(stat("/etc/profile.d/ddcoterm.sh"), "644 root:root regular file");
     for shim in ["kubectl", "helm", "terraform"] {
         let link = exec(c, "root", &[], &["readlink", &format!("/usr/local/lib/ddcoterm/overrides/{shim}")]);
-        assert_eq!(link.ok(shim).stdout.trim(), "/usr/local/bin/ddcoterm", "shim {shim}");
+        assert_eq!(link.ok(shim).stdout.trim(), "/usr/local/bin/ddcoterm-shim", "shim {shim}");
     }
     if repo().join("deploy/bundles/sre-baseline.yaml").exists() {
         assert_eq!(stat("/etc/ddcoterm/bundles/sre-baseline.yaml"), "644 root:root regular file");
@@ -437,6 +438,7 @@ fn assert_bastion_mode_then_removal(inventory: &Path, containers: &[Container<Ge
         let c = c.id();
         for gone in [
             "/usr/local/bin/ddcoterm",
+            "/usr/local/bin/ddcoterm-shim",
             "/etc/ddcoterm",
             "/usr/local/lib/ddcoterm/overrides",
             "/etc/profile.d/ddcoterm.sh",

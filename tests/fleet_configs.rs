@@ -143,7 +143,8 @@ fn install_sh(src_config: &Path, src_bundles: &Path, dest: &Path, shims: &str) -
         .env("DEST_SHIMS", dest.join("shims"))
         .env("DEST_PROFILE", dest.join("profile.d"))
         .env("SHIMS", shims)
-        .env("SHIM_TARGET", "/usr/local/bin/ddcoterm")
+        // SHIM_TARGET unset: the default, the static shim binary in /usr/local/bin.
+        .env_remove("SHIM_TARGET")
         // The cache warm-up runs this build, never whatever ddcoterm the host has in /usr/local/bin.
         .env("WARM_BIN", BIN)
         .env("WRITE_KEYS", "1")
@@ -180,7 +181,10 @@ fn chart_install_script_installs_prunes_and_is_idempotent() {
     assert_eq!(mode("etc/bundles"), 0o755);
     assert_eq!(mode("etc/datadog.env"), 0o600, "keys are 0600");
     assert_eq!(std::fs::read_to_string(dest.join("etc/datadog.env")).unwrap(), "DD_API_KEY=k-123\n");
-    assert_eq!(std::fs::read_link(dest.join("shims/kubectl")).unwrap(), Path::new("/usr/local/bin/ddcoterm"));
+    assert_eq!(
+        std::fs::read_link(dest.join("shims/kubectl")).unwrap(),
+        Path::new("/usr/local/bin/ddcoterm-shim")
+    );
     assert!(dest.join("profile.d/ddcoterm.sh").exists());
 
     let second = install_sh(&cfg, &bundles, &dest, "kubectl helm");
@@ -193,11 +197,17 @@ fn chart_install_script_installs_prunes_and_is_idempotent() {
     std::fs::remove_file(bundles.join("b.yaml")).unwrap();
     std::fs::remove_file(bundles.join("b.yaml.sig")).unwrap();
     std::os::unix::fs::symlink("/usr/bin/true", dest.join("shims/foreign")).unwrap();
+    // A shim of an older chart, pointing at ddcoterm itself, is ours too.
+    std::os::unix::fs::symlink("/usr/local/bin/ddcoterm", dest.join("shims/terraform")).unwrap();
     let third = install_sh(&cfg, &bundles, &dest, "kubectl");
     assert!(third.status.success(), "{}", text(&third));
     assert!(!dest.join("etc/teams/sre.yaml").exists());
     assert!(!dest.join("etc/bundles/b.yaml").exists());
     assert!(std::fs::symlink_metadata(dest.join("shims/helm")).is_err(), "helm shim removed");
+    assert!(
+        std::fs::symlink_metadata(dest.join("shims/terraform")).is_err(),
+        "an older chart's shim removed"
+    );
     assert!(std::fs::symlink_metadata(dest.join("shims/foreign")).is_ok(), "not ours: left alone");
 }
 

@@ -98,9 +98,14 @@ fn packages_install_run_the_server_and_purge_to_nothing() {
     assert!(v.contains(&format!("ddcoterm {version}")), "{v}");
     assert!(v.contains("ddcoterm-server "), "{v}");
     assert_eq!(
-        root("command -v ddcoterm; command -v ddcoterm-server").ok("which").stdout,
-        "/usr/bin/ddcoterm\n/usr/bin/ddcoterm-server\n"
+        root("command -v ddcoterm; command -v ddcoterm-shim; command -v ddcoterm-server").ok("which").stdout,
+        "/usr/bin/ddcoterm\n/usr/bin/ddcoterm-shim\n/usr/bin/ddcoterm-server\n"
     );
+    // `shim create` links to the static shim binary installed beside ddcoterm.
+    let shim = root("ddcoterm shim create --system kubectl >/dev/null && readlink /usr/local/lib/ddcoterm/overrides/kubectl && ddcoterm shim remove --system kubectl >/dev/null")
+        .ok("shim create")
+        .stdout;
+    assert_eq!(shim, "/usr/bin/ddcoterm-shim\n");
 
     // Users, groups and directories of the maintainer scripts.
     let who = root(

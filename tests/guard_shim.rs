@@ -325,7 +325,8 @@ fn shim_create_list_remove() {
     let out = w.ddcoterm(&["shim", "create", "kubectl", "helm"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let link = w.path("shims/kubectl");
-    assert_eq!(std::fs::canonicalize(&link).unwrap(), std::fs::canonicalize(harness::bin()).unwrap());
+    // The static shim binary is built beside ddcoterm, so the links point at it.
+    assert_eq!(std::fs::canonicalize(&link).unwrap(), std::fs::canonicalize(harness::shim_bin()).unwrap());
     let bashrc = std::fs::read_to_string(w.home().join(".bashrc")).unwrap();
     assert!(
         bashrc.contains(">>> ddcoterm shims >>>") && bashrc.contains(&w.path("shims").display().to_string())
@@ -338,6 +339,13 @@ fn shim_create_list_remove() {
     let list = text(&w.ddcoterm(&["shim", "list"]).output().unwrap().stdout);
     assert!(list.contains("first on PATH"), "{list}");
     assert!(list.contains(&format!("kubectl          -> {}", w.path("real/kubectl").display())), "{list}");
+    // A shim made before the static binary was installed (a link to ddcoterm) is ours: listed, relinked.
+    w.shim_of_full_binary("kubectl");
+    let list = text(&w.ddcoterm(&["shim", "list"]).output().unwrap().stdout);
+    assert!(list.contains("kubectl          -> "), "{list}");
+    let relinked = w.ddcoterm(&["shim", "create", "kubectl"]).output().unwrap();
+    assert!(text(&relinked.stdout).contains("relinked"), "{}", text(&relinked.stdout));
+    assert_eq!(std::fs::canonicalize(&link).unwrap(), std::fs::canonicalize(harness::shim_bin()).unwrap());
     let rm = w.ddcoterm(&["shim", "remove", "kubectl", "helm"]).output().unwrap();
     assert!(rm.status.success());
     assert!(!link.exists());

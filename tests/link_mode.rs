@@ -111,3 +111,24 @@ fn the_shim_path_is_laid_out_together() {
         );
     }
 }
+
+/// `ddcoterm-shim` is linked statically (build.rs): no program interpreter and no dynamic section, so no
+/// dynamic loader runs at a shim call; a fixed address by default, position-independent with `pie`. It runs.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn the_shim_binary_is_static() {
+    let bin = env!("CARGO_BIN_EXE_ddcoterm-shim");
+    let out =
+        std::process::Command::new("readelf").args(["--program-headers", "--dynamic", bin]).output().unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout);
+    assert!(!headers.contains("INTERP"), "ddcoterm-shim asks for a dynamic loader:\n{headers}");
+    assert!(!headers.contains("(NEEDED)"), "ddcoterm-shim needs shared libraries:\n{headers}");
+    let want = if cfg!(feature = "pie") { 3 } else { 2 };
+    assert_eq!(elf_type(bin), want);
+    let out = std::process::Command::new(bin).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("ddcoterm-shim {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -203,7 +203,7 @@ pub fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
         UnixListener::bind(path).map_err(|e| anyhow::anyhow!("binding {}: {e}", path.display()))?;
     let mode = match group {
         Some(g) => {
-            let gid = nix::unistd::Group::from_name(g)?
+            let gid = crate::nss::group_by_name(g)?
                 .ok_or_else(|| anyhow::anyhow!("agent.socket_group: no group named `{g}`"))?
                 .gid;
             nix::unistd::chown(path, None, Some(gid))

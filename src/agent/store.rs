@@ -41,8 +41,7 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(uid: u32, gid: u32, pid: u32) -> Peer {
-        let name =
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name);
+        let name = crate::nss::user_by_uid(nix::unistd::Uid::from_raw(uid)).map(|u| u.name);
         let user = match name {
             Some(n) if safe_name(&n) => n,
             _ => format!("uid-{uid}"),

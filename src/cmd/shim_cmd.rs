@@ -4,7 +4,7 @@ use crate::cli::{GlobalArgs, ShimCommand};
 use crate::config::Loaded;
 use crate::error::Exit;
 use crate::guard::locate::{system_dir, user_dir};
-use crate::shim::manage::{self, Outcome, ShimError, ShimScope};
+use crate::shim::manage::{self, Outcome, ShimError, ShimScope, Targets};
 use crate::shim::resolve;
 use std::path::PathBuf;
 
@@ -28,25 +28,27 @@ pub fn scope(loaded: &Loaded, system: bool) -> ShimScope {
 
 pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
     let loaded = super::context::load(g)?;
-    let target = resolve::self_exe();
+    let targets = Targets::of_this_installation();
+    let target = &targets.link_to;
     match c {
         ShimCommand::Create { commands, system, no_rc } => {
             let mut sc = scope(&loaded, system);
             if no_rc {
                 sc.rc_files.clear();
             }
-            let out = manage::create(&sc, &commands, &target).map_err(shim_error)?;
+            let out = manage::create(&sc, &commands, &targets).map_err(shim_error)?;
             let path_var = std::env::var_os("PATH").unwrap_or_default();
             for o in &out {
                 match o {
                     Outcome::Created(p) => println!("created {} -> {}", p.display(), target.display()),
                     Outcome::AlreadyThere(p) => println!("already there: {}", p.display()),
+                    Outcome::Relinked(p) => println!("relinked {} -> {}", p.display(), target.display()),
                     _ => {}
                 }
             }
-            let me = resolve::file_id(&target);
+            let ours: Vec<_> = targets.ours.iter().filter_map(|p| resolve::file_id(p)).collect();
             for name in &commands {
-                if resolve::find_real(name, &path_var, &[sc.dir.clone()], me).is_none() {
+                if resolve::find_real(name, &path_var, &[sc.dir.clone()], &ours).is_none() {
                     eprintln!("ddcoterm: warning: no real `{name}` on PATH yet; the shim will exit 127 until one is installed");
                 }
             }
@@ -66,7 +68,7 @@ pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
         }
         ShimCommand::Remove { commands, system } => {
             let sc = scope(&loaded, system);
-            for o in manage::remove(&sc, &commands, &target).map_err(shim_error)? {
+            for o in manage::remove(&sc, &commands, &targets).map_err(shim_error)? {
                 match o {
                     Outcome::Removed(p) => println!("removed {}", p.display()),
                     Outcome::NotThere(p) => println!("no shim at {}", p.display()),
@@ -77,7 +79,7 @@ pub fn run(g: &GlobalArgs, c: ShimCommand) -> anyhow::Result<i32> {
         }
         ShimCommand::List { system } => {
             let sc = scope(&loaded, system);
-            let shims = manage::list(&sc, &target).map_err(shim_error)?;
+            let shims = manage::list(&sc, &targets).map_err(shim_error)?;
             let path_var = std::env::var_os("PATH").unwrap_or_default();
             let first = manage::first_on_path(&sc.dir, &path_var);
             println!("{} ({})", sc.dir.display(), if first { "first on PATH" } else { "NOT first on PATH" });

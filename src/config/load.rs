@@ -635,10 +635,10 @@ fn flatten_into(
 fn user_groups() -> Vec<String> {
     let mut gids = nix::unistd::getgroups().unwrap_or_default();
     gids.push(nix::unistd::getgid());
-    if let Ok(Some(u)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+    if let Some(u) = crate::nss::user_by_uid(nix::unistd::getuid()) {
         gids.push(u.gid);
     }
     gids.sort_by_key(|g| g.as_raw());
     gids.dedup();
-    gids.into_iter().filter_map(|g| nix::unistd::Group::from_gid(g).ok().flatten().map(|g| g.name)).collect()
+    gids.into_iter().filter_map(|g| crate::nss::group_by_gid(g).map(|g| g.name)).collect()
 }

@@ -94,11 +94,7 @@ fn owned_by_trusted(p: &Path, m: &std::fs::Metadata, euid: u32) -> Result<(), St
     if uid == 0 || uid == euid {
         return Ok(());
     }
-    let owner = nix::unistd::User::from_uid(uid.into())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string());
+    let owner = crate::nss::user_by_uid(uid.into()).map(|u| u.name).unwrap_or_else(|| uid.to_string());
     Err(format!("{} is owned by {owner}, not by root or the user running ddcoterm", p.display()))
 }
 

@@ -12,14 +12,30 @@ pub fn decide(
     inv: &Invocation,
     cli_actions: Option<&ActionSet>,
 ) -> anyhow::Result<Decision> {
-    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?
-        .one_shot()
-        .org_code_cache(&loaded.dirs.system);
-    let decision = engine.evaluate(inv, cli_actions);
+    let decision = evaluate(loaded, inv, cli_actions)?;
     for e in &decision.errors {
         eprintln!("ddcoterm: policy error, failing closed: {e}");
     }
     Ok(decision)
+}
+
+/// [`decide`] without reporting the decision's errors (the static shim hands such a call over, and the full
+/// binary reports them).
+pub fn evaluate(
+    loaded: &Loaded,
+    inv: &Invocation,
+    cli_actions: Option<&ActionSet>,
+) -> anyhow::Result<Decision> {
+    let engine = PolicyEngine::from_settings(&loaded.policy, &loaded.settings.policy)?
+        .one_shot()
+        .org_code_cache(&loaded.dirs.system);
+    Ok(engine.evaluate(inv, cli_actions))
+}
+
+/// True when nothing but running the program follows from `d`: no action, no lint warning, no rule message,
+/// no snippet error. The static shim execs such a call itself and hands every other one over.
+pub fn is_plain(d: &Decision) -> bool {
+    d.actions.is_empty() && d.warnings.is_empty() && d.errors.is_empty() && d.user_message.is_none()
 }
 
 /// `--actions` values (comma-separated, empty entries ignored) into a set; an unknown name is a usage error.

@@ -15,12 +15,12 @@ pub fn system_dir(loaded: &Loaded) -> PathBuf {
     loaded.paths.system_shims.clone()
 }
 
-/// The real `name` on this process's PATH, skipping both shim directories and ddcoterm itself: what a shim
+/// The real `name` on this process's PATH, skipping both shim directories and both ddcoterm binaries: what a shim
 /// (or `ddcoterm -- name`) runs once policy allows it.
 pub fn find_real(loaded: &Loaded, name: &str) -> Option<PathBuf> {
     let skip = [user_dir(loaded), system_dir(loaded)];
     let path_var = std::env::var_os("PATH").unwrap_or_default();
-    resolve::find_real(name, &path_var, &skip, resolve::self_id())
+    resolve::find_real(name, &path_var, &skip, &resolve::our_ids())
 }
 
 /// The program a command word names: a path as given, else [`find_real`]; 127 when there is none.

@@ -76,6 +76,35 @@ pub fn shim(name: &str, args: Vec<OsString>) -> anyhow::Result<i32> {
     run(&loaded, cmd, &Options::default())
 }
 
+/// The static shim binary's path (`ddcoterm-shim`): [`shim`] for a call whose decision is plain
+/// ([`decide::is_plain`]), which it execs; `hand_over` (exec the full `ddcoterm`, which never returns) for
+/// everything else, before anything has been printed, asked, sent or marked: a configuration warning or
+/// error, no real program, a re-entry loop, any action, lint warning, rule message or snippet error, and any
+/// user or group look-up ([`crate::nss`]). Returns only when the exec of the real program fails.
+pub fn shim_plain_only(name: &str, args: Vec<OsString>, hand_over: fn() -> !) -> anyhow::Result<i32> {
+    crate::nss::refuse_with(hand_over);
+    let loaded = match config::load::load_guarded(&LoadOptions::from_env()) {
+        Ok(l) if l.warnings.is_empty() => l,
+        _ => hand_over(),
+    };
+    let Some(program) = locate::find_real(&loaded, name) else { hand_over() };
+    let cmd = Guarded { name: name.to_string(), program, args };
+    if let Some(times) = reentries(name) {
+        if times >= MAX_REENTRIES {
+            hand_over();
+        }
+        mark_active(name, times + 1);
+        return launch::exec(&Target::Command(cmd), &loaded);
+    }
+    let inv = Invocation::from_process(&cmd.name, &cmd.args);
+    match decide::evaluate(&loaded, &inv, None) {
+        Ok(d) if decide::is_plain(&d) => {}
+        _ => hand_over(),
+    }
+    mark_active(name, 0);
+    launch::exec(&Target::Command(cmd), &loaded)
+}
+
 /// Loads the layered configuration and prints its warnings once on stderr (every entry point starts here).
 pub fn load_config(opts: LoadOptions) -> anyhow::Result<Loaded> {
     let loaded = config::load(&opts)?;

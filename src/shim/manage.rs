@@ -14,11 +14,52 @@ pub struct ShimScope {
     pub rc_files: Vec<PathBuf>,
 }
 
+/// The binaries a shim link of this installation may point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    /// What new links point at: the static shim binary when it is installed beside ddcoterm (a plain call
+    /// then costs no dynamic loading), else ddcoterm itself.
+    pub link_to: PathBuf,
+    /// Every binary of this installation, canonical: a link to any of them is one of our shims.
+    pub ours: Vec<PathBuf>,
+}
+
+impl Targets {
+    /// Links point at `binary`, the only one that counts as ours.
+    pub fn single(binary: PathBuf) -> Targets {
+        Targets { link_to: binary.clone(), ours: vec![binary] }
+    }
+
+    /// The running ddcoterm and, when it is installed beside it, the static shim binary (which new links
+    /// then point at).
+    pub fn of_this_installation() -> Targets {
+        let full = resolve::self_exe();
+        let static_shim = resolve::sibling()
+            .filter(|p| p.file_name().is_some_and(|n| n == super::SHIM_BINARY))
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .filter(|p| {
+                std::fs::metadata(p).is_ok_and(|m| {
+                    m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+                })
+            });
+        match static_shim {
+            Some(s) => Targets { link_to: s.clone(), ours: vec![s, full] },
+            None => Targets::single(full),
+        }
+    }
+
+    fn ids(&self) -> Vec<resolve::FileId> {
+        self.ours.iter().filter_map(|p| resolve::file_id(p)).collect()
+    }
+}
+
 /// What happened to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Created(PathBuf),
     AlreadyThere(PathBuf),
+    /// It pointed at the other binary of this installation (ddcoterm before the static shim was installed).
+    Relinked(PathBuf),
     Removed(PathBuf),
     NotThere(PathBuf),
 }
@@ -52,14 +93,26 @@ pub fn check_name(name: &str) -> Result<(), ShimError> {
     Ok(())
 }
 
-/// True when `path` is a symlink whose target is the ddcoterm binary `target`.
-pub fn is_our_shim(path: &Path, target: &Path) -> bool {
+/// True when `path` is a symlink to one of this installation's binaries.
+pub fn is_our_shim(path: &Path, targets: &Targets) -> bool {
     path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false)
-        && std::fs::canonicalize(path).map(|p| p == target).unwrap_or(false)
+        && std::fs::canonicalize(path).map(|p| targets.ours.contains(&p)).unwrap_or(false)
 }
 
-/// Creates shims for `names` pointing at `target`, idempotently, and adds the PATH block to each rc file.
-pub fn create(scope: &ShimScope, names: &[String], target: &Path) -> Result<Vec<Outcome>, ShimError> {
+/// True when the symlink `link` names a file called like one of ddcoterm's binaries (an older or moved
+/// installation's shim, or a dangling one).
+fn points_at_a_ddcoterm(link: &Path) -> bool {
+    link.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false)
+        && std::fs::read_link(link)
+            .ok()
+            .and_then(|t| t.file_name().map(|f| f == super::FULL_BINARY || f == super::SHIM_BINARY))
+            .unwrap_or(false)
+}
+
+/// Creates shims for `names` pointing at `targets.link_to`, idempotently (a shim pointing at this
+/// installation's other binary is relinked), and adds the PATH block to each rc file.
+pub fn create(scope: &ShimScope, names: &[String], targets: &Targets) -> Result<Vec<Outcome>, ShimError> {
+    let target = &targets.link_to;
     for n in names {
         check_name(n)?;
     }
@@ -68,20 +121,20 @@ pub fn create(scope: &ShimScope, names: &[String], target: &Path) -> Result<Vec<
     for n in names {
         let link = scope.dir.join(n);
         if link.symlink_metadata().is_ok() {
-            if is_our_shim(&link, target) {
+            if std::fs::canonicalize(&link).is_ok_and(|p| &p == target) {
                 out.push(Outcome::AlreadyThere(link));
                 continue;
             }
-            // A shim of an older ddcoterm binary (moved/upgraded) is ours to replace; anything else is not.
-            let stale = link.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false)
-                && std::fs::read_link(&link)
-                    .ok()
-                    .and_then(|t| t.file_name().map(|f| f == "ddcoterm"))
-                    .unwrap_or(false);
-            if !stale {
+            // A shim of this installation's other binary, or of an older ddcoterm (moved, upgraded), is ours
+            // to replace; anything else is not.
+            let relinked = is_our_shim(&link, targets);
+            if !relinked && !points_at_a_ddcoterm(&link) {
                 return Err(ShimError::Occupied(link));
             }
             std::fs::remove_file(&link).map_err(io_err(&link))?;
+            std::os::unix::fs::symlink(target, &link).map_err(io_err(&link))?;
+            out.push(if relinked { Outcome::Relinked(link) } else { Outcome::Created(link) });
+            continue;
         }
         std::os::unix::fs::symlink(target, &link).map_err(io_err(&link))?;
         out.push(Outcome::Created(link));
@@ -97,14 +150,14 @@ pub fn create(scope: &ShimScope, names: &[String], target: &Path) -> Result<Vec<
 }
 
 /// Removes shims for `names` (only symlinks to ddcoterm); drops the PATH block when no shim is left.
-pub fn remove(scope: &ShimScope, names: &[String], target: &Path) -> Result<Vec<Outcome>, ShimError> {
+pub fn remove(scope: &ShimScope, names: &[String], targets: &Targets) -> Result<Vec<Outcome>, ShimError> {
     for n in names {
         check_name(n)?;
     }
     let mut out = Vec::new();
     for n in names {
         let link = scope.dir.join(n);
-        if is_our_shim(&link, target) || is_dangling_shim(&link) {
+        if is_our_shim(&link, targets) || is_dangling_shim(&link) {
             std::fs::remove_file(&link).map_err(io_err(&link))?;
             out.push(Outcome::Removed(link));
         } else if link.symlink_metadata().is_ok() {
@@ -113,7 +166,7 @@ pub fn remove(scope: &ShimScope, names: &[String], target: &Path) -> Result<Vec<
             out.push(Outcome::NotThere(link));
         }
     }
-    if list(scope, target)?.is_empty() {
+    if list(scope, targets)?.is_empty() {
         for rc in &scope.rc_files {
             let text = read_or_empty(rc)?;
             if path_block::present(&text) {
@@ -125,9 +178,7 @@ pub fn remove(scope: &ShimScope, names: &[String], target: &Path) -> Result<Vec<
 }
 
 fn is_dangling_shim(link: &Path) -> bool {
-    link.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false)
-        && !link.exists()
-        && std::fs::read_link(link).ok().and_then(|t| t.file_name().map(|f| f == "ddcoterm")).unwrap_or(false)
+    !link.exists() && points_at_a_ddcoterm(link)
 }
 
 /// One listed shim.
@@ -140,20 +191,20 @@ pub struct ShimInfo {
 }
 
 /// Shims in the scope's directory, sorted by name.
-pub fn list(scope: &ShimScope, target: &Path) -> Result<Vec<ShimInfo>, ShimError> {
+pub fn list(scope: &ShimScope, targets: &Targets) -> Result<Vec<ShimInfo>, ShimError> {
     let entries = match std::fs::read_dir(&scope.dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(ShimError::Io { path: scope.dir.clone(), err: e }),
     };
     let path_var = std::env::var_os("PATH").unwrap_or_default();
-    let me = resolve::file_id(target);
+    let ours = targets.ids();
     let mut out: Vec<ShimInfo> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| is_our_shim(&e.path(), target))
+        .filter(|e| is_our_shim(&e.path(), targets))
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let real = resolve::find_real(&name, &path_var, std::slice::from_ref(&scope.dir), me);
+            let real = resolve::find_real(&name, &path_var, std::slice::from_ref(&scope.dir), &ours);
             ShimInfo { name, path: e.path(), real }
         })
         .collect();
@@ -199,7 +250,7 @@ fn write_keep_mode(path: &Path, text: &str) -> Result<(), ShimError> {
 mod tests {
     use super::*;
 
-    fn setup() -> (tempfile::TempDir, ShimScope, PathBuf) {
+    fn setup() -> (tempfile::TempDir, ShimScope, Targets) {
         let t = tempfile::tempdir().unwrap();
         let target = t.path().join("ddcoterm");
         std::fs::write(&target, "#!/bin/sh\n").unwrap();
@@ -209,7 +260,7 @@ mod tests {
             rc_files: vec![t.path().join(".bashrc"), t.path().join(".zshrc")],
         };
         std::fs::write(&scope.rc_files[0], "export EDITOR=vi\n").unwrap();
-        (t, scope, target)
+        (t, scope, Targets::single(target))
     }
 
     #[test]
@@ -251,5 +302,27 @@ mod tests {
         let out = remove(&scope, &["helm".into(), "nope".into()], &target).unwrap();
         assert!(matches!(out[1], Outcome::NotThere(_)));
         assert_eq!(std::fs::read_to_string(&scope.rc_files[0]).unwrap(), "export EDITOR=vi\n");
+    }
+
+    #[test]
+    fn a_shim_of_the_full_binary_is_relinked_to_the_static_one_and_both_count_as_ours() {
+        let (t, scope, full) = setup();
+        let stat = t.path().join("ddcoterm-shim");
+        std::fs::write(&stat, "#!/bin/sh\n").unwrap();
+        let stat = std::fs::canonicalize(stat).unwrap();
+        let both = Targets { link_to: stat.clone(), ours: vec![stat.clone(), full.link_to.clone()] };
+        create(&scope, &["kubectl".into()], &full).unwrap();
+        let out = create(&scope, &["kubectl".into(), "helm".into()], &both).unwrap();
+        assert!(matches!(out[0], Outcome::Relinked(_)), "{out:?}");
+        assert!(matches!(out[1], Outcome::Created(_)), "{out:?}");
+        assert_eq!(std::fs::canonicalize(scope.dir.join("kubectl")).unwrap(), stat);
+        let again = create(&scope, &["kubectl".into()], &both).unwrap();
+        assert!(matches!(again[0], Outcome::AlreadyThere(_)), "{again:?}");
+        let listed: Vec<String> = list(&scope, &both).unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(listed, ["helm", "kubectl"]);
+        // The full binary alone does not claim links to the static one; the pair removes them.
+        assert!(list(&scope, &full).unwrap().is_empty());
+        remove(&scope, &["kubectl".into(), "helm".into()], &both).unwrap();
+        assert!(list(&scope, &both).unwrap().is_empty());
     }
 }

@@ -9,6 +9,12 @@ pub mod resolve;
 use std::ffi::OsStr;
 use std::path::Path;
 
+/// The full binary's file name: the CLI, and the shim for calls the static shim hands over.
+pub const FULL_BINARY: &str = "ddcoterm";
+/// The static shim binary's file name, installed beside [`FULL_BINARY`]: what new shim links point at when it
+/// is there (it decides plain calls without the dynamic loader and hands everything else over).
+pub const SHIM_BINARY: &str = "ddcoterm-shim";
+
 /// The guarded command's name when the binary was started through a shim (argv[0] is not ddcoterm itself).
 /// Called first thing in `main`, so it only looks at the string.
 pub fn shim_name(argv0: &OsStr) -> Option<String> {

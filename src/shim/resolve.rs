@@ -18,15 +18,33 @@ pub fn self_id() -> Option<FileId> {
     file_id(Path::new("/proc/self/exe")).or_else(|| std::env::current_exe().ok().and_then(|p| file_id(&p)))
 }
 
+/// The identities of this installation's two binaries: the running one and its sibling (`ddcoterm` beside
+/// `ddcoterm-shim`, or the other way round), when there. A shim link elsewhere on PATH points at either.
+pub fn our_ids() -> Vec<FileId> {
+    let mut ids: Vec<FileId> = self_id().into_iter().collect();
+    if let Some(id) = sibling().and_then(|p| file_id(&p)) {
+        ids.push(id);
+    }
+    ids
+}
+
+/// The other binary of this installation, in the running binary's directory: `ddcoterm-shim` when running
+/// `ddcoterm` (under any name), `ddcoterm` when running `ddcoterm-shim`.
+pub fn sibling() -> Option<PathBuf> {
+    let exe = std::fs::read_link("/proc/self/exe").or_else(|_| std::env::current_exe()).ok()?;
+    let other = if exe.file_name()? == super::SHIM_BINARY { super::FULL_BINARY } else { super::SHIM_BINARY };
+    Some(exe.parent()?.join(other))
+}
+
 /// Walks `path_var` for an executable `name`, skipping `skip_dirs` (shim directories) and any candidate that
-/// is the running binary `me` (a link of ddcoterm elsewhere on PATH would loop forever).
+/// is one of `ours` ([`our_ids`]: a link of ddcoterm elsewhere on PATH would loop forever).
 ///
 /// Not the `which` crate (issue #20 asked; kept ours on purpose): `which_in_all` knows neither the shim
 /// directories nor ddcoterm itself, so both would still be filtered here, PATH rebuilt without the skipped
 /// directories and without empty entries (which `which` resolves against the working directory on Unix), and
 /// each hit stat'ed again for its identity; `which` also pays an `access(2)` per candidate on top of its
 /// `stat`. This walk is one `stat` per candidate and per shim directory, on every shim call.
-pub fn find_real(name: &str, path_var: &OsStr, skip_dirs: &[PathBuf], me: Option<FileId>) -> Option<PathBuf> {
+pub fn find_real(name: &str, path_var: &OsStr, skip_dirs: &[PathBuf], ours: &[FileId]) -> Option<PathBuf> {
     let skip: Vec<FileId> = skip_dirs.iter().filter_map(|d| file_id(d)).collect();
     for dir in std::env::split_paths(path_var) {
         if dir.as_os_str().is_empty() {
@@ -40,7 +58,7 @@ pub fn find_real(name: &str, path_var: &OsStr, skip_dirs: &[PathBuf], me: Option
         if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
             continue;
         }
-        if me == Some((meta.dev(), meta.ino())) {
+        if ours.contains(&(meta.dev(), meta.ino())) {
             continue;
         }
         return Some(cand);
@@ -62,6 +80,10 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    fn ids(p: &Path) -> Vec<FileId> {
+        file_id(p).into_iter().collect()
+    }
+
     fn exe(path: &Path) {
         std::fs::write(path, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -82,7 +104,7 @@ mod tests {
         std::fs::write(noexec.join("kubectl"), "x").unwrap(); // not executable: skipped
         exe(&real.join("kubectl"));
         let path = std::env::join_paths([&shims, &other, &noexec, &real]).unwrap();
-        let found = find_real("kubectl", &path, std::slice::from_ref(&shims), file_id(&me)).unwrap();
+        let found = find_real("kubectl", &path, std::slice::from_ref(&shims), &ids(&me)).unwrap();
         assert_eq!(found, real.join("kubectl"));
     }
 
@@ -93,7 +115,7 @@ mod tests {
         exe(&me);
         symlink(&me, t.path().join("kubectl")).unwrap();
         let path = std::env::join_paths([t.path()]).unwrap();
-        assert_eq!(find_real("kubectl", &path, &[], file_id(&me)), None);
+        assert_eq!(find_real("kubectl", &path, &[], &ids(&me)), None);
     }
 
     #[test]
@@ -111,7 +133,7 @@ mod tests {
         std::fs::hard_link(&me, linked.join("kubectl")).unwrap(); // same file, no symlink to follow
         exe(&real.join("kubectl"));
         let path = std::env::join_paths([&alias, &linked, &real]).unwrap();
-        let found = find_real("kubectl", &path, std::slice::from_ref(&shims), file_id(&me));
+        let found = find_real("kubectl", &path, std::slice::from_ref(&shims), &ids(&me));
         assert_eq!(found, Some(real.join("kubectl")));
     }
 

@@ -133,9 +133,7 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
 
 /// The user's login shell from the password database, as sshd takes it (`/bin/sh` when empty).
 pub fn login_shell() -> PathBuf {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
+    crate::nss::user_by_uid(nix::unistd::getuid())
         .map(|u| u.shell)
         .filter(|s| !s.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("/bin/sh"))

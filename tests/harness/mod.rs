@@ -18,6 +18,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ddcoterm"))
 }
 
+/// The static shim binary, built beside [`bin`] (what `ddcoterm shim create` links to when it is there).
+pub fn shim_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ddcoterm-shim"))
+}
+
 pub fn reference(name: &str) -> String {
     // Byte-identical copies of the CoTerm reference configs (shared/reference), kept in the repo.
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy_fixtures").join(name);
@@ -106,11 +111,19 @@ impl World {
         self.write(&format!("real/{name}"), script, 0o755);
         self
     }
-    /// A shim in `shims/` pointing at the ddcoterm under test.
+    /// A shim for `name` as `ddcoterm shim create` makes it: a link to the static shim binary, which decides
+    /// plain calls itself and hands every other call over to `ddcoterm` beside it.
     pub fn shim(&self, name: &str) -> PathBuf {
+        self.shim_to(name, &shim_bin())
+    }
+    /// A shim for `name` that links to the full `ddcoterm` (an installation without the static binary).
+    pub fn shim_of_full_binary(&self, name: &str) -> PathBuf {
+        self.shim_to(name, &bin())
+    }
+    fn shim_to(&self, name: &str, binary: &Path) -> PathBuf {
         let link = self.path(&format!("shims/{name}"));
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(bin(), &link).unwrap();
+        std::os::unix::fs::symlink(binary, &link).unwrap();
         link
     }
     /// A command with the world's environment (and nothing of the caller's DDCOTERM_*/DD_* variables).

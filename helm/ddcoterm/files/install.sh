@@ -9,9 +9,10 @@
 #   DEST_SYSTEM   where /etc/ddcoterm goes                                                   [required]
 #   CONFIG_SOURCE the file of SRC_CONFIG installed as config.yaml (default config.yaml; the
 #                 bastion pod in agent mode takes bastion-config.yaml: the layer plus agent:)
-#   DEST_BIN      copy /usr/local/bin/ddcoterm here (nodes)
+#   DEST_BIN      copy /usr/local/bin/ddcoterm and the static shim binary ddcoterm-shim here (nodes)
 #   DEST_SHIMS    create shims here, for the commands in SHIMS (space-separated)
-#   SHIM_TARGET   what the shims point at (default /usr/local/bin/ddcoterm)
+#   SHIM_TARGET   what the shims point at (default /usr/local/bin/ddcoterm-shim, the static shim binary,
+#                 which hands what it does not decide over to the ddcoterm beside it)
 #   DEST_PROFILE  install ddcoterm.sh (PATH snippet) here (nodes)
 #   WRITE_KEYS=1  write DD_API_KEY/DD_APP_KEY/DD_SITE to DEST_SYSTEM/datadog.env, mode 0600
 #   LOOP=N        repeat every N seconds (DaemonSet); otherwise run once
@@ -21,7 +22,9 @@ set -eu
 umask 022
 
 : "${SRC_CONFIG:?}" "${SRC_BUNDLES:?}" "${DEST_SYSTEM:?}"
-SHIM_TARGET="${SHIM_TARGET:-/usr/local/bin/ddcoterm}"
+SHIM_TARGET="${SHIM_TARGET:-/usr/local/bin/ddcoterm-shim}"
+# Shims pointing at either binary of the target's directory are ours (relinked or removed).
+shim_dir_of_target="$(dirname "$SHIM_TARGET")"
 
 log() { echo "ddcoterm-install: $*"; }
 
@@ -81,6 +84,7 @@ sync_once() {
     if [ -n "${DEST_BIN:-}" ]; then
         install -d -m 0755 "$DEST_BIN"
         put /usr/local/bin/ddcoterm "$DEST_BIN/ddcoterm" 755
+        put /usr/local/bin/ddcoterm-shim "$DEST_BIN/ddcoterm-shim" 755
     fi
 
     if [ -n "${DEST_SHIMS:-}" ]; then
@@ -93,7 +97,11 @@ sync_once() {
         done
         # Remove our own shims for commands no longer listed; leave anything else alone.
         for f in "$DEST_SHIMS"/*; do
-            [ -L "$f" ] && [ "$(readlink "$f")" = "$SHIM_TARGET" ] || continue
+            [ -L "$f" ] || continue
+            case "$(readlink "$f")" in
+                "$shim_dir_of_target/ddcoterm" | "$shim_dir_of_target/ddcoterm-shim") ;;
+                *) continue ;;
+            esac
             case " ${SHIMS:-} " in *" ${f##*/} "*) ;; *) rm -f "$f"; log "removed shim $f" ;; esac
         done
     fi
