@@ -102,7 +102,7 @@ fn packages_install_run_the_server_and_purge_to_nothing() {
         "/usr/bin/ddcoterm\n/usr/bin/ddcoterm-shim\n/usr/bin/ddcoterm-server\n"
     );
     // `shim create` links to the static shim binary installed beside ddcoterm.
-    let shim = root("ddcoterm shim create --system kubectl >/dev/null && readlink /usr/local/lib/ddcoterm/overrides/kubectl && ddcoterm shim remove --system kubectl >/dev/null")
+    let shim = root("ddcoterm shim create --system --no-rc kubectl >/dev/null && readlink /usr/local/lib/ddcoterm/overrides/kubectl && rm -r /usr/local/lib/ddcoterm")
         .ok("shim create")
         .stdout;
     assert_eq!(shim, "/usr/bin/ddcoterm-shim\n");
