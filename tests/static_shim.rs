@@ -197,6 +197,26 @@ fn a_broken_user_layer_is_reported_once_by_ddcoterm_and_the_call_still_runs() {
 }
 
 #[test]
+fn a_link_to_either_binary_elsewhere_on_path_is_not_the_real_program() {
+    if strace_missing() {
+        return;
+    }
+    let w = world(ORG);
+    let other = w.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::os::unix::fs::symlink(harness::bin(), other.join("kubectl")).unwrap();
+    let path = format!(
+        "{}:{}:{}:/usr/bin:/bin",
+        w.path("shims").display(),
+        other.display(),
+        w.path("real").display()
+    );
+    let t = traced(&w, &w.shim("kubectl"), &["get", "pods"], &[("PATH", Some(&path))]);
+    assert!(t.execd_the_real(&w), "exec'd {}", t.next_program);
+    assert_eq!(text(&t.out.stdout), "REAL kubectl [get] [pods]\n", "{}", text(&t.out.stderr));
+}
+
+#[test]
 fn without_ddcoterm_beside_it_plain_calls_run_and_the_rest_fail_closed() {
     let w = world(ORG);
     let alone = w.path("alone");
