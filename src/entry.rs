@@ -5,6 +5,29 @@
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
+/// Defines a binary's `main` around `dispatch` ([`start`]): with glibc a C `main` (the binary carries
+/// `#![no_main]`; src/main.rs says why), elsewhere Rust's. Both binaries use it, so the two cannot drift.
+#[macro_export]
+macro_rules! entry_point {
+    ($dispatch:path) => {
+        /// The C entry point: the C runtime calls it with the arguments std already captured.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        #[allow(unsafe_code)] // `no_mangle` only names the symbol the C runtime calls; nothing unsafe runs.
+        #[unsafe(no_mangle)]
+        extern "C" fn main(
+            _argc: ::std::ffi::c_int,
+            _argv: *const *const ::std::ffi::c_char,
+        ) -> ::std::ffi::c_int {
+            i32::from($crate::entry::start($dispatch))
+        }
+
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        fn main() -> ::std::process::ExitCode {
+            ::std::process::ExitCode::from($crate::entry::start($dispatch))
+        }
+    };
+}
+
 /// Runtime set-up, then `dispatch` with a panic turned into exit 101 (the message is printed by the hook);
 /// returns the process's exit code.
 pub fn start(dispatch: fn() -> anyhow::Result<i32>) -> u8 {

@@ -1,10 +1,16 @@
 //! Durable file writes for the spool and the user's config file: temp file, fsync, rename, fsync of the
-//! directory; 0600 files, 0700 dirs. Below both, so neither imports the other for it.
+//! directory; 0600 files, 0700 dirs. Below both, so neither imports the other for it. And the one test of
+//! whether a path is a program one could run, which the shims, `doctor` and ssh passthroughs share.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+/// True when `p` resolves to a regular file with an execute bit set (for anyone).
+pub fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
 
 /// Creates `dir` (and parents) and makes it 0700.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {

@@ -11,18 +11,7 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod cmath;
 
-/// The C entry point: the C runtime calls it with the arguments std already captured.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // `no_mangle` only names the symbol the C runtime calls; nothing unsafe runs.
-#[unsafe(no_mangle)]
-extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    i32::from(ddcoterm::entry::start(dispatch))
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(ddcoterm::entry::start(dispatch))
-}
+ddcoterm::entry_point!(dispatch);
 
 fn dispatch() -> anyhow::Result<i32> {
     // A shim is a symlink named after the guarded command: nothing else may run before this check.

@@ -69,12 +69,17 @@ impl Traced {
         Path::new(&self.next_program) == w.path("real/kubectl")
     }
     /// The static process opened none of the user and group databases' files, nor an NSS module.
-    fn no_lookups(&self) -> bool {
+    fn assert_no_lookups(&self) {
         let bad = ["/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "libnss_", "/etc/host.conf"];
         let hits: Vec<&String> =
             self.before_exec.iter().filter(|l| bad.iter().any(|b| l.contains(b))).collect();
         assert!(hits.is_empty(), "the static shim made a look-up:\n{hits:#?}");
-        true
+    }
+    /// Handed over without a look-up, and `ddcoterm` then ran `kubectl get pods` (no output of its own).
+    fn assert_handed_over_and_ran_get_pods(&self) {
+        assert!(self.handed_over(), "exec'd {}", self.next_program);
+        self.assert_no_lookups();
+        assert_eq!(text(&self.out.stdout), "REAL kubectl [get] [pods]\n", "{}", text(&self.out.stderr));
     }
 }
 
@@ -94,7 +99,7 @@ fn a_plain_call_is_execd_by_the_static_binary_itself() {
     assert_eq!(text(&t.out.stdout), "REAL kubectl [get] [pods]\n", "{}", text(&t.out.stderr));
     assert!(t.out.status.success());
     assert!(t.execd_the_real(&w), "exec'd {}", t.next_program);
-    assert!(t.no_lookups());
+    t.assert_no_lookups();
     assert!(text(&t.out.stderr).is_empty(), "{}", text(&t.out.stderr));
 }
 
@@ -106,7 +111,7 @@ fn a_call_with_an_action_is_handed_over_and_recorded_by_ddcoterm() {
     let w = world(ORG);
     let t = traced(&w, &w.shim("kubectl"), &["delete", "pod", "x"], &[]);
     assert!(t.handed_over(), "exec'd {}", t.next_program);
-    assert!(t.no_lookups());
+    t.assert_no_lookups();
     assert!(t.out.status.success(), "{}", text(&t.out.stderr));
     assert!(text(&t.out.stdout).contains("REAL kubectl [delete] [pod] [x]"), "{}", text(&t.out.stdout));
     let casts = std::fs::read_dir(w.recordings())
@@ -123,7 +128,7 @@ fn a_lint_warning_is_handed_over_and_shown_once() {
     let w = world(ORG);
     let t = traced(&w, &w.shim("kubectl"), &["drain", "node-1"], &[]);
     assert!(t.handed_over(), "exec'd {}", t.next_program);
-    assert!(t.no_lookups());
+    t.assert_no_lookups();
     assert_eq!(t.out.status.code(), Some(1), "no terminal to confirm on: refused");
     assert_eq!(text(&t.out.stderr).matches("DRAIN WARNING").count(), 1, "{}", text(&t.out.stderr));
     assert!(text(&t.out.stdout).is_empty());
@@ -145,12 +150,10 @@ fn team_layers_are_chosen_by_ddcoterm_not_by_the_static_binary() {
         0o644,
     );
     let plain = traced(&w, &w.shim("kubectl"), &["get", "pods"], &[]);
-    assert!(plain.handed_over(), "exec'd {}", plain.next_program);
-    assert!(plain.no_lookups());
-    assert_eq!(text(&plain.out.stdout), "REAL kubectl [get] [pods]\n", "{}", text(&plain.out.stderr));
+    plain.assert_handed_over_and_ran_get_pods();
     // The team's layer applies: ddcoterm found the membership the static binary did not look up.
     let warned = traced(&w, &w.shim("kubectl"), &["scale", "x"], &[]);
-    assert!(warned.no_lookups());
+    warned.assert_no_lookups();
     assert_eq!(warned.out.status.code(), Some(1));
     assert!(text(&warned.out.stderr).contains("TEAM SAYS CAREFUL"), "{}", text(&warned.out.stderr));
 }
@@ -164,9 +167,7 @@ fn a_snippet_that_reads_user_is_handed_over() {
         "{NO_RECORDING}  commands:\n    - command: kubectl\n      lints:\n        - if user == 'nobody-at-all' then return 'NOBODY' end\n"
     ));
     let t = traced(&w, &w.shim("kubectl"), &["get", "pods"], &[]);
-    assert!(t.handed_over(), "exec'd {}", t.next_program);
-    assert!(t.no_lookups());
-    assert_eq!(text(&t.out.stdout), "REAL kubectl [get] [pods]\n", "{}", text(&t.out.stderr));
+    t.assert_handed_over_and_ran_get_pods();
 }
 
 #[test]
@@ -176,9 +177,7 @@ fn no_home_is_handed_over_rather_than_looked_up() {
     }
     let w = world(ORG);
     let t = traced(&w, &w.shim("kubectl"), &["get", "pods"], &[("HOME", None), ("DDCOTERM_HOME", None)]);
-    assert!(t.handed_over(), "exec'd {}", t.next_program);
-    assert!(t.no_lookups());
-    assert_eq!(text(&t.out.stdout), "REAL kubectl [get] [pods]\n", "{}", text(&t.out.stderr));
+    t.assert_handed_over_and_ran_get_pods();
 }
 
 #[test]
@@ -189,9 +188,7 @@ fn a_broken_user_layer_is_reported_once_by_ddcoterm_and_the_call_still_runs() {
     let w = world(ORG);
     w.user_config("process_config: [not, a, mapping\n");
     let t = traced(&w, &w.shim("kubectl"), &["get", "pods"], &[]);
-    assert!(t.handed_over(), "exec'd {}", t.next_program);
-    assert!(t.no_lookups());
-    assert_eq!(text(&t.out.stdout), "REAL kubectl [get] [pods]\n");
+    t.assert_handed_over_and_ran_get_pods();
     let err = text(&t.out.stderr);
     assert_eq!(err.matches("your own config is skipped").count(), 1, "{err}");
 }

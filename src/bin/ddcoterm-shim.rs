@@ -11,20 +11,8 @@
 
 use ddcoterm::error::Exit;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 
-/// The C entry point (src/main.rs says why there is one).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // `no_mangle` only names the symbol the C runtime calls; nothing unsafe runs.
-#[unsafe(no_mangle)]
-extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    i32::from(ddcoterm::entry::start(dispatch))
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(ddcoterm::entry::start(dispatch))
-}
+ddcoterm::entry_point!(dispatch);
 
 fn dispatch() -> anyhow::Result<i32> {
     let mut args = std::env::args_os();
@@ -51,18 +39,13 @@ fn called_by_name(first: Option<std::ffi::OsString>) -> anyhow::Result<i32> {
     .into())
 }
 
-/// The full `ddcoterm` in this binary's directory.
-fn full_binary() -> PathBuf {
-    let exe = std::fs::read_link("/proc/self/exe").or_else(|_| std::env::current_exe()).unwrap_or_default();
-    exe.parent().map(|d| d.join(ddcoterm::shim::FULL_BINARY)).unwrap_or_default()
-}
-
 /// Replaces this process with the full `ddcoterm`, with this process's argv (argv[0] included, so it runs
 /// as the same shim), environment and pid (a re-entry marker keeps its meaning). An exec that fails is the
 /// end of the call: 127 when the full binary is missing, 126 when it cannot be run. It never falls back to
 /// running the command unguarded.
 fn hand_over() -> ! {
-    let full = full_binary();
+    // By its own name, not as `resolve::sibling`: this binary may be installed under another name.
+    let full = ddcoterm::shim::resolve::beside_self(ddcoterm::shim::FULL_BINARY).unwrap_or_default();
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
     let err = std::process::Command::new(&full).arg0(argv0).args(args).exec();

@@ -2,7 +2,6 @@
 //! the same command. Not on the shim path itself.
 
 use crate::model::Finding;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Shims work only when their directory comes before every other directory holding the same command.
@@ -32,7 +31,7 @@ pub fn check(what: &str, dir: &Path, path: &[PathBuf], skip_if_missing: bool) ->
     };
     let mut shadowed = Vec::new();
     for n in &names {
-        if let Some(before) = path[..pos].iter().find(|p| is_executable(&p.join(n))) {
+        if let Some(before) = path[..pos].iter().find(|p| crate::fsutil::is_executable(&p.join(n))) {
             shadowed.push(format!("{n} (found first in {})", before.display()));
         }
     }
@@ -46,14 +45,11 @@ pub fn check(what: &str, dir: &Path, path: &[PathBuf], skip_if_missing: bool) ->
     })
 }
 
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Verdict;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn shims_not_on_path_or_shadowed_fail() {

@@ -37,11 +37,7 @@ impl Targets {
         let static_shim = resolve::sibling()
             .filter(|p| p.file_name().is_some_and(|n| n == super::SHIM_BINARY))
             .and_then(|p| std::fs::canonicalize(p).ok())
-            .filter(|p| {
-                std::fs::metadata(p).is_ok_and(|m| {
-                    m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-                })
-            });
+            .filter(|p| crate::fsutil::is_executable(p));
         match static_shim {
             Some(s) => Targets { link_to: s.clone(), ours: vec![s, full] },
             None => Targets::single(full),

@@ -31,9 +31,19 @@ pub fn our_ids() -> Vec<FileId> {
 /// The other binary of this installation, in the running binary's directory: `ddcoterm-shim` when running
 /// `ddcoterm` (under any name), `ddcoterm` when running `ddcoterm-shim`.
 pub fn sibling() -> Option<PathBuf> {
-    let exe = std::fs::read_link("/proc/self/exe").or_else(|_| std::env::current_exe()).ok()?;
+    let exe = running_binary()?;
     let other = if exe.file_name()? == super::SHIM_BINARY { super::FULL_BINARY } else { super::SHIM_BINARY };
     Some(exe.parent()?.join(other))
+}
+
+/// The file called `name` in the running binary's directory (the real one, whatever link started it).
+pub fn beside_self(name: &str) -> Option<PathBuf> {
+    Some(running_binary()?.parent()?.join(name))
+}
+
+/// The running binary's real path: `/proc/self/exe` read as a link (one `readlink`, no canonicalisation).
+fn running_binary() -> Option<PathBuf> {
+    std::fs::read_link("/proc/self/exe").or_else(|_| std::env::current_exe()).ok()
 }
 
 /// Walks `path_var` for an executable `name`, skipping `skip_dirs` (shim directories) and any candidate that

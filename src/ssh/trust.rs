@@ -3,6 +3,7 @@
 //! rc files can change), and the file and every directory above it must be owned by root and writable by
 //! nobody else. Otherwise `~/bin/scp` or `/home/u/sftp-server` would be an unrecorded shell.
 
+use crate::fsutil::is_executable;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -52,10 +53,6 @@ fn root_owned(p: &Path) -> Result<(), String> {
         return Err(format!("{} is writable by group or others", p.display()));
     }
     Ok(())
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
 }
 
 fn join(dirs: &[PathBuf]) -> String {
